@@ -1,0 +1,148 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/smithy-go"
+)
+
+// Client is the part of the Secrets Manager API the cache calls. The method
+// signatures are the SDK's own, so *secretsmanager.Client satisfies it; tests
+// and other programs can supply their own implementation.
+type Client interface {
+	DescribeSecret(ctx context.Context, params *secretsmanager.DescribeSecretInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error)
+	GetSecretValue(ctx context.Context, params *secretsmanager.GetSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+}
+
+var _ Client = (*secretsmanager.Client)(nil)
+
+// NewDefaultClient builds a Secrets Manager client from the AWS SDK's default
+// configuration chain (environment, shared config and credentials files,
+// container and instance roles), honouring AWS_ENDPOINT_URL and
+// AWS_ENDPOINT_URL_SECRETS_MANAGER. Every request carries
+// "secretsfs/<version>" in its User-Agent. optFns adjust the loaded
+// configuration, e.g. config.WithRegion.
+func NewDefaultClient(ctx context.Context, version string, optFns ...func(*config.LoadOptions) error) (*secretsmanager.Client, error) {
+	cfg, err := config.LoadDefaultConfig(ctx, optFns...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return NewClientFromConfig(cfg, version), nil
+}
+
+// NewClientFromConfig builds a Secrets Manager client from an AWS
+// configuration, adding "secretsfs/<version>" to the User-Agent.
+func NewClientFromConfig(cfg aws.Config, version string, optFns ...func(*secretsmanager.Options)) *secretsmanager.Client {
+	if version == "" {
+		version = "unknown"
+	}
+	ua := func(o *secretsmanager.Options) {
+		o.APIOptions = append(o.APIOptions, awsmiddleware.AddUserAgentKeyValue("secretsfs", version))
+	}
+	return secretsmanager.NewFromConfig(cfg, append([]func(*secretsmanager.Options){ua}, optFns...)...)
+}
+
+// Domain errors. Errors returned by the cache match one of these with
+// errors.Is, and the SDK's typed error (when there is one) stays reachable
+// with errors.As.
+var (
+	// ErrNotFound: the secret, stage, version or value type does not exist,
+	// or the secret is scheduled for deletion. It is fs.ErrNotExist.
+	ErrNotFound = fs.ErrNotExist
+	// ErrAccessDenied: the caller may not read the secret or may not use its
+	// KMS key. It is fs.ErrPermission.
+	ErrAccessDenied = fs.ErrPermission
+	// ErrUnavailable: Secrets Manager could not answer (throttling, network,
+	// internal error, timeout). Retrying later may succeed.
+	ErrUnavailable = errors.New("secrets manager unavailable")
+)
+
+// apiError is an error from a Secrets Manager call, classified into one of
+// the domain errors while keeping the SDK's error.
+type apiError struct {
+	op   string // "DescribeSecret", "GetSecretValue"
+	id   string // the secret id as the caller gave it
+	kind error  // ErrNotFound, ErrAccessDenied, ErrUnavailable or nil
+	err  error  // the SDK's error
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("%s %q: %v", e.op, e.id, e.err)
+}
+
+func (e *apiError) Unwrap() []error {
+	if e.kind == nil {
+		return []error{e.err}
+	}
+	return []error{e.kind, e.err}
+}
+
+// translateError turns an error from a Secrets Manager call into a domain
+// error. It relies on the SDK's typed exceptions and the service's error
+// codes, never on message text.
+func translateError(op, id string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &apiError{op: op, id: id, kind: classify(err), err: err}
+}
+
+// Error codes the service returns that the SDK does not model as types.
+const (
+	codeAccessDenied        = "AccessDeniedException"
+	codeThrottling          = "ThrottlingException"
+	codeTooManyRequests     = "TooManyRequestsException"
+	codeRequestLimit        = "RequestLimitExceeded"
+	codeServiceUnavailable  = "ServiceUnavailable"
+	codeUnrecognizedClient  = "UnrecognizedClientException"
+	codeInvalidSignature    = "InvalidSignatureException"
+	codeExpiredToken        = "ExpiredTokenException"
+	codeMissingAuthToken    = "MissingAuthenticationTokenException"
+	codeIncompleteSignature = "IncompleteSignature"
+)
+
+func classify(err error) error {
+	var (
+		notFound   *types.ResourceNotFoundException
+		decryption *types.DecryptionFailure
+		internal   *types.InternalServiceError
+		netErr     net.Error
+		apiErr     smithy.APIError
+	)
+	switch {
+	case errors.As(err, &notFound):
+		return ErrNotFound
+	case errors.As(err, &decryption):
+		return ErrAccessDenied
+	case errors.As(err, &internal):
+		return ErrUnavailable
+	case errors.As(err, &apiErr):
+		switch apiErr.ErrorCode() {
+		case codeAccessDenied, codeUnrecognizedClient, codeInvalidSignature,
+			codeExpiredToken, codeMissingAuthToken, codeIncompleteSignature:
+			return ErrAccessDenied
+		case codeThrottling, codeTooManyRequests, codeRequestLimit, codeServiceUnavailable:
+			return ErrUnavailable
+		}
+		if apiErr.ErrorFault() == smithy.FaultServer {
+			return ErrUnavailable
+		}
+		return nil
+	case errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded):
+		return ErrUnavailable
+	}
+	var status interface{ HTTPStatusCode() int }
+	if errors.As(err, &status) && status.HTTPStatusCode() >= 500 {
+		return ErrUnavailable
+	}
+	return nil
+}
