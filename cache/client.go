@@ -146,3 +146,39 @@ func classify(err error) error {
 	}
 	return nil
 }
+
+// Operation names, as counted in Stats.APICalls.
+const (
+	OpDescribeSecret = "DescribeSecret"
+	OpGetSecretValue = "GetSecretValue"
+)
+
+// describe calls DescribeSecret, counts the call and translates its error.
+func (c *Cache) describe(ctx context.Context, id string) (*secretsmanager.DescribeSecretOutput, error) {
+	c.stats.describeCalls.Add(1)
+	out, err := c.client.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)})
+	if err == nil && out == nil {
+		err = errors.New("empty answer")
+	}
+	if err != nil {
+		return nil, translateError(OpDescribeSecret, id, err)
+	}
+	return out, nil
+}
+
+// getValue calls GetSecretValue for one version by id (never by stage, so
+// the answer is immutable), counts the call and translates its error.
+func (c *Cache) getValue(ctx context.Context, id, versionID string) (*secretsmanager.GetSecretValueOutput, error) {
+	c.stats.getValueCalls.Add(1)
+	out, err := c.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
+		SecretId:  aws.String(id),
+		VersionId: aws.String(versionID),
+	})
+	if err == nil && out == nil {
+		err = errors.New("empty answer")
+	}
+	if err != nil {
+		return nil, translateError(OpGetSecretValue, id, err)
+	}
+	return out, nil
+}

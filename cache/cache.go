@@ -1,0 +1,495 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"golang.org/x/sync/singleflight"
+)
+
+// Cache is an in-memory cache of Secrets Manager secrets. It is safe for
+// concurrent use. Create it with New.
+type Cache struct {
+	client Client
+	cfg    Config
+	clock  Clock
+	rand   Rand
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	secrets *lru[string, *secretEntry] // guarded by mu
+	nextKey uint64                     // guarded by mu
+
+	flights singleflight.Group
+	seq     atomic.Uint64 // orders refreshes of one entry
+	stats   counters
+	waiting atomic.Int64 // callers waiting for a flight now
+
+	subsMu sync.Mutex
+	subs   map[*subscriber]struct{} // guarded by subsMu
+
+	wake      chan struct{} // nudges the background scheduler
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+	bgWG      sync.WaitGroup
+}
+
+// New builds a cache that reads through client. It rejects an invalid
+// configuration with an error naming each bad field. With background refresh
+// on (Config.RefreshAhead > 0) it starts a goroutine; Close stops it.
+func New(client Client, cfg Config) (*Cache, error) {
+	if client == nil {
+		return nil, errors.New("cache: client is nil")
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	c := &Cache{
+		client:  client,
+		cfg:     cfg,
+		clock:   cfg.Clock,
+		rand:    cfg.Rand,
+		log:     cfg.Logger,
+		secrets: newLRU[string, *secretEntry](cfg.MaxCacheSize),
+		subs:    make(map[*subscriber]struct{}),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	if c.clock == nil {
+		c.clock = systemClock{}
+	}
+	if c.rand == nil {
+		c.rand = globalRand{}
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RefreshAhead > 0 {
+		c.bgWG.Add(1)
+		go c.scheduleLoop()
+	}
+	return c, nil
+}
+
+// Close stops background refreshes and waits for the scheduler to end. Reads
+// keep working afterwards, refreshing on demand as the reference does.
+func (c *Cache) Close() error {
+	c.closeOnce.Do(func() { close(c.done) })
+	c.bgWG.Wait()
+	return nil
+}
+
+// GetSecretString returns the string value of the secret's default stage.
+func (c *Cache) GetSecretString(ctx context.Context, secretID string) (string, error) {
+	return c.GetSecretStringWithStage(ctx, secretID, "")
+}
+
+// GetSecretStringWithStage returns the string value of a stage of the
+// secret; an empty stage means Config.DefaultVersionStage. A binary secret
+// gives an error matching ErrNotFound.
+func (c *Cache) GetSecretStringWithStage(ctx context.Context, secretID, stage string) (string, error) {
+	var s string
+	err := c.lookup(ctx, secretID, stage, func(v *secretsmanager.GetSecretValueOutput, _ *secretEntry, _ *versionEntry, _ bool) error {
+		if v.SecretString == nil {
+			return fmt.Errorf("secret %q stage %q has no string value: %w", secretID, c.stageOrDefault(stage), ErrNotFound)
+		}
+		s = *v.SecretString
+		return nil
+	})
+	return s, err
+}
+
+// GetSecretBinary returns the binary value of the secret's default stage.
+func (c *Cache) GetSecretBinary(ctx context.Context, secretID string) ([]byte, error) {
+	return c.GetSecretBinaryWithStage(ctx, secretID, "")
+}
+
+// GetSecretBinaryWithStage returns a copy of the binary value of a stage of
+// the secret; an empty stage means Config.DefaultVersionStage. A string
+// secret gives an error matching ErrNotFound.
+func (c *Cache) GetSecretBinaryWithStage(ctx context.Context, secretID, stage string) ([]byte, error) {
+	var b []byte
+	err := c.lookup(ctx, secretID, stage, func(v *secretsmanager.GetSecretValueOutput, _ *secretEntry, _ *versionEntry, _ bool) error {
+		if v.SecretBinary == nil {
+			return fmt.Errorf("secret %q stage %q has no binary value: %w", secretID, c.stageOrDefault(stage), ErrNotFound)
+		}
+		b = append([]byte(nil), v.SecretBinary...)
+		return nil
+	})
+	return b, err
+}
+
+// Value is a snapshot of one version of a secret as served to a reader.
+type Value struct {
+	SecretID    string    // the id as the caller gave it
+	ARN         string    // from DescribeSecret
+	Name        string    // from DescribeSecret
+	Stage       string    // the stage read
+	VersionID   string    // the version served
+	Stages      []string  // every stage pointing at this version
+	CreatedDate time.Time // when the version was created
+	FetchedAt   time.Time // when the cache fetched this version
+	// Stale is true when the value may be outdated: the last refresh failed,
+	// or the stage's current version could not be fetched and the last good
+	// one is served instead.
+	Stale bool
+	// Binary tells whether Data is the SecretBinary (true) or the
+	// SecretString's UTF-8 bytes (false).
+	Binary bool
+	Data   []byte // a copy; the caller may keep and change it
+}
+
+// GetValue returns a snapshot of a stage of the secret, string or binary,
+// with the metadata a filesystem shows. An empty stage means
+// Config.DefaultVersionStage.
+func (c *Cache) GetValue(ctx context.Context, secretID, stage string) (Value, error) {
+	var val Value
+	err := c.lookup(ctx, secretID, stage, func(v *secretsmanager.GetSecretValueOutput, e *secretEntry, ve *versionEntry, stale bool) error {
+		val = Value{
+			SecretID:    secretID,
+			ARN:         e.meta.arn,
+			Name:        e.meta.name,
+			Stage:       c.stageOrDefault(stage),
+			VersionID:   ve.id,
+			CreatedDate: ve.created,
+			FetchedAt:   ve.fetchedAt,
+			Stale:       stale,
+		}
+		for s, vid := range e.stages {
+			if vid == ve.id {
+				val.Stages = append(val.Stages, s)
+			}
+		}
+		switch {
+		case v.SecretString != nil:
+			val.Data = []byte(*v.SecretString)
+		case v.SecretBinary != nil:
+			val.Binary = true
+			val.Data = append([]byte(nil), v.SecretBinary...)
+		default:
+			return fmt.Errorf("secret %q version %q has neither a string nor a binary value: %w", secretID, ve.id, ErrNotFound)
+		}
+		return nil
+	})
+	return val, err
+}
+
+func (c *Cache) stageOrDefault(stage string) string {
+	if stage == "" {
+		return c.cfg.DefaultVersionStage
+	}
+	return stage
+}
+
+// entry returns the secret's entry, creating it if needed.
+func (c *Cache) entry(id string) *secretEntry {
+	c.mu.Lock()
+	e, ok := c.secrets.get(id)
+	if !ok {
+		c.nextKey++
+		e = newSecretEntry(id, c.nextKey)
+		c.secrets.putIfAbsent(id, e)
+	}
+	c.mu.Unlock()
+	if !ok {
+		c.nudge()
+	}
+	return e
+}
+
+// extractFunc reads what a caller needs from a version's answer while the
+// entry is locked; it must not keep v.
+type extractFunc func(v *secretsmanager.GetSecretValueOutput, e *secretEntry, ve *versionEntry, stale bool) error
+
+// lookup resolves a stage of a secret to a cached version value, refreshing
+// and fetching as needed, and hands the value to extract.
+func (c *Cache) lookup(ctx context.Context, id, stage string, extract extractFunc) error {
+	stage = c.stageOrDefault(stage)
+	e := c.entry(id)
+	waited := false
+
+	e.mu.Lock()
+	if e.needsRefresh(c.clock.Now()) {
+		e.mu.Unlock()
+		waited = true
+		if err := c.waitFlight(ctx, c.secretFlight(e, (*secretEntry).dueForRead)); err != nil && ctx.Err() != nil {
+			return fmt.Errorf("read %q: %w", id, ctx.Err())
+		}
+		e.mu.Lock()
+	}
+	e.used = true
+	if _, ok := e.tracked[stage]; !ok {
+		e.tracked[stage] = struct{}{}
+	}
+	vid, err := c.resolveLocked(e, stage)
+	if err != nil {
+		e.mu.Unlock()
+		c.count(waited)
+		return err
+	}
+	ve, ok := e.versions.get(vid)
+	if !ok || ve.needsFetch(c.clock.Now()) {
+		e.mu.Unlock()
+		waited = true
+		if err := c.waitFlight(ctx, c.versionFlight(e, vid)); err != nil && ctx.Err() != nil {
+			return fmt.Errorf("read %q: %w", id, ctx.Err())
+		}
+		e.mu.Lock()
+		ve, ok = e.versions.get(vid)
+	}
+	defer e.mu.Unlock()
+	c.count(waited)
+	stale := e.err != nil
+	if !ok || !ve.hasValue {
+		// The stage's version has no value. Serve the last good value of the
+		// stage, marked stale, rather than fail (the reference would fail).
+		if last, ok := e.served[stage]; ok && last != vid {
+			if lv, ok := e.versions.get(last); ok && lv.hasValue {
+				c.log.Warn("serving the previous version of a stage: its current version cannot be fetched",
+					"secret", id, "stage", stage, "served_version", last, "current_version", vid)
+				return c.extractLocked(lv, e, true, extract)
+			}
+		}
+		if ok && ve.err != nil {
+			return ve.err
+		}
+		return fmt.Errorf("secret %q version %q: no value: %w", id, vid, ErrUnavailable)
+	}
+	e.served[stage] = vid
+	return c.extractLocked(ve, e, stale, extract)
+}
+
+func (c *Cache) count(waited bool) {
+	if waited {
+		c.stats.misses.Add(1)
+	} else {
+		c.stats.hits.Add(1)
+	}
+}
+
+// extractLocked hands a version's answer, read back through the hook, to
+// extract.
+func (c *Cache) extractLocked(ve *versionEntry, e *secretEntry, stale bool, extract extractFunc) error {
+	stored := ve.stored
+	if c.cfg.Hook != nil {
+		stored = c.cfg.Hook.Get(stored)
+	}
+	out, ok := stored.(*secretsmanager.GetSecretValueOutput)
+	if !ok || out == nil {
+		return fmt.Errorf("secret %q version %q: hook returned %T, want *secretsmanager.GetSecretValueOutput", e.id, ve.id, stored)
+	}
+	return extract(out, e, ve, stale)
+}
+
+// resolveLocked finds the version id of a stage from the stored answer.
+func (c *Cache) resolveLocked(e *secretEntry, stage string) (string, error) {
+	if !e.described {
+		if e.err != nil {
+			return "", e.err
+		}
+		return "", fmt.Errorf("secret %q: no metadata: %w", e.id, ErrUnavailable)
+	}
+	if e.meta.deleted {
+		return "", fmt.Errorf("secret %q is scheduled for deletion: %w", e.id, ErrNotFound)
+	}
+	var vid string
+	if c.cfg.Hook != nil {
+		got := c.cfg.Hook.Get(e.stored)
+		out, ok := got.(*secretsmanager.DescribeSecretOutput)
+		if !ok || out == nil {
+			return "", fmt.Errorf("secret %q: hook returned %T, want *secretsmanager.DescribeSecretOutput", e.id, got)
+		}
+		vid = versionForStage(out, stage)
+	} else {
+		vid = e.stages[stage]
+	}
+	if vid == "" {
+		return "", fmt.Errorf("secret %q has no stage %q: %w", e.id, stage, ErrNotFound)
+	}
+	return vid, nil
+}
+
+// waitFlight waits for a flight to end or for ctx to be done. The flight
+// goes on either way: its result is stored in the entry for everyone.
+func (c *Cache) waitFlight(ctx context.Context, ch <-chan singleflight.Result) error {
+	c.waiting.Add(1)
+	defer c.waiting.Add(-1)
+	select {
+	case r := <-ch:
+		return r.Err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// refreshCond tells a refresh flight, as it starts, whether there is still
+// something to do: a caller that decided to refresh may find that a flight
+// which ended a moment ago already did it.
+type refreshCond func(e *secretEntry, now time.Time) bool
+
+func (e *secretEntry) dueForRead(now time.Time) bool { return e.needsRefresh(now) }
+func alwaysRefresh(*secretEntry, time.Time) bool       { return true }
+
+// secretFlight starts, or joins, the refresh of a secret's metadata.
+func (c *Cache) secretFlight(e *secretEntry, cond refreshCond) <-chan singleflight.Result {
+	return c.flights.DoChan(e.flightKey(), func() (any, error) {
+		return nil, c.refreshSecret(e, cond)
+	})
+}
+
+func (e *secretEntry) flightKey() string { return "s" + strconv.FormatUint(e.key, 10) }
+
+// versionFlight starts, or joins, the fetch of a version's value.
+func (c *Cache) versionFlight(e *secretEntry, vid string) <-chan singleflight.Result {
+	return c.flights.DoChan("v"+strconv.FormatUint(e.key, 10)+"/"+vid, func() (any, error) {
+		return nil, c.fetchVersion(e, vid)
+	})
+}
+
+// refreshSecret asks DescribeSecret for the secret, stores the answer or the
+// error, fetches the values that the stages in use now point at, and tells
+// subscribers what moved. It runs detached from any caller.
+func (c *Cache) refreshSecret(e *secretEntry, cond refreshCond) error {
+	seq := c.seq.Add(1)
+	e.mu.Lock()
+	if !cond(e, c.clock.Now()) {
+		err := e.err
+		e.mu.Unlock()
+		return err
+	}
+	e.force = false
+	e.used = false
+	e.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.FetchTimeout)
+	defer cancel()
+	out, err := c.describe(ctx, e.id)
+	now := c.clock.Now()
+
+	e.mu.Lock()
+	if seq < e.seq {
+		// A refresh that started later has already stored its answer.
+		e.mu.Unlock()
+		return err
+	}
+	e.seq = seq
+	if err != nil {
+		var changes []Change
+		if errors.Is(err, ErrNotFound) && e.described {
+			// The service says the secret is gone: forget its answer.
+			changes = diffStages(e.id, e.stages, nil)
+			e.stored, e.stages, e.described = nil, nil, false
+		}
+		c.failLocked(&e.err, &e.errCount, &e.nextRetry, err, now)
+		hadValue := e.described
+		e.mu.Unlock()
+		if hadValue {
+			c.log.Warn("refresh failed; serving the cached value", "secret", e.id, "error", err, "retry_in", c.cfg.retryDelay(0))
+		}
+		c.emit(changes)
+		return err
+	}
+	stages := indexStages(out)
+	changes := diffStages(e.id, e.stages, stages)
+	if !e.described {
+		changes = nil // a first answer moves nothing
+	}
+	var stored any = out
+	if c.cfg.Hook != nil {
+		stored = c.cfg.Hook.Put(out)
+	}
+	e.stored, e.stages, e.meta, e.described = stored, stages, metaOf(out), true
+	e.err, e.errCount = nil, 0
+	e.refreshedAt = now
+	e.nextRefresh = c.nextRefreshTime(now, e.meta.nextRotation)
+	var fetch []string
+	for stage := range e.tracked {
+		vid := stages[stage]
+		if vid == "" {
+			continue
+		}
+		if ve, ok := e.versions.peek(vid); !ok || ve.needsFetch(now) {
+			fetch = append(fetch, vid)
+		}
+	}
+	e.mu.Unlock()
+
+	for _, vid := range fetch {
+		// Errors are stored in the version entry and surface on read.
+		_ = c.waitFlight(context.Background(), c.versionFlight(e, vid))
+	}
+	c.emit(changes)
+	c.nudge()
+	return nil
+}
+
+// nextRefreshTime picks when an answer fetched now expires: uniformly in
+// [T/2, T] after now, and no later than RotationGrace after a scheduled
+// rotation that is still to come.
+func (c *Cache) nextRefreshTime(now, nextRotation time.Time) time.Time {
+	t := int64(c.cfg.SecretRefreshInterval)
+	half := t / 2
+	next := now.Add(time.Duration(half + c.rand.Int64N(t-half+1)))
+	if !nextRotation.IsZero() && nextRotation.After(now) {
+		if r := nextRotation.Add(c.cfg.RotationGrace); r.Before(next) {
+			next = r
+		}
+	}
+	return next
+}
+
+// failLocked records a failed call and schedules its retry:
+// min(base * growth^n, max) after now, n being the failures before it.
+func (c *Cache) failLocked(errp *error, count *int, retry *time.Time, err error, now time.Time) {
+	*errp = err
+	*retry = now.Add(c.cfg.retryDelay(*count))
+	*count++
+	c.stats.errors.Add(1)
+}
+
+// fetchVersion asks GetSecretValue for one version by id and stores the
+// answer or the error. It runs detached from any caller.
+func (c *Cache) fetchVersion(e *secretEntry, vid string) error {
+	e.mu.Lock()
+	if ve, ok := e.versions.peek(vid); ok && !ve.needsFetch(c.clock.Now()) {
+		// A flight that ended a moment ago fetched it (or failed recently).
+		err := ve.err
+		e.mu.Unlock()
+		return err
+	}
+	e.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.FetchTimeout)
+	defer cancel()
+	out, err := c.getValue(ctx, e.id, vid)
+	now := c.clock.Now()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ve, ok := e.versions.get(vid)
+	if !ok {
+		ve = &versionEntry{id: vid}
+		e.versions.putIfAbsent(vid, ve)
+	}
+	if err != nil {
+		c.failLocked(&ve.err, &ve.errCount, &ve.nextRetry, err, now)
+		return err
+	}
+	if out.CreatedDate != nil {
+		ve.created = *out.CreatedDate
+	}
+	var stored any = out
+	if c.cfg.Hook != nil {
+		stored = c.cfg.Hook.Put(out)
+	}
+	ve.stored, ve.hasValue, ve.fetchedAt = stored, true, now
+	ve.err, ve.errCount = nil, 0
+	return nil
+}

@@ -1,0 +1,148 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config holds the cache's settings. The first seven fields are those of the
+// reference caching clients' SecretCacheConfig, with the same defaults; the
+// rest are secretsfs's additions. Start from DefaultConfig and change what
+// you need: New rejects invalid values with an error naming the field.
+type Config struct {
+	// MaxCacheSize is how many secrets are kept; the least recently used is
+	// evicted beyond it. Each secret also keeps its last 10 versions.
+	// A larger cache costs memory; a smaller one costs API calls.
+	MaxCacheSize int
+	// ExceptionRetryDelayBase is the wait after the first failed refresh.
+	ExceptionRetryDelayBase time.Duration
+	// ExceptionRetryGrowthFactor multiplies the wait after each further
+	// consecutive failure. It must be at least 1.
+	ExceptionRetryGrowthFactor float64
+	// ExceptionRetryDelayMax caps the wait between retries. A small cap
+	// notices recovery sooner at the price of more calls during an outage.
+	ExceptionRetryDelayMax time.Duration
+	// DefaultVersionStage is the stage read when a caller names none.
+	DefaultVersionStage string
+	// SecretRefreshInterval is how long a secret's metadata is trusted before
+	// it is asked for again; each refresh picks the next time uniformly in
+	// [T/2, T] so that many hosts do not poll in step. Shorter means
+	// rotations show sooner and more DescribeSecret calls. Zero asks on
+	// every read.
+	SecretRefreshInterval time.Duration
+	// Hook, when set, transforms what is stored and what is read back.
+	Hook Hook
+
+	// RefreshAhead is how long before a secret in use expires it is
+	// refreshed in the background, so that reads never wait for the network.
+	// It is capped at a quarter of the secret's current refresh period.
+	// Zero turns background refresh off (the reference's behaviour): an
+	// expired secret is then refreshed by the read that finds it expired.
+	// With background refresh on, call Close when done with the cache.
+	RefreshAhead time.Duration
+	// RotationGrace is how long after a NextRotationDate reported by
+	// DescribeSecret the secret is refreshed, so that a scheduled rotation
+	// shows within seconds rather than within the refresh interval.
+	RotationGrace time.Duration
+	// ForceRefreshMaxWait caps how long RefreshNow waits for a pending retry
+	// time while the secret is backing off after errors.
+	ForceRefreshMaxWait time.Duration
+	// FetchTimeout bounds each Secrets Manager call. Calls run detached from
+	// the callers that wait for them, so one caller's cancelled context never
+	// fails the others.
+	FetchTimeout time.Duration
+	// Clock tells the time; nil means the system clock.
+	Clock Clock
+	// Rand is the jitter's random source; nil means math/rand/v2's.
+	Rand Rand
+	// Logger receives warnings (stale values served, failed refreshes);
+	// nil discards them. Secret values are never logged.
+	Logger *slog.Logger
+}
+
+// Defaults of the reference caching client.
+const (
+	DefaultMaxCacheSize               = 1024
+	DefaultExceptionRetryDelayBase    = time.Second
+	DefaultExceptionRetryGrowthFactor = 2
+	DefaultExceptionRetryDelayMax     = time.Hour
+	DefaultVersionStage               = "AWSCURRENT"
+	DefaultSecretRefreshInterval      = time.Hour
+)
+
+// versionCacheSize is how many versions of one secret are kept, as in the
+// reference.
+const versionCacheSize = 10
+
+// DefaultConfig returns the reference's defaults, with background refresh a
+// minute ahead of expiry, rotation pick-up 10 s after a scheduled rotation,
+// forced refreshes waiting at most 5 s for a pending retry and 30 s per call.
+func DefaultConfig() Config {
+	return Config{
+		MaxCacheSize:               DefaultMaxCacheSize,
+		ExceptionRetryDelayBase:    DefaultExceptionRetryDelayBase,
+		ExceptionRetryGrowthFactor: DefaultExceptionRetryGrowthFactor,
+		ExceptionRetryDelayMax:     DefaultExceptionRetryDelayMax,
+		DefaultVersionStage:        DefaultVersionStage,
+		SecretRefreshInterval:      DefaultSecretRefreshInterval,
+		RefreshAhead:               time.Minute,
+		RotationGrace:              10 * time.Second,
+		ForceRefreshMaxWait:        5 * time.Second,
+		FetchTimeout:               30 * time.Second,
+	}
+}
+
+// validate reports every invalid field at once.
+func (c Config) validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("cache config: %s %s", field, fmt.Sprintf(format, args...)))
+	}
+	if c.MaxCacheSize <= 0 {
+		bad("MaxCacheSize", "is %d; it must be at least 1", c.MaxCacheSize)
+	}
+	if c.ExceptionRetryDelayBase < 0 {
+		bad("ExceptionRetryDelayBase", "is %v; it must not be negative", c.ExceptionRetryDelayBase)
+	}
+	if !(c.ExceptionRetryGrowthFactor >= 1) { // also catches NaN
+		bad("ExceptionRetryGrowthFactor", "is %v; it must be at least 1", c.ExceptionRetryGrowthFactor)
+	}
+	if c.ExceptionRetryDelayMax < 0 {
+		bad("ExceptionRetryDelayMax", "is %v; it must not be negative", c.ExceptionRetryDelayMax)
+	}
+	if c.DefaultVersionStage == "" {
+		bad("DefaultVersionStage", "is empty; use %q unless you need another stage", DefaultVersionStage)
+	}
+	if c.SecretRefreshInterval < 0 {
+		bad("SecretRefreshInterval", "is %v; it must not be negative", c.SecretRefreshInterval)
+	}
+	if c.RefreshAhead < 0 {
+		bad("RefreshAhead", "is %v; it must not be negative (zero turns background refresh off)", c.RefreshAhead)
+	}
+	if c.RotationGrace < 0 {
+		bad("RotationGrace", "is %v; it must not be negative", c.RotationGrace)
+	}
+	if c.ForceRefreshMaxWait < 0 {
+		bad("ForceRefreshMaxWait", "is %v; it must not be negative", c.ForceRefreshMaxWait)
+	}
+	if c.FetchTimeout <= 0 {
+		bad("FetchTimeout", "is %v; it must be positive", c.FetchTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+// retryDelay is the wait after a failure preceded by n consecutive failures:
+// min(base * growth^n, max).
+func (c Config) retryDelay(n int) time.Duration {
+	d := float64(c.ExceptionRetryDelayBase)
+	limit := float64(c.ExceptionRetryDelayMax)
+	for i := 0; i < n && d < limit; i++ {
+		d *= c.ExceptionRetryGrowthFactor
+	}
+	if d > limit {
+		d = limit
+	}
+	return time.Duration(d)
+}

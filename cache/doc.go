@@ -1,0 +1,42 @@
+// Package cache is an in-memory caching client for AWS Secrets Manager. It
+// behaves like the AWS Secrets Manager caching client for Python (and its Go
+// and Java siblings) and goes further. It knows nothing of FUSE: Go programs
+// can use it as a library.
+//
+// A read of a stage resolves the stage to a version id through the secret's
+// last DescribeSecret answer, then returns that version's value, fetched once
+// with GetSecretValue by version id: versions are immutable, so a cached
+// value is never fetched again. A secret's answer is trusted for a refresh
+// period drawn uniformly in [T/2, T] (T = Config.SecretRefreshInterval), so a
+// fleet of hosts does not poll in step. Steady state costs no calls; each
+// period costs one DescribeSecret; a rotation adds one GetSecretValue.
+//
+// Failures back off exponentially (Config.ExceptionRetryDelayBase, growth
+// and cap), counted per secret and per version. While a refresh fails, the
+// last good answer keeps being served (stale-on-error) and reads between
+// retries make no calls; an error reaches the caller only when no value can
+// be produced. Where the reference fails a read because the new version
+// after a rotation cannot be fetched, this cache serves the stage's last
+// good value, marked stale.
+//
+// Decisions beyond the reference:
+//   - Calls run in a single flight per secret (and per version), detached
+//     from the callers' contexts with a timeout of their own: a caller that
+//     gives up never stores its cancellation as the entry's error, and no
+//     lock is held across a network call.
+//   - Secrets in use are refreshed in the background shortly before they
+//     expire (Config.RefreshAhead), so reads do not wait for the network,
+//     and shortly after a NextRotationDate that DescribeSecret reports.
+//   - Subscribers learn which stage of which secret moved to which version.
+//   - A secret that DescribeSecret reports as gone (ResourceNotFound) or
+//     scheduled for deletion is not found, rather than served stale forever.
+//   - RefreshNow stores its answer and reports success or failure; it waits
+//     only for a pending retry time, capped at Config.ForceRefreshMaxWait.
+//   - Returned byte slices are copies. Errors match ErrNotFound
+//     (fs.ErrNotExist), ErrAccessDenied (fs.ErrPermission) or ErrUnavailable
+//     with errors.Is, and the SDK's typed error with errors.As. Secret values
+//     never appear in errors or logs.
+//
+// Entries are keyed by the exact id string given: a name and an ARN of one
+// secret are two entries, as in the reference.
+package cache

@@ -1,0 +1,161 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// RefreshNow refreshes the secret's metadata at once, fetches the values its
+// stages in use now point at, and reports whether the refresh succeeded. It
+// shares the single flight of reads. While the secret is backing off after
+// errors it first waits for the pending retry time, at most
+// Config.ForceRefreshMaxWait.
+func (c *Cache) RefreshNow(ctx context.Context, secretID string) error {
+	e := c.entry(secretID)
+	now := c.clock.Now()
+	e.mu.Lock()
+	var wait time.Time
+	if e.err != nil && now.Before(e.nextRetry) {
+		wait = e.nextRetry
+		if limit := now.Add(c.cfg.ForceRefreshMaxWait); limit.Before(wait) {
+			wait = limit
+		}
+	}
+	if len(e.tracked) == 0 {
+		e.tracked[c.cfg.DefaultVersionStage] = struct{}{}
+	}
+	e.mu.Unlock()
+
+	if !wait.IsZero() {
+		select {
+		case <-c.clock.Alarm(wait):
+		case <-ctx.Done():
+			return fmt.Errorf("refresh %q: %w", secretID, ctx.Err())
+		}
+	}
+	// A flight already under way may have started before the caller's
+	// reason to refresh (a new value put a moment ago): start a new one.
+	c.flights.Forget(e.flightKey())
+	if err := c.waitFlight(ctx, c.secretFlight(e, alwaysRefresh)); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("refresh %q: %w", secretID, ctx.Err())
+		}
+		return err
+	}
+	return nil
+}
+
+// Pin keeps a secret refreshed in the background even when nobody reads it
+// through the cache, e.g. because the kernel serves its file from its own
+// cache. It needs background refresh on (Config.RefreshAhead > 0). Call the
+// returned function to undo it. A pinned secret can still be evicted when
+// more than MaxCacheSize secrets are in use.
+func (c *Cache) Pin(secretID string) (unpin func()) {
+	e := c.entry(secretID)
+	e.mu.Lock()
+	e.pins++
+	e.mu.Unlock()
+	c.nudge()
+	done := false
+	return func() {
+		e.mu.Lock()
+		if !done {
+			done = true
+			e.pins--
+		}
+		e.mu.Unlock()
+	}
+}
+
+// nudge wakes the background scheduler to look at the entries again.
+func (c *Cache) nudge() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// scheduleLoop refreshes secrets in use shortly before they expire, and
+// retries those in error when their retry time comes.
+func (c *Cache) scheduleLoop() {
+	defer c.bgWG.Done()
+	for {
+		now := c.clock.Now()
+		next := c.startDue(now)
+		var alarm <-chan time.Time
+		if !next.IsZero() {
+			alarm = c.clock.Alarm(next)
+		}
+		select {
+		case <-c.done:
+			return
+		case <-c.wake:
+		case <-alarm:
+		}
+	}
+}
+
+// startDue starts a background refresh of every entry that is due and
+// returns when the next one falls due (zero if none is scheduled).
+func (c *Cache) startDue(now time.Time) (next time.Time) {
+	c.mu.Lock()
+	entries := make([]*secretEntry, 0, c.secrets.len())
+	c.secrets.each(func(_ string, e *secretEntry) { entries = append(entries, e) })
+	c.mu.Unlock()
+	for _, e := range entries {
+		e.mu.Lock()
+		at, ok := c.backgroundTimeLocked(e)
+		switch {
+		case !ok || e.bgBusy:
+		case !at.After(now):
+			e.bgBusy = true
+			c.bgWG.Add(1)
+			go c.backgroundRefresh(e)
+		case next.IsZero() || at.Before(next):
+			next = at
+		}
+		e.mu.Unlock()
+	}
+	return next
+}
+
+// backgroundTimeLocked tells when an entry is due for a background refresh,
+// if it is in use: RefreshAhead before it expires (at most a quarter of its
+// refresh period), or its retry time while in error.
+func (c *Cache) backgroundTimeLocked(e *secretEntry) (time.Time, bool) {
+	switch {
+	case !e.used && e.pins == 0:
+		return time.Time{}, false
+	case e.force:
+		return time.Time{}, true
+	case e.err != nil:
+		return e.nextRetry, true
+	case !e.nextRefresh.After(e.refreshedAt):
+		// A zero refresh interval: every read refreshes; nothing to do ahead.
+		return time.Time{}, false
+	}
+	lead := c.cfg.RefreshAhead
+	if quarter := e.nextRefresh.Sub(e.refreshedAt) / 4; quarter < lead {
+		lead = quarter
+	}
+	return e.nextRefresh.Add(-lead), true
+}
+
+// dueInBackground is the background refresh's refreshCond.
+func (c *Cache) dueInBackground(e *secretEntry, now time.Time) bool {
+	at, ok := c.backgroundTimeLocked(e)
+	return ok && !at.After(now)
+}
+
+func (c *Cache) backgroundRefresh(e *secretEntry) {
+	defer c.bgWG.Done()
+	select {
+	case <-c.secretFlight(e, c.dueInBackground):
+	case <-c.done:
+	}
+	e.mu.Lock()
+	e.bgBusy = false
+	e.mu.Unlock()
+	c.nudge()
+}

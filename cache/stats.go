@@ -1,0 +1,122 @@
+package cache
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+type counters struct {
+	hits, misses, errors         atomic.Int64
+	describeCalls, getValueCalls atomic.Int64
+}
+
+// Stats are cache-wide counters since the cache was built.
+type Stats struct {
+	// Hits counts reads served without waiting for Secrets Manager.
+	Hits int64
+	// Misses counts reads that waited for a call (or joined one).
+	Misses int64
+	// APICalls counts calls made, by operation name (OpDescribeSecret,
+	// OpGetSecretValue).
+	APICalls map[string]int64
+	// Errors counts failed calls.
+	Errors int64
+	// Secrets is how many secrets are cached now.
+	Secrets int
+}
+
+// Stats returns the cache's counters.
+func (c *Cache) Stats() Stats {
+	c.mu.Lock()
+	n := c.secrets.len()
+	c.mu.Unlock()
+	return Stats{
+		Hits:   c.stats.hits.Load(),
+		Misses: c.stats.misses.Load(),
+		Errors: c.stats.errors.Load(),
+		APICalls: map[string]int64{
+			OpDescribeSecret: c.stats.describeCalls.Load(),
+			OpGetSecretValue: c.stats.getValueCalls.Load(),
+		},
+		Secrets: n,
+	}
+}
+
+// SecretInfo describes what the cache holds for one secret id. Nothing in it
+// is secret.
+type SecretInfo struct {
+	SecretID string
+	ARN      string
+	Name     string
+	// Stages maps each stage to its version id, as last described.
+	Stages map[string]string
+	// RefreshedAt is when DescribeSecret last succeeded; zero if never.
+	RefreshedAt time.Time
+	// NextRefresh is when the answer expires (or, in error, the retry time).
+	NextRefresh time.Time
+	// Stale is true while the last refresh failed and an older answer is in
+	// use.
+	Stale bool
+	// LastError is the last refresh's error; nil after a success.
+	LastError error
+	// ErrorCount is the number of consecutive failed refreshes.
+	ErrorCount int
+	// ScheduledForDeletion is true when DescribeSecret reported a DeletedDate.
+	ScheduledForDeletion bool
+	// Versions are the cached versions, most recently used first.
+	Versions []VersionInfo
+}
+
+// VersionInfo describes one cached version.
+type VersionInfo struct {
+	VersionID   string
+	CreatedDate time.Time
+	FetchedAt   time.Time // zero if the value was never fetched
+	LastError   error
+}
+
+// Info reports what the cache holds for a secret id, without making a call
+// or changing recency. ok is false when the id is not cached.
+func (c *Cache) Info(secretID string) (info SecretInfo, ok bool) {
+	c.mu.Lock()
+	e, ok := c.secrets.peek(secretID)
+	c.mu.Unlock()
+	if !ok {
+		return SecretInfo{}, false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	info = SecretInfo{
+		SecretID:             secretID,
+		ARN:                  e.meta.arn,
+		Name:                 e.meta.name,
+		Stages:               make(map[string]string, len(e.stages)),
+		RefreshedAt:          e.refreshedAt,
+		NextRefresh:          e.nextRefresh,
+		Stale:                e.err != nil && e.described,
+		LastError:            e.err,
+		ErrorCount:           e.errCount,
+		ScheduledForDeletion: e.meta.deleted,
+	}
+	if e.err != nil {
+		info.NextRefresh = e.nextRetry
+	}
+	for s, v := range e.stages {
+		info.Stages[s] = v
+	}
+	e.versions.each(func(_ string, v *versionEntry) {
+		info.Versions = append(info.Versions, VersionInfo{
+			VersionID: v.id, CreatedDate: v.created, FetchedAt: v.fetchedAt, LastError: v.err,
+		})
+	})
+	return info, true
+}
+
+// SecretIDs lists the cached secret ids, most recently used first.
+func (c *Cache) SecretIDs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := make([]string, 0, c.secrets.len())
+	c.secrets.each(func(id string, _ *secretEntry) { ids = append(ids, id) })
+	return ids
+}
