@@ -335,7 +335,7 @@ func (c *Cache) waitFlight(ctx context.Context, ch <-chan singleflight.Result) e
 type refreshCond func(e *secretEntry, now time.Time) bool
 
 func (e *secretEntry) dueForRead(now time.Time) bool { return e.needsRefresh(now) }
-func alwaysRefresh(*secretEntry, time.Time) bool       { return true }
+func alwaysRefresh(*secretEntry, time.Time) bool     { return true }
 
 // secretFlight starts, or joins, the refresh of a secret's metadata.
 func (c *Cache) secretFlight(e *secretEntry, cond refreshCond) <-chan singleflight.Result {

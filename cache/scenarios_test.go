@@ -45,7 +45,7 @@ func TestS02_IntervalPassedSameVersion(t *testing.T) {
 		t.Fatalf("read = %q", got)
 	}
 	e.calls(2, 1)
-	if in := e.info("db"); !in.NextRefresh.Equal(e.clock.Now().Add(hour/2)) {
+	if in := e.info("db"); !in.NextRefresh.Equal(e.clock.Now().Add(hour / 2)) {
 		t.Fatalf("next refresh %v after now; want T/2", in.NextRefresh.Sub(e.clock.Now()))
 	}
 }
