@@ -215,16 +215,21 @@ func (c *Cache) lookup(ctx context.Context, id, stage string, extract extractFun
 	e := c.entry(id)
 	waited := false
 
+	now := c.clock.Now()
 	e.mu.Lock()
-	if e.needsRefresh(c.clock.Now()) {
+	if e.needsRefresh(now) {
 		e.mu.Unlock()
 		waited = true
-		if err := c.waitFlight(ctx, c.secretFlight(e, (*secretEntry).dueForRead)); err != nil && ctx.Err() != nil {
+		if err := c.waitFlight(ctx, c.secretFlight(e, (*secretEntry).needsRefresh)); err != nil && ctx.Err() != nil {
 			return fmt.Errorf("read %q: %w", id, ctx.Err())
 		}
 		e.mu.Lock()
+		now = c.clock.Now()
 	}
-	e.used = true
+	if !e.used {
+		e.used = true
+		c.nudge() // the scheduler may now have this entry to look after
+	}
 	if _, ok := e.tracked[stage]; !ok {
 		e.tracked[stage] = struct{}{}
 	}
@@ -235,7 +240,7 @@ func (c *Cache) lookup(ctx context.Context, id, stage string, extract extractFun
 		return err
 	}
 	ve, ok := e.versions.get(vid)
-	if !ok || ve.needsFetch(c.clock.Now()) {
+	if !ok || ve.needsFetch(now) {
 		e.mu.Unlock()
 		waited = true
 		if err := c.waitFlight(ctx, c.versionFlight(e, vid)); err != nil && ctx.Err() != nil {
@@ -334,8 +339,7 @@ func (c *Cache) waitFlight(ctx context.Context, ch <-chan singleflight.Result) e
 // which ended a moment ago already did it.
 type refreshCond func(e *secretEntry, now time.Time) bool
 
-func (e *secretEntry) dueForRead(now time.Time) bool { return e.needsRefresh(now) }
-func alwaysRefresh(*secretEntry, time.Time) bool     { return true }
+func alwaysRefresh(*secretEntry, time.Time) bool { return true }
 
 // secretFlight starts, or joins, the refresh of a secret's metadata.
 func (c *Cache) secretFlight(e *secretEntry, cond refreshCond) <-chan singleflight.Result {

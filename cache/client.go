@@ -102,7 +102,7 @@ const (
 	codeThrottling          = "ThrottlingException"
 	codeTooManyRequests     = "TooManyRequestsException"
 	codeRequestLimit        = "RequestLimitExceeded"
-	codeServiceUnavailable  = "ServiceUnavailable"
+	codeServiceUnavailable  = "ServiceUnavailableException"
 	codeUnrecognizedClient  = "UnrecognizedClientException"
 	codeInvalidSignature    = "InvalidSignatureException"
 	codeExpiredToken        = "ExpiredTokenException"
@@ -133,15 +133,13 @@ func classify(err error) error {
 		case codeThrottling, codeTooManyRequests, codeRequestLimit, codeServiceUnavailable:
 			return ErrUnavailable
 		}
-		if apiErr.ErrorFault() == smithy.FaultServer {
+		var status interface{ HTTPStatusCode() int }
+		if apiErr.ErrorFault() == smithy.FaultServer ||
+			errors.As(err, &status) && status.HTTPStatusCode() >= 500 {
 			return ErrUnavailable
 		}
 		return nil
 	case errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded):
-		return ErrUnavailable
-	}
-	var status interface{ HTTPStatusCode() int }
-	if errors.As(err, &status) && status.HTTPStatusCode() >= 500 {
 		return ErrUnavailable
 	}
 	return nil

@@ -3,8 +3,11 @@ package cache
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/smithy-go"
 
 	"github.com/secretsfs/secretsfs/cache/cachetest"
 )
@@ -104,3 +107,16 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+func errThrottled() error {
+	return &smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded"}
+}
+
+// newBenchClient holds one string secret "db" and one binary secret "bin"
+// of 100 bytes each.
+func newBenchClient() *cachetest.Client {
+	c := cachetest.NewClient()
+	c.PutString("db", strings.Repeat("s", 100))
+	c.PutBinary("bin", []byte(strings.Repeat("b", 100)))
+	return c
+}

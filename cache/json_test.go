@@ -1,0 +1,56 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+type dbCreds struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Port     int    `json:"port"`
+}
+
+func TestGetSecretJSON(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	e.client.PutString("db", ` {"username":"app","password":"hunter2","port":5432}`)
+	got, err := GetSecretJSON[dbCreds](ctx, e.c, "db")
+	if err != nil || got != (dbCreds{"app", "hunter2", 5432}) {
+		t.Fatalf("GetSecretJSON = %+v, %v", got, err)
+	}
+
+	e.client.PutString("plain", "hunter2-not-json")
+	e.client.PutString("array", `["hunter2"]`)
+	e.client.PutString("broken", `{"password": "hunter2`)
+	e.client.PutString("wrongtype", `{"port": "hunter2"}`)
+	e.client.PutBinary("bin", []byte(`{"password":"hunter2"}`))
+	for _, tc := range []struct {
+		id      string
+		notJSON bool
+		want    string
+	}{
+		{"plain", true, "not a JSON object"},
+		{"array", true, "not a JSON object"},
+		{"broken", true, "invalid JSON at byte"},
+		{"wrongtype", false, `field "port"`},
+		{"bin", true, "holds binary data"},
+	} {
+		_, err := GetSecretJSON[dbCreds](ctx, e.c, tc.id)
+		if err == nil || errors.Is(err, ErrNotJSONObject) != tc.notJSON || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.id, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: the error shows the secret: %v", tc.id, err)
+		}
+	}
+	if _, err := GetSecretJSON[dbCreds](ctx, e.c, "missing"); !isNotFound(err) {
+		t.Errorf("missing: %v", err)
+	}
+	m, err := GetSecretJSONWithStage[map[string]any](ctx, e.c, "db", "AWSCURRENT")
+	if err != nil || m["port"] != float64(5432) {
+		t.Errorf("map: %v, %v", m, err)
+	}
+}
