@@ -192,3 +192,22 @@ func TestInfoAndStats(t *testing.T) {
 		t.Fatalf("value %+v, %v", v, err)
 	}
 }
+
+func TestDescribeFetchesNoValue(t *testing.T) {
+	e := newEnv(t, nil)
+	v1 := e.client.PutString("db", "s1")
+	in, err := e.c.Describe(context.Background(), "db")
+	if err != nil || in.Stages["AWSCURRENT"] != v1 {
+		t.Fatalf("Describe = %+v, %v", in, err)
+	}
+	e.c.Describe(context.Background(), "db")
+	e.calls(1, 0)
+	if _, err := e.c.Describe(context.Background(), "missing"); !isNotFound(err) {
+		t.Fatalf("missing: %v", err)
+	}
+	e.client.Update("db", func(s *cachetest.Secret) { s.Deleted = true })
+	e.clock.Advance(hour)
+	if _, err := e.c.Describe(context.Background(), "db"); !isNotFound(err) {
+		t.Fatalf("scheduled for deletion: %v", err)
+	}
+}

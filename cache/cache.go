@@ -295,14 +295,8 @@ func (c *Cache) extractLocked(ve *versionEntry, e *secretEntry, stale bool, extr
 
 // resolveLocked finds the version id of a stage from the stored answer.
 func (c *Cache) resolveLocked(e *secretEntry, stage string) (string, error) {
-	if !e.described {
-		if e.err != nil {
-			return "", e.err
-		}
-		return "", fmt.Errorf("secret %q: no metadata: %w", e.id, ErrUnavailable)
-	}
-	if e.meta.deleted {
-		return "", fmt.Errorf("secret %q is scheduled for deletion: %w", e.id, ErrNotFound)
+	if _, err := c.resolveMetaLocked(e); err != nil {
+		return "", err
 	}
 	var vid string
 	if c.cfg.Hook != nil {
@@ -319,6 +313,20 @@ func (c *Cache) resolveLocked(e *secretEntry, stage string) (string, error) {
 		return "", fmt.Errorf("secret %q has no stage %q: %w", e.id, stage, ErrNotFound)
 	}
 	return vid, nil
+}
+
+// resolveMetaLocked checks that the entry has usable metadata.
+func (c *Cache) resolveMetaLocked(e *secretEntry) (secretMeta, error) {
+	if !e.described {
+		if e.err != nil {
+			return secretMeta{}, e.err
+		}
+		return secretMeta{}, fmt.Errorf("secret %q: no metadata: %w", e.id, ErrUnavailable)
+	}
+	if e.meta.deleted {
+		return secretMeta{}, fmt.Errorf("secret %q is scheduled for deletion: %w", e.id, ErrNotFound)
+	}
+	return e.meta, nil
 }
 
 // waitFlight waits for a flight to end or for ctx to be done. The flight

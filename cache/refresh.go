@@ -159,3 +159,26 @@ func (c *Cache) backgroundRefresh(e *secretEntry) {
 	e.mu.Unlock()
 	c.nudge()
 }
+
+// Describe returns what the cache knows of a secret's metadata, refreshing
+// it first when it has expired (as a read does), without fetching any value.
+// A secret that does not exist gives an error matching ErrNotFound.
+func (c *Cache) Describe(ctx context.Context, secretID string) (SecretInfo, error) {
+	e := c.entry(secretID)
+	e.mu.Lock()
+	need := e.needsRefresh(c.clock.Now())
+	e.mu.Unlock()
+	if need {
+		if err := c.waitFlight(ctx, c.secretFlight(e, (*secretEntry).needsRefresh)); err != nil && ctx.Err() != nil {
+			return SecretInfo{}, fmt.Errorf("describe %q: %w", secretID, ctx.Err())
+		}
+	}
+	e.mu.Lock()
+	_, err := c.resolveMetaLocked(e)
+	e.mu.Unlock()
+	if err != nil {
+		return SecretInfo{}, err
+	}
+	info, _ := c.Info(secretID)
+	return info, nil
+}
