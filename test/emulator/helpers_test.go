@@ -44,7 +44,7 @@ func newFixture(t *testing.T, opts ...Option) *fixture {
 
 // sdkClient returns a real SDK client for an endpoint, with static fake
 // credentials and no retries, independent of the environment.
-func sdkClient(endpoint string) *secretsmanager.Client {
+func sdkClient(endpoint string, optFns ...func(*secretsmanager.Options)) *secretsmanager.Client {
 	cfg := aws.Config{
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDEMULATOR", "emulator-secret-key", ""),
@@ -52,7 +52,19 @@ func sdkClient(endpoint string) *secretsmanager.Client {
 	return secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
 		o.Retryer = aws.NopRetryer{}
+		for _, fn := range optFns {
+			fn(o)
+		}
 	})
+}
+
+func mustStages(t *testing.T, e *Emulator, id string) map[string][]string {
+	t.Helper()
+	m, err := e.Stages(id)
+	if err != nil {
+		t.Fatalf("Stages(%q): %v", id, err)
+	}
+	return m
 }
 
 func ctxT(t *testing.T) context.Context {
