@@ -1,0 +1,87 @@
+package fs
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Store is what the filesystem reads secrets from: the cache, seen through a
+// small adapter. Errors match fs.ErrNotExist (ENOENT), fs.ErrPermission
+// (EACCES) or a context error (EINTR); anything else is EIO.
+type Store interface {
+	// Value returns a snapshot of a stage of a secret; an empty stage means
+	// the store's default stage.
+	Value(ctx context.Context, secretID, stage string) (Value, error)
+	// Stages returns the secret's stages and the version each points at.
+	Stages(ctx context.Context, secretID string) (map[string]string, error)
+	// Subscribe calls fn, from a goroutine of the store's, whenever a stage
+	// of a cached secret moves to another version.
+	Subscribe(fn func(Change)) (cancel func())
+	// Pin keeps a secret refreshed in the background although reads of it
+	// do not reach the store (the kernel serves them from its caches).
+	Pin(secretID string) (unpin func())
+}
+
+// Value is a snapshot of one version of a secret.
+type Value struct {
+	ARN         string
+	VersionID   string
+	Stages      []string  // every stage pointing at this version
+	CreatedDate time.Time // the version's creation date: mtime and ctime
+	FetchedAt   time.Time
+	Stale       bool // served from the cache while refreshes fail
+	Data        []byte
+}
+
+// Change says that a stage of a secret now points at another version.
+type Change struct {
+	SecretID     string
+	Stage        string
+	OldVersionID string
+	NewVersionID string
+}
+
+// SecretRef names a secret to show: Name places it in the tree (its "/"
+// separated segments become directories); ID is what the Store is asked
+// for (the name, or the ARN the user gave).
+type SecretRef struct {
+	Name string
+	ID   string
+}
+
+// Catalog says which secrets the mount shows.
+type Catalog interface {
+	// List returns the secrets to show now.
+	List() []SecretRef
+	// Find is asked about a name that List does not have, before a lookup
+	// answers ENOENT. It returns ok false when there is no such secret, or
+	// when the catalog shows only an explicit set of secrets. It should
+	// remember misses briefly.
+	Find(ctx context.Context, name string) (ref SecretRef, ok bool, err error)
+	// OnChange calls fn after List's answer changed (a new listing).
+	OnChange(fn func()) (cancel func())
+}
+
+// Options configure a mount.
+type Options struct {
+	Store   Store
+	Catalog Catalog
+	// DefaultStage is the stage whose value a JSON secret's key files are
+	// taken from (AWSCURRENT unless configured otherwise).
+	DefaultStage string
+	UID, GID     uint32
+	FileMode     os.FileMode // default 0400
+	DirMode      os.FileMode // default 0500
+	// AllowOther lets other users into the mount; the mount then always
+	// uses default_permissions so the kernel enforces the modes.
+	AllowOther bool
+	// KernelCache declines OPEN for the whole mount: reads are served by the
+	// kernel's page cache until a version changes (no per-open snapshot
+	// in the daemon, no per-open audit).
+	KernelCache bool
+	// Debug logs every FUSE request (no values).
+	Debug  bool
+	Logger *slog.Logger
+}

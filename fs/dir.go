@@ -1,0 +1,168 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// dirNode is a directory: the root, a segment of secret names, or a secret
+// (whose files are its stages and JSON keys), or both a secret and the
+// parent of other secrets.
+type dirNode struct {
+	gofs.Inode
+	r    *root
+	path string // "" for the root
+}
+
+var (
+	_ = (gofs.NodeLookuper)((*dirNode)(nil))
+	_ = (gofs.NodeReaddirer)((*dirNode)(nil))
+	_ = (gofs.NodeGetattrer)((*dirNode)(nil))
+)
+
+// contents is what a directory holds now.
+type contents struct {
+	ref      *SecretRef
+	stages   map[string]string // stage -> version id
+	children []string
+	keys     map[string][]byte // JSON key -> file content
+	err      error             // why the secret's files could not be listed
+}
+
+// contents reads the directory's entries from the catalog and the store.
+// The JSON keys are read only when wantKeys is set.
+func (d *dirNode) contents(ctx context.Context, wantKeys bool) contents {
+	ref, children, _ := d.r.ix.dir(d.path)
+	c := contents{ref: ref, children: children}
+	if ref == nil {
+		return c
+	}
+	c.stages, c.err = d.r.opts.Store.Stages(ctx, ref.ID)
+	if c.err != nil || !wantKeys {
+		return c
+	}
+	if _, ok := c.stages[d.r.opts.DefaultStage]; !ok {
+		return c
+	}
+	v, err := d.r.opts.Store.Value(ctx, ref.ID, d.r.opts.DefaultStage)
+	if err != nil {
+		c.err = err
+		return c
+	}
+	c.keys, _ = jsonKeys(v.Data)
+	return c
+}
+
+func (d *dirNode) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	d.r.dirAttr(&out.Attr)
+	out.SetTimeout(d.r.attrTimeout())
+	return 0
+}
+
+func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if !validFileName(name) {
+		return nil, syscall.ENOENT
+	}
+	c := d.contents(ctx, false)
+	if _, ok := c.stages[name]; ok {
+		return d.newFile(ctx, c.ref.ID, kindStage, name, out), 0
+	}
+	for _, ch := range c.children {
+		if ch == name {
+			return d.newDir(ctx, name, out), 0
+		}
+	}
+	if c.ref != nil && c.err == nil {
+		c = d.contents(ctx, true)
+		if _, ok := c.keys[name]; ok {
+			return d.newFile(ctx, c.ref.ID, kindKey, name, out), 0
+		}
+	}
+	if c.err != nil {
+		// The secret's files cannot be known: say why.
+		return nil, d.r.toErrno(c.err)
+	}
+	// Not known: maybe a secret the listing does not have yet.
+	ref, ok, err := d.r.opts.Catalog.Find(ctx, join(d.path, name))
+	if err != nil {
+		return nil, d.r.toErrno(err)
+	}
+	if !ok || !d.r.ix.add(ref) {
+		return nil, syscall.ENOENT
+	}
+	if _, children, _ := d.r.ix.dir(d.path); contains(children, name) {
+		return d.newDir(ctx, name, out), 0
+	}
+	return nil, syscall.ENOENT
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	c := d.contents(ctx, true)
+	if c.err != nil {
+		d.r.log.Debug("listing a secret's files failed", "path", d.path, "error", c.err)
+	}
+	entries := mergeEntries(sortedKeys(c.stages), c.children, sortedKeys(c.keys))
+	list := make([]fuse.DirEntry, 0, len(entries))
+	for _, e := range entries {
+		de := fuse.DirEntry{Name: e.name, Mode: syscall.S_IFREG}
+		switch e.kind {
+		case kindDir:
+			de.Mode = syscall.S_IFDIR
+			de.Ino = d.r.ino("d:" + join(d.path, e.name))
+		case kindStage:
+			de.Ino = d.r.ino(fileKey(kindStage, d.path, e.name))
+		case kindKey:
+			de.Ino = d.r.ino(fileKey(kindKey, d.path, e.name))
+		}
+		list = append(list, de)
+	}
+	return gofs.NewListDirStream(list), 0
+}
+
+func fileKey(kind entryKind, dir, name string) string {
+	if kind == kindStage {
+		return "s:" + dir + "\x00" + name
+	}
+	return "k:" + dir + "\x00" + name
+}
+
+func (d *dirNode) newDir(ctx context.Context, name string, out *fuse.EntryOut) *gofs.Inode {
+	path := join(d.path, name)
+	n := &dirNode{r: d.r, path: path}
+	ch := d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: d.r.ino("d:" + path)})
+	if ch.Operations() == gofs.InodeEmbedder(n) {
+		d.r.registerDir(n)
+	}
+	d.r.dirAttr(&out.Attr)
+	d.r.timeouts(out)
+	return ch
+}
+
+func (d *dirNode) newFile(ctx context.Context, secretID string, kind entryKind, name string, out *fuse.EntryOut) *gofs.Inode {
+	f := &fileNode{r: d.r, secretID: secretID, dir: d.path, name: name, kind: kind}
+	ch := d.NewInode(ctx, f, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: d.r.ino(fileKey(kind, d.path, name))})
+	if node, ok := ch.Operations().(*fileNode); ok {
+		if node == f {
+			d.r.registerFile(f)
+		}
+		if v, err := node.value(ctx); err == nil {
+			d.r.fileAttr(&out.Attr, len(v.Data), v.CreatedDate)
+		} else {
+			d.r.fileAttr(&out.Attr, 0, v.CreatedDate)
+		}
+	}
+	d.r.timeouts(out)
+	return ch
+}

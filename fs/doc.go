@@ -1,0 +1,25 @@
+// Package fs is secretsfs's go-fuse node tree: it shows secrets as
+// directories and their stages and JSON keys as read-only files. It knows
+// nothing of the AWS SDK: it reads through the small Store and Catalog
+// interfaces that the mount daemon implements over the cache.
+//
+// Main decisions:
+//   - The tree is dynamic (Lookup and Readdir compute children from the
+//     catalog and the store), and each path keeps one inode number for the
+//     life of the mount, so a file keeps its inode across rotations and
+//     single-file bind mounts keep working.
+//   - Per-open mode (default): every open takes a snapshot of the value;
+//     all reads through that handle see it. The kernel keeps the pages
+//     between opens while the version is unchanged (FOPEN_KEEP_CACHE); the
+//     first open after a change reads directly (FOPEN_DIRECT_IO), so no
+//     reader sees a size or page cache from the old version.
+//   - Kernel-cache mode: Open answers ENOSYS, which makes the kernel stop
+//     sending OPEN (and FLUSH) for the whole mount; reads are served from
+//     the page cache until a version changes. Secrets whose files were
+//     looked up are pinned in the cache so they keep refreshing although
+//     reads no longer reach the daemon.
+//   - When the store reports that a stage moved, one goroutine invalidates
+//     the kernel's caches for the affected files and names. It never runs
+//     inside a FUSE request, which could deadlock (go-fuse's api.go).
+//   - Every error becomes an errno in one function, toErrno.
+package fs

@@ -1,0 +1,52 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	iofs "io/fs"
+	"log/slog"
+	"sync"
+	"syscall"
+)
+
+// toErrno maps an error from the store or catalog to what a reader sees:
+// missing things are ENOENT, refusals EACCES, an interrupted request EINTR,
+// and everything else (unreachable service, throttling, internal errors)
+// EIO. Unknown errors are logged once each.
+func (r *root) toErrno(err error) syscall.Errno {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, iofs.ErrNotExist):
+		return syscall.ENOENT
+	case errors.Is(err, iofs.ErrPermission):
+		return syscall.EACCES
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return syscall.EINTR
+	}
+	r.logged.once(r.log, err)
+	return syscall.EIO
+}
+
+// onceLogger logs each distinct error message once. Messages name secrets
+// and operations, never values.
+type onceLogger struct {
+	mu   sync.Mutex
+	seen map[string]struct{} // guarded by mu
+}
+
+func (o *onceLogger) once(log *slog.Logger, err error) {
+	msg := err.Error()
+	o.mu.Lock()
+	if o.seen == nil {
+		o.seen = make(map[string]struct{})
+	}
+	_, dup := o.seen[msg]
+	if !dup && len(o.seen) < 1000 {
+		o.seen[msg] = struct{}{}
+	}
+	o.mu.Unlock()
+	if !dup {
+		log.Warn("serving EIO", "error", err)
+	}
+}

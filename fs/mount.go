@@ -1,0 +1,132 @@
+package fs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// Server is a mounted secretsfs.
+type Server struct {
+	fuse   *fuse.Server
+	root   *root
+	cancel []func()
+}
+
+// Mount mounts the filesystem at dir and serves it in the background until
+// Unmount. As root it mounts with mount(2) directly and fails rather than
+// fall back; otherwise it uses fusermount3 (Debian package fuse3).
+func Mount(dir string, opts Options) (*Server, error) {
+	if opts.Store == nil || opts.Catalog == nil {
+		return nil, errors.New("fs: Options.Store and Options.Catalog are required")
+	}
+	if opts.DefaultStage == "" {
+		opts.DefaultStage = "AWSCURRENT"
+	}
+	if opts.FileMode == 0 {
+		opts.FileMode = 0o400
+	}
+	if opts.DirMode == 0 {
+		opts.DirMode = 0o500
+	}
+	r := newRoot(opts)
+	s := &Server{root: r}
+	s.reindex()
+	s.cancel = append(s.cancel, opts.Catalog.OnChange(s.reindex))
+
+	mountOpts := []string{"ro"}
+	if opts.AllowOther {
+		// Without it the kernel lets any user read a 0400 file.
+		mountOpts = append(mountOpts, "default_permissions")
+	}
+	asRoot := os.Geteuid() == 0
+	top := &dirNode{r: r, path: ""}
+	r.registerDir(top)
+	server, err := gofs.Mount(dir, top, &gofs.Options{
+		MountOptions: fuse.MountOptions{
+			FsName:               "secretsfs",
+			Name:                 "secretsfs",
+			AllowOther:           opts.AllowOther,
+			Options:              mountOpts,
+			DirectMount:          asRoot,
+			DirectMountStrict:    asRoot,
+			Debug:                opts.Debug,
+			IgnoreSecurityLabels: true,
+			MaxReadAhead:         64 << 10,
+		},
+		RootStableAttr: &gofs.StableAttr{Ino: 1},
+		UID:            opts.UID,
+		GID:            opts.GID,
+	})
+	if err != nil {
+		for _, c := range s.cancel {
+			c()
+		}
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	closeFuseOnExec()
+	s.fuse = server
+	r.inval.start()
+	s.cancel = append(s.cancel, opts.Store.Subscribe(r.inval.change))
+	return s, nil
+}
+
+// reindex rebuilds the tree from the catalog.
+func (s *Server) reindex() {
+	if skipped := s.root.ix.rebuild(s.root.opts.Catalog.List()); len(skipped) > 0 {
+		s.root.log.Warn("secrets whose names cannot be paths are not shown", "names", strings.Join(skipped, ", "))
+	}
+	// New and removed secrets: drop the kernel's idea of the root listing.
+	// Deeper names expire with their entry timeout.
+}
+
+// Unmount unmounts and stops serving. It fails with EBUSY while files are
+// open on the mount.
+func (s *Server) Unmount() error {
+	if err := s.fuse.Unmount(); err != nil {
+		return err
+	}
+	s.shutdown()
+	return nil
+}
+
+// Wait returns when the filesystem is no longer served (unmounted, also by
+// someone else with umount).
+func (s *Server) Wait() {
+	s.fuse.Wait()
+}
+
+func (s *Server) shutdown() {
+	for _, c := range s.cancel {
+		c()
+	}
+	s.cancel = nil
+	s.root.inval.stop()
+	s.root.unpinAll()
+}
+
+// closeFuseOnExec marks this process's /dev/fuse descriptors close-on-exec:
+// a direct mount opens it without, and a child that inherited it would keep
+// a dead daemon's mount hanging instead of failing with ENOTCONN.
+func closeFuseOnExec() {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range fds {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err != nil || target != "/dev/fuse" {
+			continue
+		}
+		var fd int
+		if _, err := fmt.Sscan(e.Name(), &fd); err == nil {
+			unix.CloseOnExec(fd)
+		}
+	}
+}

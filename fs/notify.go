@@ -1,0 +1,117 @@
+package fs
+
+import (
+	"sync"
+	"syscall"
+)
+
+// invalidator drops the kernel's caches for what a change affects. It runs
+// on one goroutine of its own, never inside a FUSE request: a notification
+// sent while a related request is being served can deadlock.
+type invalidator struct {
+	r      *root
+	mu     sync.Mutex
+	queue  []job // guarded by mu
+	signal chan struct{}
+	done   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// job is either a store change or one node to invalidate.
+type job struct {
+	change *Change
+	node   *fileNode
+}
+
+func newInvalidator(r *root) *invalidator {
+	return &invalidator{r: r, signal: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (iv *invalidator) start() {
+	iv.wg.Add(1)
+	go iv.run()
+}
+
+func (iv *invalidator) stop() {
+	close(iv.done)
+	iv.wg.Wait()
+}
+
+func (iv *invalidator) push(j job) {
+	iv.mu.Lock()
+	iv.queue = append(iv.queue, j)
+	iv.mu.Unlock()
+	select {
+	case iv.signal <- struct{}{}:
+	default:
+	}
+}
+
+// change queues a store change.
+func (iv *invalidator) change(c Change) { iv.push(job{change: &c}) }
+
+// node queues one file node.
+func (iv *invalidator) node(f *fileNode) { iv.push(job{node: f}) }
+
+func (iv *invalidator) run() {
+	defer iv.wg.Done()
+	for {
+		select {
+		case <-iv.done:
+			return
+		case <-iv.signal:
+		}
+		iv.mu.Lock()
+		batch := iv.queue
+		iv.queue = nil
+		iv.mu.Unlock()
+		for _, j := range batch {
+			if j.node != nil {
+				iv.content(j.node)
+			} else {
+				iv.apply(*j.change)
+			}
+		}
+	}
+}
+
+// apply invalidates the files a change affects: the stage's file, and when
+// the default stage moved, the JSON key files; and the names that may have
+// appeared or gone.
+func (iv *invalidator) apply(c Change) {
+	r := iv.r
+	keysMoved := c.Stage == r.opts.DefaultStage
+	for _, f := range r.filesOf(c.SecretID) {
+		if (f.kind == kindStage && f.name == c.Stage) || (f.kind == kindKey && keysMoved) {
+			iv.content(f)
+			if c.NewVersionID == "" || f.kind == kindKey {
+				// The file may be gone (a stage removed, a key dropped).
+				if d := r.dirAt(f.dir); d != nil {
+					iv.entry(d, f.name)
+				}
+			}
+		}
+	}
+	if c.OldVersionID == "" || c.NewVersionID == "" {
+		for _, p := range r.ix.pathsOf(c.SecretID) {
+			if d := r.dirAt(p); d != nil {
+				iv.entry(d, c.Stage)
+			}
+		}
+	}
+}
+
+// content drops a file's cached pages and attributes. ENOENT means the
+// kernel has nothing cached for it.
+func (iv *invalidator) content(f *fileNode) {
+	if errno := f.NotifyContent(0, 0); errno != 0 && errno != syscall.ENOENT {
+		iv.r.log.Debug("invalidating a file's cache failed", "secret", f.secretID, "file", f.name, "errno", errno)
+	}
+}
+
+// entry drops a cached name in a directory.
+func (iv *invalidator) entry(d *dirNode, name string) {
+	if errno := d.NotifyEntry(name); errno != 0 && errno != syscall.ENOENT {
+		iv.r.log.Debug("invalidating a name failed", "dir", d.path, "name", name, "errno", errno)
+	}
+}
