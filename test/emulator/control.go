@@ -15,8 +15,8 @@ import (
 // ControlPrefix is the path prefix of the control endpoint. The AWS
 // protocol only ever posts to "/", so the two never meet.
 //
-// Routes (JSON bodies; errors are {"Error": "..."} with status 400, 404 or
-// 405):
+// Routes (JSON bodies; errors are {"Error": "..."} with status 400, or 404
+// for an unknown route or method):
 //
 //	GET    /_emulator/health  200 {"Status": "ok"}
 //	GET    /_emulator/calls   200 {"Calls": {"GetSecretValue": 3, ...}}
