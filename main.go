@@ -10,11 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
 
+	"github.com/secretsfs/secretsfs/test/emulator"
 	"github.com/urfave/cli/v2"
 )
 
@@ -24,11 +27,71 @@ import (
 var version string
 
 // actions are the functions the commands call once their flags are parsed.
-type actions struct{}
+type actions struct {
+	// emulator runs the Secrets Manager emulator until ctx ends, printing
+	// its URL to stdout and its log to stderr.
+	emulator func(ctx context.Context, cfg emulator.CommandConfig, stdout, stderr io.Writer) error
+}
 
 // defaultActions returns the real implementations.
 func defaultActions() actions {
-	return actions{}
+	return actions{emulator: runEmulator}
+}
+
+// runEmulator is the real emulator action.
+func runEmulator(ctx context.Context, cfg emulator.CommandConfig, stdout, stderr io.Writer) error {
+	return emulator.RunCommand(ctx, cfg, stdout, slog.New(slog.NewTextHandler(stderr, nil)))
+}
+
+// defaultEmulatorListen is where "secretsfs emulator" listens unless told
+// otherwise: loopback only, on a fixed port so the URL can be written down.
+const defaultEmulatorListen = "127.0.0.1:9765"
+
+// emulatorCommand is "secretsfs emulator".
+func emulatorCommand(act actions) *cli.Command {
+	return &cli.Command{
+		Name:      "emulator",
+		Usage:     "run a local AWS Secrets Manager emulator for development and tests",
+		ArgsUsage: " ",
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError{err}
+		},
+		Description: "Serves an in-memory AWS Secrets Manager on --listen (loopback by default) until\n" +
+			"SIGINT or SIGTERM, and prints its endpoint URL on the first line of stdout once\n" +
+			"it is ready. Point the AWS CLI or SDK at it with --endpoint-url URL or\n" +
+			"AWS_ENDPOINT_URL=URL; any access key works. --seed preloads secrets from a JSON\n" +
+			"file. Test controls (call counts, fault injection) are under URL/_emulator/.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{
+				Name:    "listen",
+				Value:   defaultEmulatorListen,
+				EnvVars: []string{"SECRETSFS_EMULATOR_LISTEN"},
+				Usage:   "`HOST:PORT` to listen on; port 0 picks a free one. A non-loopback address exposes every secret without authentication",
+			},
+			&cli.StringFlag{
+				Name:      "seed",
+				EnvVars:   []string{"SECRETSFS_EMULATOR_SEED"},
+				Usage:     "JSON `FILE` of secrets to preload (format: see the README)",
+				TakesFile: true,
+			},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageError{fmt.Errorf("emulator takes no arguments, got %q", c.Args().First())}
+			}
+			listen := c.String("listen")
+			if _, _, err := net.SplitHostPort(listen); err != nil {
+				return usageError{fmt.Errorf("--listen %q: want HOST:PORT, e.g. 127.0.0.1:9765 (%v)", listen, err)}
+			}
+			seed := c.String("seed")
+			if seed != "" {
+				if _, err := os.Stat(seed); err != nil {
+					return usageError{fmt.Errorf("--seed: %w", err)}
+				}
+			}
+			return act.emulator(c.Context, emulator.CommandConfig{Listen: listen, SeedFile: seed}, c.App.Writer, c.App.ErrWriter)
+		},
+	}
 }
 
 // buildVersion reports the version of this binary.
@@ -79,6 +142,7 @@ func newApp(act actions, stdout, stderr io.Writer) *cli.App {
 			return usageError{err}
 		},
 		Commands: []*cli.Command{
+			emulatorCommand(act),
 			{
 				Name:  "version",
 				Usage: "print the version of secretsfs",

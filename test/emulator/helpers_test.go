@@ -3,8 +3,10 @@ package emulator
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,4 +127,17 @@ func signedRequest(t *testing.T, url, op, body string) *http.Request {
 	req.Header.Set("X-Amz-Date", "20261128T120000Z")
 	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIDEMULATOR/20261128/us-east-1/secretsmanager/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=0123456789abcdef")
 	return req
+}
+
+// lockedWriter serialises writes to w, for loggers written from several
+// goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
