@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -86,9 +87,18 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	open := uint32(fuse.FOPEN_NOFLUSH)
 	if changed {
 		// The kernel may hold pages and a size of another version: read
-		// this snapshot directly, and have the kernel's caches dropped.
+		// this snapshot directly, and have the invalidation goroutine drop
+		// the kernel's caches before the open completes, so that a stat
+		// after this open shows the new size. (A notification sent while
+		// OPEN is outstanding is safe; one sent during a READ of the same
+		// file is not, which is why it is never sent from a handler.)
 		open |= fuse.FOPEN_DIRECT_IO
-		f.r.inval.node(f)
+		select {
+		case <-f.r.inval.node(f):
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+			f.r.log.Warn("dropping the kernel's cache of a file is slow", "secret", f.secretID, "file", f.name)
+		}
 	} else {
 		open |= fuse.FOPEN_KEEP_CACHE
 	}

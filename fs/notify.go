@@ -21,6 +21,7 @@ type invalidator struct {
 type job struct {
 	change *Change
 	node   *fileNode
+	done   chan struct{} // closed when the job is done, if set
 }
 
 func newInvalidator(r *root) *invalidator {
@@ -50,14 +51,27 @@ func (iv *invalidator) push(j job) {
 // change queues a store change.
 func (iv *invalidator) change(c Change) { iv.push(job{change: &c}) }
 
-// node queues one file node.
-func (iv *invalidator) node(f *fileNode) { iv.push(job{node: f}) }
+// node queues one file node and returns a channel closed once its caches
+// are dropped.
+func (iv *invalidator) node(f *fileNode) <-chan struct{} {
+	done := make(chan struct{})
+	iv.push(job{node: f, done: done})
+	return done
+}
 
 func (iv *invalidator) run() {
 	defer iv.wg.Done()
 	for {
 		select {
 		case <-iv.done:
+			iv.mu.Lock()
+			for _, j := range iv.queue {
+				if j.done != nil {
+					close(j.done)
+				}
+			}
+			iv.queue = nil
+			iv.mu.Unlock()
 			return
 		case <-iv.signal:
 		}
@@ -70,6 +84,9 @@ func (iv *invalidator) run() {
 				iv.content(j.node)
 			} else {
 				iv.apply(*j.change)
+			}
+			if j.done != nil {
+				close(j.done)
 			}
 		}
 	}
