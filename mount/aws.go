@@ -1,0 +1,110 @@
+package mount
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	iofs "io/fs"
+	"os"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+
+	"github.com/secretsfs/secretsfs/cache"
+)
+
+// newSecretsClient builds the Secrets Manager client the daemon uses: the
+// SDK's default chain narrowed by region and profile, an optional role
+// assumed through STS, and an optional endpoint.
+func newSecretsClient(ctx context.Context, cfg Config) (*secretsmanager.Client, error) {
+	opts := []func(*config.LoadOptions) error{}
+	if cfg.Region != "" {
+		opts = append(opts, config.WithRegion(cfg.Region))
+	}
+	if cfg.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(cfg.Profile))
+	}
+	opts = append(opts, cfg.awsOptions...)
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load the AWS configuration (check --profile, AWS_PROFILE and ~/.aws/config): %w", err)
+	}
+	if awsCfg.Region == "" {
+		return nil, errors.New("no AWS region: give --region or set AWS_REGION")
+	}
+	if cfg.RoleARN != "" {
+		provider := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(awsCfg), cfg.RoleARN, func(o *stscreds.AssumeRoleOptions) {
+			o.RoleSessionName = sessionName()
+		})
+		awsCfg.Credentials = aws.NewCredentialsCache(provider)
+	}
+	var smOpts []func(*secretsmanager.Options)
+	if cfg.EndpointURL != "" {
+		endpoint := cfg.EndpointURL
+		smOpts = append(smOpts, func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(endpoint) })
+	}
+	return cache.NewClientFromConfig(awsCfg, cfg.Version, smOpts...), nil
+}
+
+// sessionName names the assumed role's sessions after the host, so that
+// CloudTrail tells which host read a secret.
+func sessionName() string {
+	name := "secretsfs"
+	if h, err := os.Hostname(); err == nil && h != "" {
+		name += "-" + h
+	}
+	out := make([]byte, 0, len(name))
+	for i := 0; i < len(name) && len(out) < 64; i++ {
+		b := name[i]
+		if b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '=' || b == ',' || b == '.' || b == '@' || b == '-' || b == '_' {
+			out = append(out, b)
+		}
+	}
+	return string(out)
+}
+
+// describeThroughCache resolves an id with the cache's Describe, which keeps
+// the answer for the first read.
+func describeThroughCache(c *cache.Cache) describeFunc {
+	return func(ctx context.Context, id string) (secretMeta, error) {
+		info, err := c.Describe(ctx, id)
+		if err != nil {
+			return secretMeta{}, err
+		}
+		return secretMeta{Name: info.Name, Deleted: info.ScheduledForDeletion}, nil
+	}
+}
+
+// describeSecretAPI is the SDK's DescribeSecret.
+type describeSecretAPI interface {
+	DescribeSecret(ctx context.Context, params *secretsmanager.DescribeSecretInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error)
+}
+
+// describeWithTags calls DescribeSecret directly, for the tags the cache does
+// not keep.
+func describeWithTags(api describeSecretAPI) describeFunc {
+	return func(ctx context.Context, id string) (secretMeta, error) {
+		out, err := api.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)})
+		if err != nil {
+			var nf *types.ResourceNotFoundException
+			var ae smithy.APIError
+			switch {
+			case errors.As(err, &nf):
+				return secretMeta{}, fmt.Errorf("describe %q: %w", id, errors.Join(iofs.ErrNotExist, err))
+			case errors.As(err, &ae) && ae.ErrorCode() == "AccessDeniedException":
+				return secretMeta{}, fmt.Errorf("describe %q: %w", id, errors.Join(iofs.ErrPermission, err))
+			}
+			return secretMeta{}, fmt.Errorf("describe %q: %w", id, err)
+		}
+		meta := secretMeta{Name: aws.ToString(out.Name), TagsKnown: true, Deleted: out.DeletedDate != nil}
+		for _, t := range out.Tags {
+			meta.Tags = append(meta.Tags, Tag{Key: aws.ToString(t.Key), Value: aws.ToString(t.Value)})
+		}
+		return meta, nil
+	}
+}

@@ -1,0 +1,475 @@
+package mount
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	iofs "io/fs"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/smithy-go"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/secretsfs/secretsfs/cache"
+	sfs "github.com/secretsfs/secretsfs/fs"
+)
+
+// Catalog timings that are not configurable.
+const (
+	defaultMissTTL     = 10 * time.Second // how long Find remembers a miss
+	defaultRetryMin    = time.Second      // first retry after a failed listing
+	defaultFindTimeout = 30 * time.Second // bound of one DescribeSecret by Find
+	maxFilterValues    = 10               // values per ListSecrets filter
+	maxSecretNameLen   = 512
+)
+
+// secretMeta is what a describeFunc learns about a secret id.
+type secretMeta struct {
+	Name string
+	// Tags are the secret's tags; TagsKnown says whether they were asked
+	// for (the cache's Describe does not keep them).
+	Tags      []Tag
+	TagsKnown bool
+	// Deleted is true when the secret is scheduled for deletion.
+	Deleted bool
+}
+
+// describeFunc asks Secrets Manager about a secret id. A secret that does not
+// exist gives an error matching fs.ErrNotExist.
+type describeFunc func(ctx context.Context, id string) (secretMeta, error)
+
+// catalogOptions are the timings and the plumbing of a catalog.
+type catalogOptions struct {
+	// Interval is the list interval; in explicit mode, the longest wait
+	// before ids that could not be resolved are asked for again.
+	Interval time.Duration
+	// MissTTL is how long Find remembers that a name does not exist.
+	MissTTL time.Duration
+	// RetryMin is the first wait after a failed listing; it doubles after
+	// each further failure, up to Interval.
+	RetryMin time.Duration
+	Clock    cache.Clock
+	Logger   *slog.Logger
+}
+
+// retryDelay is the wait after the n-th consecutive failure (n >= 1).
+func (o catalogOptions) retryDelay(n int) time.Duration {
+	d := o.RetryMin
+	for i := 1; i < n && d < o.Interval; i++ {
+		d *= 2
+	}
+	return min(d, o.Interval)
+}
+
+// subscribers is a set of OnChange callbacks.
+type subscribers struct {
+	mu   sync.Mutex
+	next int            // guarded by mu
+	fns  map[int]func() // guarded by mu
+}
+
+func (s *subscribers) add(fn func()) (cancel func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fns == nil {
+		s.fns = make(map[int]func())
+	}
+	id := s.next
+	s.next++
+	s.fns[id] = fn
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.fns, id)
+	}
+}
+
+// notify calls every callback, without holding the lock.
+func (s *subscribers) notify() {
+	s.mu.Lock()
+	fns := make([]func(), 0, len(s.fns))
+	for _, fn := range s.fns {
+		fns = append(fns, fn)
+	}
+	s.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// catalog is an fs.Catalog that runs a background goroutine.
+type catalog interface {
+	sfs.Catalog
+	// Start makes the first listing (or resolves the explicit ids) and
+	// starts the background goroutine. A failing first listing is logged and
+	// retried; only a cancelled ctx makes Start fail.
+	Start(ctx context.Context) error
+	// Stop ends the background goroutine and waits for it.
+	Stop()
+}
+
+// listingCatalog shows what ListSecrets returns, narrowed by name prefixes
+// and tags, listed again every interval.
+type listingCatalog struct {
+	api      secretsmanager.ListSecretsAPIClient
+	describe describeFunc
+	prefixes []string
+	tags     []Tag
+	opts     catalogOptions
+	subs     subscribers
+	group    singleflight.Group
+
+	mu       sync.Mutex
+	listed   []sfs.SecretRef      // guarded by mu; the last listing, sorted by name
+	found    map[string]foundRef  // guarded by mu; names Find found that the listing lacked
+	misses   map[string]time.Time // guarded by mu; name -> when the miss is forgotten
+	failures int                  // guarded by mu; consecutive failed listings
+	stop     context.CancelFunc   // guarded by mu
+	done     chan struct{}        // guarded by mu
+}
+
+type foundRef struct {
+	ref sfs.SecretRef
+	at  time.Time
+}
+
+var _ catalog = (*listingCatalog)(nil)
+
+func newListingCatalog(api secretsmanager.ListSecretsAPIClient, describe describeFunc, prefixes []string, tags []Tag, opts catalogOptions) *listingCatalog {
+	return &listingCatalog{
+		api:      api,
+		describe: describe,
+		prefixes: slices.Clone(prefixes),
+		tags:     slices.Clone(tags),
+		opts:     opts,
+		found:    make(map[string]foundRef),
+		misses:   make(map[string]time.Time),
+	}
+}
+
+// Start makes the first listing and starts re-listing in the background.
+func (c *listingCatalog) Start(ctx context.Context) error {
+	if err := c.relist(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.opts.Logger.Error("listing secrets failed; the mount starts without them and retries", "err", err)
+	}
+	lctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	c.mu.Lock()
+	c.stop, c.done = stop, done
+	c.mu.Unlock()
+	go c.loop(lctx, done)
+	return nil
+}
+
+// Stop ends re-listing.
+func (c *listingCatalog) Stop() {
+	c.mu.Lock()
+	stop, done := c.stop, c.done
+	c.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+}
+
+func (c *listingCatalog) loop(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	for {
+		c.mu.Lock()
+		wait := c.opts.Interval
+		if c.failures > 0 {
+			wait = c.opts.retryDelay(c.failures)
+		}
+		c.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.opts.Clock.Alarm(c.opts.Clock.Now().Add(wait)):
+		}
+		if err := c.relist(ctx); err != nil && ctx.Err() == nil {
+			c.opts.Logger.Warn("listing secrets failed; the last listing stays", "err", err)
+		}
+	}
+}
+
+// List returns the last listing plus the names Find found since.
+func (c *listingCatalog) List() []sfs.SecretRef {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.listLocked()
+}
+
+func (c *listingCatalog) listLocked() []sfs.SecretRef {
+	out := slices.Clone(c.listed)
+	for _, f := range c.found {
+		out = append(out, f.ref)
+	}
+	slices.SortFunc(out, func(a, b sfs.SecretRef) int { return strings.Compare(a.Name, b.Name) })
+	// A name Find found may have been listed meanwhile: show it once.
+	return slices.CompactFunc(out, func(a, b sfs.SecretRef) bool { return a.Name == b.Name })
+}
+
+// OnChange calls fn after a listing changed List's answer.
+func (c *listingCatalog) OnChange(fn func()) (cancel func()) { return c.subs.add(fn) }
+
+// Find asks DescribeSecret about a name the listing lacks. Names outside the
+// prefixes, names no secret can have and secrets without the tags are misses
+// without a call; a miss is remembered for MissTTL.
+func (c *listingCatalog) Find(ctx context.Context, name string) (sfs.SecretRef, bool, error) {
+	if !validSecretName(name) || !c.matchesPrefix(name) {
+		return sfs.SecretRef{}, false, nil
+	}
+	now := c.opts.Clock.Now()
+	c.mu.Lock()
+	if i, ok := slices.BinarySearchFunc(c.listed, name, func(r sfs.SecretRef, n string) int { return strings.Compare(r.Name, n) }); ok {
+		ref := c.listed[i]
+		c.mu.Unlock()
+		return ref, true, nil
+	}
+	if f, ok := c.found[name]; ok {
+		c.mu.Unlock()
+		return f.ref, true, nil
+	}
+	if until, ok := c.misses[name]; ok {
+		if now.Before(until) {
+			c.mu.Unlock()
+			return sfs.SecretRef{}, false, nil
+		}
+		delete(c.misses, name)
+	}
+	c.mu.Unlock()
+
+	// One DescribeSecret per name however many lookups wait for it, detached
+	// from the first caller so that its interruption does not fail the rest.
+	ch := c.group.DoChan(name, func() (any, error) {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultFindTimeout)
+		defer cancel()
+		return c.find(dctx, name)
+	})
+	select {
+	case <-ctx.Done():
+		return sfs.SecretRef{}, false, ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			return sfs.SecretRef{}, false, r.Err
+		}
+		f := r.Val.(findResult)
+		return f.ref, f.ok, nil
+	}
+}
+
+type findResult struct {
+	ref sfs.SecretRef
+	ok  bool
+}
+
+func (c *listingCatalog) find(ctx context.Context, name string) (findResult, error) {
+	meta, err := c.describe(ctx, name)
+	miss := errors.Is(err, iofs.ErrNotExist)
+	if err != nil && !miss {
+		return findResult{}, fmt.Errorf("find %q: %w", name, err)
+	}
+	if !miss {
+		miss = meta.Deleted || meta.Name != name || (len(c.tags) > 0 && !(meta.TagsKnown && hasTags(meta.Tags, c.tags)))
+	}
+	now := c.opts.Clock.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if miss {
+		c.misses[name] = now.Add(c.opts.MissTTL)
+		return findResult{}, nil
+	}
+	ref := sfs.SecretRef{Name: name, ID: name}
+	c.found[name] = foundRef{ref: ref, at: now}
+	c.opts.Logger.Debug("found a secret the listing lacks", "name", name)
+	return findResult{ref: ref, ok: true}, nil
+}
+
+func (c *listingCatalog) matchesPrefix(name string) bool {
+	return len(c.prefixes) == 0 || slices.ContainsFunc(c.prefixes, func(p string) bool { return strings.HasPrefix(name, p) })
+}
+
+// relist lists the secrets, keeps those that pass the filters, and tells
+// the subscribers when List's answer changed.
+func (c *listingCatalog) relist(ctx context.Context) error {
+	refs, err := c.listAll(ctx)
+	now := c.opts.Clock.Now()
+	c.mu.Lock()
+	if err != nil {
+		c.failures++
+		c.mu.Unlock()
+		return err
+	}
+	c.failures = 0
+	before := c.listLocked()
+	c.listed = refs
+	for name, f := range c.found {
+		_, listed := slices.BinarySearchFunc(refs, name, func(r sfs.SecretRef, n string) int { return strings.Compare(r.Name, n) })
+		// A secret found by Find may be missing from a listing for a while
+		// (ListSecrets is eventually consistent); give it one interval.
+		if listed || now.Sub(f.at) >= c.opts.Interval {
+			delete(c.found, name)
+		}
+	}
+	for name, until := range c.misses {
+		if !now.Before(until) {
+			delete(c.misses, name)
+		}
+	}
+	for _, r := range refs {
+		delete(c.misses, r.Name)
+	}
+	after := c.listLocked()
+	c.mu.Unlock()
+
+	changed := !slices.Equal(before, after)
+	c.opts.Logger.Debug("listed secrets", "count", len(refs), "changed", changed)
+	if changed {
+		added, removed := diffRefs(before, after)
+		c.opts.Logger.Info("the listing changed", "secrets", len(after), "added", added, "removed", removed)
+		c.subs.notify()
+	}
+	return nil
+}
+
+// listAll pages through ListSecrets and returns the secrets that pass the
+// filters, sorted by name.
+func (c *listingCatalog) listAll(ctx context.Context) ([]sfs.SecretRef, error) {
+	in := &secretsmanager.ListSecretsInput{
+		MaxResults: aws.Int32(100),
+		Filters:    serverFilters(c.prefixes, c.tags),
+	}
+	p := secretsmanager.NewListSecretsPaginator(c.api, in)
+	var refs []sfs.SecretRef
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, listError(err)
+		}
+		for _, e := range out.SecretList {
+			if c.keep(e) {
+				refs = append(refs, sfs.SecretRef{Name: *e.Name, ID: *e.Name})
+			}
+		}
+	}
+	slices.SortFunc(refs, func(a, b sfs.SecretRef) int { return strings.Compare(a.Name, b.Name) })
+	return slices.CompactFunc(refs, func(a, b sfs.SecretRef) bool { return a.Name == b.Name }), nil
+}
+
+// keep applies the exact filters to one entry of a listing.
+func (c *listingCatalog) keep(e types.SecretListEntry) bool {
+	if e.Name == nil || *e.Name == "" || e.DeletedDate != nil || !c.matchesPrefix(*e.Name) {
+		return false
+	}
+	if len(c.tags) == 0 {
+		return true
+	}
+	have := make([]Tag, 0, len(e.Tags))
+	for _, t := range e.Tags {
+		have = append(have, Tag{Key: aws.ToString(t.Key), Value: aws.ToString(t.Value)})
+	}
+	return hasTags(have, c.tags)
+}
+
+// hasTags reports whether have holds every tag of want, key and value alike.
+func hasTags(have, want []Tag) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// serverFilters narrows a listing on the service's side as far as the
+// service can express it; keep applies the exact rules afterwards.
+//
+// The service matches prefixes, ORs the values of one filter and ANDs
+// different filter keys; a value starting with "!" negates. So the name
+// prefixes become one "name" filter (all of them ORed, exactly our rule), and
+// of the tags, which must all be present, the first one the filter syntax can
+// carry becomes a "tag-key" and a "tag-value" filter: a superset of the
+// secrets that carry it, since the key and the value may match different
+// tags, or longer keys and values. Anything the syntax cannot carry is left
+// to keep.
+func serverFilters(prefixes []string, tags []Tag) []types.Filter {
+	var fs []types.Filter
+	if len(prefixes) > 0 && len(prefixes) <= maxFilterValues && allFilterable(prefixes...) {
+		fs = append(fs, types.Filter{Key: types.FilterNameStringTypeName, Values: slices.Clone(prefixes)})
+	}
+	for _, t := range tags {
+		if !allFilterable(t.Key) {
+			continue
+		}
+		fs = append(fs, types.Filter{Key: types.FilterNameStringTypeTagKey, Values: []string{t.Key}})
+		if allFilterable(t.Value) {
+			fs = append(fs, types.Filter{Key: types.FilterNameStringTypeTagValue, Values: []string{t.Value}})
+		}
+		break
+	}
+	return fs
+}
+
+// allFilterable reports whether every value can be sent as a filter value
+// that matches its prefix: 1 to 512 characters of the filter's pattern
+// (^\!?[a-zA-Z0-9 :_@\/\+\=\.\-\!]*$), not starting with "!".
+func allFilterable(values ...string) bool {
+	for _, v := range values {
+		if v == "" || len(v) > 512 || strings.HasPrefix(v, "!") {
+			return false
+		}
+		for _, r := range v {
+			switch {
+			case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			case strings.ContainsRune(" :_@/+=.-!", r):
+			default:
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validSecretName reports whether a secret can have this name, so that Find
+// does not ask about names the service would refuse.
+func validSecretName(name string) bool {
+	return name != "" && len(name) <= maxSecretNameLen && validNameChars(name)
+}
+
+// listError adds a hint to a refused listing.
+func listError(err error) error {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "AccessDeniedException" {
+		return fmt.Errorf("list secrets: %w (grant secretsmanager:ListSecrets, or name the secrets with --secret)", err)
+	}
+	return fmt.Errorf("list secrets: %w", err)
+}
+
+// diffRefs counts the names added and removed between two sorted lists.
+func diffRefs(before, after []sfs.SecretRef) (added, removed int) {
+	in := func(refs []sfs.SecretRef, name string) bool {
+		_, ok := slices.BinarySearchFunc(refs, name, func(r sfs.SecretRef, n string) int { return strings.Compare(r.Name, n) })
+		return ok
+	}
+	for _, r := range after {
+		if !in(before, r.Name) {
+			added++
+		}
+	}
+	for _, r := range before {
+		if !in(after, r.Name) {
+			removed++
+		}
+	}
+	return added, removed
+}

@@ -1,0 +1,267 @@
+package mount
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/secretsfs/secretsfs/cache"
+)
+
+// Defaults of the settings that are not the cache's own.
+const (
+	DefaultFileMode     os.FileMode = 0o400
+	DefaultDirMode      os.FileMode = 0o500
+	DefaultListInterval             = 5 * time.Minute
+	DefaultLogLevel                 = "info"
+	DefaultLogFormat                = "text"
+)
+
+// Tag is a tag a listed secret must carry, with exactly this key and value.
+type Tag struct {
+	Key   string
+	Value string
+}
+
+// String returns the tag as KEY=VALUE, the form ParseTag reads.
+func (t Tag) String() string { return t.Key + "=" + t.Value }
+
+// Config holds everything the daemon needs. Start from DefaultConfig; Validate
+// names the command-line flag of each bad field and how to fix it.
+type Config struct {
+	// MountPoint is the existing directory the filesystem is mounted on.
+	MountPoint string
+
+	// RefreshInterval is how long a secret's metadata is trusted before it
+	// is asked for again (cache.Config.SecretRefreshInterval). Shorter
+	// shows rotations sooner at the price of one DescribeSecret per secret
+	// per interval.
+	RefreshInterval time.Duration
+	// MaxCacheSize is how many secrets the cache keeps; a mount showing more
+	// secrets than this costs extra calls when they are all read in turn.
+	MaxCacheSize int
+	// RetryDelayBase is the wait after the first failed refresh of a secret.
+	RetryDelayBase time.Duration
+	// RetryGrowthFactor multiplies the wait after each further failure (at
+	// least 1).
+	RetryGrowthFactor float64
+	// RetryDelayMax caps the wait between retries: smaller notices recovery
+	// sooner and costs more calls during an outage.
+	RetryDelayMax time.Duration
+	// DefaultStage is the stage whose value a JSON secret's key files show.
+	DefaultStage string
+
+	// Region is the AWS region; empty means the SDK's own chain (AWS_REGION,
+	// the profile's region).
+	Region string
+	// Profile is the shared configuration profile; empty means the default
+	// one (or AWS_PROFILE).
+	Profile string
+	// EndpointURL replaces the Secrets Manager endpoint, e.g. for a VPC
+	// endpoint or an emulator. Empty means the SDK's (which honours
+	// AWS_ENDPOINT_URL_SECRETS_MANAGER and AWS_ENDPOINT_URL).
+	EndpointURL string
+	// RoleARN, when set, is assumed through STS with the credentials the
+	// SDK finds, and its temporary credentials are used for every call.
+	RoleARN string
+
+	// UID and GID own every file and directory; the mounting user's by
+	// default.
+	UID, GID uint32
+	// FileMode is the permission of secret files (0400 by default).
+	FileMode os.FileMode
+	// DirMode is the permission of directories (0500 by default).
+	DirMode os.FileMode
+	// AllowOther lets other users into the mount; the kernel then enforces
+	// FileMode and DirMode (default_permissions). As an ordinary user it
+	// needs user_allow_other in /etc/fuse.conf.
+	AllowOther bool
+	// KernelCache serves reads from the kernel's page cache (fast, no
+	// per-open audit) instead of per-open snapshots from the daemon.
+	KernelCache bool
+
+	// Prefixes narrow listing mode to secrets whose names start with one of
+	// them.
+	Prefixes []string
+	// Tags narrow listing mode to secrets that carry every one of them.
+	Tags []Tag
+	// ListInterval is how often the secrets are listed again in listing
+	// mode. Shorter shows new and deleted secrets sooner at the price of
+	// ListSecrets calls; a new secret is reachable by its path at once
+	// anyway.
+	ListInterval time.Duration
+	// Secrets, when not empty, selects explicit mode: only these secrets
+	// (names or ARNs) are shown and ListSecrets is never called.
+	Secrets []string
+
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// LogFormat is text or json.
+	LogFormat string
+
+	// Version goes into the User-Agent of every AWS call
+	// ("secretsfs/<version>").
+	Version string
+
+	// Settings the command line cannot reach, for Demo and tests.
+	awsOptions []func(*config.LoadOptions) error // extra AWS configuration
+	onServing  func()                            // called once the mount serves
+}
+
+// DefaultConfig returns the defaults: the cache's (refresh every hour, 1024
+// secrets, retries from 1 s doubling up to 1 h, AWSCURRENT), files 0400 and
+// directories 0500 owned by the calling user, listing every 5 minutes, and
+// text logs at info level.
+func DefaultConfig() Config {
+	return Config{
+		RefreshInterval:   cache.DefaultSecretRefreshInterval,
+		MaxCacheSize:      cache.DefaultMaxCacheSize,
+		RetryDelayBase:    cache.DefaultExceptionRetryDelayBase,
+		RetryGrowthFactor: cache.DefaultExceptionRetryGrowthFactor,
+		RetryDelayMax:     cache.DefaultExceptionRetryDelayMax,
+		DefaultStage:      cache.DefaultVersionStage,
+		UID:               uint32(os.Getuid()),
+		GID:               uint32(os.Getgid()),
+		FileMode:          DefaultFileMode,
+		DirMode:           DefaultDirMode,
+		ListInterval:      DefaultListInterval,
+		LogLevel:          DefaultLogLevel,
+		LogFormat:         DefaultLogFormat,
+	}
+}
+
+// ExplicitMode reports whether only the secrets named in Secrets are shown.
+func (c Config) ExplicitMode() bool { return len(c.Secrets) > 0 }
+
+// Validate checks every field and returns one error per bad field, each
+// naming its command-line flag and the fix, joined with errors.Join.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(flag, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", flag, fmt.Sprintf(format, args...)))
+	}
+	if c.MountPoint == "" {
+		bad("MOUNTPOINT", "missing; give the directory to mount on, e.g. secretsfs mount /run/secrets")
+	}
+	if c.RefreshInterval <= 0 {
+		bad("--refresh-interval", "is %v; give a positive duration such as 1h or 30s", c.RefreshInterval)
+	}
+	if c.MaxCacheSize < 1 {
+		bad("--max-cache-size", "is %d; give at least 1", c.MaxCacheSize)
+	}
+	if c.RetryDelayBase <= 0 {
+		bad("--retry-delay-base", "is %v; give a positive duration such as 1s", c.RetryDelayBase)
+	}
+	if !(c.RetryGrowthFactor >= 1) || math.IsInf(c.RetryGrowthFactor, 0) { // also catches NaN
+		bad("--retry-growth-factor", "is %v; give a number of at least 1, such as 2", c.RetryGrowthFactor)
+	}
+	if c.RetryDelayMax < c.RetryDelayBase {
+		bad("--retry-delay-max", "is %v, less than --retry-delay-base (%v); give a duration at least as long", c.RetryDelayMax, c.RetryDelayBase)
+	}
+	if c.DefaultStage == "" || len(c.DefaultStage) > 256 {
+		bad("--default-stage", "is %q; give a staging label of 1 to 256 characters, usually %s", c.DefaultStage, cache.DefaultVersionStage)
+	}
+	if c.Region != "" && !validRegion(c.Region) {
+		bad("--region", "is %q; give a region name such as us-east-1", c.Region)
+	}
+	if strings.TrimSpace(c.Profile) != c.Profile {
+		bad("--profile", "is %q; remove the surrounding spaces", c.Profile)
+	}
+	if c.EndpointURL != "" {
+		if u, err := url.Parse(c.EndpointURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("--endpoint-url", "is %q; give an absolute URL such as https://secretsmanager.us-east-1.amazonaws.com", c.EndpointURL)
+		}
+	}
+	if c.RoleARN != "" {
+		if a, err := arn.Parse(c.RoleARN); err != nil || a.Service != "iam" || !strings.HasPrefix(a.Resource, "role/") {
+			bad("--role-arn", "is %q; give a role ARN such as arn:aws:iam::123456789012:role/secretsfs", c.RoleARN)
+		}
+	}
+	if c.FileMode&^os.ModePerm != 0 {
+		bad("--file-mode", "is %s; give permission bits only, in octal, such as 0400", formatMode(c.FileMode))
+	}
+	if c.DirMode&^os.ModePerm != 0 {
+		bad("--dir-mode", "is %s; give permission bits only, in octal, such as 0500", formatMode(c.DirMode))
+	}
+	for _, p := range c.Prefixes {
+		if p == "" || len(p) > 512 || !validNameChars(p) {
+			bad("--prefix", "%q is not the start of a secret name; use 1 to 512 of the characters A-Z a-z 0-9 /_+=.@-", p)
+		}
+	}
+	for _, t := range c.Tags {
+		if t.Key == "" || len(t.Key) > 128 || len(t.Value) > 256 {
+			bad("--tag", "%q is not a tag; give KEY=VALUE with a key of 1 to 128 characters and a value of at most 256", t.String())
+		}
+	}
+	if c.ListInterval <= 0 {
+		bad("--list-interval", "is %v; give a positive duration such as 5m", c.ListInterval)
+	}
+	for _, s := range c.Secrets {
+		if s == "" || len(s) > 2048 {
+			bad("--secret", "%q is not a secret id; give a secret's name or ARN", s)
+		}
+	}
+	if c.ExplicitMode() && (len(c.Prefixes) > 0 || len(c.Tags) > 0) {
+		bad("--secret", "shows only the named secrets, while --prefix and --tag narrow a listing; use one or the other")
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		bad("--log-level", "is %q; give debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("--log-format", "is %q; give text or json", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+// ParseTag reads a tag given as KEY=VALUE; the value may be empty, the key
+// may not.
+func ParseTag(s string) (Tag, error) {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return Tag{}, fmt.Errorf("%q is not KEY=VALUE; give the tag's key and value, e.g. env=prod", s)
+	}
+	return Tag{Key: k, Value: v}, nil
+}
+
+// ParseMode reads a permission in octal, such as "0400" or "400".
+func ParseMode(s string) (os.FileMode, error) {
+	n, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || n&^uint64(os.ModePerm) != 0 {
+		return 0, fmt.Errorf("%q is not a permission; give octal permission bits such as 0400", s)
+	}
+	return os.FileMode(n), nil
+}
+
+func formatMode(m os.FileMode) string { return fmt.Sprintf("%#o", uint32(m)) }
+
+// validNameChars reports whether s uses only the characters of secret names.
+func validNameChars(s string) bool {
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("/_+=.@-", r):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validRegion accepts what region names are made of: lower-case letters,
+// digits and dashes.
+func validRegion(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return len(s) <= 64
+}

@@ -1,0 +1,30 @@
+// Package mount runs the secretsfs daemon: it turns a Config into a mounted
+// filesystem and keeps it serving until its context ends.
+//
+// Run validates the mount point before anything else and clears a stale
+// mount left by a daemon that was killed ("transport endpoint is not
+// connected") with a lazy unmount. It then builds the AWS client (region,
+// profile, endpoint and an optional STS role), the caching client of package
+// cache with background refresh on, and a Catalog saying which secrets the
+// mount shows, and hands both to package fs, which mounts the node tree.
+// It prints one line once the mount serves, forces a refresh of every cached
+// secret on SIGHUP, and unmounts cleanly when its context ends (SIGINT or
+// SIGTERM in the real command).
+//
+// A catalog works in one of two modes. In listing mode the tree comes from
+// ListSecrets, narrowed by name prefixes and tags, and is listed again every
+// list interval; a name the listing lacks is asked for with DescribeSecret
+// before the filesystem answers ENOENT, and misses are remembered briefly.
+// ListSecrets filters on prefixes of names, tag keys and tag values, and
+// different filter keys are ANDed while the values of one key are ORed, so
+// the service cannot express "tag KEY has value VALUE": the catalog narrows
+// the listing on the service's side as far as it can and applies the exact
+// rules to every entry itself. In explicit mode only the named secrets are
+// shown, each at its name's path (an ARN is resolved with DescribeSecret),
+// and ListSecrets is never called, so that permission is not needed.
+//
+// Demo runs the same daemon against the in-process Secrets Manager emulator
+// of package test/emulator, with sample secrets and a periodic rotation.
+//
+// Secret values never reach a log line or an error message.
+package mount

@@ -1,0 +1,184 @@
+package mount
+
+import (
+	"context"
+	"errors"
+	iofs "io/fs"
+	"slices"
+	"strings"
+	"sync"
+
+	sfs "github.com/secretsfs/secretsfs/fs"
+)
+
+// explicitCatalog shows only the secrets named on the command line, each at
+// its name's path. It never lists: an id is resolved to its name with
+// DescribeSecret (through the cache, which then holds its metadata for the
+// first read). An id that cannot be resolved is shown under the id itself, so
+// that reading its files reports why (ENOENT, EACCES, EIO), and is asked for
+// again with backoff until it resolves.
+type explicitCatalog struct {
+	ids      []string
+	describe describeFunc
+	opts     catalogOptions
+	subs     subscribers
+
+	mu       sync.Mutex
+	names    []string           // guarded by mu; per id, its resolved name or "" while unresolved
+	failures int                // guarded by mu; consecutive rounds with an unresolved id
+	stop     context.CancelFunc // guarded by mu
+	done     chan struct{}      // guarded by mu
+}
+
+var _ catalog = (*explicitCatalog)(nil)
+
+// hiddenName marks an id that names the same secret as another one; no
+// secret name contains NUL.
+const hiddenName = "\x00"
+
+func newExplicitCatalog(ids []string, describe describeFunc, opts catalogOptions) *explicitCatalog {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	return &explicitCatalog{ids: ids, describe: describe, opts: opts, names: make([]string, len(ids))}
+}
+
+// Start resolves every id, then keeps resolving those that failed.
+func (c *explicitCatalog) Start(ctx context.Context) error {
+	c.resolve(ctx)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	lctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	c.mu.Lock()
+	c.stop, c.done = stop, done
+	c.mu.Unlock()
+	go c.loop(lctx, done)
+	return nil
+}
+
+// Stop ends the background resolution.
+func (c *explicitCatalog) Stop() {
+	c.mu.Lock()
+	stop, done := c.stop, c.done
+	c.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+}
+
+func (c *explicitCatalog) loop(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	for {
+		c.mu.Lock()
+		failures := c.failures
+		c.mu.Unlock()
+		if failures == 0 {
+			return // every id is resolved; names never change
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.opts.Clock.Alarm(c.opts.Clock.Now().Add(c.opts.retryDelay(failures))):
+		}
+		c.resolve(ctx)
+	}
+}
+
+// resolve asks about every unresolved id and tells the subscribers when a
+// name was learnt.
+func (c *explicitCatalog) resolve(ctx context.Context) {
+	c.mu.Lock()
+	var todo []int
+	for i, n := range c.names {
+		if n == "" {
+			todo = append(todo, i)
+		}
+	}
+	c.mu.Unlock()
+
+	names := make([]string, len(todo))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for j, i := range todo {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			id := c.ids[i]
+			meta, err := c.describe(ctx, id)
+			switch {
+			case err == nil && meta.Name != "":
+				names[j] = meta.Name
+			case err == nil:
+				c.opts.Logger.Warn("secret has no name; it is shown under its id", "secret", id)
+			case errors.Is(err, iofs.ErrNotExist):
+				c.opts.Logger.Warn("secret not found; it is shown under its id and its files give ENOENT until it exists", "secret", id)
+			case ctx.Err() == nil:
+				c.opts.Logger.Warn("secret could not be described; it is shown under its id and asked for again", "secret", id, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+
+	c.mu.Lock()
+	learnt, unresolved := false, 0
+	for j, i := range todo {
+		if names[j] == "" {
+			unresolved++
+			continue
+		}
+		if slices.Contains(c.names, names[j]) {
+			c.opts.Logger.Warn("two ids name the same secret; the second is not shown", "secret", c.ids[i], "name", names[j])
+			c.names[i] = hiddenName
+			continue
+		}
+		c.names[i] = names[j]
+		learnt = true
+	}
+	if unresolved > 0 {
+		c.failures++
+	} else {
+		c.failures = 0
+	}
+	c.mu.Unlock()
+	if learnt && c.stopSet() {
+		c.subs.notify()
+	}
+}
+
+// stopSet reports whether Start has finished its first resolution, so that
+// subscribers are only told about later changes.
+func (c *explicitCatalog) stopSet() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stop != nil
+}
+
+// List returns the secrets to show: each resolved id at its name, each
+// unresolved one under the id itself.
+func (c *explicitCatalog) List() []sfs.SecretRef {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]sfs.SecretRef, 0, len(c.ids))
+	for i, id := range c.ids {
+		switch n := c.names[i]; n {
+		case hiddenName:
+		case "":
+			out = append(out, sfs.SecretRef{Name: id, ID: id})
+		default:
+			out = append(out, sfs.SecretRef{Name: n, ID: id})
+		}
+	}
+	slices.SortFunc(out, func(a, b sfs.SecretRef) int { return strings.Compare(a.Name, b.Name) })
+	return slices.CompactFunc(out, func(a, b sfs.SecretRef) bool { return a.Name == b.Name })
+}
+
+// Find says no: only the named secrets are shown.
+func (c *explicitCatalog) Find(context.Context, string) (sfs.SecretRef, bool, error) {
+	return sfs.SecretRef{}, false, nil
+}
+
+// OnChange calls fn after an id that had failed was resolved.
+func (c *explicitCatalog) OnChange(fn func()) (cancel func()) { return c.subs.add(fn) }

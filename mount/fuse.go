@@ -1,0 +1,30 @@
+package mount
+
+import (
+	"time"
+
+	sfs "github.com/secretsfs/secretsfs/fs"
+)
+
+// mountedFS is a mounted filesystem, as package fs serves it.
+type mountedFS interface {
+	// Unmount asks the kernel to unmount; it fails while files are open.
+	Unmount() error
+	// Wait returns once the filesystem no longer serves.
+	Wait()
+}
+
+// fuseMount mounts the secretsfs node tree on dir.
+func fuseMount(dir string, opts sfs.Options) (mountedFS, error) {
+	srv, err := sfs.Mount(dir, opts)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return srv, nil
+}
+
+// systemClock is the real time, for the catalog.
+type systemClock struct{}
+
+func (systemClock) Now() time.Time                     { return time.Now() }
+func (systemClock) Alarm(t time.Time) <-chan time.Time { return time.After(time.Until(t)) }

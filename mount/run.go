@@ -1,0 +1,189 @@
+package mount
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/secretsfs/secretsfs/cache"
+	sfs "github.com/secretsfs/secretsfs/fs"
+)
+
+// runDeps are what Run needs from the system, replaced in tests.
+type runDeps struct {
+	mountPoint mountPoint
+	mount      func(dir string, opts sfs.Options) (mountedFS, error)
+	// hup delivers SIGHUP; nil means Run subscribes to the real signal.
+	hup   <-chan os.Signal
+	clock cache.Clock
+}
+
+func systemDeps() runDeps {
+	return runDeps{mountPoint: systemMountPoint(), mount: fuseMount, clock: systemClock{}}
+}
+
+// Run runs the daemon until ctx ends: it validates cfg and the mount point,
+// clears a stale mount, builds the AWS client, the cache and the catalog,
+// mounts, prints one line to stdout once serving, and unmounts when ctx ends,
+// returning nil. SIGHUP forces a refresh of every cached secret. Logs go to
+// stderr; no secret value is ever logged.
+func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	return run(ctx, cfg, stdout, stderr, systemDeps())
+}
+
+func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	hup := d.hup
+	if hup == nil {
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGHUP)
+		defer signal.Stop(ch)
+		hup = ch
+	}
+
+	dir, err := filepath.Abs(cfg.MountPoint)
+	if err != nil {
+		return fmt.Errorf("mount point %s: %w", cfg.MountPoint, err)
+	}
+	if _, err := d.mountPoint.prepare(ctx, dir, log); err != nil {
+		return err
+	}
+
+	client, err := newSecretsClient(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	cc := cache.DefaultConfig()
+	cc.MaxCacheSize = cfg.MaxCacheSize
+	cc.ExceptionRetryDelayBase = cfg.RetryDelayBase
+	cc.ExceptionRetryGrowthFactor = cfg.RetryGrowthFactor
+	cc.ExceptionRetryDelayMax = cfg.RetryDelayMax
+	cc.DefaultVersionStage = cfg.DefaultStage
+	cc.SecretRefreshInterval = cfg.RefreshInterval
+	cc.Logger = log.With("component", "cache")
+	c, err := cache.New(client, cc)
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	defer c.Close()
+
+	opts := catalogOptions{
+		Interval: cfg.ListInterval,
+		MissTTL:  defaultMissTTL,
+		RetryMin: defaultRetryMin,
+		Clock:    d.clock,
+		Logger:   log.With("component", "catalog"),
+	}
+	var cat catalog
+	if cfg.ExplicitMode() {
+		cat = newExplicitCatalog(cfg.Secrets, describeThroughCache(c), opts)
+	} else {
+		describe := describeThroughCache(c)
+		if len(cfg.Tags) > 0 {
+			describe = describeWithTags(client) // the cache does not keep tags
+		}
+		cat = newListingCatalog(client, describe, cfg.Prefixes, cfg.Tags, opts)
+	}
+	if err := cat.Start(ctx); err != nil {
+		return nil // ctx ended before anything was mounted
+	}
+	defer cat.Stop()
+
+	srv, err := d.mount(dir, sfs.Options{
+		Store:        store{c: c},
+		Catalog:      cat,
+		DefaultStage: cfg.DefaultStage,
+		UID:          cfg.UID,
+		GID:          cfg.GID,
+		FileMode:     cfg.FileMode,
+		DirMode:      cfg.DirMode,
+		AllowOther:   cfg.AllowOther,
+		KernelCache:  cfg.KernelCache,
+		Logger:       log.With("component", "fs"),
+	})
+	if err != nil {
+		return fmt.Errorf("mount on %s: %w", dir, err)
+	}
+	mode := "per-open"
+	if cfg.KernelCache {
+		mode = "kernel-cache"
+	}
+	n := len(cat.List())
+	fmt.Fprintf(stdout, "secretsfs: serving %d secrets at %s (%s mode)\n", n, dir, mode)
+	log.Info("serving", "mountpoint", dir, "secrets", n, "mode", mode, "explicit", cfg.ExplicitMode())
+	if cfg.onServing != nil {
+		cfg.onServing()
+	}
+
+	var refreshing atomic.Bool
+	var wg sync.WaitGroup
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-hup:
+			if !refreshing.CompareAndSwap(false, true) {
+				log.Info("SIGHUP: a forced refresh is already running")
+				continue
+			}
+			wg.Go(func() {
+				defer refreshing.Store(false)
+				refreshAll(ctx, c, log)
+			})
+		}
+	}
+	wg.Wait()
+	unmount(srv, dir, d.mountPoint, log)
+	return nil
+}
+
+// refreshAll forces a refresh of every cached secret and logs how many
+// succeeded.
+func refreshAll(ctx context.Context, c *cache.Cache, log *slog.Logger) {
+	ids := c.SecretIDs()
+	log.Info("SIGHUP: refreshing every cached secret", "secrets", len(ids))
+	var ok, failed atomic.Int64
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for _, id := range ids {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := c.RefreshNow(ctx, id); err != nil {
+				failed.Add(1)
+				log.Warn("forced refresh failed", "secret", id, "err", err)
+				return
+			}
+			ok.Add(1)
+		})
+	}
+	wg.Wait()
+	log.Info("SIGHUP: forced refresh done", "refreshed", ok.Load(), "failed", failed.Load())
+}
+
+// unmount unmounts the filesystem; when files are still open it detaches the
+// mount lazily instead, so that the mount point is free at once and the
+// connection ends with the process.
+func unmount(srv mountedFS, dir string, mp mountPoint, log *slog.Logger) {
+	err := srv.Unmount()
+	if err == nil {
+		srv.Wait()
+		log.Info("unmounted", "mountpoint", dir)
+		return
+	}
+	log.Warn("unmount failed, files are probably open; detaching the mount lazily", "mountpoint", dir, "err", err)
+	if err := mp.detach(context.Background(), dir); err != nil {
+		log.Error("could not detach the mount; run umount -l on it", "mountpoint", dir, "err", err)
+		return
+	}
+	log.Info("detached", "mountpoint", dir)
+}
