@@ -17,6 +17,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/secretsfs/secretsfs/mount"
 	"github.com/secretsfs/secretsfs/test/emulator"
 	"github.com/urfave/cli/v2"
 )
@@ -31,11 +32,15 @@ type actions struct {
 	// emulator runs the Secrets Manager emulator until ctx ends, printing
 	// its URL to stdout and its log to stderr.
 	emulator func(ctx context.Context, cfg emulator.CommandConfig, stdout, stderr io.Writer) error
+	// mount runs the daemon until ctx ends (mount.Run).
+	mount func(ctx context.Context, cfg mount.Config, stdout, stderr io.Writer) error
+	// demo runs the daemon against the built-in emulator (mount.Demo).
+	demo func(ctx context.Context, cfg mount.DemoConfig, stdout, stderr io.Writer) error
 }
 
 // defaultActions returns the real implementations.
 func defaultActions() actions {
-	return actions{emulator: runEmulator}
+	return actions{emulator: runEmulator, mount: mount.Run, demo: mount.Demo}
 }
 
 // runEmulator is the real emulator action.
@@ -142,6 +147,8 @@ func newApp(act actions, stdout, stderr io.Writer) *cli.App {
 			return usageError{err}
 		},
 		Commands: []*cli.Command{
+			mountCommand(act),
+			demoCommand(act),
 			emulatorCommand(act),
 			{
 				Name:  "version",

@@ -29,10 +29,18 @@ func newSecretsClient(ctx context.Context, cfg Config) (*secretsmanager.Client, 
 	if cfg.Profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(cfg.Profile))
 	}
-	opts = append(opts, cfg.awsOptions...)
-	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("load the AWS configuration (check --profile, AWS_PROFILE and ~/.aws/config): %w", err)
+	var awsCfg aws.Config
+	if cfg.awsConfig != nil {
+		awsCfg = cfg.awsConfig.Copy()
+		if cfg.Region != "" {
+			awsCfg.Region = cfg.Region
+		}
+	} else {
+		var err error
+		awsCfg, err = config.LoadDefaultConfig(ctx, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("load the AWS configuration (check --profile, AWS_PROFILE and ~/.aws/config): %w", err)
+		}
 	}
 	if awsCfg.Region == "" {
 		return nil, errors.New("no AWS region: give --region or set AWS_REGION")

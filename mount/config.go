@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
-	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/secretsfs/secretsfs/cache"
 )
@@ -112,8 +112,8 @@ type Config struct {
 	Version string
 
 	// Settings the command line cannot reach, for Demo and tests.
-	awsOptions []func(*config.LoadOptions) error // extra AWS configuration
-	onServing  func()                            // called once the mount serves
+	awsConfig *aws.Config // replaces the SDK's default chain when set
+	onServing func()      // called once the mount serves
 }
 
 // DefaultConfig returns the defaults: the cache's (refresh every hour, 1024
