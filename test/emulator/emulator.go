@@ -354,8 +354,9 @@ type pending struct {
 	left int // calls left; 0 = unlimited
 }
 
-// InjectFault makes the next calls of operation op (or of every operation,
-// with AllOperations) fail as f says. Faults on one operation are played in
+// InjectFault makes the next calls of operation op (an Op* name, or
+// AllOperations for every operation) fail as f says; a name the emulator
+// does not implement never matches. Faults on one operation are played in
 // the order they were injected; one for op is played before one for
 // AllOperations. Requests refused for a missing signature are not faulted.
 func (e *Emulator) InjectFault(op string, f Fault) {

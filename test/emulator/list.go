@@ -10,8 +10,11 @@ import (
 	"unicode"
 )
 
-// Filter keys of ListSecrets and BatchGetSecretValue.
-var filterKeys = []string{"description", "name", "tag-key", "tag-value", "primary-region", "owning-service", "all"}
+// filterKeys returns the filter keys of ListSecrets and
+// BatchGetSecretValue.
+func filterKeys() []string {
+	return []string{"description", "name", "tag-key", "tag-value", "primary-region", "owning-service", "all"}
+}
 
 // checkFilters applies the model's constraints to a list of filters.
 func checkFilters(c *checks, filters []filter) {
@@ -20,8 +23,8 @@ func checkFilters(c *checks, filters []filter) {
 	}
 	for _, f := range filters {
 		c.required("filters.member.key", f.Key != nil)
-		if f.Key != nil && !slices.Contains(filterKeys, *f.Key) {
-			c.fail("filters.member.key", "Member must satisfy enum value set: ["+strings.Join(filterKeys, ", ")+"]")
+		if f.Key != nil && !slices.Contains(filterKeys(), *f.Key) {
+			c.fail("filters.member.key", "Member must satisfy enum value set: ["+strings.Join(filterKeys(), ", ")+"]")
 		}
 		c.lengthOf("filters.member.values", len(f.Values), 1, 10)
 		for _, v := range f.Values {
