@@ -1,0 +1,79 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// childModeEnv makes the test binary act as a small reader process, so tests
+// can read through the mount as another user or be interrupted by a signal,
+// without the test process itself touching its daemon's mount in those ways.
+const childModeEnv = "SECRETSFS_E2E_CHILD"
+
+// childMain runs a child mode and prints "ok <bytes>" or "errno <n>".
+//   - "read PATH": open and read PATH with raw system calls.
+//   - "interruptible PATH": as read, but SIGUSR1 interrupts the read
+//     instead of killing the process; prints "ready" first.
+func childMain(mode string) int {
+	verb, path, _ := strings.Cut(mode, " ")
+	if verb == "interruptible" {
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGUSR1)
+		fmt.Println("ready")
+	}
+	fd, err := syscall.Open(path, syscall.O_RDONLY, 0)
+	if err != nil {
+		fmt.Printf("errno %d\n", err.(syscall.Errno))
+		return 0
+	}
+	defer syscall.Close(fd)
+	buf := make([]byte, 70000)
+	n, err := syscall.Read(fd, buf)
+	if err != nil {
+		fmt.Printf("errno %d\n", err.(syscall.Errno))
+		return 0
+	}
+	fmt.Printf("ok %d\n", n)
+	return 0
+}
+
+// childCmd prepares the test binary in a child mode.
+func childCmd(mode string) *exec.Cmd {
+	cmd := exec.Command(testBinary, "-test.run=^$")
+	cmd.Env = append(os.Environ(), childModeEnv+"="+mode)
+	return cmd
+}
+
+// readAs reads path in a child process running as uid:gid and returns the
+// errno (0 on success).
+func readAs(t *testing.T, uid, gid uint32, path string) syscall.Errno {
+	t.Helper()
+	cmd := childCmd("read " + path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("reader as %d: %v\n%s", uid, err, out)
+	}
+	return parseChild(t, string(out))
+}
+
+func parseChild(t *testing.T, out string) syscall.Errno {
+	t.Helper()
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == "errno" {
+			n, _ := strconv.Atoi(f[1])
+			return syscall.Errno(n)
+		}
+		if len(f) == 2 && f[0] == "ok" {
+			return 0
+		}
+	}
+	t.Fatalf("unexpected child output %q", out)
+	return 0
+}

@@ -1,0 +1,71 @@
+package e2e
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestKill9ThenMountAgain(t *testing.T) {
+	w := newWorld(t)
+	w.createString("life/key", "value")
+	mnt := t.TempDir()
+	d := w.startDaemonAt(mnt, nil)
+	if got := mustRead(t, d.path("life/key/AWSCURRENT")); got != "value" {
+		t.Fatalf("read = %q", got)
+	}
+	d.kill9()
+	if _, err := os.Stat(mnt); !errors.Is(err, syscall.ENOTCONN) {
+		t.Fatalf("stat of a dead daemon's mount: %v, want ENOTCONN", err)
+	}
+	d2 := w.startDaemonAt(mnt, nil)
+	if got := mustRead(t, d2.path("life/key/AWSCURRENT")); got != "value" {
+		t.Fatalf("read after remount = %q", got)
+	}
+	// d2's cleanup checks that SIGTERM unmounts and exits 0.
+}
+
+func TestSIGTERMUnmountsAndExitsZero(t *testing.T) {
+	w := newWorld(t)
+	w.createString("life/key", "value")
+	d := w.startDaemon()
+	mustRead(t, d.path("life/key/AWSCURRENT"))
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-d.exited
+	if d.err != nil {
+		t.Fatalf("exit: %v\n%s", d.err, d.stderr)
+	}
+	if mounted(d.mnt) {
+		t.Fatal("still mounted")
+	}
+	data, _ := os.ReadFile("/proc/mounts")
+	if strings.Contains(string(data), d.mnt) {
+		t.Fatalf("/proc/mounts still names %s", d.mnt)
+	}
+	if n := strings.Count(strings.TrimSpace(d.stdout.String()), "\n"); n != 0 {
+		t.Errorf("stdout has %d lines, want the one serving line:\n%s", n+1, d.stdout)
+	}
+}
+
+func TestMountsAsSecretsfsInProcMounts(t *testing.T) {
+	w := newWorld(t)
+	d := w.startDaemon()
+	data, err := os.ReadFile("/proc/mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 4 && f[1] == d.mnt {
+			if f[0] != "secretsfs" || f[2] != "fuse.secretsfs" || !strings.Contains(","+f[3]+",", ",ro,") {
+				t.Fatalf("/proc/mounts line %q", line)
+			}
+			return
+		}
+	}
+	t.Fatalf("%s not in /proc/mounts", d.mnt)
+}
