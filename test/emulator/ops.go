@@ -14,7 +14,7 @@ func deref[T any](p *T) T {
 	return *p
 }
 
-func (e *Emulator) createSecret(req *createSecretRequest) (*createSecretResponse, *Error) {
+func (e *Emulator) createSecret(req *createSecretRequest) (*versionResponse, *Error) {
 	var c checks
 	c.required("name", req.Name != nil)
 	c.token("clientRequestToken", req.ClientRequestToken)
@@ -49,7 +49,7 @@ func (e *Emulator) createSecret(req *createSecretRequest) (*createSecretResponse
 		}
 		// A retried create with the same token and value succeeds.
 		if v, ok := s.versions[token]; ok && token != "" && v.sameValue(req.SecretString, req.SecretBinary) {
-			return &createSecretResponse{ARN: s.arn, Name: s.name, VersionId: strPtr(v.id)}, nil
+			return &versionResponse{ARN: s.arn, Name: s.name, VersionId: strPtr(v.id)}, nil
 		}
 		return nil, newError(ErrResourceExists, "The operation failed because the secret %s already exists.", name)
 	}
@@ -58,7 +58,7 @@ func (e *Emulator) createSecret(req *createSecretRequest) (*createSecretResponse
 		return nil, newError(ErrInternalServiceError, "Could not create the secret.")
 	}
 	s.description, s.kmsKeyID, s.secretType, s.tags = req.Description, req.KmsKeyId, req.Type, tags
-	resp := &createSecretResponse{ARN: s.arn, Name: s.name}
+	resp := &versionResponse{ARN: s.arn, Name: s.name}
 	if req.SecretString != nil || req.SecretBinary != nil {
 		v, aerr := e.putVersion(s, token, req.SecretString, req.SecretBinary, nil, now)
 		if aerr != nil {
@@ -208,7 +208,7 @@ func dedupe(labels []string) []string {
 	return out
 }
 
-func (e *Emulator) updateSecret(req *updateSecretRequest) (*createSecretResponse, *Error) {
+func (e *Emulator) updateSecret(req *updateSecretRequest) (*versionResponse, *Error) {
 	var c checks
 	c.secretID(req.SecretId)
 	c.token("clientRequestToken", req.ClientRequestToken)
@@ -228,7 +228,7 @@ func (e *Emulator) updateSecret(req *updateSecretRequest) (*createSecretResponse
 		return nil, aerr
 	}
 	now := e.clock.Now()
-	resp := &createSecretResponse{ARN: s.arn, Name: s.name}
+	resp := &versionResponse{ARN: s.arn, Name: s.name}
 	if req.SecretString != nil || req.SecretBinary != nil {
 		v, aerr := e.putVersion(s, deref(req.ClientRequestToken), req.SecretString, req.SecretBinary, nil, now)
 		if aerr != nil {

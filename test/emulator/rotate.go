@@ -11,7 +11,7 @@ import (
 // makes.
 const rotatedPasswordLen = 32
 
-func (e *Emulator) rotateSecret(req *rotateSecretRequest) (*createSecretResponse, *Error) {
+func (e *Emulator) rotateSecret(req *rotateSecretRequest) (*versionResponse, *Error) {
 	var c checks
 	c.secretID(req.SecretId)
 	c.token("clientRequestToken", req.ClientRequestToken)
@@ -34,7 +34,7 @@ func (e *Emulator) rotateSecret(req *rotateSecretRequest) (*createSecretResponse
 	token := deref(req.ClientRequestToken)
 	if v, ok := s.versions[token]; ok {
 		// A retried rotation with the same token changes nothing.
-		return &createSecretResponse{ARN: s.arn, Name: s.name, VersionId: strPtr(v.id)}, nil
+		return &versionResponse{ARN: s.arn, Name: s.name, VersionId: strPtr(v.id)}, nil
 	}
 	if p := s.holder(StagePending); p != nil && p != s.holder(StageCurrent) {
 		return nil, newError(ErrInvalidRequest, "Previous rotation request is still in progress.")
@@ -47,7 +47,7 @@ func (e *Emulator) rotateSecret(req *rotateSecretRequest) (*createSecretResponse
 		s.rotationLambda = req.RotationLambdaARN
 	}
 	s.rotationEnabled = true
-	resp := &createSecretResponse{ARN: s.arn, Name: s.name}
+	resp := &versionResponse{ARN: s.arn, Name: s.name}
 	if req.RotateImmediately != nil && !*req.RotateImmediately {
 		// Rotation is scheduled from now; nothing rotates yet.
 		s.lastRotated = now

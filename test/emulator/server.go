@@ -87,6 +87,11 @@ func (s *Server) trackConn(c net.Conn, state http.ConnState) {
 	defer s.mu.Unlock()
 	switch state {
 	case http.StateNew:
+		if s.ln == nil {
+			// Accepted just before the listener closed: refuse it too.
+			_ = c.Close()
+			return
+		}
 		s.conns[c] = struct{}{}
 	case http.StateClosed, http.StateHijacked:
 		delete(s.conns, c)

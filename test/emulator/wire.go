@@ -55,7 +55,9 @@ type arnName struct {
 	Name string
 }
 
-type createSecretResponse struct {
+// versionResponse answers CreateSecret, UpdateSecret and RotateSecret:
+// VersionId is set when a version was made.
+type versionResponse struct {
 	ARN       string
 	Name      string
 	VersionId *string `json:",omitempty"`
