@@ -1,0 +1,363 @@
+package mount
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/secretsfs/secretsfs/cache"
+	"github.com/secretsfs/secretsfs/cache/cachetest"
+	sfs "github.com/secretsfs/secretsfs/fs"
+	"github.com/secretsfs/secretsfs/test/emulator"
+)
+
+func newTestListing(f *emuFixture, clock *cachetest.Clock, prefixes []string, tags []Tag) *listingCatalog {
+	return newListingCatalog(f.client, describeWithTags(f.client), prefixes, tags, testOptions(clock))
+}
+
+func TestListingPrefixes(t *testing.T) {
+	f := newEmu(t)
+	for _, n := range []string{"prod/db", "prod/api", "production", "staging/db", "dev/prod/x"} {
+		f.create(t, n, "v")
+	}
+	c := newTestListing(f, cachetest.NewClock(t0), []string{"prod/", "staging/"}, nil)
+	startCatalog(t, c)
+	got := names(c.List())
+	want := []string{"prod/api", "prod/db", "staging/db"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("List() = %v, want %v", got, want)
+	}
+	for _, r := range c.List() {
+		if r.ID != r.Name {
+			t.Errorf("ref %+v: want the name as id", r)
+		}
+	}
+}
+
+func TestListingTagsMatchExactPairs(t *testing.T) {
+	f := newEmu(t)
+	f.create(t, "a", "v", "env", "prod")                 // the pair
+	f.create(t, "b", "v", "env", "prod", "team", "x")    // the pair among others
+	f.create(t, "c", "v", "env", "dev", "owner", "prod") // key and value on different tags
+	f.create(t, "d", "v", "envx", "prod")                // a longer key
+	f.create(t, "e", "v", "env", "production")           // a longer value
+	f.create(t, "g", "v", "team", "x")                   // only the second tag
+	f.create(t, "h", "v", "env", "prod", "team", "y")    // the second tag's value differs
+	f.create(t, "i", "v", "team", "x", "env", "prod")    // both, other order
+	f.create(t, "j", "v", "env", "prod", "te am", "x y") // unrelated tag with spaces
+	f.create(t, "k", "v", "team", "x", "env", "prod!")   // value with a character of negation
+	c := newTestListing(f, cachetest.NewClock(t0), nil, []Tag{{"env", "prod"}, {"team", "x"}})
+	startCatalog(t, c)
+	if got, want := names(c.List()), []string{"b", "i"}; !slices.Equal(got, want) {
+		t.Fatalf("List() = %v, want %v", got, want)
+	}
+}
+
+func TestListingTagsTheServiceCannotFilter(t *testing.T) {
+	f := newEmu(t)
+	f.create(t, "a", "v", "!odd", "")
+	f.create(t, "b", "v", "!odd", "x")
+	f.create(t, "c", "v", "other", "")
+	c := newTestListing(f, cachetest.NewClock(t0), nil, []Tag{{"!odd", ""}})
+	startCatalog(t, c)
+	if got, want := names(c.List()), []string{"a"}; !slices.Equal(got, want) {
+		t.Fatalf("List() = %v, want %v", got, want)
+	}
+}
+
+func TestServerFilters(t *testing.T) {
+	key := func(f types.Filter) string { return fmt.Sprintf("%s=%v", f.Key, f.Values) }
+	for _, tc := range []struct {
+		prefixes []string
+		tags     []Tag
+		want     []string
+	}{
+		{nil, nil, nil},
+		{[]string{"a/", "b/"}, nil, []string{"name=[a/ b/]"}},
+		{nil, []Tag{{"env", "prod"}, {"team", "x"}}, []string{"tag-key=[env]", "tag-value=[prod]"}},
+		{nil, []Tag{{"env", ""}}, []string{"tag-key=[env]"}},
+		{nil, []Tag{{"!neg", "v"}, {"k", "v2"}}, []string{"tag-key=[k]", "tag-value=[v2]"}},
+		{nil, []Tag{{"kéy", "v"}}, nil},
+		{[]string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"}, nil, nil}, // more than the service takes
+	} {
+		var got []string
+		for _, f := range serverFilters(tc.prefixes, tc.tags) {
+			got = append(got, key(f))
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("serverFilters(%v, %v) = %v, want %v", tc.prefixes, tc.tags, got, tc.want)
+		}
+	}
+}
+
+func TestListingPaginates(t *testing.T) {
+	f := newEmu(t)
+	const n = 230
+	for i := range n {
+		f.create(t, fmt.Sprintf("s/%03d", i), "v")
+	}
+	c := newTestListing(f, cachetest.NewClock(t0), nil, nil)
+	startCatalog(t, c)
+	if got := len(c.List()); got != n {
+		t.Fatalf("listed %d secrets, want %d", got, n)
+	}
+	if calls := f.emu.Calls(emulator.OpListSecrets); calls < 3 {
+		t.Fatalf("%d ListSecrets calls for %d secrets, want at least 3 pages", calls, n)
+	}
+}
+
+func TestListingNoticesNewAndDeletedSecrets(t *testing.T) {
+	f := newEmu(t)
+	f.create(t, "a", "v")
+	clock := cachetest.NewClock(t0)
+	c := newTestListing(f, clock, nil, nil)
+	changed := make(chan struct{}, 10)
+	cancel := c.OnChange(func() { changed <- struct{}{} })
+	defer cancel()
+	startCatalog(t, c)
+	if got := names(c.List()); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("List() = %v", got)
+	}
+
+	if len(changed) != 1 { // the first listing changed the empty list
+		t.Fatalf("OnChange called %d times by the first listing, want 1", len(changed))
+	}
+	<-changed
+
+	// An interval without a change tells nobody.
+	advanceWhenWaiting(t, clock, time.Minute)
+	waitFor(t, "the second listing", func() bool { return f.emu.Calls(emulator.OpListSecrets) == 2 })
+	waitFor(t, "the loop to wait again", func() bool { return clock.Waiters() > 0 })
+	if len(changed) != 0 {
+		t.Fatal("OnChange called although the listing did not change")
+	}
+	f.create(t, "b", "v")
+	advanceWhenWaiting(t, clock, time.Minute)
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnChange after a new secret was listed")
+	}
+	if got := names(c.List()); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("List() = %v, want [a b]", got)
+	}
+	if len(changed) != 0 {
+		t.Fatalf("OnChange called %d extra times", len(changed))
+	}
+
+	if _, err := f.client.DeleteSecret(context.Background(), deleteInput("a")); err != nil {
+		t.Fatal(err)
+	}
+	advanceWhenWaiting(t, clock, time.Minute)
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnChange after a secret was deleted")
+	}
+	if got := names(c.List()); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("List() = %v, want [b]", got)
+	}
+}
+
+func TestListingRetriesAFailedFirstListing(t *testing.T) {
+	f := newEmu(t)
+	f.create(t, "a", "v")
+	f.emu.InjectFault(emulator.OpListSecrets, emulator.Fault{ErrorType: emulator.ErrAccessDenied, Times: 2})
+	clock := cachetest.NewClock(t0)
+	c := newTestListing(f, clock, nil, nil)
+	startCatalog(t, c)
+	if got := c.List(); len(got) != 0 {
+		t.Fatalf("List() = %v after a failed listing", got)
+	}
+	advanceWhenWaiting(t, clock, time.Second) // first retry: fails again
+	waitFor(t, "the second attempt", func() bool { return f.emu.Calls(emulator.OpListSecrets) == 2 })
+	advanceWhenWaiting(t, clock, time.Second) // the retry delay doubled: not yet
+	advanceWhenWaiting(t, clock, time.Second)
+	waitFor(t, "the listing after the outage", func() bool { return len(c.List()) == 1 })
+	if n := f.emu.Calls(emulator.OpListSecrets); n != 3 {
+		t.Fatalf("%d ListSecrets calls, want 3 (1 s, then 2 s between attempts)", n)
+	}
+}
+
+func TestFindAsksForUnlistedNamesAndRemembersMisses(t *testing.T) {
+	f := newEmu(t)
+	f.create(t, "app/listed", "v")
+	clock := cachetest.NewClock(t0)
+	c := newTestListing(f, clock, []string{"app/"}, nil)
+	startCatalog(t, c)
+	ctx := context.Background()
+	describes := func() int { return f.emu.Calls(emulator.OpDescribeSecret) }
+
+	// A listed name needs no call.
+	if ref, ok, err := c.Find(ctx, "app/listed"); err != nil || !ok || ref.Name != "app/listed" {
+		t.Fatalf("Find(listed) = %+v, %v, %v", ref, ok, err)
+	}
+	// A secret created after the listing is found at once, and shown.
+	f.create(t, "app/new", "v")
+	if ref, ok, err := c.Find(ctx, "app/new"); err != nil || !ok || ref != (sfs.SecretRef{Name: "app/new", ID: "app/new"}) {
+		t.Fatalf("Find(new) = %+v, %v, %v", ref, ok, err)
+	}
+	if got := names(c.List()); !slices.Equal(got, []string{"app/listed", "app/new"}) {
+		t.Fatalf("List() after Find = %v", got)
+	}
+	if n := describes(); n != 1 {
+		t.Fatalf("%d DescribeSecret calls, want 1", n)
+	}
+
+	// A miss is remembered for MissTTL.
+	for range 3 {
+		if _, ok, err := c.Find(ctx, "app/missing"); ok || err != nil {
+			t.Fatalf("Find(missing) = %v, %v", ok, err)
+		}
+	}
+	if n := describes(); n != 2 {
+		t.Fatalf("%d DescribeSecret calls after three lookups of a missing name, want 2", n)
+	}
+	f.create(t, "app/missing", "v")
+	clock.Advance(9 * time.Second)
+	if _, ok, _ := c.Find(ctx, "app/missing"); ok {
+		t.Fatal("a remembered miss was asked for again before its time")
+	}
+	clock.Advance(time.Second)
+	if _, ok, err := c.Find(ctx, "app/missing"); !ok || err != nil {
+		t.Fatalf("Find after the miss expired = %v, %v", ok, err)
+	}
+	if n := describes(); n != 3 {
+		t.Fatalf("%d DescribeSecret calls, want 3", n)
+	}
+
+	// Names outside the prefixes, or no secret can have, cost no call.
+	for _, name := range []string{"other/x", "app/bad:name", "", "app/" + string(make([]byte, 600))} {
+		if _, ok, err := c.Find(ctx, name); ok || err != nil {
+			t.Fatalf("Find(%.20q) = %v, %v", name, ok, err)
+		}
+	}
+	if n := describes(); n != 3 {
+		t.Fatalf("%d DescribeSecret calls after impossible names, want 3", n)
+	}
+
+	// An error other than not found is returned and not remembered.
+	f.emu.InjectFault(emulator.OpDescribeSecret, emulator.Fault{ErrorType: emulator.ErrInternalServiceError, Times: 1})
+	if _, ok, err := c.Find(ctx, "app/flaky"); ok || err == nil {
+		t.Fatalf("Find during a fault = %v, %v; want an error", ok, err)
+	}
+	f.create(t, "app/flaky", "v")
+	if _, ok, err := c.Find(ctx, "app/flaky"); !ok || err != nil {
+		t.Fatalf("Find after the fault = %v, %v", ok, err)
+	}
+}
+
+func TestFindChecksTags(t *testing.T) {
+	f := newEmu(t)
+	c := newTestListing(f, cachetest.NewClock(t0), nil, []Tag{{"env", "prod"}})
+	startCatalog(t, c)
+	f.create(t, "tagged", "v", "env", "prod")
+	f.create(t, "untagged", "v", "env", "dev")
+	ctx := context.Background()
+	if _, ok, err := c.Find(ctx, "tagged"); !ok || err != nil {
+		t.Fatalf("Find(tagged) = %v, %v", ok, err)
+	}
+	if _, ok, err := c.Find(ctx, "untagged"); ok || err != nil {
+		t.Fatalf("Find(untagged) = %v, %v", ok, err)
+	}
+}
+
+func TestFindThroughTheCache(t *testing.T) {
+	f := newEmu(t)
+	c0, err := cache.New(f.client, cache.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c0.Close()
+	c := newListingCatalog(f.client, describeThroughCache(c0), nil, nil, testOptions(cachetest.NewClock(t0)))
+	startCatalog(t, c)
+	f.create(t, "late", "v")
+	if _, ok, err := c.Find(context.Background(), "late"); !ok || err != nil {
+		t.Fatalf("Find(late) = %v, %v", ok, err)
+	}
+	if _, ok, err := c.Find(context.Background(), "never"); ok || err != nil {
+		t.Fatalf("Find(never) = %v, %v", ok, err)
+	}
+	// The cache keeps the answer: reading the found secret costs no second
+	// DescribeSecret.
+	before := f.emu.Calls(emulator.OpDescribeSecret)
+	if _, err := c0.GetValue(context.Background(), "late", ""); err != nil {
+		t.Fatal(err)
+	}
+	if after := f.emu.Calls(emulator.OpDescribeSecret); after != before {
+		t.Fatalf("reading a found secret made %d more DescribeSecret calls", after-before)
+	}
+}
+
+func TestExplicitCatalog(t *testing.T) {
+	f := newEmu(t)
+	f.create(t, "app/db", "v")
+	arn := f.create(t, "app/key", "v")
+	f.create(t, "not/shown", "v")
+	c0, err := cache.New(f.client, cache.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c0.Close()
+	c := newExplicitCatalog([]string{"app/db", arn, "app/missing", "app/db"}, describeThroughCache(c0), testOptions(cachetest.NewClock(t0)))
+	startCatalog(t, c)
+	want := []sfs.SecretRef{
+		{Name: "app/db", ID: "app/db"},
+		{Name: "app/key", ID: arn},
+		{Name: "app/missing", ID: "app/missing"},
+	}
+	if got := c.List(); !slices.Equal(got, want) {
+		t.Fatalf("List() = %+v, want %+v", got, want)
+	}
+	if _, ok, err := c.Find(context.Background(), "not/shown"); ok || err != nil {
+		t.Fatalf("Find in explicit mode = %v, %v", ok, err)
+	}
+	if n := f.emu.Calls(emulator.OpListSecrets); n != 0 {
+		t.Fatalf("explicit mode made %d ListSecrets calls", n)
+	}
+}
+
+func TestExplicitCatalogResolvesLater(t *testing.T) {
+	f := newEmu(t)
+	arn := f.create(t, "app/key", "v")
+	f.emu.InjectFault(emulator.OpDescribeSecret, emulator.Fault{ErrorType: emulator.ErrInternalServiceError, Times: 1})
+	clock := cachetest.NewClock(t0)
+	c := newExplicitCatalog([]string{arn}, describeWithTags(f.client), testOptions(clock))
+	changed := make(chan struct{}, 1)
+	defer c.OnChange(func() { changed <- struct{}{} })()
+	startCatalog(t, c)
+	if got := c.List(); len(got) != 1 || got[0].Name != arn {
+		t.Fatalf("List() while unresolved = %+v, want the ARN as the name", got)
+	}
+	advanceWhenWaiting(t, clock, time.Second)
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnChange after the id was resolved")
+	}
+	if got := c.List(); len(got) != 1 || got[0] != (sfs.SecretRef{Name: "app/key", ID: arn}) {
+		t.Fatalf("List() after resolving = %+v", got)
+	}
+	if n := f.emu.Calls(emulator.OpListSecrets); n != 0 {
+		t.Fatalf("explicit mode made %d ListSecrets calls", n)
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	o := catalogOptions{RetryMin: time.Second, Interval: 5 * time.Second}
+	for n, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 5 * time.Second, 40: 5 * time.Second} {
+		if got := o.retryDelay(n); got != want {
+			t.Errorf("retryDelay(%d) = %v, want %v", n, got, want)
+		}
+	}
+}
+
+func deleteInput(name string) *secretsmanager.DeleteSecretInput {
+	return &secretsmanager.DeleteSecretInput{SecretId: aws.String(name)} // scheduled, as usual
+}
