@@ -1,0 +1,92 @@
+package mount
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// fakeMountPoint plays a mount point through a list of stat answers.
+type fakeMountPoint struct {
+	stats     []error // the answers in turn; nil means a directory
+	file      bool    // answer a regular file instead of a directory
+	detached  int
+	detachErr error
+}
+
+type fakeInfo struct{ dir bool }
+
+func (i fakeInfo) Name() string { return "mnt" }
+func (i fakeInfo) Size() int64  { return 0 }
+func (i fakeInfo) Mode() fs.FileMode {
+	return map[bool]fs.FileMode{true: fs.ModeDir | 0o755, false: 0o644}[i.dir]
+}
+func (i fakeInfo) ModTime() time.Time { return time.Time{} }
+func (i fakeInfo) IsDir() bool        { return i.dir }
+func (i fakeInfo) Sys() any           { return nil }
+
+func (f *fakeMountPoint) mountPoint() mountPoint {
+	return mountPoint{
+		stat: func(string) (os.FileInfo, error) {
+			err := f.stats[0]
+			if len(f.stats) > 1 {
+				f.stats = f.stats[1:]
+			}
+			if err != nil {
+				return nil, &fs.PathError{Op: "stat", Path: "/mnt", Err: err}
+			}
+			return fakeInfo{dir: !f.file}, nil
+		},
+		detach: func(context.Context, string) error { f.detached++; return f.detachErr },
+	}
+}
+
+func TestMountPointPrepare(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, tc := range []struct {
+		name        string
+		fake        fakeMountPoint
+		wantCleared bool
+		wantDetach  int
+		wantErr     string
+	}{
+		{name: "directory", fake: fakeMountPoint{stats: []error{nil}}},
+		{name: "stale mount cleared", fake: fakeMountPoint{stats: []error{syscall.ENOTCONN, nil}}, wantCleared: true, wantDetach: 1},
+		{name: "stale mount stays", fake: fakeMountPoint{stats: []error{syscall.ENOTCONN, syscall.ENOTCONN}}, wantCleared: true, wantDetach: 1, wantErr: "still holds a stale mount"},
+		{name: "detach fails", fake: fakeMountPoint{stats: []error{syscall.ENOTCONN}, detachErr: errors.New("EPERM")}, wantDetach: 1, wantErr: "umount -l"},
+		{name: "missing", fake: fakeMountPoint{stats: []error{syscall.ENOENT}}, wantErr: "mkdir -p"},
+		{name: "a file", fake: fakeMountPoint{stats: []error{nil}, file: true}, wantErr: "not a directory"},
+		{name: "denied", fake: fakeMountPoint{stats: []error{syscall.EACCES}}, wantErr: "permission denied"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cleared, err := tc.fake.mountPoint().prepare(context.Background(), "/mnt", log)
+			if cleared != tc.wantCleared || tc.fake.detached != tc.wantDetach {
+				t.Errorf("cleared %v, %d detaches; want %v, %d", cleared, tc.fake.detached, tc.wantCleared, tc.wantDetach)
+			}
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("prepare() = %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "/mnt")):
+				t.Errorf("prepare() = %v, want an error naming /mnt and containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestSystemMountPoint(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dir := t.TempDir()
+	if _, err := systemMountPoint().prepare(context.Background(), dir, log); err != nil {
+		t.Fatalf("prepare(%s) = %v", dir, err)
+	}
+	if _, err := systemMountPoint().prepare(context.Background(), dir+"/missing", log); err == nil {
+		t.Fatal("prepare accepted a missing directory")
+	}
+}
