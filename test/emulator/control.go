@@ -43,6 +43,7 @@ type faultRequest struct {
 	Times     int    `json:",omitempty"`
 	Latency   string `json:",omitempty"`
 	Drop      bool   `json:",omitempty"`
+	SecretId  string `json:",omitempty"`
 }
 
 type refuseRequest struct {
@@ -117,7 +118,7 @@ func (req faultRequest) fault() (Fault, error) {
 	if req.Operation != AllOperations && !isOperation(req.Operation) {
 		return Fault{}, fmt.Errorf("unknown Operation %q; known: %s", req.Operation, strings.Join(Operations(), ", "))
 	}
-	f := Fault{ErrorType: req.ErrorType, Message: req.Message, Status: req.Status, Times: req.Times, Drop: req.Drop}
+	f := Fault{ErrorType: req.ErrorType, Message: req.Message, Status: req.Status, Times: req.Times, Drop: req.Drop, SecretID: req.SecretId}
 	if req.Latency != "" {
 		d, err := time.ParseDuration(req.Latency)
 		if err != nil || d < 0 {
@@ -188,7 +189,7 @@ func (c *ControlClient) ResetCalls(ctx context.Context) error {
 
 // InjectFault is [Emulator.InjectFault] over HTTP.
 func (c *ControlClient) InjectFault(ctx context.Context, op string, f Fault) error {
-	req := faultRequest{Operation: op, ErrorType: f.ErrorType, Message: f.Message, Status: f.Status, Times: f.Times, Drop: f.Drop}
+	req := faultRequest{Operation: op, ErrorType: f.ErrorType, Message: f.Message, Status: f.Status, Times: f.Times, Drop: f.Drop, SecretId: f.SecretID}
 	if f.Latency > 0 {
 		req.Latency = f.Latency.String()
 	}

@@ -114,7 +114,17 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, op, newError(ErrUnknownOperation, "The operation %q is not supported by this emulator.", target))
 		return
 	}
-	if f, ok := e.takeFault(op); ok {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			e.writeError(w, op, &Error{Code: "RequestEntityTooLargeException", Message: fmt.Sprintf("Request body is larger than %d bytes.", maxBodyBytes), Status: http.StatusRequestEntityTooLarge})
+			return
+		}
+		e.writeError(w, op, newError(ErrSerialization, "Could not read the request body."))
+		return
+	}
+	if f, ok := e.takeFault(op, e.secretNameOf(body)); ok {
 		if f.Latency > 0 {
 			t := time.NewTimer(f.Latency)
 			select {
@@ -136,16 +146,6 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			e.writeError(w, op, &Error{Code: f.ErrorType, Message: msg, Status: f.status()})
 			return
 		}
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			e.writeError(w, op, &Error{Code: "RequestEntityTooLargeException", Message: fmt.Sprintf("Request body is larger than %d bytes.", maxBodyBytes), Status: http.StatusRequestEntityTooLarge})
-			return
-		}
-		e.writeError(w, op, newError(ErrSerialization, "Could not read the request body."))
-		return
 	}
 	resp, aerr := e.dispatch(op, body)
 	if aerr != nil {
@@ -339,6 +339,10 @@ type Fault struct {
 	Latency time.Duration
 	// Drop closes the connection without an answer.
 	Drop bool
+	// SecretID, when set, is the name of the one secret the fault applies
+	// to: calls naming it by name or by ARN. Calls that name no secret,
+	// such as ListSecrets, are then never faulted.
+	SecretID string
 }
 
 func (f Fault) status() int {
@@ -376,26 +380,43 @@ func (e *Emulator) ClearFaults() {
 	clear(e.faults)
 }
 
-// takeFault returns the fault to play for a call of op, if any, and counts
-// it down.
-func (e *Emulator) takeFault(op string) (Fault, bool) {
+// takeFault returns the fault to play for a call of op about the secret
+// named secret ("" if none), if any, and counts it down.
+func (e *Emulator) takeFault(op, secret string) (Fault, bool) {
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
 	for _, key := range []string{op, AllOperations} {
 		q := e.faults[key]
-		if len(q) == 0 {
-			continue
-		}
-		p := q[0]
-		if p.left > 0 {
-			p.left--
-			if p.left == 0 {
-				e.faults[key] = q[1:]
+		for i, p := range q {
+			if p.SecretID != "" && p.SecretID != secret {
+				continue
 			}
+			if p.left > 0 {
+				p.left--
+				if p.left == 0 {
+					e.faults[key] = append(q[:i:i], q[i+1:]...)
+				}
+			}
+			return p.Fault, true
 		}
-		return p.Fault, true
 	}
 	return Fault{}, false
+}
+
+// secretNameOf returns the name of the secret a request's SecretId names,
+// the SecretId itself when no secret has it, or "" when the request names
+// none.
+func (e *Emulator) secretNameOf(body []byte) string {
+	var req struct{ SecretId string }
+	if json.Unmarshal(body, &req) != nil || req.SecretId == "" {
+		return ""
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s, aerr := e.find(req.SecretId); aerr == nil {
+		return s.name
+	}
+	return req.SecretId
 }
 
 func (e *Emulator) count(op string) {

@@ -234,3 +234,39 @@ func TestServerCloseEndsTimedRefusal(t *testing.T) {
 		t.Fatal("a closed server reopened")
 	}
 }
+
+func TestFaultForOneSecret(t *testing.T) {
+	f := newFixture(t)
+	ctx := ctxT(t)
+	arn := mustCreate(t, f.emu, Secret{Name: "denied", SecretString: str("d")})
+	mustCreate(t, f.emu, Secret{Name: "fine", SecretString: str("f")})
+	f.emu.InjectFault(AllOperations, Fault{ErrorType: ErrAccessDenied, SecretID: "denied"})
+	for _, id := range []string{"denied", arn} {
+		_, err := f.get(ctx, id)
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != ErrAccessDenied {
+			t.Fatalf("get %s: %v, want AccessDeniedException", id, err)
+		}
+	}
+	if got, err := f.get(ctx, "fine"); err != nil || got != "f" {
+		t.Fatalf("another secret: %q, %v", got, err)
+	}
+	if _, err := f.client.ListSecrets(ctx, &secretsmanager.ListSecretsInput{}); err != nil {
+		t.Fatalf("a call naming no secret was faulted: %v", err)
+	}
+	// Over the control endpoint too.
+	f.emu.ClearFaults()
+	cc := NewControlClient(f.srv.URL(), nil)
+	if err := cc.InjectFault(ctx, OpGetSecretValue, Fault{ErrorType: ErrThrottling, SecretID: "fine", Times: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.get(ctx, "denied"); err != nil {
+		t.Fatalf("the fault for another secret hit: %v", err)
+	}
+	if _, err := f.get(ctx, "fine"); err == nil {
+		t.Fatal("the fault for fine did not play")
+	}
+	if _, err := f.get(ctx, "fine"); err != nil {
+		t.Fatalf("the fault played more than Times: %v", err)
+	}
+}
