@@ -83,12 +83,12 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	}
 	if c.err != nil {
 		// The secret's files cannot be known: say why.
-		return nil, d.r.toErrno(c.err)
+		return nil, d.r.toErrno(ctx, c.err)
 	}
 	// Not known: maybe a secret the listing does not have yet.
 	ref, ok, err := d.r.opts.Catalog.Find(ctx, join(d.path, name))
 	if err != nil {
-		return nil, d.r.toErrno(err)
+		return nil, d.r.toErrno(ctx, err)
 	}
 	if !ok || !d.r.ix.add(ref) {
 		return nil, syscall.ENOENT

@@ -10,19 +10,20 @@ import (
 )
 
 // toErrno maps an error from the store or catalog to what a reader sees:
-// missing things are ENOENT, refusals EACCES, an interrupted request EINTR,
-// and everything else (unreachable service, throttling, internal errors)
+// missing things are ENOENT, refusals EACCES, a request the caller
+// interrupted (ctx is the request's) EINTR, and everything else
+// (unreachable service, throttling, internal errors, a call that timed out)
 // EIO. Unknown errors are logged once each.
-func (r *root) toErrno(err error) syscall.Errno {
+func (r *root) toErrno(ctx context.Context, err error) syscall.Errno {
 	switch {
 	case err == nil:
 		return 0
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return syscall.EINTR
 	case errors.Is(err, iofs.ErrNotExist):
 		return syscall.ENOENT
 	case errors.Is(err, iofs.ErrPermission):
 		return syscall.EACCES
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return syscall.EINTR
 	}
 	r.logged.once(r.log, err)
 	return syscall.EIO

@@ -59,7 +59,7 @@ func (f *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.At
 	}
 	v, err := f.value(ctx)
 	if err != nil {
-		return f.r.toErrno(err)
+		return f.r.toErrno(ctx, err)
 	}
 	f.r.fileAttr(&out.Attr, len(v.Data), v.CreatedDate)
 	clear(v.Data)
@@ -78,7 +78,7 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	}
 	v, err := f.value(ctx)
 	if err != nil {
-		return nil, 0, f.r.toErrno(err)
+		return nil, 0, f.r.toErrno(ctx, err)
 	}
 	f.mu.Lock()
 	changed := f.keptVersion != v.VersionID
@@ -112,7 +112,7 @@ func (f *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, of
 	}
 	v, err := f.value(ctx)
 	if err != nil {
-		return nil, f.r.toErrno(err)
+		return nil, f.r.toErrno(ctx, err)
 	}
 	return fuse.ReadResultData(slice(v.Data, dest, off)), 0
 }

@@ -189,20 +189,27 @@ func TestErrnoPerFile(t *testing.T) {
 
 func TestToErrno(t *testing.T) {
 	r := newRoot(Options{})
+	live := context.Background()
+	interrupted, cancel := context.WithCancel(context.Background())
+	cancel()
 	cases := []struct {
+		ctx  context.Context
 		err  error
 		want syscall.Errno
 	}{
-		{nil, 0},
-		{fmt.Errorf("x: %w", iofs.ErrNotExist), syscall.ENOENT},
-		{fmt.Errorf("x: %w", iofs.ErrPermission), syscall.EACCES},
-		{context.Canceled, syscall.EINTR},
-		{fmt.Errorf("x: %w", context.DeadlineExceeded), syscall.EINTR},
-		{errUnavailable, syscall.EIO},
-		{syscall.ENOENT, syscall.ENOENT},
+		{live, nil, 0},
+		{live, fmt.Errorf("x: %w", iofs.ErrNotExist), syscall.ENOENT},
+		{live, syscall.ENOENT, syscall.ENOENT},
+		{live, fmt.Errorf("x: %w", iofs.ErrPermission), syscall.EACCES},
+		{interrupted, fmt.Errorf("read: %w", context.Canceled), syscall.EINTR},
+		// A call's own timeout is the service's failure, not the caller's.
+		{live, fmt.Errorf("x: %w", context.DeadlineExceeded), syscall.EIO},
+		{live, context.Canceled, syscall.EIO},
+		{live, errUnavailable, syscall.EIO},
+		{interrupted, errUnavailable, syscall.EIO},
 	}
 	for _, tc := range cases {
-		if got := r.toErrno(tc.err); got != tc.want {
+		if got := r.toErrno(tc.ctx, tc.err); got != tc.want {
 			t.Errorf("toErrno(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}

@@ -46,7 +46,7 @@ func (f *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 	}
 	v, err := f.value(ctx)
 	if err != nil {
-		return 0, f.r.toErrno(err)
+		return 0, f.r.toErrno(ctx, err)
 	}
 	clear(v.Data)
 	s, ok := xattr(v, attr)
