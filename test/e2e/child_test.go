@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,12 +20,16 @@ const childModeEnv = "SECRETSFS_E2E_CHILD"
 // childMain runs a child mode and prints "ok <bytes>" or "errno <n>".
 //   - "read PATH": open and read PATH with raw system calls.
 //   - "interruptible PATH": as read, but SIGUSR1 interrupts the read
-//     instead of killing the process; prints "ready" first.
+//     instead of killing the process; prints "ready TID" first, the id of
+//     the thread that will read.
 func childMain(mode string) int {
 	verb, path, _ := strings.Cut(mode, " ")
 	if verb == "interruptible" {
+		// A signal sent to the process may land on any of its threads;
+		// say which thread reads, so that the signal can be sent to it.
+		runtime.LockOSThread()
 		signal.Notify(make(chan os.Signal, 1), syscall.SIGUSR1)
-		fmt.Println("ready")
+		fmt.Printf("ready %d\n", syscall.Gettid())
 	}
 	fd, err := syscall.Open(path, syscall.O_RDONLY, 0)
 	if err != nil {
