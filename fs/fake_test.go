@@ -143,10 +143,22 @@ func (s *fakeStore) Pin(id string) func() {
 
 // fakeCatalog lists fixed secrets; Find knows the extra ones.
 type fakeCatalog struct {
-	mu    sync.Mutex
-	refs  []SecretRef          // guarded by mu
-	extra map[string]SecretRef // guarded by mu
-	finds int                  // guarded by mu
+	mu       sync.Mutex
+	refs     []SecretRef          // guarded by mu
+	extra    map[string]SecretRef // guarded by mu
+	finds    int                  // guarded by mu
+	onChange []func()             // guarded by mu
+}
+
+// set replaces the listed secrets and tells the subscribers.
+func (c *fakeCatalog) set(refs []SecretRef) {
+	c.mu.Lock()
+	c.refs = refs
+	fns := append([]func(){}, c.onChange...)
+	c.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
 }
 
 func (c *fakeCatalog) List() []SecretRef {
@@ -163,7 +175,12 @@ func (c *fakeCatalog) Find(ctx context.Context, name string) (SecretRef, bool, e
 	return r, ok, nil
 }
 
-func (c *fakeCatalog) OnChange(fn func()) func() { return func() {} }
+func (c *fakeCatalog) OnChange(fn func()) func() {
+	c.mu.Lock()
+	c.onChange = append(c.onChange, fn)
+	c.mu.Unlock()
+	return func() {}
+}
 
 func refs(names ...string) []SecretRef {
 	var out []SecretRef

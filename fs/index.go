@@ -40,6 +40,17 @@ func (ix *index) rebuild(refs []SecretRef) (skipped []string) {
 	return skipped
 }
 
+// paths returns every directory path in the tree.
+func (ix *index) paths() map[string]struct{} {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	out := make(map[string]struct{}, len(ix.dirs))
+	for p := range ix.dirs {
+		out[p] = struct{}{}
+	}
+	return out
+}
+
 // add puts one secret found by Find into the tree.
 func (ix *index) add(r SecretRef) bool {
 	ix.mu.Lock()

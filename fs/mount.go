@@ -77,13 +77,20 @@ func Mount(dir string, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// reindex rebuilds the tree from the catalog.
+// reindex rebuilds the tree from the catalog, and has the kernel forget the
+// directories that are gone (new ones need nothing: misses are not cached).
 func (s *Server) reindex() {
+	before := s.root.ix.paths()
 	if skipped := s.root.ix.rebuild(s.root.opts.Catalog.List()); len(skipped) > 0 {
 		s.root.log.Warn("secrets whose names cannot be paths are not shown", "names", strings.Join(skipped, ", "))
 	}
-	// New and removed secrets: drop the kernel's idea of the root listing.
-	// Deeper names expire with their entry timeout.
+	after := s.root.ix.paths()
+	for p := range before {
+		if _, ok := after[p]; !ok {
+			dir, name := splitPath(p)
+			s.root.inval.gone(dir, name)
+		}
+	}
 }
 
 // Unmount unmounts and stops serving. It fails with EBUSY while files are

@@ -21,6 +21,7 @@ type invalidator struct {
 type job struct {
 	change *Change
 	node   *fileNode
+	gone   *[2]string    // a directory path and a name in it that is gone
 	done   chan struct{} // closed when the job is done, if set
 }
 
@@ -51,6 +52,9 @@ func (iv *invalidator) push(j job) {
 // change queues a store change.
 func (iv *invalidator) change(c Change) { iv.push(job{change: &c}) }
 
+// gone queues a name that is no longer in a directory.
+func (iv *invalidator) gone(dir, name string) { iv.push(job{gone: &[2]string{dir, name}}) }
+
 // node queues one file node and returns a channel closed once its caches
 // are dropped.
 func (iv *invalidator) node(f *fileNode) <-chan struct{} {
@@ -80,9 +84,14 @@ func (iv *invalidator) run() {
 		iv.queue = nil
 		iv.mu.Unlock()
 		for _, j := range batch {
-			if j.node != nil {
+			switch {
+			case j.node != nil:
 				iv.content(j.node)
-			} else {
+			case j.gone != nil:
+				if d := iv.r.dirAt(j.gone[0]); d != nil {
+					iv.entry(d, j.gone[1])
+				}
+			default:
 				iv.apply(*j.change)
 			}
 			if j.done != nil {

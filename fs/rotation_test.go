@@ -109,3 +109,28 @@ func TestNewStageAppears(t *testing.T) {
 		t.Fatalf("AWSPENDING = %q", got)
 	}
 }
+
+func TestListingChangesShowInBothModes(t *testing.T) {
+	for _, kernelCache := range []bool{false, true} {
+		s := newFakeStore()
+		s.put("keep", "k")
+		s.put("gone/soon", "g")
+		s.put("new/one", "n")
+		c := &fakeCatalog{refs: refs("keep", "gone/soon")}
+		mnt := mountFS(t, Options{Store: s, Catalog: c, KernelCache: kernelCache})
+		if got := readFile(t, filepath.Join(mnt, "gone/soon/AWSCURRENT")); got != "g" {
+			t.Fatalf("read = %q", got)
+		}
+		c.set(refs("keep", "new/one"))
+		eventually(t, "a removed secret to disappear", func() bool {
+			_, err := os.Stat(filepath.Join(mnt, "gone"))
+			return os.IsNotExist(err)
+		})
+		if got := readFile(t, filepath.Join(mnt, "new/one/AWSCURRENT")); got != "n" {
+			t.Fatalf("new secret = %q", got)
+		}
+		if got := names(t, mnt); !slices.Equal(got, []string{"keep/", "new/"}) {
+			t.Fatalf("ls = %v", got)
+		}
+	}
+}
