@@ -170,6 +170,7 @@ func TestCloseIsIdempotentAndReadsStillWork(t *testing.T) {
 func TestInfoAndStats(t *testing.T) {
 	e := newEnv(t, nil)
 	v1 := e.client.PutString("db", "s1")
+	e.client.Update("db", func(s *cachetest.Secret) { s.Tags = map[string]string{"team": "payments"} })
 	if _, ok := e.c.Info("db"); ok {
 		t.Fatal("Info of an uncached secret")
 	}
@@ -177,7 +178,8 @@ func TestInfoAndStats(t *testing.T) {
 	e.str("db")
 	in := e.info("db")
 	if in.Stages["AWSCURRENT"] != v1 || len(in.Versions) != 1 || in.Versions[0].VersionID != v1 ||
-		!in.Versions[0].FetchedAt.Equal(t0) || !in.RefreshedAt.Equal(t0) || in.Stale || in.Name != "db" {
+		!in.Versions[0].FetchedAt.Equal(t0) || !in.RefreshedAt.Equal(t0) || in.Stale || in.Name != "db" ||
+		len(in.Tags) != 1 || in.Tags["team"] != "payments" {
 		t.Fatalf("info %+v", in)
 	}
 	st := e.c.Stats()

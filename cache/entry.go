@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"sync"
 	"time"
 
@@ -41,6 +42,7 @@ type secretMeta struct {
 	arn, name    string
 	deleted      bool      // scheduled for deletion
 	nextRotation time.Time // zero when none
+	tags         map[string]string
 }
 
 // versionEntry is one version's value. Versions are immutable, so a value
@@ -123,6 +125,14 @@ func metaOf(out *secretsmanager.DescribeSecretOutput) secretMeta {
 	}
 	if out.NextRotationDate != nil {
 		m.nextRotation = *out.NextRotationDate
+	}
+	if len(out.Tags) > 0 {
+		m.tags = make(map[string]string, len(out.Tags))
+		for _, t := range out.Tags {
+			if t.Key != nil {
+				m.tags[*t.Key] = aws.ToString(t.Value)
+			}
+		}
 	}
 	return m
 }

@@ -63,6 +63,8 @@ type SecretInfo struct {
 	ErrorCount int
 	// ScheduledForDeletion is true when DescribeSecret reported a DeletedDate.
 	ScheduledForDeletion bool
+	// Tags are the secret's tags, as last described.
+	Tags map[string]string
 	// Versions are the cached versions, most recently used first.
 	Versions []VersionInfo
 }
@@ -103,6 +105,12 @@ func (c *Cache) Info(secretID string) (info SecretInfo, ok bool) {
 	}
 	for s, v := range e.stages {
 		info.Stages[s] = v
+	}
+	if len(e.meta.tags) > 0 {
+		info.Tags = make(map[string]string, len(e.meta.tags))
+		for k, v := range e.meta.tags {
+			info.Tags[k] = v
+		}
 	}
 	e.versions.each(func(_ string, v *versionEntry) {
 		info.Versions = append(info.Versions, VersionInfo{

@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	iofs "io/fs"
 	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go"
 
 	"github.com/secretsfs/secretsfs/cache"
 )
@@ -84,34 +81,9 @@ func describeThroughCache(c *cache.Cache) describeFunc {
 		if err != nil {
 			return secretMeta{}, err
 		}
-		return secretMeta{Name: info.Name, Deleted: info.ScheduledForDeletion}, nil
-	}
-}
-
-// describeSecretAPI is the SDK's DescribeSecret.
-type describeSecretAPI interface {
-	DescribeSecret(ctx context.Context, params *secretsmanager.DescribeSecretInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error)
-}
-
-// describeWithTags calls DescribeSecret directly, for the tags the cache does
-// not keep.
-func describeWithTags(api describeSecretAPI) describeFunc {
-	return func(ctx context.Context, id string) (secretMeta, error) {
-		out, err := api.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)})
-		if err != nil {
-			var nf *types.ResourceNotFoundException
-			var ae smithy.APIError
-			switch {
-			case errors.As(err, &nf):
-				return secretMeta{}, fmt.Errorf("describe %q: %w", id, errors.Join(iofs.ErrNotExist, err))
-			case errors.As(err, &ae) && ae.ErrorCode() == "AccessDeniedException":
-				return secretMeta{}, fmt.Errorf("describe %q: %w", id, errors.Join(iofs.ErrPermission, err))
-			}
-			return secretMeta{}, fmt.Errorf("describe %q: %w", id, err)
-		}
-		meta := secretMeta{Name: aws.ToString(out.Name), TagsKnown: true, Deleted: out.DeletedDate != nil}
-		for _, t := range out.Tags {
-			meta.Tags = append(meta.Tags, Tag{Key: aws.ToString(t.Key), Value: aws.ToString(t.Value)})
+		meta := secretMeta{Name: info.Name, Deleted: info.ScheduledForDeletion, TagsKnown: true}
+		for k, v := range info.Tags {
+			meta.Tags = append(meta.Tags, Tag{Key: k, Value: v})
 		}
 		return meta, nil
 	}

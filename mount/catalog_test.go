@@ -18,7 +18,23 @@ import (
 )
 
 func newTestListing(f *emuFixture, clock *cachetest.Clock, prefixes []string, tags []Tag) *listingCatalog {
-	return newListingCatalog(f.client, describeWithTags(f.client), prefixes, tags, testOptions(clock))
+	return newListingCatalog(f.client, describeUncached(f, clock), prefixes, tags, testOptions(clock))
+}
+
+// describeUncached describes through a cache that keeps nothing between
+// calls (no refresh interval, no backoff), so that every Describe reaches
+// the emulator as the catalog's own memory decides.
+func describeUncached(f *emuFixture, clock *cachetest.Clock) describeFunc {
+	cfg := cache.DefaultConfig()
+	cfg.SecretRefreshInterval = 0
+	cfg.ExceptionRetryDelayBase = 0
+	cfg.RefreshAhead = 0
+	cfg.Clock = clock
+	c, err := cache.New(f.client, cfg)
+	if err != nil {
+		panic(err)
+	}
+	return describeThroughCache(c)
 }
 
 func TestListingPrefixes(t *testing.T) {
@@ -328,7 +344,7 @@ func TestExplicitCatalogResolvesLater(t *testing.T) {
 	arn := f.create(t, "app/key", "v")
 	f.emu.InjectFault(emulator.OpDescribeSecret, emulator.Fault{ErrorType: emulator.ErrInternalServiceError, Times: 1})
 	clock := cachetest.NewClock(t0)
-	c := newExplicitCatalog([]string{arn}, describeWithTags(f.client), testOptions(clock))
+	c := newExplicitCatalog([]string{arn}, describeUncached(f, clock), testOptions(clock))
 	changed := make(chan struct{}, 1)
 	defer c.OnChange(func() { changed <- struct{}{} })()
 	startCatalog(t, c)

@@ -88,11 +88,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 	if cfg.ExplicitMode() {
 		cat = newExplicitCatalog(cfg.Secrets, describeThroughCache(c), opts)
 	} else {
-		describe := describeThroughCache(c)
-		if len(cfg.Tags) > 0 {
-			describe = describeWithTags(client) // the cache does not keep tags
-		}
-		cat = newListingCatalog(client, describe, cfg.Prefixes, cfg.Tags, opts)
+		cat = newListingCatalog(client, describeThroughCache(c), cfg.Prefixes, cfg.Tags, opts)
 	}
 	if err := cat.Start(ctx); err != nil {
 		return nil // ctx ended before anything was mounted

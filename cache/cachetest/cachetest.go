@@ -111,6 +111,7 @@ type Secret struct {
 	Stages           map[string][]string // version id -> stages
 	NextRotationDate *time.Time
 	Deleted          bool
+	Tags             map[string]string
 	// NoVersionIdsToStages makes DescribeSecret answer without the map.
 	NoVersionIdsToStages bool
 }
@@ -387,6 +388,9 @@ func (c *Client) DescribeSecret(ctx context.Context, in *secretsmanager.Describe
 	}
 	if s.Deleted {
 		out.DeletedDate = aws.Time(time.Unix(1700000000, 0))
+	}
+	for k, v := range s.Tags {
+		out.Tags = append(out.Tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
 	}
 	if !s.NoVersionIdsToStages {
 		out.VersionIdsToStages = make(map[string][]string)
