@@ -15,11 +15,14 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
 
 	"github.com/secretsfs/secretsfs/mount"
 	"github.com/secretsfs/secretsfs/test/emulator"
-	"github.com/urfave/cli/v2"
 )
 
 // version is set at build time with -ldflags "-X main.version=1.2.3"; when it
@@ -198,4 +201,205 @@ func main() {
 	code := run(ctx, defaultActions(), os.Args, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// envVar is the environment variable of a mount flag: SECRETSFS_ and the
+// flag's name in upper case with dashes as underscores.
+func envVar(flag string) []string {
+	return []string{"SECRETSFS_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))}
+}
+
+// Flag categories in the help text.
+const (
+	catCache   = "Cache"
+	catAWS     = "AWS"
+	catFiles   = "Files"
+	catListing = "Which secrets"
+	catLogs    = "Logs"
+)
+
+// mountFlags are the flags of "secretsfs mount", with the defaults of
+// mount.DefaultConfig.
+func mountFlags() []cli.Flag {
+	d := mount.DefaultConfig()
+	return []cli.Flag{
+		&cli.DurationFlag{Name: "refresh-interval", Category: catCache, Value: d.RefreshInterval, EnvVars: envVar("refresh-interval"),
+			Usage: "how long a secret's metadata is trusted before it is asked for again; shorter shows rotations sooner and costs more DescribeSecret calls"},
+		&cli.IntFlag{Name: "max-cache-size", Category: catCache, Value: d.MaxCacheSize, EnvVars: envVar("max-cache-size"),
+			Usage: "how many secrets the cache keeps"},
+		&cli.DurationFlag{Name: "retry-delay-base", Category: catCache, Value: d.RetryDelayBase, EnvVars: envVar("retry-delay-base"),
+			Usage: "wait after a secret's first failed refresh"},
+		&cli.Float64Flag{Name: "retry-growth-factor", Category: catCache, Value: d.RetryGrowthFactor, EnvVars: envVar("retry-growth-factor"),
+			Usage: "factor the wait grows by after each further failure (at least 1)"},
+		&cli.DurationFlag{Name: "retry-delay-max", Category: catCache, Value: d.RetryDelayMax, EnvVars: envVar("retry-delay-max"),
+			Usage: "longest wait between retries"},
+		&cli.StringFlag{Name: "default-stage", Category: catCache, Value: d.DefaultStage, EnvVars: envVar("default-stage"),
+			Usage: "`STAGE` whose value a JSON secret's key files show"},
+
+		&cli.StringFlag{Name: "region", Category: catAWS, EnvVars: envVar("region"),
+			Usage: "AWS `REGION` (default: the SDK's, e.g. AWS_REGION)"},
+		&cli.StringFlag{Name: "profile", Category: catAWS, EnvVars: envVar("profile"),
+			Usage: "shared configuration `PROFILE` (default: the SDK's, e.g. AWS_PROFILE)"},
+		&cli.StringFlag{Name: "endpoint-url", Category: catAWS, EnvVars: envVar("endpoint-url"),
+			Usage: "Secrets Manager endpoint `URL` (default: the SDK's; AWS_ENDPOINT_URL_SECRETS_MANAGER is honoured)"},
+		&cli.StringFlag{Name: "role-arn", Category: catAWS, EnvVars: envVar("role-arn"),
+			Usage: "IAM role `ARN` to assume through STS for every call"},
+
+		&cli.UintFlag{Name: "uid", Category: catFiles, Value: uint(d.UID), EnvVars: envVar("uid"), DefaultText: "the mounting user",
+			Usage: "numeric owner of every file and directory"},
+		&cli.UintFlag{Name: "gid", Category: catFiles, Value: uint(d.GID), EnvVars: envVar("gid"), DefaultText: "the mounting user's",
+			Usage: "numeric group of every file and directory"},
+		&cli.StringFlag{Name: "file-mode", Category: catFiles, Value: fmt.Sprintf("%04o", uint32(d.FileMode)), EnvVars: envVar("file-mode"),
+			Usage: "permission of secret files, in `OCTAL`"},
+		&cli.StringFlag{Name: "dir-mode", Category: catFiles, Value: fmt.Sprintf("%04o", uint32(d.DirMode)), EnvVars: envVar("dir-mode"),
+			Usage: "permission of directories, in `OCTAL`"},
+		&cli.BoolFlag{Name: "allow-other", Category: catFiles, EnvVars: envVar("allow-other"),
+			Usage: "let other users into the mount; the kernel then enforces the modes (as non-root: user_allow_other in /etc/fuse.conf)"},
+		&cli.BoolFlag{Name: "kernel-cache", Category: catFiles, EnvVars: envVar("kernel-cache"),
+			Usage: "fast mode: reads are served from the kernel's page cache until a version changes (no per-open snapshot or audit)"},
+
+		&cli.StringSliceFlag{Name: "prefix", Category: catListing, EnvVars: envVar("prefix"),
+			Usage: "show only secrets whose names start with `PREFIX` (repeatable; comma-separated in the variable)"},
+		&cli.StringSliceFlag{Name: "tag", Category: catListing, EnvVars: envVar("tag"),
+			Usage: "show only secrets carrying tag `KEY=VALUE` (repeatable, all must match; comma-separated in the variable)"},
+		&cli.DurationFlag{Name: "list-interval", Category: catListing, Value: d.ListInterval, EnvVars: envVar("list-interval"),
+			Usage: "how often the secrets are listed again"},
+		&cli.StringSliceFlag{Name: "secret", Category: catListing, EnvVars: envVar("secret"),
+			Usage: "show only this secret, by name or ARN `ID` (repeatable); no ListSecrets permission needed"},
+
+		&cli.StringFlag{Name: "log-level", Category: catLogs, Value: d.LogLevel, EnvVars: envVar("log-level"),
+			Usage: "debug, info, warn or error"},
+		&cli.StringFlag{Name: "log-format", Category: catLogs, Value: d.LogFormat, EnvVars: envVar("log-format"),
+			Usage: "text or json"},
+	}
+}
+
+// mountCommand is "secretsfs mount".
+func mountCommand(act actions) *cli.Command {
+	return &cli.Command{
+		Name:      "mount",
+		Usage:     "mount the secrets on MOUNTPOINT and serve them until SIGINT or SIGTERM",
+		ArgsUsage: "MOUNTPOINT",
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError{fmt.Errorf("%w (see secretsfs mount --help)", err)}
+		},
+		Description: "Serves AWS Secrets Manager secrets as read-only files under MOUNTPOINT, in the\n" +
+			"foreground, until SIGINT or SIGTERM; SIGHUP refreshes every cached secret at once.\n" +
+			"Every flag can also be set with the environment variable shown next to it.",
+		Flags: mountFlags(),
+		Action: func(c *cli.Context) error {
+			cfg, err := mountConfig(c)
+			if err != nil {
+				return usageError{err}
+			}
+			return act.mount(c.Context, cfg, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+// mountConfig turns the parsed flags into a validated mount.Config.
+func mountConfig(c *cli.Context) (mount.Config, error) {
+	cfg := mount.DefaultConfig()
+	var errs []error
+	switch c.NArg() {
+	case 0:
+	case 1:
+		cfg.MountPoint = c.Args().First()
+	default:
+		errs = append(errs, fmt.Errorf("MOUNTPOINT: give one directory, got %d arguments (flags go before MOUNTPOINT)", c.NArg()))
+	}
+	cfg.RefreshInterval = c.Duration("refresh-interval")
+	cfg.MaxCacheSize = c.Int("max-cache-size")
+	cfg.RetryDelayBase = c.Duration("retry-delay-base")
+	cfg.RetryGrowthFactor = c.Float64("retry-growth-factor")
+	cfg.RetryDelayMax = c.Duration("retry-delay-max")
+	cfg.DefaultStage = c.String("default-stage")
+	cfg.Region = c.String("region")
+	cfg.Profile = c.String("profile")
+	cfg.EndpointURL = c.String("endpoint-url")
+	cfg.RoleARN = c.String("role-arn")
+	for _, id := range []string{"uid", "gid"} {
+		if v := c.Uint(id); uint64(v) > uint64(^uint32(0)) {
+			errs = append(errs, fmt.Errorf("--%s: %d is too large; give a numeric id below 2^32", id, v))
+		}
+	}
+	cfg.UID = uint32(c.Uint("uid"))
+	cfg.GID = uint32(c.Uint("gid"))
+	if m, err := mount.ParseMode(c.String("file-mode")); err != nil {
+		errs = append(errs, fmt.Errorf("--file-mode: %w", err))
+	} else {
+		cfg.FileMode = m
+	}
+	if m, err := mount.ParseMode(c.String("dir-mode")); err != nil {
+		errs = append(errs, fmt.Errorf("--dir-mode: %w", err))
+	} else {
+		cfg.DirMode = m
+	}
+	cfg.AllowOther = c.Bool("allow-other")
+	cfg.KernelCache = c.Bool("kernel-cache")
+	cfg.Prefixes = c.StringSlice("prefix")
+	for _, s := range c.StringSlice("tag") {
+		t, err := mount.ParseTag(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--tag: %w", err))
+			continue
+		}
+		cfg.Tags = append(cfg.Tags, t)
+	}
+	cfg.ListInterval = c.Duration("list-interval")
+	cfg.Secrets = c.StringSlice("secret")
+	cfg.LogLevel = c.String("log-level")
+	cfg.LogFormat = c.String("log-format")
+	cfg.Version = buildVersion()
+	if len(errs) == 0 {
+		if err := cfg.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// demoCommand is "secretsfs demo".
+func demoCommand(act actions) *cli.Command {
+	return &cli.Command{
+		Name:      "demo",
+		Usage:     "mount sample secrets from a built-in emulator (no AWS account needed)",
+		ArgsUsage: "[MOUNTPOINT]",
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError{fmt.Errorf("%w (see secretsfs demo --help)", err)}
+		},
+		Description: "Starts the Secrets Manager emulator in process on loopback with sample secrets,\n" +
+			"mounts them on MOUNTPOINT (a new temporary directory by default), rotates demo/db\n" +
+			"periodically and prints what to try. Ctrl-C unmounts and exits.",
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "rotate-interval", Value: 20 * time.Second, Usage: "how often demo/db is rotated"},
+			&cli.DurationFlag{Name: "refresh-interval", Value: 5 * time.Second, Usage: "the daemon's refresh interval"},
+			&cli.BoolFlag{Name: "kernel-cache", Usage: "use the fast, kernel-cached serving mode"},
+			&cli.StringFlag{Name: "log-level", Value: mount.DefaultLogLevel, Usage: "debug, info, warn or error"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 1 {
+				return usageError{fmt.Errorf("MOUNTPOINT: give at most one directory, got %d arguments", c.NArg())}
+			}
+			dc := mount.DemoConfig{
+				MountPoint:      c.Args().First(),
+				RotateEvery:     c.Duration("rotate-interval"),
+				RefreshInterval: c.Duration("refresh-interval"),
+				KernelCache:     c.Bool("kernel-cache"),
+				LogLevel:        c.String("log-level"),
+				Version:         buildVersion(),
+			}
+			for _, f := range []string{"rotate-interval", "refresh-interval"} {
+				if c.Duration(f) <= 0 {
+					return usageError{fmt.Errorf("--%s: is %v; give a positive duration such as 5s", f, c.Duration(f))}
+				}
+			}
+			check := mount.DefaultConfig()
+			check.MountPoint, check.LogLevel = "-", dc.LogLevel
+			if err := check.Validate(); err != nil {
+				return usageError{err}
+			}
+			return act.demo(c.Context, dc, c.App.Writer, c.App.ErrWriter)
+		},
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/secretsfs/secretsfs/mount"
 	"github.com/secretsfs/secretsfs/test/emulator"
 )
 
@@ -180,5 +183,196 @@ func TestEmulatorCommandServes(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the emulator command did not return after cancel")
+	}
+}
+
+// mountStub records the configuration the mount and demo commands hand on.
+type mountStub struct {
+	calls int
+	cfg   mount.Config
+	demo  mount.DemoConfig
+}
+
+func (s *mountStub) actions() actions {
+	return actions{
+		mount: func(_ context.Context, cfg mount.Config, _, _ io.Writer) error {
+			s.calls++
+			s.cfg = cfg
+			return nil
+		},
+		demo: func(_ context.Context, cfg mount.DemoConfig, _, _ io.Writer) error {
+			s.calls++
+			s.demo = cfg
+			return nil
+		},
+	}
+}
+
+// wantFull is the configuration every flag (or variable) below sets.
+func wantFull() mount.Config {
+	c := mount.DefaultConfig()
+	c.MountPoint = "/mnt/s"
+	c.RefreshInterval = 90 * time.Second
+	c.MaxCacheSize = 50
+	c.RetryDelayBase = 2 * time.Second
+	c.RetryGrowthFactor = 1.5
+	c.RetryDelayMax = 3 * time.Minute
+	c.DefaultStage = "BLUE"
+	c.Region = "eu-west-1"
+	c.Profile = "ops"
+	c.EndpointURL = "http://127.0.0.1:4566"
+	c.RoleARN = "arn:aws:iam::123456789012:role/secretsfs"
+	c.UID, c.GID = 1000, 1001
+	c.FileMode, c.DirMode = 0o440, 0o550
+	c.AllowOther, c.KernelCache = true, true
+	c.Prefixes = []string{"prod/", "shared/"}
+	c.Tags = []mount.Tag{{Key: "env", Value: "prod"}, {Key: "team", Value: ""}}
+	c.ListInterval = 30 * time.Second
+	c.LogLevel, c.LogFormat = "debug", "json"
+	c.Version = buildVersion()
+	return c
+}
+
+func TestMountFlagsReachConfig(t *testing.T) {
+	var s mountStub
+	code, _, errOut := runArgs(t, s.actions(), "mount",
+		"--refresh-interval", "90s", "--max-cache-size", "50", "--retry-delay-base", "2s",
+		"--retry-growth-factor", "1.5", "--retry-delay-max", "3m", "--default-stage", "BLUE",
+		"--region", "eu-west-1", "--profile", "ops", "--endpoint-url", "http://127.0.0.1:4566",
+		"--role-arn", "arn:aws:iam::123456789012:role/secretsfs", "--uid", "1000", "--gid", "1001",
+		"--file-mode", "0440", "--dir-mode", "550", "--allow-other", "--kernel-cache",
+		"--prefix", "prod/", "--prefix", "shared/", "--tag", "env=prod", "--tag", "team=",
+		"--list-interval", "30s", "--log-level", "debug", "--log-format", "json", "/mnt/s")
+	if code != 0 || s.calls != 1 {
+		t.Fatalf("exit %d, %d calls; stderr %s", code, s.calls, errOut)
+	}
+	if want := wantFull(); !reflect.DeepEqual(s.cfg, want) {
+		t.Fatalf("config\n got %+v\nwant %+v", s.cfg, want)
+	}
+}
+
+func TestMountEnvVarsReachConfig(t *testing.T) {
+	for k, v := range map[string]string{
+		"SECRETSFS_REFRESH_INTERVAL":    "90s",
+		"SECRETSFS_MAX_CACHE_SIZE":      "50",
+		"SECRETSFS_RETRY_DELAY_BASE":    "2s",
+		"SECRETSFS_RETRY_GROWTH_FACTOR": "1.5",
+		"SECRETSFS_RETRY_DELAY_MAX":     "3m",
+		"SECRETSFS_DEFAULT_STAGE":       "BLUE",
+		"SECRETSFS_REGION":              "eu-west-1",
+		"SECRETSFS_PROFILE":             "ops",
+		"SECRETSFS_ENDPOINT_URL":        "http://127.0.0.1:4566",
+		"SECRETSFS_ROLE_ARN":            "arn:aws:iam::123456789012:role/secretsfs",
+		"SECRETSFS_UID":                 "1000",
+		"SECRETSFS_GID":                 "1001",
+		"SECRETSFS_FILE_MODE":           "0440",
+		"SECRETSFS_DIR_MODE":            "550",
+		"SECRETSFS_ALLOW_OTHER":         "true",
+		"SECRETSFS_KERNEL_CACHE":        "true",
+		"SECRETSFS_PREFIX":              "prod/,shared/",
+		"SECRETSFS_TAG":                 "env=prod,team=",
+		"SECRETSFS_LIST_INTERVAL":       "30s",
+		"SECRETSFS_LOG_LEVEL":           "debug",
+		"SECRETSFS_LOG_FORMAT":          "json",
+	} {
+		t.Setenv(k, v)
+	}
+	var s mountStub
+	code, _, errOut := runArgs(t, s.actions(), "mount", "/mnt/s")
+	if code != 0 || s.calls != 1 {
+		t.Fatalf("exit %d, %d calls; stderr %s", code, s.calls, errOut)
+	}
+	if want := wantFull(); !reflect.DeepEqual(s.cfg, want) {
+		t.Fatalf("config\n got %+v\nwant %+v", s.cfg, want)
+	}
+}
+
+func TestMountSecretFlagAndEnv(t *testing.T) {
+	var s mountStub
+	if code, _, errOut := runArgs(t, s.actions(), "mount", "--secret", "a", "--secret", "arn:aws:secretsmanager:us-east-1:123456789012:secret:b-AbCdEf", "/m"); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if want := []string{"a", "arn:aws:secretsmanager:us-east-1:123456789012:secret:b-AbCdEf"}; !reflect.DeepEqual(s.cfg.Secrets, want) {
+		t.Fatalf("Secrets = %v", s.cfg.Secrets)
+	}
+	t.Setenv("SECRETSFS_SECRET", "x,y")
+	if code, _, errOut := runArgs(t, s.actions(), "mount", "/m"); code != 0 || !reflect.DeepEqual(s.cfg.Secrets, []string{"x", "y"}) {
+		t.Fatalf("exit %d, Secrets %v: %s", code, s.cfg.Secrets, errOut)
+	}
+}
+
+func TestMountDefaults(t *testing.T) {
+	var s mountStub
+	if code, _, errOut := runArgs(t, s.actions(), "mount", "/m"); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	want := mount.DefaultConfig()
+	want.MountPoint, want.Version = "/m", buildVersion()
+	if !reflect.DeepEqual(s.cfg, want) {
+		t.Fatalf("config\n got %+v\nwant %+v", s.cfg, want)
+	}
+}
+
+func TestMountBadValues(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		flag string
+	}{
+		{args: nil, flag: "MOUNTPOINT"},
+		{args: []string{"/a", "/b"}, flag: "MOUNTPOINT"},
+		{args: []string{"--refresh-interval", "soon", "/m"}, flag: "refresh-interval"},
+		{args: []string{"--refresh-interval", "0s", "/m"}, flag: "--refresh-interval"},
+		{args: []string{"--max-cache-size", "0", "/m"}, flag: "--max-cache-size"},
+		{args: []string{"--retry-growth-factor", "0.5", "/m"}, flag: "--retry-growth-factor"},
+		{args: []string{"--retry-delay-max", "1ms", "/m"}, flag: "--retry-delay-max"},
+		{args: []string{"--default-stage", "", "/m"}, flag: "--default-stage"},
+		{args: []string{"--endpoint-url", "localhost:4566", "/m"}, flag: "--endpoint-url"},
+		{args: []string{"--role-arn", "admin", "/m"}, flag: "--role-arn"},
+		{args: []string{"--uid", "-1", "/m"}, flag: "uid"},
+		{args: []string{"--file-mode", "0800", "/m"}, flag: "--file-mode"},
+		{args: []string{"--file-mode", "rw", "/m"}, flag: "--file-mode"},
+		{args: []string{"--dir-mode", "4755", "/m"}, flag: "--dir-mode"},
+		{args: []string{"--tag", "env", "/m"}, flag: "--tag"},
+		{args: []string{"--prefix", "a:b", "/m"}, flag: "--prefix"},
+		{args: []string{"--secret", "a", "--prefix", "b", "/m"}, flag: "--secret"},
+		{args: []string{"--list-interval", "-5m", "/m"}, flag: "--list-interval"},
+		{args: []string{"--log-level", "loud", "/m"}, flag: "--log-level"},
+		{args: []string{"--log-format", "xml", "/m"}, flag: "--log-format"},
+		{env: map[string]string{"SECRETSFS_REFRESH_INTERVAL": "soon"}, args: []string{"/m"}, flag: "refresh-interval"},
+		{env: map[string]string{"SECRETSFS_ALLOW_OTHER": "maybe"}, args: []string{"/m"}, flag: "allow-other"},
+		{env: map[string]string{"SECRETSFS_FILE_MODE": "999"}, args: []string{"/m"}, flag: "--file-mode"},
+		{env: map[string]string{"SECRETSFS_TAG": "novalue"}, args: []string{"/m"}, flag: "--tag"},
+	} {
+		t.Run(strings.Join(tc.args, " ")+tc.flag, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var s mountStub
+			code, _, errOut := runArgs(t, s.actions(), append([]string{"mount"}, tc.args...)...)
+			if code != 2 || s.calls != 0 {
+				t.Fatalf("exit %d with %d calls, want 2 and none; stderr %s", code, s.calls, errOut)
+			}
+			if !strings.Contains(errOut, tc.flag) {
+				t.Fatalf("stderr does not name %s: %s", tc.flag, errOut)
+			}
+		})
+	}
+}
+
+func TestDemoCommand(t *testing.T) {
+	var s mountStub
+	if code, _, errOut := runArgs(t, s.actions(), "demo"); code != 0 || s.calls != 1 || s.demo.MountPoint != "" || s.demo.RotateEvery != 20*time.Second || s.demo.RefreshInterval != 5*time.Second {
+		t.Fatalf("demo: exit %d, %+v: %s", code, s.demo, errOut)
+	}
+	if code, _, _ := runArgs(t, s.actions(), "demo", "--kernel-cache", "--rotate-interval", "3s", "/tmp/x"); code != 0 || s.demo.MountPoint != "/tmp/x" || !s.demo.KernelCache || s.demo.RotateEvery != 3*time.Second {
+		t.Fatalf("demo /tmp/x: exit %d, %+v", code, s.demo)
+	}
+	for _, args := range [][]string{{"/a", "/b"}, {"--rotate-interval", "0s"}, {"--log-level", "loud"}} {
+		calls := s.calls
+		code, _, errOut := runArgs(t, s.actions(), append([]string{"demo"}, args...)...)
+		if code != 2 || s.calls != calls || errOut == "" {
+			t.Errorf("demo %v: exit %d, stderr %q; want 2", args, code, errOut)
+		}
 	}
 }
