@@ -117,6 +117,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 	n := len(cat.List())
 	fmt.Fprintf(stdout, "secretsfs: serving %d secrets at %s (%s mode)\n", n, dir, mode)
 	log.Info("serving", "mountpoint", dir, "secrets", n, "mode", mode, "explicit", cfg.ExplicitMode())
+	notifyServing(log, fmt.Sprintf("serving %d secrets at %s", n, dir))
 	if cfg.onServing != nil {
 		cfg.onServing()
 	}
@@ -137,6 +138,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 			})
 		}
 	}
+	notifyStopping(log)
 	wg.Wait()
 	unmount(srv, dir, d.mountPoint, log)
 	return nil
