@@ -22,6 +22,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/secretsfs/secretsfs/mount"
+	"github.com/secretsfs/secretsfs/packaging/cligen"
 	"github.com/secretsfs/secretsfs/test/emulator"
 )
 
@@ -159,6 +160,17 @@ func newApp(act actions, stdout, stderr io.Writer) *cli.App {
 				Action: func(c *cli.Context) error {
 					_, err := fmt.Fprintf(c.App.Writer, "secretsfs %s\n", buildVersion())
 					return err
+				},
+			},
+			{
+				// For packaging: the man page and completion scripts come
+				// from this very command-line definition.
+				Name:      "gen",
+				Hidden:    true,
+				Usage:     "write the man page or a shell completion script to stdout",
+				ArgsUsage: strings.Join(cligen.Kinds(), "|"),
+				Action: func(c *cli.Context) error {
+					return cligen.Write(c.App, c.Args().First(), c.App.Writer)
 				},
 			},
 		},
