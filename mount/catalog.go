@@ -68,6 +68,45 @@ func (o catalogOptions) retryDelay(n int) time.Duration {
 	return min(d, o.Interval)
 }
 
+// background runs one goroutine of a catalog until stopped.
+type background struct {
+	mu      sync.Mutex
+	cancel  context.CancelFunc // guarded by mu
+	done    chan struct{}      // guarded by mu
+	started bool               // guarded by mu
+}
+
+// start runs loop in a goroutine until ctx ends or stop is called.
+func (b *background) start(ctx context.Context, loop func(context.Context)) {
+	lctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	b.mu.Lock()
+	b.cancel, b.done, b.started = cancel, done, true
+	b.mu.Unlock()
+	go func() {
+		defer close(done)
+		loop(lctx)
+	}()
+}
+
+// stop ends the goroutine and waits for it; a no-op if never started.
+func (b *background) stop() {
+	b.mu.Lock()
+	cancel, done := b.cancel, b.done
+	b.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// running reports whether start was called.
+func (b *background) running() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.started
+}
+
 // subscribers is a set of OnChange callbacks.
 type subscribers struct {
 	mu   sync.Mutex
@@ -131,8 +170,7 @@ type listingCatalog struct {
 	found    map[string]foundRef  // guarded by mu; names Find found that the listing lacked
 	misses   map[string]time.Time // guarded by mu; name -> when the miss is forgotten
 	failures int                  // guarded by mu; consecutive failed listings
-	stop     context.CancelFunc   // guarded by mu
-	done     chan struct{}        // guarded by mu
+	bg       background
 }
 
 type foundRef struct {
@@ -162,28 +200,14 @@ func (c *listingCatalog) Start(ctx context.Context) error {
 		}
 		c.opts.Logger.Error("listing secrets failed; the mount starts without them and retries", "err", err)
 	}
-	lctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	c.mu.Lock()
-	c.stop, c.done = stop, done
-	c.mu.Unlock()
-	go c.loop(lctx, done)
+	c.bg.start(ctx, c.loop)
 	return nil
 }
 
 // Stop ends re-listing.
-func (c *listingCatalog) Stop() {
-	c.mu.Lock()
-	stop, done := c.stop, c.done
-	c.mu.Unlock()
-	if stop != nil {
-		stop()
-		<-done
-	}
-}
+func (c *listingCatalog) Stop() { c.bg.stop() }
 
-func (c *listingCatalog) loop(ctx context.Context, done chan<- struct{}) {
-	defer close(done)
+func (c *listingCatalog) loop(ctx context.Context) {
 	for {
 		c.mu.Lock()
 		wait := c.opts.Interval

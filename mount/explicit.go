@@ -24,10 +24,9 @@ type explicitCatalog struct {
 	subs     subscribers
 
 	mu       sync.Mutex
-	names    []string           // guarded by mu; per id, its resolved name or "" while unresolved
-	failures int                // guarded by mu; consecutive rounds with an unresolved id
-	stop     context.CancelFunc // guarded by mu
-	done     chan struct{}      // guarded by mu
+	names    []string // guarded by mu; per id, its resolved name or "" while unresolved
+	failures int      // guarded by mu; consecutive rounds with an unresolved id
+	bg       background
 }
 
 var _ catalog = (*explicitCatalog)(nil)
@@ -49,28 +48,14 @@ func (c *explicitCatalog) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	lctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	c.mu.Lock()
-	c.stop, c.done = stop, done
-	c.mu.Unlock()
-	go c.loop(lctx, done)
+	c.bg.start(ctx, c.loop)
 	return nil
 }
 
 // Stop ends the background resolution.
-func (c *explicitCatalog) Stop() {
-	c.mu.Lock()
-	stop, done := c.stop, c.done
-	c.mu.Unlock()
-	if stop != nil {
-		stop()
-		<-done
-	}
-}
+func (c *explicitCatalog) Stop() { c.bg.stop() }
 
-func (c *explicitCatalog) loop(ctx context.Context, done chan<- struct{}) {
-	defer close(done)
+func (c *explicitCatalog) loop(ctx context.Context) {
 	for {
 		c.mu.Lock()
 		failures := c.failures
@@ -143,17 +128,10 @@ func (c *explicitCatalog) resolve(ctx context.Context) {
 		c.failures = 0
 	}
 	c.mu.Unlock()
-	if learnt && c.stopSet() {
+	// Subscribers are told only about changes after Start's first round.
+	if learnt && c.bg.running() {
 		c.subs.notify()
 	}
-}
-
-// stopSet reports whether Start has finished its first resolution, so that
-// subscribers are only told about later changes.
-func (c *explicitCatalog) stopSet() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stop != nil
 }
 
 // List returns the secrets to show: each resolved id at its name, each
