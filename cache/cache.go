@@ -22,6 +22,7 @@ type Cache struct {
 	clock  Clock
 	rand   Rand
 	log    *slog.Logger
+	obs    Observer
 
 	mu      sync.Mutex
 	secrets *lru[string, *secretEntry] // guarded by mu
@@ -70,6 +71,10 @@ func New(client Client, cfg Config) (*Cache, error) {
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.obs = cfg.Observer
+	if c.obs == nil {
+		c.obs = nopObserver{}
 	}
 	if cfg.RefreshAhead > 0 {
 		c.bgWG.Add(1)
@@ -136,6 +141,9 @@ type Value struct {
 	Stages      []string  // every stage pointing at this version
 	CreatedDate time.Time // when the version was created
 	FetchedAt   time.Time // when the cache fetched this version
+	// RefreshedAt is when DescribeSecret last succeeded for the secret: while
+	// refreshes fail, the value is as old as this at best.
+	RefreshedAt time.Time
 	// Stale is true when the value may be outdated: the last refresh failed,
 	// or the stage's current version could not be fetched and the last good
 	// one is served instead.
@@ -160,6 +168,7 @@ func (c *Cache) GetValue(ctx context.Context, secretID, stage string) (Value, er
 			VersionID:   ve.id,
 			CreatedDate: ve.created,
 			FetchedAt:   ve.fetchedAt,
+			RefreshedAt: e.refreshedAt,
 			Stale:       stale,
 		}
 		for s, vid := range e.stages {
@@ -190,14 +199,18 @@ func (c *Cache) stageOrDefault(stage string) string {
 
 // entry returns the secret's entry, creating it if needed.
 func (c *Cache) entry(id string) *secretEntry {
+	var evicted **secretEntry
 	c.mu.Lock()
 	e, ok := c.secrets.get(id)
 	if !ok {
 		c.nextKey++
 		e = newSecretEntry(id, c.nextKey)
-		c.secrets.putIfAbsent(id, e)
+		_, evicted = c.secrets.putIfAbsent(id, e)
 	}
 	c.mu.Unlock()
+	if evicted != nil {
+		(*evicted).wipe()
+	}
 	if !ok {
 		c.nudge()
 	}
@@ -368,7 +381,7 @@ func (c *Cache) versionFlight(e *secretEntry, vid string) <-chan singleflight.Re
 // refreshSecret asks DescribeSecret for the secret, stores the answer or the
 // error, fetches the values that the stages in use now point at, and tells
 // subscribers what moved. It runs detached from any caller.
-func (c *Cache) refreshSecret(e *secretEntry, cond refreshCond) error {
+func (c *Cache) refreshSecret(e *secretEntry, cond refreshCond) (err error) {
 	seq := c.seq.Add(1)
 	e.mu.Lock()
 	if !cond(e, c.clock.Now()) {
@@ -379,6 +392,8 @@ func (c *Cache) refreshSecret(e *secretEntry, cond refreshCond) error {
 	e.force = false
 	e.used = false
 	e.mu.Unlock()
+	start := c.clock.Now()
+	defer func() { c.obs.Refresh(e.id, err, c.clock.Now().Sub(start)) }()
 
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.FetchTimeout)
 	defer cancel()
@@ -488,7 +503,9 @@ func (c *Cache) fetchVersion(e *secretEntry, vid string) error {
 	ve, ok := e.versions.get(vid)
 	if !ok {
 		ve = &versionEntry{id: vid}
-		e.versions.putIfAbsent(vid, ve)
+		if _, evicted := e.versions.putIfAbsent(vid, ve); evicted != nil {
+			(*evicted).wipe()
+		}
 	}
 	if err != nil {
 		c.failLocked(&ve.err, &ve.errCount, &ve.nextRetry, err, now)

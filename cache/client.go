@@ -154,12 +154,15 @@ const (
 // describe calls DescribeSecret, counts the call and translates its error.
 func (c *Cache) describe(ctx context.Context, id string) (*secretsmanager.DescribeSecretOutput, error) {
 	c.stats.describeCalls.Add(1)
+	start := c.clock.Now()
 	out, err := c.client.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)})
 	if err == nil && out == nil {
 		err = errors.New("empty answer")
 	}
+	err = translateError(OpDescribeSecret, id, err)
+	c.obs.APICall(OpDescribeSecret, err, c.clock.Now().Sub(start))
 	if err != nil {
-		return nil, translateError(OpDescribeSecret, id, err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -168,6 +171,7 @@ func (c *Cache) describe(ctx context.Context, id string) (*secretsmanager.Descri
 // the answer is immutable), counts the call and translates its error.
 func (c *Cache) getValue(ctx context.Context, id, versionID string) (*secretsmanager.GetSecretValueOutput, error) {
 	c.stats.getValueCalls.Add(1)
+	start := c.clock.Now()
 	out, err := c.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
 		SecretId:  aws.String(id),
 		VersionId: aws.String(versionID),
@@ -175,8 +179,10 @@ func (c *Cache) getValue(ctx context.Context, id, versionID string) (*secretsman
 	if err == nil && out == nil {
 		err = errors.New("empty answer")
 	}
+	err = translateError(OpGetSecretValue, id, err)
+	c.obs.APICall(OpGetSecretValue, err, c.clock.Now().Sub(start))
 	if err != nil {
-		return nil, translateError(OpGetSecretValue, id, err)
+		return nil, err
 	}
 	return out, nil
 }

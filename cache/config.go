@@ -60,6 +60,9 @@ type Config struct {
 	// Logger receives warnings (stale values served, failed refreshes);
 	// nil discards them. Secret values are never logged.
 	Logger *slog.Logger
+	// Observer, when set, is told of every call to Secrets Manager and every
+	// refresh, e.g. to export metrics.
+	Observer Observer
 }
 
 // Defaults of the reference caching client.

@@ -36,6 +36,10 @@
 //     (fs.ErrNotExist), ErrAccessDenied (fs.ErrPermission) or ErrUnavailable
 //     with errors.Is, and the SDK's typed error with errors.As. Secret values
 //     never appear in errors or logs.
+//   - A binary value's buffer is zeroed when its version or its secret is
+//     evicted from the LRU. String values cannot be: Go strings are
+//     immutable, and the garbage collector may have copied any buffer.
+//   - An optional Observer is told of every call and refresh, for metrics.
 //
 // Entries are keyed by the exact id string given: a name and an ARN of one
 // secret are two entries, as in the reference.

@@ -1,0 +1,25 @@
+package cache
+
+import "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+// wipe zeroes the value buffers of an evicted secret, so that they do not
+// linger in memory until the garbage collector reuses them. A reader still
+// holding the entry finds no value and fetches it again.
+func (e *secretEntry) wipe() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.versions.each(func(_ string, v *versionEntry) { v.wipeLocked() })
+}
+
+// wipe zeroes an evicted version's value buffer.
+func (v *versionEntry) wipe() { v.wipeLocked() }
+
+// wipeLocked zeroes the binary value the entry holds and forgets it. Only
+// what the cache owns can be zeroed: a SecretString is immutable in Go, and
+// what a Hook stores is the Hook's to wipe.
+func (v *versionEntry) wipeLocked() {
+	if out, ok := v.stored.(*secretsmanager.GetSecretValueOutput); ok && out != nil {
+		clear(out.SecretBinary)
+	}
+	v.stored, v.hasValue = nil, false
+}
