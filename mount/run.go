@@ -124,9 +124,14 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 
 	var refreshing atomic.Bool
 	var wg sync.WaitGroup
-	for ctx.Err() == nil {
+	gone := unmountedOutside(srv)
+	external := false
+	for ctx.Err() == nil && !external {
 		select {
 		case <-ctx.Done():
+		case <-gone:
+			log.Info("unmounted from outside (umount); exiting", "mountpoint", dir)
+			external = true
 		case <-hup:
 			if !refreshing.CompareAndSwap(false, true) {
 				log.Info("SIGHUP: a forced refresh is already running")
@@ -140,7 +145,9 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 	}
 	notifyStopping(log)
 	wg.Wait()
-	unmount(srv, dir, d.mountPoint, log)
+	if !external {
+		unmount(srv, dir, d.mountPoint, log)
+	}
 	return nil
 }
 
