@@ -10,6 +10,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/secretsfs/secretsfs/cache/cachetest"
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // t0 is the fake clock's start.
@@ -97,13 +98,7 @@ func (e *env) info(id string) SecretInfo {
 // eventually polls cond until it holds or a deadline passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, what, cond)
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

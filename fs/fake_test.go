@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	iofs "io/fs"
-	"os"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // fakeStore is an in-memory Store. Rotate and SetErr change it and report
@@ -195,12 +196,7 @@ func refs(names ...string) []SecretRef {
 // SECRETSFS_TEST_REQUIRE_FUSE is set (as CI does).
 func mountFS(t *testing.T, opts Options) string {
 	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		if os.Getenv("SECRETSFS_TEST_REQUIRE_FUSE") != "" {
-			t.Fatalf("FUSE is required (SECRETSFS_TEST_REQUIRE_FUSE is set) but /dev/fuse is missing: %v", err)
-		}
-		t.Skip("no /dev/fuse")
-	}
+	testutil.RequireFUSE(t)
 	dir := t.TempDir()
 	srv, err := Mount(dir, opts)
 	if err != nil {
@@ -217,13 +213,7 @@ func mountFS(t *testing.T, opts Options) string {
 // eventually polls cond until it holds or a deadline passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, what, cond)
 }
 
 var errUnavailable = errors.New("service unavailable")

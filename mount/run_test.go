@@ -16,25 +16,11 @@ import (
 
 	sfs "github.com/secretsfs/secretsfs/fs"
 	"github.com/secretsfs/secretsfs/test/emulator"
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer
 
 // fakeServer stands in for a mounted filesystem.
 type fakeServer struct {

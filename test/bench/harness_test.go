@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -12,13 +11,13 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
 
 	"github.com/secretsfs/secretsfs/test/emulator"
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // The targets the loop measures.
@@ -110,18 +109,6 @@ type report struct {
 	apiCalls int
 }
 
-// requireFUSE skips without /dev/fuse, unless SECRETSFS_TEST_REQUIRE_FUSE
-// is set.
-func requireFUSE(tb testing.TB) {
-	tb.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		if os.Getenv("SECRETSFS_TEST_REQUIRE_FUSE") != "" {
-			tb.Fatalf("FUSE is required (SECRETSFS_TEST_REQUIRE_FUSE is set) but /dev/fuse is missing: %v", err)
-		}
-		tb.Skip("no /dev/fuse")
-	}
-}
-
 // secretValue is the benchmark's 100-byte secret.
 func secretValue() []byte {
 	v := make([]byte, 100)
@@ -136,7 +123,7 @@ func secretValue() []byte {
 // and warms every target up.
 func startEnv(tb testing.TB, warmUp int) *env {
 	tb.Helper()
-	requireFUSE(tb)
+	testutil.RequireFUSE(tb)
 	bins := tb.TempDir()
 	buildBinaries(tb, bins)
 
@@ -164,8 +151,8 @@ func startEnv(tb testing.TB, warmUp int) *env {
 		{targetKernelCache, []string{secretsfs, "mount", "--endpoint-url", srv.URL(), "--secret", secretName, "--kernel-cache"}},
 	} {
 		mnt := mountPoint(tb)
-		p := startDaemon(tb, d.name, mnt, append(d.argv, mnt))
-		e.targets = append(e.targets, target{name: d.name, path: filepath.Join(mnt, filePath), pid: p.cmd.Process.Pid})
+		p := testutil.StartDaemon(tb, d.name, mnt, append(d.argv, mnt), testutil.FakeAWSEnv(), nil)
+		e.targets = append(e.targets, target{name: d.name, path: filepath.Join(mnt, filePath), pid: p.Cmd.Process.Pid})
 	}
 
 	buf := make([]byte, 4096)
@@ -240,143 +227,6 @@ func mountPoint(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	return dir
-}
-
-// daemon is a filesystem server running as a separate process.
-type daemon struct {
-	name   string
-	cmd    *exec.Cmd
-	mnt    string
-	out    *syncBuffer
-	exited chan struct{}
-	err    error // the process's exit error, once exited is closed
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and readers at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// daemonEnv is a daemon's environment: this process's, without AWS or
-// secretsfs settings, plus static fake credentials and no shared AWS
-// configuration.
-func daemonEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "SECRETSFS_") {
-			env = append(env, kv)
-		}
-	}
-	return append(env,
-		"AWS_ACCESS_KEY_ID=AKIDTEST",
-		"AWS_SECRET_ACCESS_KEY=SECRETTEST",
-		"AWS_REGION=us-east-1",
-		"AWS_CONFIG_FILE=/dev/null",
-		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-		"AWS_EC2_METADATA_DISABLED=true",
-	)
-}
-
-// startDaemon runs argv, waits until mnt shows in /proc/self/mountinfo, and
-// registers a cleanup that stops it with SIGTERM and makes sure nothing
-// stays mounted on mnt.
-func startDaemon(tb testing.TB, name, mnt string, argv []string) *daemon {
-	tb.Helper()
-	d := &daemon{name: name, mnt: mnt, out: &syncBuffer{}, exited: make(chan struct{})}
-	d.cmd = exec.Command(argv[0], argv[1:]...)
-	d.cmd.Env = daemonEnv()
-	d.cmd.Stdout = d.out
-	d.cmd.Stderr = d.out
-	if err := d.cmd.Start(); err != nil {
-		tb.Fatalf("%s: %v", name, err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.exited)
-	}()
-	tb.Cleanup(func() { d.stop(tb) })
-
-	const wait = 30 * time.Second
-	deadline := time.Now().Add(wait)
-	for {
-		ok, err := mounted(mnt)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if ok {
-			return d
-		}
-		select {
-		case <-d.exited:
-			tb.Fatalf("%s exited before mounting: %v\n%s", name, d.err, d.out)
-		case <-time.After(2 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s did not mount %s within %v\n%s", name, mnt, wait, d.out)
-		}
-	}
-}
-
-// stop sends SIGTERM, waits for the exit, and unmounts what is left.
-func (d *daemon) stop(tb testing.TB) {
-	select {
-	case <-d.exited:
-		tb.Errorf("%s exited early: %v\n%s", d.name, d.err, d.out)
-	default:
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-d.exited:
-			if d.err != nil {
-				tb.Errorf("%s exited with %v after SIGTERM\n%s", d.name, d.err, d.out)
-			}
-		case <-time.After(20 * time.Second):
-			tb.Errorf("%s did not exit within 20 s of SIGTERM; killing pid %d", d.name, d.cmd.Process.Pid)
-			d.cmd.Process.Kill()
-			<-d.exited
-		}
-	}
-	if ok, _ := mounted(d.mnt); ok {
-		tb.Errorf("%s left %s mounted; unmounting it", d.name, d.mnt)
-		if err := syscall.Unmount(d.mnt, syscall.MNT_DETACH); err != nil {
-			tb.Errorf("umount -l %s: %v", d.mnt, err)
-		}
-	}
-}
-
-// mounted reports whether dir is a mount point in /proc/self/mountinfo.
-func mounted(dir string) (bool, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// Field 5 is the mount point, with space, tab, newline and
-		// backslash escaped in octal.
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && unescapeMountinfo(fields[4]) == dir {
-			return true, nil
-		}
-	}
-	return false, sc.Err()
-}
-
-func unescapeMountinfo(s string) string {
-	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
 }
 
 // loop opens, reads and closes path n times, and checks that every read

@@ -16,7 +16,7 @@ func TestKill9ThenMountAgain(t *testing.T) {
 	if got := mustRead(t, d.path("life/key/AWSCURRENT")); got != "value" {
 		t.Fatalf("read = %q", got)
 	}
-	d.kill9()
+	d.Kill9()
 	if _, err := os.Stat(mnt); !errors.Is(err, syscall.ENOTCONN) {
 		t.Fatalf("stat of a dead daemon's mount: %v, want ENOTCONN", err)
 	}
@@ -32,12 +32,12 @@ func TestSIGTERMUnmountsAndExitsZero(t *testing.T) {
 	w.createString("life/key", "value")
 	d := w.startDaemon()
 	mustRead(t, d.path("life/key/AWSCURRENT"))
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	<-d.exited
-	if d.err != nil {
-		t.Fatalf("exit: %v\n%s", d.err, d.stderr)
+	<-d.Exited()
+	if err := d.ExitErr(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, d.Stderr)
 	}
 	if mounted(d.mnt) {
 		t.Fatal("still mounted")
@@ -46,8 +46,8 @@ func TestSIGTERMUnmountsAndExitsZero(t *testing.T) {
 	if strings.Contains(string(data), d.mnt) {
 		t.Fatalf("/proc/mounts still names %s", d.mnt)
 	}
-	if n := strings.Count(strings.TrimSpace(d.stdout.String()), "\n"); n != 0 {
-		t.Errorf("stdout has %d lines, want the one serving line:\n%s", n+1, d.stdout)
+	if n := strings.Count(strings.TrimSpace(d.Stdout.String()), "\n"); n != 0 {
+		t.Errorf("stdout has %d lines, want the one serving line:\n%s", n+1, d.Stdout)
 	}
 }
 

@@ -4,17 +4,13 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/secretsfs/secretsfs/test/emulator"
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // Set once by TestMain: the secretsfs binary it built, a copy of this test
@@ -91,17 +88,6 @@ func runTests(m *testing.M) int {
 	return m.Run()
 }
 
-// requireFUSE skips a test without /dev/fuse, unless CI asks for FUSE.
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		if os.Getenv("SECRETSFS_TEST_REQUIRE_FUSE") != "" {
-			t.Fatalf("FUSE is required (SECRETSFS_TEST_REQUIRE_FUSE is set) but /dev/fuse is missing: %v", err)
-		}
-		t.Skip("no /dev/fuse")
-	}
-}
-
 // world is one emulator and an SDK client for it.
 type world struct {
 	t   *testing.T
@@ -113,7 +99,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	emu := emulator.New()
 	srv, err := emulator.Start(emu, "127.0.0.1:0")
 	if err != nil {
@@ -161,47 +147,8 @@ func (w *world) put(name, value string) string {
 
 // daemon is a running `secretsfs mount`.
 type daemon struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	mnt    string
-	stdout *syncBuffer
-	stderr *syncBuffer
-	exited chan struct{}
-	err    error // the process's exit error, once exited is closed
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and readers at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// daemonEnv is the environment of a daemon: static fake credentials and no
-// shared AWS configuration.
-func daemonEnv(extra ...string) []string {
-	env := []string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + os.Getenv("HOME"),
-		"AWS_ACCESS_KEY_ID=AKIDTEST",
-		"AWS_SECRET_ACCESS_KEY=SECRETTEST",
-		"AWS_REGION=us-east-1",
-		"AWS_CONFIG_FILE=/dev/null",
-		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-		"AWS_EC2_METADATA_DISABLED=true",
-	}
-	return append(env, extra...)
+	*testutil.Daemon
+	mnt string
 }
 
 // startDaemon runs `secretsfs mount` on a new mount point with the given
@@ -213,121 +160,23 @@ func (w *world) startDaemon(flags ...string) *daemon {
 }
 
 func (w *world) startDaemonAt(mnt string, env []string, flags ...string) *daemon {
-	t := w.t
-	t.Helper()
-	args := append([]string{"mount", "--endpoint-url", w.srv.URL(), "--log-level", "debug"}, flags...)
-	args = append(args, mnt)
-	d := &daemon{t: t, mnt: mnt, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	d.cmd = exec.Command(binary, args...)
-	d.cmd.Env = daemonEnv(env...)
-	d.cmd.Stdout = d.stdout
-	d.cmd.Stderr = d.stderr
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.exited)
-	}()
-	t.Cleanup(d.stop)
-	deadline := time.Now().Add(30 * time.Second)
-	for !(mounted(mnt) && strings.Contains(d.stdout.String(), "serving")) {
-		select {
-		case <-d.exited:
-			t.Fatalf("secretsfs exited before serving: %v\nstdout:\n%s\nstderr:\n%s", d.err, d.stdout, d.stderr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("secretsfs did not serve within 30 s\nstdout:\n%s\nstderr:\n%s", d.stdout, d.stderr)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return d
-}
-
-// stop sends SIGTERM and checks a clean exit: status 0, nothing mounted.
-func (d *daemon) stop() {
-	t := d.t
-	select {
-	case <-d.exited:
-	default:
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-d.exited:
-			if d.err != nil {
-				t.Errorf("secretsfs exited with %v after SIGTERM\nstderr:\n%s", d.err, d.stderr)
-			}
-		case <-time.After(20 * time.Second):
-			d.cmd.Process.Kill()
-			<-d.exited
-			t.Errorf("secretsfs did not exit within 20 s of SIGTERM\nstderr:\n%s", d.stderr)
-		}
-	}
-	if mounted(d.mnt) {
-		t.Errorf("%s is still mounted after the daemon stopped", d.mnt)
-		syscall.Unmount(d.mnt, syscall.MNT_DETACH)
-	}
-}
-
-// kill9 kills the daemon without letting it unmount.
-func (d *daemon) kill9() {
-	d.cmd.Process.Kill()
-	<-d.exited
+	w.t.Helper()
+	argv := append([]string{binary, "mount", "--endpoint-url", w.srv.URL(), "--log-level", "debug"}, flags...)
+	argv = append(argv, mnt)
+	serving := func(d *testutil.Daemon) bool { return strings.Contains(d.Stdout.String(), "serving") }
+	return &daemon{Daemon: testutil.StartDaemon(w.t, "secretsfs", mnt, argv, testutil.FakeAWSEnv(env...), serving), mnt: mnt}
 }
 
 // path returns a path inside the mount.
 func (d *daemon) path(rel string) string { return filepath.Join(d.mnt, rel) }
 
-// mounted reports whether dir is a mount point of a secretsfs filesystem.
-func mounted(dir string) bool {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 10 || unescapeMount(f[4]) != dir {
-			continue
-		}
-		for i, x := range f {
-			if x == "-" && i+1 < len(f) && f[i+1] == "fuse.secretsfs" {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
+// mounted reports whether a secretsfs filesystem is mounted on dir.
+func mounted(dir string) bool { return testutil.MountType(dir) == "fuse.secretsfs" }
 
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, within, what, cond)
 }
 
 // read returns a file's content, or "" and the error.

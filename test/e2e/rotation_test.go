@@ -123,7 +123,7 @@ func TestSIGHUPRefreshesAtOnce(t *testing.T) {
 		t.Fatalf("read = %q", got)
 	}
 	w.put("hup/key", "two")
-	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "the value after SIGHUP", func() bool {

@@ -1,0 +1,188 @@
+// Package testutil holds what the project's tests share to run filesystem
+// daemons as separate processes: FUSE availability, readiness by
+// /proc/self/mountinfo, polling with a deadline, and a clean stop by pid
+// that checks nothing stays mounted.
+package testutil
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RequireFUSE skips a test without /dev/fuse, or fails it when
+// SECRETSFS_TEST_REQUIRE_FUSE is set (as CI does).
+func RequireFUSE(tb testing.TB) {
+	tb.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		if os.Getenv("SECRETSFS_TEST_REQUIRE_FUSE") != "" {
+			tb.Fatalf("FUSE is required (SECRETSFS_TEST_REQUIRE_FUSE is set) but /dev/fuse is missing: %v", err)
+		}
+		tb.Skip("no /dev/fuse")
+	}
+}
+
+// Eventually polls cond until it holds, failing the test after within.
+func Eventually(tb testing.TB, within time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// SyncBuffer is a bytes.Buffer safe for one writer and readers at once.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// MountType returns the filesystem type mounted on dir (e.g.
+// "fuse.secretsfs"), or "" when dir is not a mount point.
+func MountType(dir string) string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		// Field 5 is the mount point, octal-escaped; the type follows "-".
+		f := strings.Fields(sc.Text())
+		if len(f) < 10 || unescape(f[4]) != dir {
+			continue
+		}
+		for i, x := range f {
+			if x == "-" && i+1 < len(f) {
+				return f[i+1]
+			}
+		}
+	}
+	return ""
+}
+
+func unescape(s string) string {
+	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
+}
+
+// FakeAWSEnv is a daemon's environment: this process's without AWS or
+// secretsfs settings, plus static fake credentials, a region, and no shared
+// AWS configuration or instance metadata.
+func FakeAWSEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "SECRETSFS_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env,
+		"AWS_ACCESS_KEY_ID=AKIDTEST",
+		"AWS_SECRET_ACCESS_KEY=SECRETTEST",
+		"AWS_REGION=us-east-1",
+		"AWS_CONFIG_FILE=/dev/null",
+		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+		"AWS_EC2_METADATA_DISABLED=true",
+	)
+	return append(env, extra...)
+}
+
+// Daemon is a filesystem server running as a separate process.
+type Daemon struct {
+	Name   string
+	Mnt    string
+	Cmd    *exec.Cmd
+	Stdout *SyncBuffer
+	Stderr *SyncBuffer
+	exited chan struct{}
+	err    error // the exit error, once exited is closed
+}
+
+// StartDaemon runs argv with env, waits until mnt is mounted and ready (if
+// given) holds, and registers a cleanup that stops it with Stop.
+func StartDaemon(tb testing.TB, name, mnt string, argv, env []string, ready func(*Daemon) bool) *Daemon {
+	tb.Helper()
+	d := &Daemon{Name: name, Mnt: mnt, Stdout: &SyncBuffer{}, Stderr: &SyncBuffer{}, exited: make(chan struct{})}
+	d.Cmd = exec.Command(argv[0], argv[1:]...)
+	d.Cmd.Env = env
+	d.Cmd.Stdout = d.Stdout
+	d.Cmd.Stderr = d.Stderr
+	if err := d.Cmd.Start(); err != nil {
+		tb.Fatalf("%s: %v", name, err)
+	}
+	go func() {
+		d.err = d.Cmd.Wait()
+		close(d.exited)
+	}()
+	tb.Cleanup(func() { d.Stop(tb) })
+	const wait = 30 * time.Second
+	deadline := time.Now().Add(wait)
+	for MountType(mnt) == "" || (ready != nil && !ready(d)) {
+		select {
+		case <-d.exited:
+			tb.Fatalf("%s exited before serving: %v\nstdout:\n%s\nstderr:\n%s", name, d.err, d.Stdout, d.Stderr)
+		case <-time.After(2 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s did not serve %s within %v\nstdout:\n%s\nstderr:\n%s", name, mnt, wait, d.Stdout, d.Stderr)
+		}
+	}
+	return d
+}
+
+// Exited is closed once the process has exited.
+func (d *Daemon) Exited() <-chan struct{} { return d.exited }
+
+// ExitErr is the process's exit error; valid once Exited is closed.
+func (d *Daemon) ExitErr() error { return d.err }
+
+// Kill9 kills the process without letting it unmount, and waits for it.
+func (d *Daemon) Kill9() {
+	d.Cmd.Process.Kill()
+	<-d.exited
+}
+
+// Stop sends SIGTERM unless the process already exited, checks that it
+// exits with status 0 within 20 s, and that nothing stays mounted on Mnt
+// (a leftover mount is detached and reported).
+func (d *Daemon) Stop(tb testing.TB) {
+	select {
+	case <-d.exited:
+	default:
+		d.Cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.exited:
+			if d.err != nil {
+				tb.Errorf("%s exited with %v after SIGTERM\nstderr:\n%s", d.Name, d.err, d.Stderr)
+			}
+		case <-time.After(20 * time.Second):
+			tb.Errorf("%s did not exit within 20 s of SIGTERM; killing pid %d\nstderr:\n%s", d.Name, d.Cmd.Process.Pid, d.Stderr)
+			d.Kill9()
+		}
+	}
+	if t := MountType(d.Mnt); t != "" {
+		tb.Errorf("%s left %s mounted (%s); detaching it", d.Name, d.Mnt, t)
+		if err := syscall.Unmount(d.Mnt, syscall.MNT_DETACH); err != nil {
+			tb.Errorf("umount -l %s: %v", d.Mnt, err)
+		}
+	}
+}
