@@ -160,34 +160,41 @@ type Value struct {
 func (c *Cache) GetValue(ctx context.Context, secretID, stage string) (Value, error) {
 	var val Value
 	err := c.lookup(ctx, secretID, stage, func(v *secretsmanager.GetSecretValueOutput, e *secretEntry, ve *versionEntry, stale bool) error {
-		val = Value{
-			SecretID:    secretID,
-			ARN:         e.meta.arn,
-			Name:        e.meta.name,
-			Stage:       c.stageOrDefault(stage),
-			VersionID:   ve.id,
-			CreatedDate: ve.created,
-			FetchedAt:   ve.fetchedAt,
-			RefreshedAt: e.refreshedAt,
-			Stale:       stale,
-		}
-		for s, vid := range e.stages {
-			if vid == ve.id {
-				val.Stages = append(val.Stages, s)
-			}
-		}
-		switch {
-		case v.SecretString != nil:
-			val.Data = []byte(*v.SecretString)
-		case v.SecretBinary != nil:
-			val.Binary = true
-			val.Data = append([]byte(nil), v.SecretBinary...)
-		default:
-			return fmt.Errorf("secret %q version %q has neither a string nor a binary value: %w", secretID, ve.id, ErrNotFound)
-		}
-		return nil
+		var err error
+		val, err = c.valueOf(secretID, c.stageOrDefault(stage), v, e, ve, stale)
+		return err
 	})
 	return val, err
+}
+
+// valueOf builds the Value of a version's answer; the entry is locked.
+func (c *Cache) valueOf(secretID, stage string, v *secretsmanager.GetSecretValueOutput, e *secretEntry, ve *versionEntry, stale bool) (Value, error) {
+	val := Value{
+		SecretID:    secretID,
+		ARN:         e.meta.arn,
+		Name:        e.meta.name,
+		Stage:       stage,
+		VersionID:   ve.id,
+		CreatedDate: ve.created,
+		FetchedAt:   ve.fetchedAt,
+		RefreshedAt: e.refreshedAt,
+		Stale:       stale,
+	}
+	for s, vid := range e.stages {
+		if vid == ve.id {
+			val.Stages = append(val.Stages, s)
+		}
+	}
+	switch {
+	case v.SecretString != nil:
+		val.Data = []byte(*v.SecretString)
+	case v.SecretBinary != nil:
+		val.Binary = true
+		val.Data = append([]byte(nil), v.SecretBinary...)
+	default:
+		return Value{}, fmt.Errorf("secret %q version %q has neither a string nor a binary value: %w", secretID, ve.id, ErrNotFound)
+	}
+	return val, nil
 }
 
 func (c *Cache) stageOrDefault(stage string) string {
