@@ -2,8 +2,8 @@ package mount
 
 import (
 	"context"
-	"io"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -14,6 +14,7 @@ import (
 	"github.com/secretsfs/secretsfs/cache/cachetest"
 	sfs "github.com/secretsfs/secretsfs/fs"
 	"github.com/secretsfs/secretsfs/test/emulator"
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // t0 is the fake clocks' start.
@@ -91,20 +92,15 @@ func testOptions(clock *cachetest.Clock) catalogOptions {
 		MissTTL:  10 * time.Second,
 		RetryMin: time.Second,
 		Clock:    clock,
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// Errors show in the test output, to explain a failure.
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 	}
 }
 
 // waitFor polls cond until it holds or a deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, what, cond)
 }
 
 // advanceWhenWaiting moves the fake clock once a goroutine waits on it.
