@@ -84,4 +84,13 @@ type Options struct {
 	// Debug logs every FUSE request (no values).
 	Debug  bool
 	Logger *slog.Logger
+
+	// Refresher, when set, serves user.secretsfs.refresh: setting or
+	// reading it forces a refresh of the file's secret (refresh.go).
+	Refresher Refresher
+	// Observer, when set, learns of every FUSE request and its errno.
+	Observer Observer
+	// Auditor, when set, learns of every open of a secret file (per-open
+	// mode only: in kernel-cache mode opens do not reach the daemon).
+	Auditor Auditor
 }

@@ -78,8 +78,11 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	}
 	v, err := f.value(ctx)
 	if err != nil {
-		return nil, 0, f.r.toErrno(ctx, err)
+		errno := f.r.toErrno(ctx, err)
+		f.auditOpen(ctx, Value{}, errno)
+		return nil, 0, errno
 	}
+	f.auditOpen(ctx, v, 0)
 	f.mu.Lock()
 	changed := f.keptVersion != v.VersionID
 	f.keptVersion = v.VersionID

@@ -40,7 +40,12 @@ func Mount(dir string, opts Options) (*Server, error) {
 	s.reindex()
 	s.cancel = append(s.cancel, opts.Catalog.OnChange(s.reindex))
 
-	mountOpts := []string{"ro"}
+	var mountOpts []string
+	if opts.KernelCache {
+		// Opens do not reach the daemon there, so only the kernel can
+		// refuse a write open (readonly.go).
+		mountOpts = append(mountOpts, "ro")
+	}
 	if opts.AllowOther {
 		// Without it the kernel lets any user read a 0400 file.
 		mountOpts = append(mountOpts, "default_permissions")
@@ -48,7 +53,7 @@ func Mount(dir string, opts Options) (*Server, error) {
 	asRoot := os.Geteuid() == 0
 	top := &dirNode{r: r, path: ""}
 	r.registerDir(top)
-	server, err := gofs.Mount(dir, top, &gofs.Options{
+	server, err := mountObserved(dir, top, opts.Observer, &gofs.Options{
 		MountOptions: fuse.MountOptions{
 			FsName:               "secretsfs",
 			Name:                 "secretsfs",

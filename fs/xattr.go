@@ -44,6 +44,9 @@ func (f *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 	if !strings.HasPrefix(attr, "user.secretsfs.") {
 		return 0, syscall.ENODATA
 	}
+	if attr == xattrRefresh {
+		return f.refreshXattr(ctx, dest)
+	}
 	v, err := f.value(ctx)
 	if err != nil {
 		return 0, f.r.toErrno(ctx, err)

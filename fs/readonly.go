@@ -1,0 +1,89 @@
+package fs
+
+import (
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// The mount is read-write as far as the kernel knows in per-open mode, so
+// that setxattr of user.secretsfs.refresh reaches the daemon (the kernel
+// refuses every setxattr on a read-only mount). Every request that would
+// change something is therefore answered EROFS here, for every node of the
+// tree, before it reaches a node. In kernel-cache mode the mount stays
+// read-only: the daemon sees no OPEN there and could not refuse a write
+// open itself.
+
+// writeFlags are the open flags that ask for writing.
+const writeFlags = syscall.O_WRONLY | syscall.O_RDWR | syscall.O_TRUNC | syscall.O_APPEND | syscall.O_CREAT
+
+// accessWrite is access(2)'s W_OK.
+const accessWrite = 2
+
+func (o *observedFS) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) fuse.Status {
+	return o.done("setattr", fuse.EROFS)
+}
+
+func (o *observedFS) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name string, out *fuse.EntryOut) fuse.Status {
+	return o.done("mknod", fuse.EROFS)
+}
+
+func (o *observedFS) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name string, out *fuse.EntryOut) fuse.Status {
+	return o.done("mkdir", fuse.EROFS)
+}
+
+func (o *observedFS) Unlink(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
+	return o.done("unlink", fuse.EROFS)
+}
+
+func (o *observedFS) Rmdir(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
+	return o.done("rmdir", fuse.EROFS)
+}
+
+func (o *observedFS) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName, newName string) fuse.Status {
+	return o.done("rename", fuse.EROFS)
+}
+
+func (o *observedFS) Link(cancel <-chan struct{}, in *fuse.LinkIn, name string, out *fuse.EntryOut) fuse.Status {
+	return o.done("link", fuse.EROFS)
+}
+
+func (o *observedFS) Symlink(cancel <-chan struct{}, h *fuse.InHeader, target, name string, out *fuse.EntryOut) fuse.Status {
+	return o.done("symlink", fuse.EROFS)
+}
+
+// SetXAttr lets only the refresh attribute through (refresh.go).
+func (o *observedFS) SetXAttr(cancel <-chan struct{}, in *fuse.SetXAttrIn, attr string, data []byte) fuse.Status {
+	if attr != xattrRefresh {
+		return o.done("setxattr", fuse.EROFS)
+	}
+	return o.done("setxattr", o.RawFileSystem.SetXAttr(cancel, in, attr, data))
+}
+
+func (o *observedFS) RemoveXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string) fuse.Status {
+	return o.done("removexattr", fuse.EROFS)
+}
+
+func (o *observedFS) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
+	return o.done("create", fuse.EROFS)
+}
+
+func (o *observedFS) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.CreateOut) fuse.Status {
+	return o.done("tmpfile", fuse.EROFS)
+}
+
+func (o *observedFS) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
+	return 0, o.done("write", fuse.EROFS)
+}
+
+func (o *observedFS) Writev(cancel <-chan struct{}, in *fuse.WriteIn, data [][]byte) (uint32, fuse.Status) {
+	return 0, o.done("write", fuse.EROFS)
+}
+
+func (o *observedFS) CopyFileRange(cancel <-chan struct{}, in *fuse.CopyFileRangeIn) (uint32, fuse.Status) {
+	return 0, o.done("copy_file_range", fuse.EROFS)
+}
+
+func (o *observedFS) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) fuse.Status {
+	return o.done("fallocate", fuse.EROFS)
+}

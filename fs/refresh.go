@@ -1,0 +1,74 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+)
+
+// xattrRefresh forces a refresh of a file's secret: setting it (any value)
+// refreshes; reading it refreshes too and returns the version id served
+// afterwards, which works for every reader of the file, also where the
+// kernel allows setxattr only to writers (default_permissions) or not at
+// all (kernel-cache mode, a read-only mount). It is not listed, so that
+// "getfattr -d" does not refresh.
+const xattrRefresh = "user.secretsfs.refresh"
+
+// Refresher forces a refresh of one secret: its metadata and the values its
+// stages in use point at, reporting whether it succeeded.
+type Refresher interface {
+	RefreshNow(ctx context.Context, secretID string) error
+}
+
+var _ = (gofs.NodeSetxattrer)((*fileNode)(nil))
+
+// Setxattr of user.secretsfs.refresh refreshes the file's secret; other
+// names never get here (readonly.go answers EROFS).
+func (f *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if attr != xattrRefresh {
+		return syscall.EROFS
+	}
+	_, errno := f.refresh(ctx)
+	return errno
+}
+
+// refreshXattr answers a read of user.secretsfs.refresh.
+func (f *fileNode) refreshXattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	vid, errno := f.refresh(ctx)
+	if errno != 0 {
+		return 0, errno
+	}
+	return copyXattr(dest, vid)
+}
+
+// refresh refreshes the file's secret and, when the file now shows another
+// version, drops the kernel's caches of it before answering, so that the
+// next read sees the new value. It returns the version id served now.
+func (f *fileNode) refresh(ctx context.Context) (string, syscall.Errno) {
+	if f.r.opts.Refresher == nil {
+		return "", syscall.ENOTSUP
+	}
+	if err := f.r.opts.Refresher.RefreshNow(ctx, f.secretID); err != nil {
+		return "", f.r.toErrno(ctx, err)
+	}
+	v, err := f.value(ctx)
+	if err != nil {
+		return "", f.r.toErrno(ctx, err)
+	}
+	clear(v.Data)
+	f.mu.Lock()
+	changed := f.keptVersion != "" && f.keptVersion != v.VersionID
+	f.mu.Unlock()
+	if changed || f.r.opts.KernelCache {
+		// Safe while this request is outstanding: it holds no page of the
+		// file (see notify.go).
+		select {
+		case <-f.r.inval.node(f):
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return v.VersionID, 0
+}
