@@ -1,0 +1,278 @@
+package mapping
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"text/template"
+	"text/template/parse"
+)
+
+// Template is a file rendered with Go's text/template. Its functions read
+// secrets through the Fetch given to Render; see TemplateFuncs.
+type Template struct {
+	name   string // the text/template name
+	source string // where the text is: the mapping file or the template file
+	base   int    // added to a template line to get a line of source
+	t      *template.Template
+	ids    []string // secret ids the text names, in order of first use
+}
+
+// TemplateFuncs documents the functions a template can call. The first
+// argument of each secret-reading one must be the secret id as a quoted
+// string, so that the file's dependencies are known before it runs.
+var TemplateFuncs = map[string]string{
+	"secret":          `secret "ID": the value of the default stage, as a string`,
+	"secretStage":     `secretStage "ID" "STAGE": the value of a stage`,
+	"secretVersion":   `secretVersion "ID" "VERSION-ID": the value of a version`,
+	"key":             `key "ID" "PATH": a key of the default stage's JSON (dotted path, as key:)`,
+	"keyStage":        `keyStage "ID" "STAGE" "PATH": a key of a stage's JSON`,
+	"secretJSON":      `secretJSON "ID": the default stage's JSON, decoded, for range and with`,
+	"secretJSONStage": `secretJSONStage "ID" "STAGE": a stage's JSON, decoded`,
+	"shellquote":      `shellquote S: S as one POSIX shell word`,
+	"pgpass":          `pgpass S: S with \ and : escaped for a .pgpass field`,
+	"toJSON":          `toJSON V: V as compact JSON (a JSON string for a string)`,
+	"b64enc":          `b64enc S: standard base64 of S`,
+	"b64dec":          `b64dec S: S decoded from base64`,
+	"trim":            `trim S: S without surrounding white space`,
+	"lower":           `lower S`,
+	"upper":           `upper S`,
+	"replace":         `replace OLD NEW S: S with every OLD replaced by NEW`,
+}
+
+// secretFuncs are the functions whose first argument is a secret id.
+var secretFuncs = []string{"secret", "secretStage", "secretVersion", "key", "keyStage", "secretJSON", "secretJSONStage"}
+
+// funcs returns the template functions, reading secrets with get. With a
+// nil get they are the placeholders used to parse.
+func funcs(get func(Ref) ([]byte, error), seen *[]string) template.FuncMap {
+	str := func(ref Ref) (string, error) {
+		if get == nil {
+			return "", nil
+		}
+		b, err := get(ref)
+		return string(b), err
+	}
+	keyOf := func(ref Ref, path string) (string, error) {
+		p, err := ParseKeyPath(path)
+		if err != nil {
+			return "", fmt.Errorf("key path %w", err)
+		}
+		if get == nil {
+			return "", nil
+		}
+		b, err := get(ref)
+		if err != nil {
+			return "", err
+		}
+		raw, err := lookupKey(b, p)
+		if err != nil {
+			return "", fmt.Errorf("secret %q %s", ref.SecretID, refErr(ref, err))
+		}
+		s := string(keyText(raw))
+		*seen = append(*seen, s)
+		return s, nil
+	}
+	jsonOf := func(ref Ref) (any, error) {
+		if get == nil {
+			return map[string]any{}, nil
+		}
+		b, err := get(ref)
+		if err != nil {
+			return nil, err
+		}
+		v, err := decodeJSON(b)
+		if err != nil {
+			return nil, fmt.Errorf("secret %q %s", ref.SecretID, refErr(ref, err))
+		}
+		return v, nil
+	}
+	return template.FuncMap{
+		"secret":          func(id string) (string, error) { return str(Ref{SecretID: id}) },
+		"secretStage":     func(id, stage string) (string, error) { return str(Ref{SecretID: id, Stage: stage}) },
+		"secretVersion":   func(id, vid string) (string, error) { return str(Ref{SecretID: id, VersionID: vid}) },
+		"key":             func(id, path string) (string, error) { return keyOf(Ref{SecretID: id}, path) },
+		"keyStage":        func(id, stage, path string) (string, error) { return keyOf(Ref{SecretID: id, Stage: stage}, path) },
+		"secretJSON":      func(id string) (any, error) { return jsonOf(Ref{SecretID: id}) },
+		"secretJSONStage": func(id, stage string) (any, error) { return jsonOf(Ref{SecretID: id, Stage: stage}) },
+		"shellquote":      func(s string) string { return ShellQuote(s) },
+		"pgpass": func(s string) string {
+			return strings.NewReplacer(`\`, `\\`, `:`, `\:`).Replace(s)
+		},
+		"toJSON": func(v any) (string, error) {
+			b, err := json.Marshal(v)
+			return string(b), err
+		},
+		"b64enc": func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) },
+		"b64dec": func(s string) (string, error) {
+			b, err := decodeBase64([]byte(s))
+			return string(b), err
+		},
+		"trim":    strings.TrimSpace,
+		"lower":   strings.ToLower,
+		"upper":   strings.ToUpper,
+		"replace": func(old, new, s string) string { return strings.ReplaceAll(s, old, new) },
+	}
+}
+
+// refErr words a lookup error with the stage or version it concerns.
+func refErr(ref Ref, err error) string {
+	switch {
+	case ref.VersionID != "":
+		return fmt.Sprintf("version %q %v", ref.VersionID, err)
+	case ref.Stage != "":
+		return fmt.Sprintf("stage %q %v", ref.Stage, err)
+	}
+	return err.Error()
+}
+
+// parseTemplate parses a template's text. source and base say where the text
+// is, so that errors name lines of the mapping file (inline) or of the
+// template file.
+func parseTemplate(name, text, source string, base int) (*Template, error) {
+	t := &Template{name: name, source: source, base: base}
+	tt, err := template.New(name).Option("missingkey=error").Funcs(funcs(nil, nil)).Parse(text)
+	if err != nil {
+		return nil, t.rewrite(err)
+	}
+	t.t = tt
+	var errs []string
+	for _, sub := range tt.Templates() {
+		if sub.Tree == nil || sub.Root == nil {
+			continue
+		}
+		walk(sub.Root, func(cmd *parse.CommandNode) {
+			id, ok := cmd.Args[0].(*parse.IdentifierNode)
+			if !ok || !slices.Contains(secretFuncs, id.Ident) {
+				return
+			}
+			if len(cmd.Args) < 2 {
+				return // text/template reports the missing argument when run
+			}
+			s, ok := cmd.Args[1].(*parse.StringNode)
+			if !ok {
+				loc, _ := sub.ErrorContext(cmd)
+				errs = append(errs, fmt.Sprintf("template: %s: the secret id given to %s must be a quoted string, e.g. %s \"prod/db\"", loc, id.Ident, id.Ident))
+				return
+			}
+			if !slices.Contains(t.ids, s.Text) {
+				t.ids = append(t.ids, s.Text)
+			}
+		})
+	}
+	if len(errs) > 0 {
+		return nil, t.rewrite(fmt.Errorf("%s", strings.Join(errs, "\n")))
+	}
+	return t, nil
+}
+
+// walk calls fn for every command in a template tree.
+func walk(n parse.Node, fn func(*parse.CommandNode)) {
+	switch x := n.(type) {
+	case *parse.ListNode:
+		if x == nil {
+			return
+		}
+		for _, c := range x.Nodes {
+			walk(c, fn)
+		}
+	case *parse.ActionNode:
+		walk(x.Pipe, fn)
+	case *parse.IfNode:
+		walkBranch(&x.BranchNode, fn)
+	case *parse.RangeNode:
+		walkBranch(&x.BranchNode, fn)
+	case *parse.WithNode:
+		walkBranch(&x.BranchNode, fn)
+	case *parse.TemplateNode:
+		walk(x.Pipe, fn)
+	case *parse.PipeNode:
+		if x == nil {
+			return
+		}
+		for _, c := range x.Cmds {
+			walk(c, fn)
+		}
+	case *parse.CommandNode:
+		fn(x)
+		for _, a := range x.Args {
+			walk(a, fn)
+		}
+	case *parse.ChainNode:
+		walk(x.Node, fn)
+	}
+}
+
+func walkBranch(b *parse.BranchNode, fn func(*parse.CommandNode)) {
+	walk(b.Pipe, fn)
+	walk(b.List, fn)
+	walk(b.ElseList, fn)
+}
+
+// SecretIDs are the secrets the template reads.
+func (t *Template) SecretIDs() []string { return slices.Clone(t.ids) }
+
+// render runs the template. An error names the template line and never a
+// value the template read.
+func (t *Template) render(ctx context.Context, fetch Fetch) ([]byte, error) {
+	var seen []string
+	get := func(ref Ref) ([]byte, error) {
+		b, err := fetch(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		seen = append(seen, string(b))
+		return b, nil
+	}
+	tt, err := t.t.Clone()
+	if err != nil {
+		return nil, &TemplateError{msg: "cannot clone the template"}
+	}
+	tt.Funcs(funcs(get, &seen))
+	var b bytes.Buffer
+	if err := tt.Execute(&b, nil); err != nil {
+		clear(b.Bytes())
+		return nil, &TemplateError{msg: redact(t.rewrite(err).Error(), seen)}
+	}
+	return b.Bytes(), nil
+}
+
+// TemplateError is a template that failed to render; its message names the
+// template's line and the reason, with any secret value replaced.
+type TemplateError struct{ msg string }
+
+func (e *TemplateError) Error() string { return e.msg }
+
+// rewrite turns text/template's "template: NAME:LINE:COL: ..." into
+// "SOURCE:LINE:COL: ..." with LINE counted in the source file.
+func (t *Template) rewrite(err error) error {
+	re := regexp.MustCompile(`template: ` + regexp.QuoteMeta(t.name) + `:(\d+)`)
+	msg := re.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		n, _ := strconv.Atoi(re.FindStringSubmatch(m)[1])
+		return fmt.Sprintf("%s:%d", t.source, n+t.base)
+	})
+	return fmt.Errorf("%s", msg)
+}
+
+// redact replaces every value of at least three characters that a render read
+// by "[redacted]": as it is or without surrounding space, raw or as a Go
+// quoted string.
+func redact(msg string, values []string) string {
+	for _, v := range values {
+		for _, form := range []string{v, strings.TrimSpace(v)} {
+			if len(form) < 3 {
+				continue
+			}
+			msg = strings.ReplaceAll(msg, form, "[redacted]")
+			q := strconv.Quote(form)
+			msg = strings.ReplaceAll(msg, q[1:len(q)-1], "[redacted]")
+		}
+	}
+	return msg
+}
