@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,7 +46,7 @@ func TestMain(m *testing.M) {
 		}
 		src, err := moduleRoot()
 		if err == nil {
-			pkg.deb, err = build(options{Version: testVersion, Arch: "amd64", Out: tmp, Src: src})
+			pkg.deb, err = build(options{Version: testVersion, Arch: runtime.GOARCH, Out: tmp, Src: src})
 		}
 		if err == nil {
 			pkg.root = filepath.Join(tmp, "root")
@@ -63,7 +64,7 @@ func TestMain(m *testing.M) {
 func needPackage(t *testing.T) {
 	t.Helper()
 	if pkg.err == nil {
-		if runtime := "amd64"; pkg.deb == "" || !strings.HasSuffix(pkg.deb, runtime+".deb") {
+		if pkg.deb == "" || !strings.HasSuffix(pkg.deb, "_"+runtime.GOARCH+".deb") {
 			t.Fatalf("no package built: %q", pkg.deb)
 		}
 		return
@@ -88,7 +89,7 @@ func TestControlFields(t *testing.T) {
 	for field, want := range map[string]string{
 		"Package":      "secretsfs",
 		"Version":      testVersion,
-		"Architecture": "amd64",
+		"Architecture": runtime.GOARCH,
 		"Depends":      "fuse3",
 		"Section":      "admin",
 	} {
