@@ -228,6 +228,8 @@ const (
 	catFiles   = "Files"
 	catListing = "Which secrets"
 	catLogs    = "Logs"
+	catChange  = "Reacting to change"
+	catObserve = "Observability and memory"
 )
 
 // mountFlags are the flags of "secretsfs mount", with the defaults of
@@ -283,6 +285,26 @@ func mountFlags() []cli.Flag {
 			Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", Category: catLogs, Value: d.LogFormat, EnvVars: envVar("log-format"),
 			Usage: "text or json"},
+
+		&cli.StringFlag{Name: "on-change-command", Category: catChange, EnvVars: envVar("on-change-command"),
+			Usage: "`COMMAND` run with /bin/sh -c when a file's content changes; SECRETSFS_PATH names the file"},
+		&cli.StringFlag{Name: "on-change-signal", Category: catChange, EnvVars: envVar("on-change-signal"),
+			Usage: "`SIGNAL` (e.g. HUP) sent to the pid in --on-change-pidfile when a file's content changes"},
+		&cli.StringFlag{Name: "on-change-pidfile", Category: catChange, EnvVars: envVar("on-change-pidfile"), TakesFile: true,
+			Usage: "`FILE` holding the pid that --on-change-signal goes to"},
+		&cli.DurationFlag{Name: "on-change-debounce", Category: catChange, Value: mount.DefaultDebounce, EnvVars: envVar("on-change-debounce"),
+			Usage: "how long a file must stay unchanged before its on-change hook runs"},
+		&cli.DurationFlag{Name: "max-stale", Category: catChange, EnvVars: envVar("max-stale"), DefaultText: "no bound",
+			Usage: "while refreshes fail, serve a cached value at most this long after its last successful refresh, then EIO"},
+
+		&cli.StringFlag{Name: "metrics-listen", Category: catObserve, EnvVars: envVar("metrics-listen"),
+			Usage: "serve Prometheus /metrics and /healthz on `HOST:PORT` (loopback only unless --metrics-allow-remote)"},
+		&cli.BoolFlag{Name: "metrics-allow-remote", Category: catObserve, EnvVars: envVar("metrics-allow-remote"),
+			Usage: "allow a --metrics-listen address other than loopback"},
+		&cli.StringFlag{Name: "audit-log", Category: catObserve, EnvVars: envVar("audit-log"), TakesFile: true,
+			Usage: "append one JSON line per open of a secret file to `FILE` (- for stderr); needs the per-open mode"},
+		&cli.BoolFlag{Name: "no-mlock", Category: catObserve, EnvVars: envVar("no-mlock"),
+			Usage: "do not lock the daemon's memory (mlockall); secrets may then be swapped to disk"},
 	}
 }
 
@@ -362,6 +384,7 @@ func mountConfig(c *cli.Context) (mount.Config, error) {
 	cfg.Secrets = c.StringSlice("secret")
 	cfg.LogLevel = c.String("log-level")
 	cfg.LogFormat = c.String("log-format")
+	cfg.Features = mountFeatures(c)
 	cfg.Version = buildVersion()
 	if len(errs) == 0 {
 		if err := cfg.Validate(); err != nil {
@@ -414,4 +437,25 @@ func demoCommand(act actions) *cli.Command {
 			return act.demo(c.Context, dc, c.App.Writer, c.App.ErrWriter)
 		},
 	}
+}
+
+// mountFeatures reads the flags of change hooks, metrics, audit and memory
+// hygiene; Validate checks them.
+func mountFeatures(c *cli.Context) mount.Features {
+	f := mount.Features{
+		MaxStale:           c.Duration("max-stale"),
+		MetricsListen:      c.String("metrics-listen"),
+		MetricsAllowRemote: c.Bool("metrics-allow-remote"),
+		AuditLog:           c.String("audit-log"),
+		NoMlock:            c.Bool("no-mlock"),
+	}
+	cmd, sig, pidFile := c.String("on-change-command"), c.String("on-change-signal"), c.String("on-change-pidfile")
+	if cmd != "" || sig != "" || pidFile != "" {
+		h := &mount.ChangeHook{Signal: sig, PIDFile: pidFile, Debounce: c.Duration("on-change-debounce")}
+		if cmd != "" {
+			h.Command, h.Shell = []string{cmd}, true
+		}
+		f.OnChange = h
+	}
+	return f
 }

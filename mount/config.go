@@ -111,6 +111,10 @@ type Config struct {
 	// ("secretsfs/<version>").
 	Version string
 
+	// Features: change hooks, --max-stale, metrics, audit log and memory
+	// hygiene (features.go).
+	Features
+
 	// Settings the command line cannot reach, for Demo and tests.
 	awsConfig *aws.Config // replaces the SDK's default chain when set
 	onServing func()      // called once the mount serves
@@ -218,6 +222,7 @@ func (c Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("--log-format", "is %q; give text or json", c.LogFormat)
 	}
+	errs = append(errs, c.Features.validate(c.KernelCache)...)
 	return errors.Join(errs...)
 }
 

@@ -23,10 +23,12 @@ type runDeps struct {
 	// hup delivers SIGHUP; nil means Run subscribes to the real signal.
 	hup   <-chan os.Signal
 	clock cache.Clock
+	// hygiene locks memory and disables core dumps; nil functions skip it.
+	hygiene hygieneCalls
 }
 
 func systemDeps() runDeps {
-	return runDeps{mountPoint: systemMountPoint(), mount: fuseMount, clock: systemClock{}}
+	return runDeps{mountPoint: systemMountPoint(), mount: fuseMount, clock: systemClock{}, hygiene: systemHygiene()}
 }
 
 // Run runs the daemon until ctx ends: it validates cfg and the mount point,
@@ -43,6 +45,9 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	if d.hygiene.mlockall != nil {
+		applyHygiene(d.hygiene, cfg.NoMlock, log)
+	}
 	hup := d.hup
 	if hup == nil {
 		ch := make(chan os.Signal, 1)
@@ -71,6 +76,12 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 	cc.DefaultVersionStage = cfg.DefaultStage
 	cc.SecretRefreshInterval = cfg.RefreshInterval
 	cc.Logger = log.With("component", "cache")
+	feat, err := newFeatureSet(cfg, dir, stderr, log)
+	if err != nil {
+		return err
+	}
+	defer feat.close()
+	cc.Observer = feat.cacheObserver()
 	c, err := cache.New(client, cc)
 	if err != nil {
 		return fmt.Errorf("cache: %w", err)
@@ -94,8 +105,11 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 		return nil // ctx ended before anything was mounted
 	}
 	defer cat.Stop()
+	if err := feat.attach(c, cat); err != nil {
+		return err
+	}
 
-	srv, err := d.mount(dir, sfs.Options{
+	fsOpts := sfs.Options{
 		Store:        store{c: c},
 		Catalog:      cat,
 		DefaultStage: cfg.DefaultStage,
@@ -106,7 +120,9 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 		AllowOther:   cfg.AllowOther,
 		KernelCache:  cfg.KernelCache,
 		Logger:       log.With("component", "fs"),
-	})
+	}
+	feat.fsOptions(&fsOpts)
+	srv, err := d.mount(dir, fsOpts)
 	if err != nil {
 		return fmt.Errorf("mount on %s: %w", dir, err)
 	}
@@ -118,6 +134,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 	fmt.Fprintf(stdout, "secretsfs: serving %d secrets at %s (%s mode)\n", n, dir, mode)
 	log.Info("serving", "mountpoint", dir, "secrets", n, "mode", mode, "explicit", cfg.ExplicitMode())
 	notifyServing(log, fmt.Sprintf("serving %d secrets at %s", n, dir))
+	feat.serving()
 	if cfg.onServing != nil {
 		cfg.onServing()
 	}
@@ -144,6 +161,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 		}
 	}
 	notifyStopping(log)
+	feat.stopping()
 	wg.Wait()
 	if !external {
 		unmount(srv, dir, d.mountPoint, log)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	iofs "io/fs"
 	"maps"
+	"time"
 
 	"github.com/secretsfs/secretsfs/cache"
 	sfs "github.com/secretsfs/secretsfs/fs"
@@ -14,6 +15,11 @@ import (
 // *cache.Cache, copying what the cache returns into the filesystem's types.
 type store struct {
 	c *cache.Cache
+	// maxStale, when positive, turns a value that has been stale for longer
+	// (counted from the secret's last successful refresh) into an error
+	// (EIO); now tells the time for it.
+	maxStale time.Duration
+	now      func() time.Time
 }
 
 var _ sfs.Store = store{}
@@ -23,6 +29,10 @@ func (s store) Value(ctx context.Context, secretID, stage string) (sfs.Value, er
 	v, err := s.c.GetValue(ctx, secretID, stage)
 	if err != nil {
 		return sfs.Value{}, err
+	}
+	if v.Stale && s.maxStale > 0 && s.now().Sub(v.RefreshedAt) > s.maxStale {
+		clear(v.Data)
+		return sfs.Value{}, fmt.Errorf("secret %q has been stale for longer than --max-stale %v: %w", secretID, s.maxStale, cache.ErrUnavailable)
 	}
 	return sfs.Value{
 		ARN:         v.ARN,
@@ -58,6 +68,11 @@ func (s store) Subscribe(fn func(sfs.Change)) (cancel func()) {
 			NewVersionID: ch.NewVersionID,
 		})
 	})
+}
+
+// RefreshNow forces a refresh of a secret (user.secretsfs.refresh).
+func (s store) RefreshNow(ctx context.Context, secretID string) error {
+	return s.c.RefreshNow(ctx, secretID)
 }
 
 // Pin keeps a secret refreshed in the background.

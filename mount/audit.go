@@ -1,0 +1,136 @@
+package mount
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	sfs "github.com/secretsfs/secretsfs/fs"
+)
+
+// auditLog writes one JSON line per open of a secret file: when, which file
+// and version, and which process asked. It never holds a value.
+type auditLog struct {
+	mountDir string
+	log      *slog.Logger
+	procDir  string // /proc, replaced in tests
+
+	mu     sync.Mutex
+	w      io.Writer // guarded by mu
+	closer io.Closer
+	failed bool // a write failed and was logged; guarded by mu
+}
+
+// auditLine is the JSON form of one audited open.
+type auditLine struct {
+	Time      string `json:"time"`
+	Event     string `json:"event"`
+	Path      string `json:"path"`
+	SecretID  string `json:"secret_id"`
+	Stage     string `json:"stage"`
+	Key       string `json:"key,omitempty"`
+	VersionID string `json:"version_id,omitempty"`
+	Stale     bool   `json:"stale"`
+	Result    string `json:"result"`
+	PID       int    `json:"pid"`
+	TID       uint32 `json:"tid"`
+	UID       uint32 `json:"uid"`
+	GID       uint32 `json:"gid"`
+	Exe       string `json:"exe"`
+}
+
+// openAuditLog opens the audit log: "-" is stderr; a file is opened for
+// appending and created with mode 0600.
+func openAuditLog(path, mountDir string, stderr io.Writer, log *slog.Logger) (*auditLog, error) {
+	a := &auditLog{mountDir: mountDir, log: log, procDir: "/proc"}
+	if path == "-" {
+		a.w = stderr
+		return a, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("--audit-log: %w", err)
+	}
+	a.w, a.closer = f, f
+	return a, nil
+}
+
+var _ sfs.Auditor = (*auditLog)(nil)
+
+// Open writes the line of one open. The caller's process is looked up now,
+// while its OPEN request is outstanding and the process therefore exists.
+func (a *auditLog) Open(ev sfs.OpenEvent) {
+	line := auditLine{
+		Time:      ev.Time.UTC().Format(time.RFC3339Nano),
+		Event:     "open",
+		Path:      filepath.Join(a.mountDir, ev.Path),
+		SecretID:  ev.SecretID,
+		Stage:     ev.Stage,
+		Key:       ev.Key,
+		VersionID: ev.VersionID,
+		Stale:     ev.Stale,
+		Result:    "ok",
+		TID:       ev.TID,
+		UID:       ev.UID,
+		GID:       ev.GID,
+	}
+	if ev.Errno != 0 {
+		line.Result = unix.ErrnoName(ev.Errno)
+	}
+	line.PID, line.Exe = processOf(a.procDir, ev.TID)
+	data, err := json.Marshal(line)
+	if err != nil {
+		return
+	}
+	data = append(data, '\n')
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, err := a.w.Write(data); err != nil && !a.failed {
+		a.failed = true
+		a.log.Error("writing the audit log failed; later failures are not logged", "error", err)
+	}
+}
+
+// Close closes the audit log file.
+func (a *auditLog) Close() error {
+	if a.closer == nil {
+		return nil
+	}
+	return a.closer.Close()
+}
+
+// processOf finds the process a thread belongs to (its Tgid) and the
+// process's executable. The kernel reports the calling thread, not the
+// process. Zero and "" when unknown (the thread is gone, or tid is 0 for a
+// request the kernel made itself).
+func processOf(procDir string, tid uint32) (pid int, exe string) {
+	if tid == 0 {
+		return 0, ""
+	}
+	status, err := os.ReadFile(filepath.Join(procDir, strconv.FormatUint(uint64(tid), 10), "status"))
+	if err != nil {
+		return 0, ""
+	}
+	sc := bufio.NewScanner(bytes.NewReader(status))
+	for sc.Scan() {
+		if v, ok := bytes.CutPrefix(sc.Bytes(), []byte("Tgid:")); ok {
+			pid, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+			break
+		}
+	}
+	if pid == 0 {
+		return 0, ""
+	}
+	exe, _ = os.Readlink(filepath.Join(procDir, strconv.Itoa(pid), "exe"))
+	return pid, exe
+}

@@ -1,0 +1,134 @@
+package mount
+
+import (
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/secretsfs/secretsfs/cache"
+	sfs "github.com/secretsfs/secretsfs/fs"
+)
+
+// featureSet runs the Features of one daemon: it is built before the cache
+// (whose observer it provides), attached to the cache and catalog before
+// mounting (binding the metrics address), started once serving and stopped
+// before unmounting.
+type featureSet struct {
+	cfg      Config
+	dir      string
+	log      *slog.Logger
+	metrics  *metrics // nil without --metrics-listen
+	audit    *auditLog
+	health   *health
+	server   *metricsServer
+	stopHook func()
+	c        *cache.Cache
+	cat      catalog
+}
+
+func newFeatureSet(cfg Config, dir string, stderr io.Writer, log *slog.Logger) (*featureSet, error) {
+	f := &featureSet{cfg: cfg, dir: dir, log: log}
+	if cfg.MetricsListen != "" {
+		f.metrics = newMetrics()
+	}
+	if cfg.AuditLog != "" {
+		a, err := openAuditLog(cfg.AuditLog, dir, stderr, log.With("component", "audit"))
+		if err != nil {
+			return nil, err
+		}
+		f.audit = a
+	}
+	return f, nil
+}
+
+// cacheObserver is the cache's observer, nil without metrics.
+func (f *featureSet) cacheObserver() cache.Observer {
+	if f.metrics == nil {
+		return nil
+	}
+	return f.metrics
+}
+
+// attach connects the features to the cache and the catalog and binds the
+// metrics address.
+func (f *featureSet) attach(c *cache.Cache, cat catalog) error {
+	f.c, f.cat = c, cat
+	f.health = &health{c: c, maxStale: f.cfg.MaxStale, now: time.Now}
+	if f.metrics == nil {
+		return nil
+	}
+	f.metrics.watch(c, func() int { return len(cat.List()) }, f.health)
+	srv, err := listenMetrics(f.cfg.MetricsListen, f.metrics, f.health, f.log.With("component", "metrics"))
+	if err != nil {
+		return err
+	}
+	f.server = srv
+	return nil
+}
+
+// fsOptions sets the filesystem options the features need.
+func (f *featureSet) fsOptions(o *sfs.Options) {
+	st := store{c: f.c, maxStale: f.cfg.MaxStale, now: time.Now}
+	o.Store = st
+	o.Refresher = st
+	if f.metrics != nil {
+		o.Observer = f.metrics
+	}
+	if f.audit != nil {
+		o.Auditor = f.audit
+	}
+}
+
+// serving marks the mount healthy and starts the change hooks.
+func (f *featureSet) serving() {
+	f.health.mounted.Store(true)
+	if f.cfg.OnChange == nil {
+		return
+	}
+	r := &changeRunner{
+		log:          f.log.With("component", "on_change"),
+		c:            f.c,
+		mountDir:     f.dir,
+		defaultStage: f.cfg.DefaultStage,
+		dirs:         f.dirsOf,
+		hook:         f.cfg.OnChange,
+	}
+	if f.metrics != nil {
+		r.ran = f.metrics.hookRan
+	}
+	f.stopHook = r.start()
+}
+
+// dirsOf returns where the default layout shows a secret.
+func (f *featureSet) dirsOf(id string) []string {
+	var out []string
+	for _, ref := range f.cat.List() {
+		if ref.ID == id && !strings.Contains(ref.Name, "//") {
+			out = append(out, filepath.FromSlash(strings.Trim(ref.Name, "/")))
+		}
+	}
+	return out
+}
+
+// stopping stops the change hooks and marks the mount unhealthy, before it
+// is unmounted.
+func (f *featureSet) stopping() {
+	if f.health != nil {
+		f.health.mounted.Store(false)
+	}
+	if f.stopHook != nil {
+		f.stopHook()
+	}
+}
+
+// close releases the rest once unmounted.
+func (f *featureSet) close() {
+	if f.server != nil {
+		f.server.close()
+	}
+	if f.audit != nil {
+		f.audit.Close()
+	}
+}

@@ -1,0 +1,46 @@
+package mount
+
+import (
+	"log/slog"
+
+	"golang.org/x/sys/unix"
+)
+
+// hygieneCalls are the system calls of memory hygiene, replaced in tests.
+type hygieneCalls struct {
+	mlockall       func() error
+	disableDumping func() error
+	raceDetector   bool
+}
+
+func systemHygiene() hygieneCalls {
+	return hygieneCalls{
+		mlockall:       func() error { return unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE) },
+		disableDumping: func() error { return unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0) },
+		raceDetector:   raceEnabled,
+	}
+}
+
+// applyHygiene keeps secrets out of swap and core dumps as far as the system
+// allows: the process is made non-dumpable (no core dump, no ptrace by other
+// users' processes, /proc/PID/mem closed to them) and, unless noMlock, its
+// memory is locked so that it is never swapped out. Neither failure is
+// fatal; each is a warning saying how to fix it.
+func applyHygiene(h hygieneCalls, noMlock bool, log *slog.Logger) {
+	if err := h.disableDumping(); err != nil {
+		log.Warn("could not disable core dumps (PR_SET_DUMPABLE); a crash may dump secrets to disk", "error", err)
+	}
+	switch {
+	case noMlock:
+		log.Info("memory not locked (--no-mlock): secrets may be swapped to disk")
+	case h.raceDetector:
+		// The race detector maps terabytes of shadow memory.
+		log.Warn("memory not locked: this binary is built with the race detector")
+	default:
+		if err := h.mlockall(); err != nil {
+			log.Warn("could not lock memory (mlockall); secrets may be swapped to disk. Run as root or with CAP_IPC_LOCK and a memlock limit large enough (systemd: LimitMEMLOCK=infinity), or pass --no-mlock to silence this", "error", err)
+			return
+		}
+		log.Debug("memory locked (mlockall)")
+	}
+}
