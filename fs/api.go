@@ -93,4 +93,9 @@ type Options struct {
 	// Auditor, when set, learns of every open of a secret file (per-open
 	// mode only: in kernel-cache mode opens do not reach the daemon).
 	Auditor Auditor
+
+	// Files are files placed at chosen paths by a mapping file, beside the
+	// Catalog's secrets (an empty Catalog shows only them); a mapped name
+	// wins over a default-layout name it clashes with (mapped.go).
+	Files []MappedFile
 }

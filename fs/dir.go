@@ -66,6 +66,9 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if !validFileName(name) {
 		return nil, syscall.ENOENT
 	}
+	if n, errno, ok := d.lookupMapped(ctx, name, out); ok {
+		return n, errno
+	}
 	c := d.contents(ctx, false)
 	if _, ok := c.stages[name]; ok {
 		return d.newFile(ctx, c.ref.ID, kindStage, name, out), 0
@@ -128,6 +131,7 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 		}
 		list = append(list, de)
 	}
+	list = d.r.withMapped(d.path, list)
 	return gofs.NewListDirStream(list), 0
 }
 

@@ -36,6 +36,13 @@ func Mount(dir string, opts Options) (*Server, error) {
 		opts.DirMode = 0o500
 	}
 	r := newRoot(opts)
+	if len(opts.Files) > 0 {
+		t, err := newMappedTree(opts.Files)
+		if err != nil {
+			return nil, err
+		}
+		r.mapped = t
+	}
 	s := &Server{root: r}
 	s.reindex()
 	s.cancel = append(s.cancel, opts.Catalog.OnChange(s.reindex))
@@ -79,6 +86,7 @@ func Mount(dir string, opts Options) (*Server, error) {
 	s.fuse = server
 	r.inval.start()
 	s.cancel = append(s.cancel, opts.Store.Subscribe(r.inval.change))
+	r.pinMapped()
 	return s, nil
 }
 

@@ -21,6 +21,7 @@ type invalidator struct {
 type job struct {
 	change *Change
 	node   *fileNode
+	mapped *mappedNode
 	gone   *[2]string    // a directory path and a name in it that is gone
 	done   chan struct{} // closed when the job is done, if set
 }
@@ -87,6 +88,8 @@ func (iv *invalidator) run() {
 			switch {
 			case j.node != nil:
 				iv.content(j.node)
+			case j.mapped != nil:
+				iv.mappedContent(j.mapped)
 			case j.gone != nil:
 				if d := iv.r.dirAt(j.gone[0]); d != nil {
 					iv.entry(d, j.gone[1])
@@ -107,6 +110,9 @@ func (iv *invalidator) run() {
 func (iv *invalidator) apply(c Change) {
 	r := iv.r
 	keysMoved := c.Stage == r.opts.DefaultStage
+	for _, m := range r.mappedOf(c.SecretID) {
+		iv.mappedContent(m)
+	}
 	for _, f := range r.filesOf(c.SecretID) {
 		if (f.kind == kindStage && f.name == c.Stage) || (f.kind == kindKey && keysMoved) {
 			iv.content(f)

@@ -26,6 +26,9 @@ type root struct {
 	files   map[string]map[*fileNode]struct{} // secret id -> its file nodes; guarded by nodesMu
 	dirs    map[string]*dirNode               // path -> directory node; guarded by nodesMu
 	pins    map[string]func()                 // secret id -> unpin; guarded by nodesMu
+
+	mapped      *mappedTree                         // nil without mapped files; read-only
+	mappedNodes map[string]map[*mappedNode]struct{} // secret id -> mapped nodes using it; guarded by nodesMu
 }
 
 func newRoot(opts Options) *root {
@@ -38,6 +41,8 @@ func newRoot(opts Options) *root {
 		files:   make(map[string]map[*fileNode]struct{}),
 		dirs:    make(map[string]*dirNode),
 		pins:    make(map[string]func()),
+
+		mappedNodes: make(map[string]map[*mappedNode]struct{}),
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
