@@ -22,6 +22,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/secretsfs/secretsfs/mount"
+	"github.com/secretsfs/secretsfs/mount/mapping"
 	"github.com/secretsfs/secretsfs/packaging/cligen"
 	"github.com/secretsfs/secretsfs/test/emulator"
 )
@@ -40,11 +41,14 @@ type actions struct {
 	mount func(ctx context.Context, cfg mount.Config, stdout, stderr io.Writer) error
 	// demo runs the daemon against the built-in emulator (mount.Demo).
 	demo func(ctx context.Context, cfg mount.DemoConfig, stdout, stderr io.Writer) error
+	// check checks a mapping file against Secrets Manager without mounting
+	// (mount.Check).
+	check func(ctx context.Context, cfg mount.Config, stdout io.Writer) error
 }
 
 // defaultActions returns the real implementations.
 func defaultActions() actions {
-	return actions{emulator: runEmulator, mount: mount.Run, demo: mount.Demo}
+	return actions{emulator: runEmulator, mount: mount.Run, demo: mount.Demo, check: mount.Check}
 }
 
 // runEmulator is the real emulator action.
@@ -152,6 +156,7 @@ func newApp(act actions, stdout, stderr io.Writer) *cli.App {
 		},
 		Commands: []*cli.Command{
 			mountCommand(act),
+			checkCommand(act),
 			demoCommand(act),
 			emulatorCommand(act),
 			{
@@ -229,6 +234,7 @@ const (
 	catListing = "Which secrets"
 	catLogs    = "Logs"
 	catChange  = "Reacting to change"
+	catMapping = "Mapping file"
 	catObserve = "Observability and memory"
 )
 
@@ -286,6 +292,11 @@ func mountFlags() []cli.Flag {
 		&cli.StringFlag{Name: "log-format", Category: catLogs, Value: d.LogFormat, EnvVars: envVar("log-format"),
 			Usage: "text or json"},
 
+		&cli.StringFlag{Name: "config", Category: catMapping, EnvVars: envVar("config"), TakesFile: true,
+			Usage: "mapping `FILE` (YAML): files at chosen paths, formats, templates, settings; the mount then shows only those files"},
+		&cli.BoolFlag{Name: "expose-all", Category: catMapping, EnvVars: envVar("expose-all"),
+			Usage: "with --config, also show the default layout beside the mapped files"},
+
 		&cli.StringFlag{Name: "on-change-command", Category: catChange, EnvVars: envVar("on-change-command"),
 			Usage: "`COMMAND` run with /bin/sh -c when a file's content changes; SECRETSFS_PATH names the file"},
 		&cli.StringFlag{Name: "on-change-signal", Category: catChange, EnvVars: envVar("on-change-signal"),
@@ -335,8 +346,15 @@ func mountCommand(act actions) *cli.Command {
 func mountConfig(c *cli.Context) (mount.Config, error) {
 	cfg := mount.DefaultConfig()
 	var errs []error
+	m, err := mappingFile(c)
+	if err != nil {
+		return cfg, err
+	}
 	switch c.NArg() {
 	case 0:
+		if c.Command.Name == "check" {
+			cfg.MountPoint = "-" // check mounts nothing
+		}
 	case 1:
 		cfg.MountPoint = c.Args().First()
 	default:
@@ -385,6 +403,8 @@ func mountConfig(c *cli.Context) (mount.Config, error) {
 	cfg.LogLevel = c.String("log-level")
 	cfg.LogFormat = c.String("log-format")
 	cfg.Features = mountFeatures(c)
+	cfg.Mapping = m
+	cfg.ExposeAll = c.Bool("expose-all")
 	cfg.Version = buildVersion()
 	if len(errs) == 0 {
 		if err := cfg.Validate(); err != nil {
@@ -458,4 +478,80 @@ func mountFeatures(c *cli.Context) mount.Features {
 		f.OnChange = h
 	}
 	return f
+}
+
+// mappingFile loads the --config file, if any, and gives its settings to
+// the flags that the command line and the environment did not set: a flag
+// wins over the file. A setting is a flag's name with "_" for "-".
+func mappingFile(c *cli.Context) (*mapping.Config, error) {
+	path := c.String("config")
+	if path == "" {
+		return nil, nil
+	}
+	m, err := mapping.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	flags := map[string]cli.Flag{}
+	var names []string
+	for _, f := range c.Command.Flags {
+		if n := f.Names()[0]; n != "config" {
+			flags[n] = f
+			names = append(names, strings.ReplaceAll(n, "-", "_"))
+		}
+	}
+	var errs []error
+	for _, s := range m.Settings {
+		f, ok := flags[s.Flag]
+		switch {
+		case !ok:
+			errs = append(errs, m.SettingError(s, "unknown setting; give files:, objects:, on_change: or a mount flag with _ for -: %s", strings.Join(names, ", ")))
+			continue
+		case c.IsSet(s.Flag):
+			continue // given on the command line or in the environment
+		}
+		if _, list := f.(*cli.StringSliceFlag); !list && len(s.Values) != 1 {
+			errs = append(errs, m.SettingError(s, "takes one value, got %d", len(s.Values)))
+			continue
+		}
+		for _, v := range s.Values {
+			if err := c.Set(s.Flag, v); err != nil {
+				errs = append(errs, m.SettingError(s, "%q is not a valid value (%v)", v, err))
+			}
+		}
+	}
+	return m, errors.Join(errs...)
+}
+
+// checkCommand is "secretsfs check".
+func checkCommand(act actions) *cli.Command {
+	return &cli.Command{
+		Name:  "check",
+		Usage: "check a mapping file and every secret it names, and show what would be mounted",
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError{fmt.Errorf("%w (see secretsfs check --help)", err)}
+		},
+		Description: "Reads --config FILE and every secret it names through Secrets Manager, renders\n" +
+			"every file (secrets, stages, versions and keys exist and are readable, templates\n" +
+			"render) and prints a table of what would be mounted, without mounting and without\n" +
+			"printing any value. Exits 1 naming each problem with its line in FILE. Takes the\n" +
+			"flags of mount.",
+		Flags: mountFlags(),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageError{fmt.Errorf("check takes no arguments, got %q", c.Args().First())}
+			}
+			if c.String("config") == "" {
+				return usageError{errors.New("--config: give the mapping file to check, e.g. secretsfs check --config /etc/secretsfs.yaml")}
+			}
+			if _, err := mappingFile(c); err != nil {
+				return err // a problem of the file: exit 1
+			}
+			cfg, err := mountConfig(c)
+			if err != nil {
+				return usageError{err}
+			}
+			return act.check(c.Context, cfg, c.App.Writer)
+		},
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
 
 	"github.com/secretsfs/secretsfs/cache"
+	"github.com/secretsfs/secretsfs/mount/mapping"
 )
 
 // Defaults of the settings that are not the cache's own.
@@ -114,6 +115,14 @@ type Config struct {
 	// Features: change hooks, --max-stale, metrics, audit log and memory
 	// hygiene (features.go).
 	Features
+
+	// Mapping, when set (--config), places files at chosen paths; the mount
+	// then shows only them, unless ExposeAll. Its Files expose each file's
+	// Path, SecretIDs() and OnChange (Mapping.OnChangeOf).
+	Mapping *mapping.Config
+	// ExposeAll shows the default layout beside the mapped files; a mapped
+	// path wins over a default-layout name it clashes with.
+	ExposeAll bool
 
 	// Settings the command line cannot reach, for Demo and tests.
 	awsConfig *aws.Config // replaces the SDK's default chain when set
@@ -223,6 +232,9 @@ func (c Config) Validate() error {
 		bad("--log-format", "is %q; give text or json", c.LogFormat)
 	}
 	errs = append(errs, c.Features.validate(c.KernelCache)...)
+	if c.ExposeAll && c.Mapping == nil {
+		bad("--expose-all", "shows the default layout beside mapped files; give --config FILE too, or drop it")
+	}
 	return errors.Join(errs...)
 }
 

@@ -96,7 +96,9 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 		Logger:   log.With("component", "catalog"),
 	}
 	var cat catalog
-	if cfg.ExplicitMode() {
+	if cfg.Mapping != nil && !cfg.ExposeAll {
+		cat = newExplicitCatalog(nil, describeThroughCache(c), opts) // only the mapped files
+	} else if cfg.ExplicitMode() {
 		cat = newExplicitCatalog(cfg.Secrets, describeThroughCache(c), opts)
 	} else {
 		cat = newListingCatalog(client, describeThroughCache(c), cfg.Prefixes, cfg.Tags, opts)
@@ -122,6 +124,13 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 		Logger:       log.With("component", "fs"),
 	}
 	feat.fsOptions(&fsOpts)
+	if cfg.Mapping != nil {
+		st, _ := fsOpts.Store.(store)
+		if st.c == nil {
+			st = store{c: c}
+		}
+		fsOpts.Files = mappedFiles(cfg.Mapping, st, cfg)
+	}
 	srv, err := d.mount(dir, fsOpts)
 	if err != nil {
 		return fmt.Errorf("mount on %s: %w", dir, err)
@@ -131,7 +140,11 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 		mode = "kernel-cache"
 	}
 	n := len(cat.List())
-	fmt.Fprintf(stdout, "secretsfs: serving %d secrets at %s (%s mode)\n", n, dir, mode)
+	if cfg.Mapping != nil {
+		fmt.Fprintf(stdout, "secretsfs: serving %d mapped files and %d secrets at %s (%s mode)\n", len(cfg.Mapping.Files), n, dir, mode)
+	} else {
+		fmt.Fprintf(stdout, "secretsfs: serving %d secrets at %s (%s mode)\n", n, dir, mode)
+	}
 	log.Info("serving", "mountpoint", dir, "secrets", n, "mode", mode, "explicit", cfg.ExplicitMode())
 	notifyServing(log, fmt.Sprintf("serving %d secrets at %s", n, dir))
 	feat.serving()
