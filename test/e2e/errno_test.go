@@ -77,6 +77,18 @@ func TestErrnoTable(t *testing.T) {
 		"setxattr": func() error {
 			return syscall.Setxattr(d.path("err/ok/k"), "user.x", []byte("y"), 0)
 		},
+		"setxattr of a secretsfs attribute": func() error {
+			return syscall.Setxattr(d.path("err/ok/k"), "user.secretsfs.version_id", []byte("y"), 0)
+		},
+		"removexattr": func() error { return syscall.Removexattr(d.path("err/ok/k"), "user.secretsfs.stale") },
+		"truncate":    func() error { return os.Truncate(d.path("err/ok/k"), 0) },
+		"chown":       func() error { return os.Chown(d.path("err/ok/k"), 1, 1) },
+		"utimes":      func() error { return os.Chtimes(d.path("err/ok/k"), time.Unix(1, 0), time.Unix(1, 0)) },
+		"link":        func() error { return os.Link(d.path("err/ok/k"), d.path("err/ok/k3")) },
+		"symlink":     func() error { return os.Symlink("k", d.path("err/ok/k4")) },
+		"mknod":       func() error { return syscall.Mknod(d.path("err/ok/fifo"), syscall.S_IFIFO|0o600, 0) },
+		"rmdir":       func() error { return syscall.Rmdir(d.path("err/ok")) },
+		"access W_OK": func() error { return syscall.Access(d.path("err/ok/k"), 2) },
 	}
 	for what, op := range writes {
 		if err := op(); errnoOf(err) != syscall.EROFS {

@@ -51,21 +51,35 @@ func TestSIGTERMUnmountsAndExitsZero(t *testing.T) {
 	}
 }
 
+// TestMountsAsSecretsfsInProcMounts checks the mount's source, type and
+// options: in per-open mode the kernel sees it read-write, so that setxattr
+// of user.secretsfs.refresh reaches the daemon, which answers EROFS to every
+// write itself (TestErrnoTable); in kernel-cache mode, where opens do not
+// reach the daemon, it is mounted ro.
 func TestMountsAsSecretsfsInProcMounts(t *testing.T) {
-	w := newWorld(t)
-	d := w.startDaemon()
-	data, err := os.ReadFile("/proc/mounts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 4 && f[1] == d.mnt {
-			if f[0] != "secretsfs" || f[2] != "fuse.secretsfs" || !strings.Contains(","+f[3]+",", ",ro,") {
-				t.Fatalf("/proc/mounts line %q", line)
+	for _, mode := range []struct {
+		flags []string
+		ro    bool
+	}{{nil, false}, {[]string{"--kernel-cache"}, true}} {
+		w := newWorld(t)
+		d := w.startDaemon(mode.flags...)
+		data, err := os.ReadFile("/proc/mounts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 4 && f[1] == d.mnt {
+				found = true
+				opts := "," + f[3] + ","
+				if f[0] != "secretsfs" || f[2] != "fuse.secretsfs" || strings.Contains(opts, ",ro,") != mode.ro || !strings.Contains(opts, ",nosuid,") || !strings.Contains(opts, ",nodev,") {
+					t.Errorf("flags %v: /proc/mounts line %q (want ro: %v)", mode.flags, line, mode.ro)
+				}
 			}
-			return
+		}
+		if !found {
+			t.Errorf("%s not in /proc/mounts", d.mnt)
 		}
 	}
-	t.Fatalf("%s not in /proc/mounts", d.mnt)
 }

@@ -1,0 +1,499 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"golang.org/x/sys/unix"
+
+	"github.com/secretsfs/secretsfs/test/emulator"
+)
+
+// countLines counts the lines of a file equal to want.
+func countLines(t *testing.T, file, want string) int {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, l := range strings.Split(string(data), "\n") {
+		if l == want {
+			n++
+		}
+	}
+	return n
+}
+
+// stays checks that cond keeps holding for d: the way to see that nothing
+// more happens after a debounce.
+func stays(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if !cond() {
+			t.Fatalf("%s no longer holds", what)
+		}
+	}
+}
+
+func TestOnChangeRunsOncePerRotationOfItsFile(t *testing.T) {
+	w := newWorld(t)
+	w.createString("hook/db", `{"user":"app","password":"pw-one"}`)
+	out := filepath.Join(t.TempDir(), "changes.log")
+	d := w.startDaemon("--refresh-interval", "1s", "--secret", "hook/db",
+		"--on-change-command", `echo "$SECRETSFS_PATH $SECRETSFS_SECRET_ID $(pwd)" >> `+out,
+		"--on-change-debounce", "300ms")
+	password, user, current := d.path("hook/db/password"), d.path("hook/db/user"), d.path("hook/db/AWSCURRENT")
+	if got := mustRead(t, password); got != "pw-one" {
+		t.Fatalf("password = %q", got)
+	}
+	line := func(p string) string { return p + " hook/db /" }
+	for i, pw := range []string{"pw-two", "pw-three"} {
+		w.put("hook/db", `{"user":"app","password":"`+pw+`"}`)
+		eventually(t, 15*time.Second, fmt.Sprintf("on_change for rotation %d", i+1), func() bool {
+			return countLines(t, out, line(password)) == i+1 && countLines(t, out, line(current)) == i+1
+		})
+		if got := mustRead(t, password); got != pw {
+			t.Fatalf("password after rotation %d = %q", i+1, got)
+		}
+	}
+	// Once the debounce has passed, nothing more arrives; the user key's
+	// bytes never changed, so its hook never ran.
+	stays(t, 2*time.Second, "two runs each for the password and AWSCURRENT files", func() bool {
+		ok := countLines(t, out, line(password)) == 2 && countLines(t, out, line(current)) == 2
+		if !ok {
+			data, _ := os.ReadFile(out)
+			t.Logf("hook log:\n%s", data)
+		}
+		return ok
+	})
+	if n := countLines(t, out, line(user)); n != 0 {
+		t.Errorf("the unchanged user file fired %d times", n)
+	}
+}
+
+func TestOnChangeSignalGoesToThePidInThePidFile(t *testing.T) {
+	w := newWorld(t)
+	w.createString("sig/key", "k1")
+	dir := t.TempDir()
+	got := filepath.Join(dir, "got")
+	// A process that writes a line each time it receives SIGUSR1.
+	sleeper := exec.Command("/bin/sh", "-c", `trap 'echo usr1 >> `+got+`' USR1; echo ready; while :; do sleep 0.05; done`)
+	stdout, err := sleeper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
+	if s, _ := bufio.NewReader(stdout).ReadString('\n'); s != "ready\n" {
+		t.Fatalf("the signalled process said %q", s)
+	}
+	pidFile := filepath.Join(dir, "pid")
+	if err := os.WriteFile(pidFile, []byte(fmt.Sprintf("%d\n", sleeper.Process.Pid)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := w.startDaemon("--refresh-interval", "1s", "--secret", "sig/key",
+		"--on-change-signal", "USR1", "--on-change-pidfile", pidFile, "--on-change-debounce", "100ms")
+	mustRead(t, d.path("sig/key/AWSCURRENT"))
+	w.put("sig/key", "k2")
+	eventually(t, 15*time.Second, "the signal", func() bool { return countLines(t, got, "usr1") >= 1 })
+	// AWSCURRENT and AWSPREVIOUS both changed: one signal each.
+	stays(t, time.Second, "at most two signals", func() bool { return countLines(t, got, "usr1") <= 2 })
+}
+
+func TestRefreshAttributeShowsANewValueAtOnce(t *testing.T) {
+	w := newWorld(t)
+	w.createString("refresh/db", `{"password":"old"}`)
+	w.createString("refresh/other", "o1")
+	d := w.startDaemon() // the default refresh interval: an hour
+	file := d.path("refresh/db/password")
+	if got := mustRead(t, file); got != "old" {
+		t.Fatalf("read = %q", got)
+	}
+	w.put("refresh/db", `{"password":"new"}`)
+	if got := mustRead(t, file); got != "old" {
+		t.Fatalf("before the refresh the file already reads %q; the test proves nothing", got)
+	}
+	if err := unix.Setxattr(file, "user.secretsfs.refresh", []byte("1"), 0); err != nil {
+		t.Fatalf("setfattr: %v", err)
+	}
+	if got := mustRead(t, file); got != "new" {
+		t.Fatalf("right after setfattr the file reads %q, want new", got)
+	}
+	// Reading the attribute refreshes too, and names the version now served.
+	other := d.path("refresh/other/AWSCURRENT")
+	mustRead(t, other)
+	vid := w.put("refresh/other", "o2")
+	buf := make([]byte, 128)
+	n, err := unix.Getxattr(other, "user.secretsfs.refresh", buf)
+	if err != nil || string(buf[:n]) != vid {
+		t.Fatalf("getfattr refresh = %q, %v; want %q", buf[:n], err, vid)
+	}
+	if got := mustRead(t, other); got != "o2" {
+		t.Fatalf("after getfattr the file reads %q", got)
+	}
+}
+
+func TestMaxStaleTurnsAnOldValueIntoEIO(t *testing.T) {
+	w := newWorld(t)
+	w.createString("ms/db", "v1")
+	d := w.startDaemon("--refresh-interval", "1s", "--retry-delay-max", "1s", "--max-stale", "3s", "--secret", "ms/db")
+	file := d.path("ms/db/AWSCURRENT")
+	if got := mustRead(t, file); got != "v1" {
+		t.Fatalf("read = %q", got)
+	}
+	if err := w.srv.SetRefusing(true); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the stale value to be served", func() bool {
+		s, err := read(file)
+		return err == nil && s == "v1" && xattr(t, file, "user.secretsfs.stale") == "true"
+	})
+	eventually(t, 15*time.Second, "EIO once stale beyond --max-stale", func() bool {
+		_, err := read(file)
+		return errnoOf(err) == syscall.EIO
+	})
+	if err := w.srv.SetRefusing(false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "the value after recovery", func() bool {
+		s, err := read(file)
+		return err == nil && s == "v1"
+	})
+}
+
+var metricsAddr = regexp.MustCompile(`msg="serving metrics".* address=(\S+)`)
+
+// metricsURL waits for the daemon to log where it serves metrics.
+func metricsURL(t *testing.T, d *daemon) string {
+	t.Helper()
+	var addr string
+	eventually(t, 10*time.Second, "the metrics address in the log", func() bool {
+		m := metricsAddr.FindStringSubmatch(d.Stderr.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	})
+	return "http://" + addr
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// scrape returns the metric families the daemon serves.
+func scrape(t *testing.T, base string) map[string]*dto.MetricFamily {
+	t.Helper()
+	code, body := httpGet(t, base+"/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v", err)
+	}
+	return fams
+}
+
+// value returns the value of the metric of a family whose labels include
+// want; -1 when there is none.
+func value(fams map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
+	f := fams[name]
+	if f == nil {
+		return -1
+	}
+next:
+	for _, m := range f.Metric {
+		have := map[string]string{}
+		for _, l := range m.Label {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if have[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return -1
+}
+
+func TestMetricsAndHealthzByScraping(t *testing.T) {
+	w := newWorld(t)
+	w.createString("met/a", `{"k":"v"}`)
+	w.createString("met/b", "b")
+	d := w.startDaemon("--metrics-listen", "127.0.0.1:0", "--prefix", "met/")
+	base := metricsURL(t, d)
+
+	mustRead(t, d.path("met/a/k"))
+	mustRead(t, d.path("met/a/k"))
+	mustRead(t, d.path("met/b/AWSCURRENT"))
+	read(d.path("met/a/nokey"))
+	os.Remove(d.path("met/a/k"))
+
+	fams := scrape(t, base)
+	checks := []struct {
+		name   string
+		labels map[string]string
+		min    float64
+	}{
+		{"secretsfs_cache_hits_total", nil, 1},
+		{"secretsfs_cache_misses_total", nil, 1},
+		{"secretsfs_api_calls_total", map[string]string{"operation": "DescribeSecret", "outcome": "ok"}, 2},
+		{"secretsfs_api_calls_total", map[string]string{"operation": "GetSecretValue", "outcome": "ok"}, 2},
+		{"secretsfs_api_call_duration_seconds", map[string]string{"operation": "GetSecretValue"}, 2},
+		{"secretsfs_refresh_duration_seconds", map[string]string{"outcome": "ok"}, 2},
+		{"secretsfs_fuse_operations_total", map[string]string{"operation": "open", "errno": "OK"}, 3},
+		{"secretsfs_fuse_operations_total", map[string]string{"operation": "read", "errno": "OK"}, 1},
+		{"secretsfs_fuse_operations_total", map[string]string{"operation": "lookup", "errno": "ENOENT"}, 1},
+		{"secretsfs_fuse_operations_total", map[string]string{"operation": "unlink", "errno": "EROFS"}, 1},
+		{"secretsfs_secrets_served", nil, 2},
+		{"secretsfs_stale_secrets", nil, 0},
+		{"secretsfs_healthy", nil, 1},
+	}
+	for _, c := range checks {
+		if got := value(fams, c.name, c.labels); got < c.min {
+			t.Errorf("%s%v = %v, want at least %v", c.name, c.labels, got, c.min)
+		}
+	}
+	if got := value(fams, "secretsfs_secrets_served", nil); got != 2 {
+		t.Errorf("secretsfs_secrets_served = %v, want 2", got)
+	}
+
+	code, body := httpGet(t, base+"/healthz")
+	var rep struct {
+		Healthy    bool `json:"healthy"`
+		Mounted    bool `json:"mounted"`
+		Unservable []struct {
+			SecretID string `json:"secret_id"`
+		} `json:"unservable"`
+	}
+	if err := json.Unmarshal([]byte(body), &rep); err != nil || code != 200 || !rep.Healthy || !rep.Mounted {
+		t.Fatalf("/healthz = %d %s (%v), want 200 and healthy", code, body, err)
+	}
+
+	// A secret that is read and cannot be served makes the mount unhealthy.
+	w.createString("met/denied", "d")
+	w.emu.InjectFault(emulator.AllOperations, emulator.Fault{ErrorType: "AccessDeniedException", SecretID: "met/denied"})
+	if _, err := read(d.path("met/denied/AWSCURRENT")); errnoOf(err) != syscall.EACCES {
+		t.Fatalf("reading the denied secret: %v, want EACCES", err)
+	}
+	code, body = httpGet(t, base+"/healthz")
+	if err := json.Unmarshal([]byte(body), &rep); err != nil || code != 503 || rep.Healthy || len(rep.Unservable) != 1 || rep.Unservable[0].SecretID != "met/denied" {
+		t.Fatalf("/healthz with a denied secret = %d %s, want 503 naming met/denied", code, body)
+	}
+	if got := value(scrape(t, base), "secretsfs_healthy", nil); got != 0 {
+		t.Errorf("secretsfs_healthy = %v while unhealthy", got)
+	}
+}
+
+func TestMetricsRefuseANonLoopbackAddress(t *testing.T) {
+	out, err := exec.Command(binary, "mount", "--metrics-listen", "0.0.0.0:9464", t.TempDir()).CombinedOutput()
+	var exit *exec.ExitError
+	if !errorsAs(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "--metrics-allow-remote") {
+		t.Fatalf("exit %v, output %q; want exit 2 naming --metrics-allow-remote", err, out)
+	}
+}
+
+func errorsAs(err error, target **exec.ExitError) bool {
+	e, ok := err.(*exec.ExitError)
+	if ok {
+		*target = e
+	}
+	return ok
+}
+
+type auditEntry struct {
+	Time      string `json:"time"`
+	Event     string `json:"event"`
+	Path      string `json:"path"`
+	SecretID  string `json:"secret_id"`
+	Stage     string `json:"stage"`
+	Key       string `json:"key"`
+	VersionID string `json:"version_id"`
+	Stale     bool   `json:"stale"`
+	Result    string `json:"result"`
+	PID       int    `json:"pid"`
+	TID       int    `json:"tid"`
+	UID       int    `json:"uid"`
+	GID       int    `json:"gid"`
+	Exe       string `json:"exe"`
+}
+
+func auditEntries(t *testing.T, file string) []auditEntry {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []auditEntry
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if l == "" {
+			continue
+		}
+		var e auditEntry
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("audit line %q: %v", l, err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func TestAuditLineNamesTheReadingProcess(t *testing.T) {
+	w := newWorld(t)
+	vid := w.createString("aud/db", `{"password":"audited"}`)
+	logFile := filepath.Join(t.TempDir(), "audit.log")
+	d := w.startDaemon("--audit-log", logFile)
+	file := d.path("aud/db/password")
+
+	cmd := childCmd("read " + file)
+	out, err := cmd.Output()
+	if err != nil || parseChild(t, string(out)) != 0 {
+		t.Fatalf("child read: %v %s", err, out)
+	}
+	var found *auditEntry
+	eventually(t, 5*time.Second, "the audit line", func() bool {
+		for _, e := range auditEntries(t, logFile) {
+			if e.Path == file {
+				found = &e
+				return true
+			}
+		}
+		return false
+	})
+	e := *found
+	if e.PID != cmd.Process.Pid || e.Exe != testBinary {
+		t.Errorf("audit names pid %d exe %q, want the child %d %q", e.PID, e.Exe, cmd.Process.Pid, testBinary)
+	}
+	if e.Event != "open" || e.SecretID != "aud/db" || e.Stage != "AWSCURRENT" || e.Key != "password" ||
+		e.VersionID != vid || e.Stale || e.Result != "ok" || e.UID != os.Geteuid() || e.GID != os.Getegid() || e.TID == 0 {
+		t.Errorf("audit line %+v", e)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, e.Time); err != nil {
+		t.Errorf("time %q: %v", e.Time, err)
+	}
+	info, err := os.Stat(logFile)
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("audit log mode %v, %v; want 0600", info.Mode(), err)
+	}
+}
+
+func TestAuditLogIsRefusedInKernelCacheMode(t *testing.T) {
+	out, err := exec.Command(binary, "mount", "--audit-log", "-", "--kernel-cache", t.TempDir()).CombinedOutput()
+	var exit *exec.ExitError
+	if !errorsAs(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "--audit-log") || !strings.Contains(string(out), "per-open") {
+		t.Fatalf("exit %v, output %q; want exit 2 explaining --audit-log needs the per-open mode", err, out)
+	}
+}
+
+// TestNoSecretValueInLogsOrAuditLines runs the daemon through reads,
+// rotations with change hooks, forced refreshes, an outage with --max-stale
+// and metrics scrapes, with debug logs and the audit log on, and then looks
+// for every value it served in all it wrote.
+func TestNoSecretValueInLogsOrAuditLines(t *testing.T) {
+	w := newWorld(t)
+	values := []string{"str-VALUE-7f3a91", `{"user":"u-VALUE-5c2e","password":"pw-VALUE-91bd"}`, "rot-VALUE-aa01", "rot-VALUE-bb02", "rot-VALUE-cc03"}
+	parts := []string{"str-VALUE-7f3a91", "u-VALUE-5c2e", "pw-VALUE-91bd", "rot-VALUE-aa01", "rot-VALUE-bb02", "rot-VALUE-cc03", "VALUE-"}
+	w.createString("leak/str", values[0])
+	w.createString("leak/json", values[1])
+	w.createString("leak/rot", values[2])
+	w.createBinary("leak/bin", []byte("bin-VALUE-0042"))
+	parts = append(parts, "bin-VALUE-0042")
+	dir := t.TempDir()
+	auditFile, hookLog := filepath.Join(dir, "audit.log"), filepath.Join(dir, "hook.log")
+	d := w.startDaemon("--log-level", "debug", "--refresh-interval", "1s", "--retry-delay-max", "1s",
+		"--max-stale", "2s", "--audit-log", auditFile, "--metrics-listen", "127.0.0.1:0",
+		"--on-change-command", `echo "$SECRETSFS_PATH" >> `+hookLog, "--on-change-debounce", "100ms", "--prefix", "leak/")
+	base := metricsURL(t, d)
+
+	for _, p := range []string{"leak/str/AWSCURRENT", "leak/json/user", "leak/json/password", "leak/json/AWSCURRENT", "leak/rot/AWSCURRENT", "leak/bin/AWSCURRENT"} {
+		mustRead(t, d.path(p))
+		xattr(t, d.path(p), "user.secretsfs.version_id")
+	}
+	for _, v := range values[3:] {
+		w.put("leak/rot", v)
+		eventually(t, 15*time.Second, "the rotation", func() bool {
+			s, _ := read(d.path("leak/rot/AWSCURRENT"))
+			return s == v
+		})
+	}
+	eventually(t, 10*time.Second, "the change hooks", func() bool {
+		return countLines(t, hookLog, d.path("leak/rot/AWSCURRENT")) == 2
+	})
+	if err := unix.Setxattr(d.path("leak/str/AWSCURRENT"), "user.secretsfs.refresh", []byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	read(d.path("leak/none/AWSCURRENT"))
+	w.emu.InjectFault(emulator.AllOperations, emulator.Fault{ErrorType: "InternalServiceError"})
+	eventually(t, 15*time.Second, "EIO beyond --max-stale during the outage", func() bool {
+		_, err := read(d.path("leak/json/password"))
+		return errnoOf(err) == syscall.EIO
+	})
+	_, metricsBody := httpGet(t, base+"/metrics")
+	_, healthBody := httpGet(t, base+"/healthz")
+	w.emu.ClearFaults()
+	eventually(t, 15*time.Second, "recovery", func() bool {
+		s, err := read(d.path("leak/json/password"))
+		return err == nil && s == "pw-VALUE-91bd"
+	})
+	d.Stop(t)
+
+	audit, err := os.ReadFile(auditFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(audit), "\n"); n < 8 {
+		t.Fatalf("only %d audit lines", n)
+	}
+	hooks, _ := os.ReadFile(hookLog)
+	outputs := map[string]string{
+		"stderr": d.Stderr.String(), "stdout": d.Stdout.String(), "audit log": string(audit),
+		"hook log": string(hooks), "metrics": metricsBody, "healthz": healthBody,
+	}
+	if !strings.Contains(outputs["stderr"], "level=DEBUG") {
+		t.Fatal("no debug lines in the log: the test would prove little")
+	}
+	for what, text := range outputs {
+		for _, v := range parts {
+			if strings.Contains(text, v) {
+				t.Errorf("the %s contains the secret value %q", what, v)
+			}
+		}
+	}
+}
