@@ -198,6 +198,13 @@ func (m *mappedNode) Getxattr(ctx context.Context, attr string, dest []byte) (ui
 	if !strings.HasPrefix(attr, "user.secretsfs.") {
 		return 0, syscall.ENODATA
 	}
+	if attr == xattrRefresh {
+		vid, errno := m.refresh(ctx)
+		if errno != 0 {
+			return 0, errno
+		}
+		return copyXattr(dest, vid)
+	}
 	v, errno := m.render(ctx)
 	if errno != 0 {
 		return 0, errno
