@@ -81,13 +81,16 @@ func (f *featureSet) fsOptions(o *sfs.Options) {
 	}
 }
 
-// serving marks the mount healthy and starts the change hooks.
-func (f *featureSet) serving() {
+// serving marks the mount healthy and starts the change hooks; files are
+// the mapped files as mounted.
+func (f *featureSet) serving(files []sfs.MappedFile) {
 	f.health.mounted.Store(true)
-	if f.cfg.OnChange == nil {
+	mapped := f.mappedWatches(files)
+	if f.cfg.OnChange == nil && len(mapped) == 0 {
 		return
 	}
 	r := &changeRunner{
+		mapped:       mapped,
 		log:          f.log.With("component", "on_change"),
 		c:            f.c,
 		mountDir:     f.dir,
@@ -131,4 +134,33 @@ func (f *featureSet) close() {
 	if f.audit != nil {
 		f.audit.Close()
 	}
+}
+
+// mappedWatches pairs each mapped file that has an on_change (its own or
+// the top-level one) with its rendering.
+func (f *featureSet) mappedWatches(files []sfs.MappedFile) []*mappedWatch {
+	m := f.cfg.Mapping
+	if m == nil {
+		return nil
+	}
+	byPath := make(map[string]sfs.MappedFile, len(files))
+	for _, mf := range files {
+		byPath[mf.Path] = mf
+	}
+	var out []*mappedWatch
+	for _, file := range m.Files {
+		oc := m.OnChangeOf(file)
+		mf, ok := byPath[file.Path]
+		if oc == nil || !ok {
+			continue
+		}
+		out = append(out, &mappedWatch{
+			path:   filepath.Join(f.dir, filepath.FromSlash(file.Path)),
+			ids:    mf.SecretIDs,
+			render: mf.Render,
+			hook: &ChangeHook{Command: oc.Command, Shell: oc.Shell, Signal: oc.Signal,
+				PIDFile: oc.PIDFile, Debounce: oc.Debounce},
+		})
+	}
+	return out
 }

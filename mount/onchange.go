@@ -3,12 +3,14 @@ package mount
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,7 +38,10 @@ type changeRunner struct {
 	// dirs returns the directories (relative to the mount) where the
 	// default layout shows a secret.
 	dirs func(secretID string) []string
+	// hook runs for the files of the default layout; nil means none.
 	hook *ChangeHook
+	// mapped are the mapped files that have a hook.
+	mapped []*mappedWatch
 	// ran, when set, is told of every run, for metrics.
 	ran func(ok bool)
 
@@ -53,6 +58,9 @@ type changeRunner struct {
 func (r *changeRunner) start() (stop func()) {
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.pending = make(map[string]*time.Timer)
+	for _, w := range r.mapped {
+		w.changed(r.ctx) // the content to compare the first change with
+	}
 	unsubscribe := r.c.Subscribe(r.handle)
 	return func() {
 		unsubscribe()
@@ -72,6 +80,11 @@ func (r *changeRunner) start() (stop func()) {
 
 // handle schedules the hook for every file the change altered.
 func (r *changeRunner) handle(ch cache.Change) {
+	for _, w := range r.mapped {
+		if slices.Contains(w.ids, ch.SecretID) && w.changed(r.ctx) {
+			r.schedule(w.path, w.hook, ch)
+		}
+	}
 	if r.hook == nil {
 		return
 	}
@@ -81,7 +94,7 @@ func (r *changeRunner) handle(ch cache.Change) {
 	}
 	for _, name := range r.changedFiles(ch) {
 		for _, d := range dirs {
-			r.schedule(filepath.Join(r.mountDir, d, name), ch)
+			r.schedule(filepath.Join(r.mountDir, d, name), r.hook, ch)
 		}
 	}
 }
@@ -159,8 +172,8 @@ func (r *changeRunner) cachedValue(id, vid string) ([]byte, bool) {
 }
 
 // schedule runs the hook for path once it has been quiet for the debounce.
-func (r *changeRunner) schedule(path string, ch cache.Change) {
-	d := r.hook.Debounce
+func (r *changeRunner) schedule(path string, hook *ChangeHook, ch cache.Change) {
+	d := hook.Debounce
 	if d == 0 {
 		d = DefaultDebounce
 	}
@@ -181,19 +194,19 @@ func (r *changeRunner) schedule(path string, ch cache.Change) {
 			delete(r.pending, path)
 		}
 		r.mu.Unlock()
-		r.run(path, ch)
+		r.run(path, hook, ch)
 	})
 	r.pending[path] = t
 }
 
 // run runs the hook for one file now.
-func (r *changeRunner) run(path string, ch cache.Change) {
+func (r *changeRunner) run(path string, hook *ChangeHook, ch cache.Change) {
 	start := time.Now()
 	var err error
-	if r.hook.Signal != "" {
-		err = signalPIDFile(r.hook.Signal, r.hook.PIDFile)
+	if hook.Signal != "" {
+		err = signalPIDFile(hook.Signal, hook.PIDFile)
 	} else {
-		err = r.runCommand(path, ch)
+		err = r.runCommand(path, hook, ch)
 	}
 	if r.ran != nil {
 		r.ran(err == nil)
@@ -208,11 +221,11 @@ func (r *changeRunner) run(path string, ch cache.Change) {
 // runCommand runs the command with the changed file in its environment, from
 // /, with no input or output, in a process group of its own that is killed
 // when it runs too long or the daemon stops.
-func (r *changeRunner) runCommand(path string, ch cache.Change) error {
+func (r *changeRunner) runCommand(path string, hook *ChangeHook, ch cache.Change) error {
 	ctx, cancel := context.WithTimeout(r.ctx, hookTimeout)
 	defer cancel()
-	argv := r.hook.Command
-	if r.hook.Shell {
+	argv := hook.Command
+	if hook.Shell {
 		argv = []string{"/bin/sh", "-c", argv[0]}
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
@@ -275,4 +288,38 @@ func signalPIDFile(signal, pidFile string) error {
 		return fmt.Errorf("signal %v to pid %d: %w", sig, pid, err)
 	}
 	return nil
+}
+
+// mappedWatch is a mapped file with a hook. Its content is rendered again
+// whenever a secret it uses changes, and compared by SHA-256 with the last
+// rendering, so the hook runs only when the bytes changed.
+type mappedWatch struct {
+	path   string // absolute
+	ids    []string
+	render func(ctx context.Context) (sfs.Value, error)
+	hook   *ChangeHook
+
+	mu    sync.Mutex
+	sum   [sha256.Size]byte // guarded by mu
+	known bool              // sum is set; guarded by mu
+}
+
+// changed renders the file and reports whether its content differs from
+// the last rendering (or there was none). A failed rendering changes
+// nothing: readers get an error, and the hook runs once it works again with
+// other bytes.
+func (w *mappedWatch) changed(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := w.render(ctx)
+	if err != nil {
+		return false
+	}
+	sum := sha256.Sum256(v.Data)
+	clear(v.Data)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	changed := !w.known || sum != w.sum
+	w.sum, w.known = sum, true
+	return changed
 }

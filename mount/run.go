@@ -147,7 +147,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 	}
 	log.Info("serving", "mountpoint", dir, "secrets", n, "mode", mode, "explicit", cfg.ExplicitMode())
 	notifyServing(log, fmt.Sprintf("serving %d secrets at %s", n, dir))
-	feat.serving()
+	feat.serving(fsOpts.Files)
 	if cfg.onServing != nil {
 		cfg.onServing()
 	}

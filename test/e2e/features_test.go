@@ -497,3 +497,50 @@ func TestNoSecretValueInLogsOrAuditLines(t *testing.T) {
 		}
 	}
 }
+
+// TestOnChangeOfMappedFiles: a mapped file's own on_change and the
+// top-level one run once per change of the file's bytes; a file whose
+// bytes a rotation leaves alone does not fire.
+func TestOnChangeOfMappedFiles(t *testing.T) {
+	w := newWorld(t)
+	w.createString("mhook/db", `{"user":"app","password":"pw1"}`)
+	dir := t.TempDir()
+	own, top := filepath.Join(dir, "own.log"), filepath.Join(dir, "top.log")
+	cfg := filepath.Join(dir, "m.yaml")
+	yaml := `on_change:
+  command: ["/bin/sh", "-c", "echo \"$SECRETSFS_PATH\" >> ` + top + `"]
+  debounce: 200ms
+files:
+  - path: conf/password
+    secret: mhook/db
+    key: password
+    on_change:
+      command: 'echo "$SECRETSFS_PATH" >> ` + own + `'
+      debounce: 200ms
+  - path: conf/user
+    secret: mhook/db
+    key: user
+`
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := w.startDaemon("--config", cfg, "--refresh-interval", "1s")
+	password, user := d.path("conf/password"), d.path("conf/user")
+	if got := mustRead(t, password); got != "pw1" {
+		t.Fatalf("read = %q", got)
+	}
+	for i, pw := range []string{"pw2", "pw3"} {
+		w.put("mhook/db", `{"user":"app","password":"`+pw+`"}`)
+		eventually(t, 15*time.Second, fmt.Sprintf("the file's own on_change, rotation %d", i+1), func() bool {
+			return countLines(t, own, password) == i+1
+		})
+	}
+	stays(t, time.Second, "two runs of the file's own hook and none of the top-level one", func() bool {
+		return countLines(t, own, password) == 2 && countLines(t, top, password) == 0 && countLines(t, top, user) == 0
+	})
+	w.put("mhook/db", `{"user":"app2","password":"pw3"}`)
+	eventually(t, 15*time.Second, "the top-level on_change for the user file", func() bool {
+		return countLines(t, top, user) == 1
+	})
+	stays(t, time.Second, "no run for the unchanged password", func() bool { return countLines(t, own, password) == 2 })
+}
