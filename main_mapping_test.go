@@ -70,9 +70,9 @@ func TestMappingFileFromTheEnvironment(t *testing.T) {
 func TestMappingFileProblemsAreUsageErrors(t *testing.T) {
 	for text, want := range map[string]string{
 		"files:\n  - path: ../x\n    secret: a\n": `secretsfs.yaml:2: files[0].path: "../x" leaves the mount`,
-		"config: other.yaml\n":                   `secretsfs.yaml:1: config: unknown setting`,
-		"refresh_interval: [1s, 2s]\n":           `secretsfs.yaml:1: refresh_interval: takes one value, got 2`,
-		"max_cache_size: many\n":                 `secretsfs.yaml:1: max_cache_size: "many" is not a valid value`,
+		"config: other.yaml\n":                    `secretsfs.yaml:1: config: unknown setting`,
+		"refresh_interval: [1s, 2s]\n":            `secretsfs.yaml:1: refresh_interval: takes one value, got 2`,
+		"max_cache_size: many\n":                  `secretsfs.yaml:1: max_cache_size: "many" is not a valid value`,
 	} {
 		var s mountStub
 		code, _, errOut := runArgs(t, s.actions(), "mount", "--config", writeMapping(t, text), "/mnt/s")
