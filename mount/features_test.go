@@ -1,0 +1,232 @@
+package mount
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/smithy-go"
+
+	"github.com/secretsfs/secretsfs/cache"
+	"github.com/secretsfs/secretsfs/cache/cachetest"
+	sfs "github.com/secretsfs/secretsfs/fs"
+)
+
+func TestFeaturesValidateNamesTheFlag(t *testing.T) {
+	cases := []struct {
+		f           Features
+		kernelCache bool
+		want        string // "" for valid
+	}{
+		{Features{}, false, ""},
+		{Features{MetricsListen: "127.0.0.1:9464", AuditLog: "-", MaxStale: time.Hour}, false, ""},
+		{Features{MetricsListen: "[::1]:0"}, false, ""},
+		{Features{MetricsListen: "localhost:9464"}, false, ""},
+		{Features{MetricsListen: "0.0.0.0:9464", MetricsAllowRemote: true}, false, ""},
+		{Features{MetricsListen: "0.0.0.0:9464"}, false, "--metrics-allow-remote"},
+		{Features{MetricsListen: "nonsense"}, false, "--metrics-listen"},
+		{Features{AuditLog: "/tmp/a"}, true, "--audit-log: needs the per-open serving mode"},
+		{Features{MaxStale: -time.Second}, false, "--max-stale"},
+		{Features{OnChange: &ChangeHook{Signal: "HUP"}}, false, "--on-change-pidfile"},
+		{Features{OnChange: &ChangeHook{Signal: "NOPE", PIDFile: "/p"}}, false, "not a signal"},
+		{Features{OnChange: &ChangeHook{Command: []string{"x"}, Signal: "HUP", PIDFile: "/p"}}, false, "not both"},
+		{Features{OnChange: &ChangeHook{Command: []string{"true"}}}, false, ""},
+	}
+	for _, c := range cases {
+		errs := c.f.validate(c.kernelCache)
+		got := errors.Join(errs...)
+		switch {
+		case c.want == "" && got != nil:
+			t.Errorf("%+v: %v, want valid", c.f, got)
+		case c.want != "" && (got == nil || !strings.Contains(got.Error(), c.want)):
+			t.Errorf("%+v: %v, want an error containing %q", c.f, got, c.want)
+		}
+	}
+}
+
+func TestParseSignal(t *testing.T) {
+	for in, want := range map[string]syscall.Signal{"HUP": syscall.SIGHUP, "sigusr1": syscall.SIGUSR1, "SIGTERM": syscall.SIGTERM, "10": syscall.Signal(10)} {
+		if got, err := ParseSignal(in); err != nil || got != want {
+			t.Errorf("ParseSignal(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "FOO", "0", "99"} {
+		if _, err := ParseSignal(in); err == nil {
+			t.Errorf("ParseSignal(%q) accepted", in)
+		}
+	}
+}
+
+func TestHookEnvDropsCredentialsAndNamesTheChange(t *testing.T) {
+	env := hookEnv([]string{"PATH=/bin", "AWS_SECRET_ACCESS_KEY=k", "AWS_ACCESS_KEY_ID=i", "AWS_SESSION_TOKEN=t", "AWS_REGION=r", "SECRETSFS_LOG_LEVEL=debug"},
+		"/mnt/a/password", cache.Change{SecretID: "a", Stage: "AWSCURRENT", NewVersionID: "v2"})
+	want := []string{"PATH=/bin", "AWS_REGION=r", "SECRETSFS_PATH=/mnt/a/password", "SECRETSFS_SECRET_ID=a", "SECRETSFS_STAGE=AWSCURRENT", "SECRETSFS_VERSION_ID=v2"}
+	if !slices.Equal(env, want) {
+		t.Fatalf("env = %q, want %q", env, want)
+	}
+}
+
+func TestProcessOfMapsAThreadToItsProcess(t *testing.T) {
+	proc := t.TempDir()
+	os.MkdirAll(filepath.Join(proc, "101"), 0o755)
+	os.MkdirAll(filepath.Join(proc, "100"), 0o755)
+	os.WriteFile(filepath.Join(proc, "101", "status"), []byte("Name:\tapp\nUmask:\t0022\nState:\tS\nTgid:\t100\nPid:\t101\n"), 0o644)
+	os.Symlink("/usr/bin/app", filepath.Join(proc, "100", "exe"))
+	if pid, exe := processOf(proc, 101); pid != 100 || exe != "/usr/bin/app" {
+		t.Fatalf("processOf(101) = %d %q, want 100 /usr/bin/app", pid, exe)
+	}
+	if pid, exe := processOf(proc, 0); pid != 0 || exe != "" {
+		t.Fatalf("processOf(0) = %d %q", pid, exe)
+	}
+	if pid, _ := processOf(proc, 999); pid != 0 {
+		t.Fatalf("processOf of a gone thread = %d", pid)
+	}
+	// This very thread, through the real /proc.
+	if pid, exe := processOf("/proc", uint32(syscall.Gettid())); pid != os.Getpid() || exe == "" {
+		t.Fatalf("processOf(self) = %d %q, want %d", pid, exe, os.Getpid())
+	}
+}
+
+func TestApplyHygiene(t *testing.T) {
+	cases := []struct {
+		name       string
+		h          hygieneCalls
+		noMlock    bool
+		wantLocked bool
+		wantLog    string
+	}{
+		{"locks", hygieneCalls{}, false, true, ""},
+		{"--no-mlock", hygieneCalls{}, true, false, "--no-mlock"},
+		{"race detector", hygieneCalls{raceDetector: true}, false, false, "race detector"},
+		{"not permitted", hygieneCalls{mlockall: func() error { return syscall.EPERM }}, false, true, "CAP_IPC_LOCK"},
+	}
+	for _, c := range cases {
+		var locked, undumpable bool
+		h := c.h
+		if h.mlockall == nil {
+			h.mlockall = func() error { return nil }
+		}
+		lock := h.mlockall
+		h.mlockall = func() error { locked = true; return lock() }
+		h.disableDumping = func() error { undumpable = true; return nil }
+		var buf bytes.Buffer
+		applyHygiene(h, c.noMlock, slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+		if locked != c.wantLocked || !undumpable || !strings.Contains(buf.String(), c.wantLog) {
+			t.Errorf("%s: locked %v (want %v), undumpable %v, log %q (want %q)", c.name, locked, c.wantLocked, undumpable, buf.String(), c.wantLog)
+		}
+	}
+}
+
+// fakeClockCache builds a cache over a fake client and clock.
+func fakeClockCache(t *testing.T) (*cache.Cache, *cachetest.Client, *cachetest.Clock) {
+	t.Helper()
+	client := cachetest.NewClient()
+	clock := cachetest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	cfg := cache.DefaultConfig()
+	cfg.RefreshAhead = 0
+	cfg.Clock = clock
+	cfg.SecretRefreshInterval = time.Minute
+	cfg.ExceptionRetryDelayMax = time.Second
+	c, err := cache.New(client, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, client, clock
+}
+
+func TestMaxStaleAndHealth(t *testing.T) {
+	c, client, clock := fakeClockCache(t)
+	client.PutString("db", "v1")
+	st := store{c: c, maxStale: 10 * time.Minute, now: clock.Now}
+	h := &health{c: c, maxStale: 10 * time.Minute, now: clock.Now}
+	h.mounted.Store(true)
+	ctx := context.Background()
+	if v, err := st.Value(ctx, "db", ""); err != nil || string(v.Data) != "v1" {
+		t.Fatalf("read = %q, %v", v.Data, err)
+	}
+	st.Value(ctx, "missing", "")
+	if r := h.check(); !r.Healthy || r.Secrets != 2 {
+		t.Fatalf("health = %+v, want healthy with 2 secrets checked (a missing one counts as fine)", r)
+	}
+	client.FailAlways(cache.OpDescribeSecret, &smithy.GenericAPIError{Code: "ThrottlingException"})
+	clock.Advance(5 * time.Minute)
+	if v, err := st.Value(ctx, "db", ""); err != nil || !v.Stale {
+		t.Fatalf("5 minutes stale: %v stale=%v, want the value", err, v.Stale)
+	}
+	if r := h.check(); !r.Healthy {
+		t.Fatalf("health while stale within --max-stale = %+v", r)
+	}
+	clock.Advance(6 * time.Minute)
+	if _, err := st.Value(ctx, "db", ""); !errors.Is(err, cache.ErrUnavailable) {
+		t.Fatalf("11 minutes stale: %v, want ErrUnavailable (EIO)", err)
+	}
+	if r := h.check(); r.Healthy || len(r.Unservable) != 1 || r.Unservable[0].SecretID != "db" {
+		t.Fatalf("health beyond --max-stale = %+v", r)
+	}
+	client.FailAlways(cache.OpDescribeSecret, nil)
+	clock.Advance(2 * time.Second)
+	if v, err := st.Value(ctx, "db", ""); err != nil || v.Stale {
+		t.Fatalf("after recovery: %v stale=%v", err, v.Stale)
+	}
+	if r := h.check(); !r.Healthy {
+		t.Fatalf("health after recovery = %+v", r)
+	}
+	h.mounted.Store(false)
+	if h.check().Healthy {
+		t.Fatal("healthy while not mounted")
+	}
+}
+
+func TestChangedFilesComparesBytes(t *testing.T) {
+	c, client, clock := fakeClockCache(t)
+	v1 := client.PutString("db", `{"user":"app","password":"p1","gone":"x"}`)
+	r := &changeRunner{c: c, defaultStage: "AWSCURRENT", ctx: context.Background(), log: slog.New(slog.DiscardHandler)}
+	if _, err := c.GetValue(context.Background(), "db", ""); err != nil {
+		t.Fatal(err)
+	}
+	v2 := client.PutString("db", `{"user":"app","password":"p2","new":1}`)
+	clock.Advance(time.Hour)
+	if _, err := c.GetValue(context.Background(), "db", ""); err != nil {
+		t.Fatal(err)
+	}
+	got := r.changedFiles(cache.Change{SecretID: "db", Stage: "AWSCURRENT", OldVersionID: v1, NewVersionID: v2})
+	slices.Sort(got)
+	if want := []string{"AWSCURRENT", "gone", "new", "password"}; !slices.Equal(got, want) {
+		t.Fatalf("changed files = %v, want %v", got, want)
+	}
+	// Another stage: only its own file.
+	if got := r.changedFiles(cache.Change{SecretID: "db", Stage: "AWSPREVIOUS", NewVersionID: v1}); !slices.Equal(got, []string{"AWSPREVIOUS"}) {
+		t.Fatalf("AWSPREVIOUS appearing: %v", got)
+	}
+	// A new version with the same bytes changes nothing.
+	v3 := client.PutString("db", `{"user":"app","password":"p2","new":1}`)
+	clock.Advance(time.Hour)
+	c.GetValue(context.Background(), "db", "")
+	if got := r.changedFiles(cache.Change{SecretID: "db", Stage: "AWSCURRENT", OldVersionID: v2, NewVersionID: v3}); len(got) != 0 {
+		t.Fatalf("same bytes, new version: %v changed", got)
+	}
+}
+
+func TestMappedWatchFiresOnlyWhenTheBytesChange(t *testing.T) {
+	content := "a"
+	w := &mappedWatch{render: func(context.Context) (sfs.Value, error) { return sfs.Value{Data: []byte(content)}, nil }}
+	ctx := context.Background()
+	for i, step := range []struct {
+		set  string
+		want bool
+	}{{"a", true}, {"a", false}, {"b", true}, {"b", false}} {
+		content = step.set
+		if got := w.changed(ctx); got != step.want {
+			t.Errorf("step %d (%q): changed = %v, want %v", i, step.set, got, step.want)
+		}
+	}
+}
