@@ -23,6 +23,14 @@
 // shown, each at its name's path (an ARN is resolved with DescribeSecret),
 // and ListSecrets is never called, so that permission is not needed.
 //
+// Beyond serving files (features.go, featurerun.go): on_change hooks run a
+// command (without a shell for a list, /bin/sh -c for a string) or signal a
+// pid file's process, debounced per file, only for files whose bytes changed
+// (onchange.go); --max-stale turns a value stale for too long into EIO
+// (store.go); Prometheus metrics in a registry of their own and /healthz
+// (metrics.go); a JSON audit line per open naming the reading process
+// (audit.go); mlockall and no core dumps (hygiene.go).
+//
 // Demo runs the same daemon against the in-process Secrets Manager emulator
 // of package test/emulator, with sample secrets and a periodic rotation.
 //
