@@ -101,7 +101,7 @@ func (c *Cache) GetSecretString(ctx context.Context, secretID string) (string, e
 // gives an error matching ErrNotFound.
 func (c *Cache) GetSecretStringWithStage(ctx context.Context, secretID, stage string) (string, error) {
 	var s string
-	err := c.lookup(ctx, secretID, stage, func(v *secretsmanager.GetSecretValueOutput, _ *secretEntry, _ *versionEntry, _ bool) error {
+	err := c.lookup(ctx, secretID, target{stage: stage}, func(v *secretsmanager.GetSecretValueOutput, _ *secretEntry, _ *versionEntry, _ bool) error {
 		if v.SecretString == nil {
 			return fmt.Errorf("secret %q stage %q has no string value: %w", secretID, c.stageOrDefault(stage), ErrNotFound)
 		}
@@ -121,7 +121,7 @@ func (c *Cache) GetSecretBinary(ctx context.Context, secretID string) ([]byte, e
 // secret gives an error matching ErrNotFound.
 func (c *Cache) GetSecretBinaryWithStage(ctx context.Context, secretID, stage string) ([]byte, error) {
 	var b []byte
-	err := c.lookup(ctx, secretID, stage, func(v *secretsmanager.GetSecretValueOutput, _ *secretEntry, _ *versionEntry, _ bool) error {
+	err := c.lookup(ctx, secretID, target{stage: stage}, func(v *secretsmanager.GetSecretValueOutput, _ *secretEntry, _ *versionEntry, _ bool) error {
 		if v.SecretBinary == nil {
 			return fmt.Errorf("secret %q stage %q has no binary value: %w", secretID, c.stageOrDefault(stage), ErrNotFound)
 		}
@@ -158,10 +158,19 @@ type Value struct {
 // with the metadata a filesystem shows. An empty stage means
 // Config.DefaultVersionStage.
 func (c *Cache) GetValue(ctx context.Context, secretID, stage string) (Value, error) {
+	return c.value(ctx, secretID, target{stage: stage})
+}
+
+// value reads a Value of what want names.
+func (c *Cache) value(ctx context.Context, secretID string, want target) (Value, error) {
+	stage := ""
+	if want.versionID == "" {
+		stage = c.stageOrDefault(want.stage)
+	}
 	var val Value
-	err := c.lookup(ctx, secretID, stage, func(v *secretsmanager.GetSecretValueOutput, e *secretEntry, ve *versionEntry, stale bool) error {
+	err := c.lookup(ctx, secretID, want, func(v *secretsmanager.GetSecretValueOutput, e *secretEntry, ve *versionEntry, stale bool) error {
 		var err error
-		val, err = c.valueOf(secretID, c.stageOrDefault(stage), v, e, ve, stale)
+		val, err = c.valueOf(secretID, stage, v, e, ve, stale)
 		return err
 	})
 	return val, err
@@ -228,10 +237,20 @@ func (c *Cache) entry(id string) *secretEntry {
 // entry is locked; it must not keep v.
 type extractFunc func(v *secretsmanager.GetSecretValueOutput, e *secretEntry, ve *versionEntry, stale bool) error
 
-// lookup resolves a stage of a secret to a cached version value, refreshing
-// and fetching as needed, and hands the value to extract.
-func (c *Cache) lookup(ctx context.Context, id, stage string, extract extractFunc) error {
-	stage = c.stageOrDefault(stage)
+// target names what a read wants: a stage (empty: the default stage), or
+// one version by id.
+type target struct {
+	stage     string
+	versionID string
+}
+
+// lookup resolves a stage of a secret (or a version id) to a cached version
+// value, refreshing and fetching as needed, and hands the value to extract.
+func (c *Cache) lookup(ctx context.Context, id string, want target, extract extractFunc) error {
+	stage := ""
+	if want.versionID == "" {
+		stage = c.stageOrDefault(want.stage)
+	}
 	e := c.entry(id)
 	waited := false
 
@@ -250,10 +269,15 @@ func (c *Cache) lookup(ctx context.Context, id, stage string, extract extractFun
 		e.used = true
 		c.nudge() // the scheduler may now have this entry to look after
 	}
-	if _, ok := e.tracked[stage]; !ok {
-		e.tracked[stage] = struct{}{}
+	vid, err := want.versionID, error(nil)
+	if vid == "" {
+		if _, ok := e.tracked[stage]; !ok {
+			e.tracked[stage] = struct{}{}
+		}
+		vid, err = c.resolveLocked(e, stage)
+	} else {
+		_, err = c.resolveMetaLocked(e)
 	}
-	vid, err := c.resolveLocked(e, stage)
 	if err != nil {
 		e.mu.Unlock()
 		c.count(waited)
@@ -275,7 +299,7 @@ func (c *Cache) lookup(ctx context.Context, id, stage string, extract extractFun
 	if !ok || !ve.hasValue {
 		// The stage's version has no value. Serve the last good value of the
 		// stage, marked stale, rather than fail (the reference would fail).
-		if last, ok := e.served[stage]; ok && last != vid {
+		if last, ok := e.served[stage]; ok && stage != "" && last != vid {
 			if lv, ok := e.versions.get(last); ok && lv.hasValue {
 				c.log.Warn("serving the previous version of a stage: its current version cannot be fetched",
 					"secret", id, "stage", stage, "served_version", last, "current_version", vid)
@@ -287,7 +311,9 @@ func (c *Cache) lookup(ctx context.Context, id, stage string, extract extractFun
 		}
 		return fmt.Errorf("secret %q version %q: no value: %w", id, vid, ErrUnavailable)
 	}
-	e.served[stage] = vid
+	if stage != "" {
+		e.served[stage] = vid
+	}
 	return c.extractLocked(ve, e, stale, extract)
 }
 

@@ -1,11 +1,6 @@
 package cache
 
-import (
-	"context"
-	"fmt"
-
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-)
+import "context"
 
 // GetValueByVersion returns a snapshot of one version of the secret, named by
 // its version id rather than by a stage. Versions are immutable, so the value
@@ -19,52 +14,5 @@ func (c *Cache) GetValueByVersion(ctx context.Context, secretID, versionID strin
 	if versionID == "" {
 		return c.GetValue(ctx, secretID, "")
 	}
-	e := c.entry(secretID)
-	waited := false
-
-	now := c.clock.Now()
-	e.mu.Lock()
-	if e.needsRefresh(now) {
-		e.mu.Unlock()
-		waited = true
-		if err := c.waitFlight(ctx, c.secretFlight(e, (*secretEntry).needsRefresh)); err != nil && ctx.Err() != nil {
-			return Value{}, fmt.Errorf("read %q: %w", secretID, ctx.Err())
-		}
-		e.mu.Lock()
-		now = c.clock.Now()
-	}
-	if !e.used {
-		e.used = true
-		c.nudge()
-	}
-	if _, err := c.resolveMetaLocked(e); err != nil {
-		e.mu.Unlock()
-		c.count(waited)
-		return Value{}, err
-	}
-	ve, ok := e.versions.get(versionID)
-	if !ok || ve.needsFetch(now) {
-		e.mu.Unlock()
-		waited = true
-		if err := c.waitFlight(ctx, c.versionFlight(e, versionID)); err != nil && ctx.Err() != nil {
-			return Value{}, fmt.Errorf("read %q: %w", secretID, ctx.Err())
-		}
-		e.mu.Lock()
-		ve, ok = e.versions.get(versionID)
-	}
-	defer e.mu.Unlock()
-	c.count(waited)
-	if !ok || !ve.hasValue {
-		if ok && ve.err != nil {
-			return Value{}, ve.err
-		}
-		return Value{}, fmt.Errorf("secret %q version %q: no value: %w", secretID, versionID, ErrUnavailable)
-	}
-	var val Value
-	err := c.extractLocked(ve, e, e.err != nil, func(v *secretsmanager.GetSecretValueOutput, e *secretEntry, ve *versionEntry, stale bool) error {
-		var err error
-		val, err = c.valueOf(secretID, "", v, e, ve, stale)
-		return err
-	})
-	return val, err
+	return c.value(ctx, secretID, target{versionID: versionID})
 }
