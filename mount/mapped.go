@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/secretsfs/secretsfs/cache"
 	sfs "github.com/secretsfs/secretsfs/fs"
 	"github.com/secretsfs/secretsfs/mount/mapping"
 )
@@ -71,20 +70,5 @@ func (s store) ref(ctx context.Context, ref mapping.Ref) (sfs.Value, error) {
 		return s.Value(ctx, ref.SecretID, ref.Stage)
 	}
 	v, err := s.c.GetValueByVersion(ctx, ref.SecretID, ref.VersionID)
-	if err != nil {
-		return sfs.Value{}, err
-	}
-	if v.Stale && s.maxStale > 0 && s.now().Sub(v.RefreshedAt) > s.maxStale {
-		clear(v.Data)
-		return sfs.Value{}, fmt.Errorf("secret %q has been stale for longer than --max-stale %v: %w", ref.SecretID, s.maxStale, cache.ErrUnavailable)
-	}
-	return sfs.Value{
-		ARN:         v.ARN,
-		VersionID:   v.VersionID,
-		Stages:      append([]string(nil), v.Stages...),
-		CreatedDate: v.CreatedDate,
-		FetchedAt:   v.FetchedAt,
-		Stale:       v.Stale,
-		Data:        v.Data,
-	}, nil
+	return s.served(ref.SecretID, v, err)
 }

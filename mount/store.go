@@ -27,6 +27,12 @@ var _ sfs.Store = store{}
 // Value returns a snapshot of a stage of a secret.
 func (s store) Value(ctx context.Context, secretID, stage string) (sfs.Value, error) {
 	v, err := s.c.GetValue(ctx, secretID, stage)
+	return s.served(secretID, v, err)
+}
+
+// served turns what the cache read into what the filesystem serves, or into
+// EIO once the value has been stale for longer than maxStale.
+func (s store) served(secretID string, v cache.Value, err error) (sfs.Value, error) {
 	if err != nil {
 		return sfs.Value{}, err
 	}
