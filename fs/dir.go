@@ -155,17 +155,15 @@ func (d *dirNode) newDir(ctx context.Context, name string, out *fuse.EntryOut) *
 }
 
 func (d *dirNode) newFile(ctx context.Context, secretID string, kind entryKind, name string, out *fuse.EntryOut) *gofs.Inode {
-	f := &fileNode{r: d.r, secretID: secretID, dir: d.path, name: name, kind: kind}
+	f := &fileNode{r: d.r, src: &layoutFile{r: d.r, secretID: secretID, dir: d.path, name: name, kind: kind}}
 	ch := d.NewInode(ctx, f, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: d.r.ino(fileKey(kind, d.path, name))})
 	if node, ok := ch.Operations().(*fileNode); ok {
 		if node == f {
 			d.r.registerFile(f)
 		}
-		if v, err := node.value(ctx); err == nil {
-			d.r.fileAttr(&out.Attr, len(v.Data), v.CreatedDate)
-		} else {
-			d.r.fileAttr(&out.Attr, 0, v.CreatedDate)
-		}
+		v, _ := node.src.content(ctx) // a failure shows at open, with its errno
+		node.attr(&out.Attr, len(v.Data), v.CreatedDate)
+		clear(v.Data)
 	}
 	d.r.timeouts(out)
 	return ch

@@ -2,7 +2,9 @@ package fs
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -11,18 +13,33 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
-// fileNode is a secret's file: a stage's whole value, or one top-level key
-// of the JSON value of the default stage.
+// source is where a file's content comes from: a stage or a JSON key of a
+// secret in the default layout (layoutFile), or the rendering of a mapped
+// file (mappedSource).
+type source interface {
+	// content returns the file's current content; the caller owns Data.
+	content(ctx context.Context) (Value, error)
+	// secretIDs are the secrets the content depends on.
+	secretIDs() []string
+	// path is the file's path in the mount.
+	path() string
+	// adjust changes the mount's default attributes where the file has its
+	// own mode or owner.
+	adjust(out *fuse.Attr)
+	// describe adds to an audit event what the file shows (stage, key).
+	describe(ev *OpenEvent)
+}
+
+// fileNode is a file of secret content. Every open takes a snapshot that all
+// reads through the handle see.
 type fileNode struct {
 	gofs.Inode
-	r        *root
-	secretID string
-	dir      string // the secret's directory path
-	name     string // the stage or the key
-	kind     entryKind
+	r   *root
+	src source
 
-	mu          sync.Mutex
-	keptVersion string // version whose pages the kernel may hold; guarded by mu
+	mu   sync.Mutex
+	kept [sha256.Size]byte // content whose pages the kernel may hold; guarded by mu
+	seen bool              // kept is set; guarded by mu
 }
 
 var (
@@ -32,43 +49,31 @@ var (
 	_ = (gofs.NodeFlusher)((*fileNode)(nil))
 	_ = (gofs.NodeGetxattrer)((*fileNode)(nil))
 	_ = (gofs.NodeListxattrer)((*fileNode)(nil))
+	_ = (gofs.NodeSetxattrer)((*fileNode)(nil))
 )
 
-// value reads the file's current content from the store.
-func (f *fileNode) value(ctx context.Context) (Value, error) {
-	if f.kind == kindStage {
-		return f.r.opts.Store.Value(ctx, f.secretID, f.name)
-	}
-	v, err := f.r.opts.Store.Value(ctx, f.secretID, f.r.opts.DefaultStage)
-	if err != nil {
-		return v, err
-	}
-	keys, ok := jsonKeys(v.Data)
-	clear(v.Data)
-	data, found := keys[f.name]
-	if !ok || !found {
-		return Value{}, fmt.Errorf("secret %q has no JSON key %q: %w", f.secretID, f.name, syscall.ENOENT)
-	}
-	v.Data = data
-	return v, nil
+// attr fills the file's attributes.
+func (f *fileNode) attr(out *fuse.Attr, size int, mtime time.Time) {
+	f.r.fileAttr(out, size, mtime)
+	f.src.adjust(out)
 }
 
 func (f *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	if h, ok := fh.(*handle); ok {
 		return h.Getattr(ctx, out)
 	}
-	v, err := f.value(ctx)
+	v, err := f.src.content(ctx)
 	if err != nil {
 		return f.r.toErrno(ctx, err)
 	}
-	f.r.fileAttr(&out.Attr, len(v.Data), v.CreatedDate)
+	f.attr(&out.Attr, len(v.Data), v.CreatedDate)
 	clear(v.Data)
 	out.SetTimeout(f.r.attrTimeout())
 	return 0
 }
 
-// Open takes a snapshot of the value for the handle. In kernel-cache mode it
-// declines, which makes the kernel stop sending OPEN for the whole mount.
+// Open takes a snapshot of the content for the handle. In kernel-cache mode
+// it declines, which makes the kernel stop sending OPEN for the whole mount.
 func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
 		return nil, 0, syscall.EROFS
@@ -76,36 +81,52 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if f.r.opts.KernelCache {
 		return nil, 0, syscall.ENOSYS
 	}
-	v, err := f.value(ctx)
+	v, err := f.src.content(ctx)
 	if err != nil {
 		errno := f.r.toErrno(ctx, err)
-		f.auditOpen(ctx, Value{}, errno)
+		f.audit(ctx, Value{}, errno)
 		return nil, 0, errno
 	}
-	f.auditOpen(ctx, v, 0)
+	f.audit(ctx, v, 0)
+	sum := sha256.Sum256(v.Data)
 	f.mu.Lock()
-	changed := f.keptVersion != v.VersionID
-	f.keptVersion = v.VersionID
+	changed := !f.seen || f.kept != sum
+	f.kept, f.seen = sum, true
 	f.mu.Unlock()
 	open := uint32(fuse.FOPEN_NOFLUSH)
 	if changed {
-		// The kernel may hold pages and a size of another version: read
-		// this snapshot directly, and have the invalidation goroutine drop
-		// the kernel's caches before the open completes, so that a stat
-		// after this open shows the new size. (A notification sent while
-		// OPEN is outstanding is safe; one sent during a READ of the same
-		// file is not, which is why it is never sent from a handler.)
+		// The kernel may hold pages and a size of other content: read this
+		// snapshot directly, and have the invalidation goroutine drop the
+		// kernel's caches before the open completes, so that a stat after
+		// this open shows the new size. (A notification sent while OPEN is
+		// outstanding is safe; one sent during a READ of the same file is
+		// not, which is why it is never sent from a handler.)
 		open |= fuse.FOPEN_DIRECT_IO
-		select {
-		case <-f.r.inval.node(f):
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-			f.r.log.Warn("dropping the kernel's cache of a file is slow", "secret", f.secretID, "file", f.name)
-		}
+		f.dropCache(ctx)
 	} else {
 		open |= fuse.FOPEN_KEEP_CACHE
 	}
-	return &handle{r: f.r, v: v}, open, 0
+	return &handle{n: f, v: v}, open, 0
+}
+
+// dropCache has the invalidation goroutine drop the kernel's caches of the
+// file and waits for it, at most a second.
+func (f *fileNode) dropCache(ctx context.Context) {
+	select {
+	case <-f.r.inval.node(f):
+	case <-ctx.Done():
+	case <-time.After(time.Second):
+		f.r.log.Warn("dropping the kernel's cache of a file is slow", "file", f.src.path())
+	}
+}
+
+// audit reports an open, with the version served or the errno the caller
+// got.
+func (f *fileNode) audit(ctx context.Context, v Value, errno syscall.Errno) {
+	ev := OpenEvent{Path: f.src.path(), SecretID: strings.Join(f.src.secretIDs(), ","),
+		VersionID: v.VersionID, Stale: v.Stale, Errno: errno}
+	f.src.describe(&ev)
+	f.r.audit(ctx, ev)
 }
 
 // Read serves reads in kernel-cache mode, where there is no handle.
@@ -113,7 +134,7 @@ func (f *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, of
 	if h, ok := fh.(*handle); ok {
 		return h.Read(ctx, dest, off)
 	}
-	v, err := f.value(ctx)
+	v, err := f.src.content(ctx)
 	if err != nil {
 		return nil, f.r.toErrno(ctx, err)
 	}
@@ -140,7 +161,7 @@ func slice(data, dest []byte, off int64) []byte {
 
 // handle is one open of a file: a snapshot that every read through it sees.
 type handle struct {
-	r  *root
+	n  *fileNode
 	mu sync.Mutex
 	v  Value // guarded by mu; Data zeroed on release
 }
@@ -160,8 +181,8 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 func (h *handle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.r.fileAttr(&out.Attr, len(h.v.Data), h.v.CreatedDate)
-	out.SetTimeout(h.r.attrTimeout())
+	h.n.attr(&out.Attr, len(h.v.Data), h.v.CreatedDate)
+	out.SetTimeout(h.n.r.attrTimeout())
 	return 0
 }
 
@@ -173,4 +194,44 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	h.v.Data = nil
 	h.mu.Unlock()
 	return 0
+}
+
+// layoutFile is a file of the default layout: a stage's whole value, or one
+// top-level key of the JSON value of the default stage.
+type layoutFile struct {
+	r        *root
+	secretID string
+	dir      string // the secret's directory path
+	name     string // the stage or the key
+	kind     entryKind
+}
+
+func (l *layoutFile) content(ctx context.Context) (Value, error) {
+	if l.kind == kindStage {
+		return l.r.opts.Store.Value(ctx, l.secretID, l.name)
+	}
+	v, err := l.r.opts.Store.Value(ctx, l.secretID, l.r.opts.DefaultStage)
+	if err != nil {
+		return v, err
+	}
+	keys, ok := jsonKeys(v.Data)
+	clear(v.Data)
+	data, found := keys[l.name]
+	if !ok || !found {
+		return Value{}, fmt.Errorf("secret %q has no JSON key %q: %w", l.secretID, l.name, syscall.ENOENT)
+	}
+	v.Data = data
+	return v, nil
+}
+
+func (l *layoutFile) secretIDs() []string { return []string{l.secretID} }
+func (l *layoutFile) path() string        { return join(l.dir, l.name) }
+func (l *layoutFile) adjust(*fuse.Attr)   {}
+
+func (l *layoutFile) describe(ev *OpenEvent) {
+	if l.kind == kindStage {
+		ev.Stage = l.name
+	} else {
+		ev.Stage, ev.Key = l.r.opts.DefaultStage, l.name
+	}
 }

@@ -2,14 +2,10 @@ package fs
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"os"
 	"sort"
-	"strings"
-	"sync"
 	"syscall"
-	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -75,165 +71,34 @@ func newMappedTree(files []MappedFile) (*mappedTree, error) {
 	return t, nil
 }
 
-// mappedNode is a mapped file.
-type mappedNode struct {
-	gofs.Inode
+// mappedSource is the content of a mapped file: its rendering.
+type mappedSource struct {
 	r *root
 	f *MappedFile
-
-	mu   sync.Mutex
-	kept [sha256.Size]byte // content whose pages the kernel may hold; guarded by mu
 }
 
-var (
-	_ = (gofs.NodeOpener)((*mappedNode)(nil))
-	_ = (gofs.NodeReader)((*mappedNode)(nil))
-	_ = (gofs.NodeGetattrer)((*mappedNode)(nil))
-	_ = (gofs.NodeFlusher)((*mappedNode)(nil))
-	_ = (gofs.NodeGetxattrer)((*mappedNode)(nil))
-	_ = (gofs.NodeListxattrer)((*mappedNode)(nil))
-)
+// content renders the file; an error names the file's path and why, never
+// a value.
+func (m *mappedSource) content(ctx context.Context) (Value, error) {
+	v, err := m.f.Render(ctx)
+	if err != nil {
+		return Value{}, fmt.Errorf("mapped file %s: %w", m.f.Path, err)
+	}
+	return v, nil
+}
 
-func (m *mappedNode) attr(out *fuse.Attr, size int, mtime time.Time) {
-	m.r.fileAttr(out, size, mtime)
+func (m *mappedSource) secretIDs() []string { return m.f.SecretIDs }
+func (m *mappedSource) path() string        { return m.f.Path }
+func (m *mappedSource) describe(*OpenEvent) {}
+
+// adjust gives the file its own mode and owner.
+func (m *mappedSource) adjust(out *fuse.Attr) {
 	mode := m.f.Mode
 	if mode == 0 {
 		mode = m.r.opts.FileMode
 	}
 	out.Mode = syscall.S_IFREG | uint32(mode.Perm())
 	out.Owner = fuse.Owner{Uid: m.f.UID, Gid: m.f.GID}
-}
-
-// render computes the content; an error is logged once (by toErrno) with the
-// file's path and why, never a value.
-func (m *mappedNode) render(ctx context.Context) (Value, syscall.Errno) {
-	v, err := m.f.Render(ctx)
-	if err != nil {
-		return Value{}, m.r.toErrno(ctx, fmt.Errorf("mapped file %s: %w", m.f.Path, err))
-	}
-	return v, 0
-}
-
-func (m *mappedNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if h, ok := fh.(*mappedHandle); ok {
-		return h.Getattr(ctx, out)
-	}
-	v, errno := m.render(ctx)
-	if errno != 0 {
-		return errno
-	}
-	m.attr(&out.Attr, len(v.Data), v.CreatedDate)
-	clear(v.Data)
-	out.SetTimeout(m.r.attrTimeout())
-	return 0
-}
-
-// Open takes a snapshot of the content, as fileNode.Open does; the kernel
-// keeps its pages while the content is the same as at the last open.
-func (m *mappedNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
-		return nil, 0, syscall.EROFS
-	}
-	if m.r.opts.KernelCache {
-		return nil, 0, syscall.ENOSYS
-	}
-	v, errno := m.render(ctx)
-	m.auditOpen(ctx, v, errno)
-	if errno != 0 {
-		return nil, 0, errno
-	}
-	sum := sha256.Sum256(v.Data)
-	m.mu.Lock()
-	changed := m.kept != sum
-	m.kept = sum
-	m.mu.Unlock()
-	open := uint32(fuse.FOPEN_NOFLUSH)
-	if changed {
-		open |= fuse.FOPEN_DIRECT_IO
-		select {
-		case <-m.r.inval.mapped(m):
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-			m.r.log.Warn("dropping the kernel's cache of a file is slow", "file", m.f.Path)
-		}
-	} else {
-		open |= fuse.FOPEN_KEEP_CACHE
-	}
-	return &mappedHandle{handle: &handle{r: m.r, v: v}, n: m}, open, 0
-}
-
-// auditOpen reports an open to the auditor: the file's path and the first
-// secret it reads.
-func (m *mappedNode) auditOpen(ctx context.Context, v Value, errno syscall.Errno) {
-	ev := OpenEvent{Path: m.f.Path, VersionID: v.VersionID, Stale: v.Stale, Errno: errno}
-	if len(m.f.SecretIDs) > 0 {
-		ev.SecretID = strings.Join(m.f.SecretIDs, ",")
-	}
-	m.r.audit(ctx, ev)
-}
-
-// Read serves reads in kernel-cache mode, where there is no handle.
-func (m *mappedNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if h, ok := fh.(*mappedHandle); ok {
-		return h.Read(ctx, dest, off)
-	}
-	v, errno := m.render(ctx)
-	if errno != 0 {
-		return nil, errno
-	}
-	return fuse.ReadResultData(slice(v.Data, dest, off)), 0
-}
-
-func (m *mappedNode) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
-	if m.r.opts.KernelCache {
-		return syscall.ENOSYS
-	}
-	return 0
-}
-
-// Getxattr: the same attributes as a secret file; for a file made from
-// several secrets (a template), those of the first one it names, with stale
-// true when any value it read is stale.
-func (m *mappedNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	if !strings.HasPrefix(attr, "user.secretsfs.") {
-		return 0, syscall.ENODATA
-	}
-	if attr == xattrRefresh {
-		vid, errno := m.refresh(ctx)
-		if errno != 0 {
-			return 0, errno
-		}
-		return copyXattr(dest, vid)
-	}
-	v, errno := m.render(ctx)
-	if errno != 0 {
-		return 0, errno
-	}
-	clear(v.Data)
-	s, ok := xattr(v, attr)
-	if !ok {
-		return 0, syscall.ENODATA
-	}
-	return copyXattr(dest, s)
-}
-
-func (m *mappedNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	return copyXattr(dest, strings.Join(xattrNames, "\x00")+"\x00")
-}
-
-// mappedHandle is one open of a mapped file; fstat shows the file's own
-// mode and owner.
-type mappedHandle struct {
-	*handle
-	n *mappedNode
-}
-
-func (h *mappedHandle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.n.attr(&out.Attr, len(h.v.Data), h.v.CreatedDate)
-	out.SetTimeout(h.r.attrTimeout())
-	return 0
 }
 
 // lookupMapped answers a lookup of a mapped file or of a directory made for
@@ -251,17 +116,17 @@ func (d *dirNode) lookupMapped(ctx context.Context, name string, out *fuse.Entry
 		return d.newDir(ctx, name, out), 0, true
 	}
 	p := join(d.path, name)
-	m := &mappedNode{r: d.r, f: t.files[p]}
+	f := &fileNode{r: d.r, src: &mappedSource{r: d.r, f: t.files[p]}}
 	// A file that cannot be rendered is not looked up, so that in
 	// kernel-cache mode a read fails too instead of finding size 0.
-	v, errno := m.render(ctx)
-	if errno != 0 {
-		return nil, errno, true
+	v, err := f.src.content(ctx)
+	if err != nil {
+		return nil, d.r.toErrno(ctx, err), true
 	}
-	ch := d.NewInode(ctx, m, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: d.r.ino("m:" + p)})
-	if node, ok := ch.Operations().(*mappedNode); ok {
-		if node == m {
-			d.r.registerMapped(m)
+	ch := d.NewInode(ctx, f, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: d.r.ino("m:" + p)})
+	if node, ok := ch.Operations().(*fileNode); ok {
+		if node == f {
+			d.r.registerFile(f)
 		}
 		node.attr(&out.Attr, len(v.Data), v.CreatedDate)
 	}
@@ -295,32 +160,6 @@ func (r *root) withMapped(dir string, list []fuse.DirEntry) []fuse.DirEntry {
 	return out
 }
 
-// registerMapped remembers a mapped node so that changes of the secrets it
-// depends on reach it.
-func (r *root) registerMapped(m *mappedNode) {
-	r.nodesMu.Lock()
-	defer r.nodesMu.Unlock()
-	for _, id := range m.f.SecretIDs {
-		set := r.mappedNodes[id]
-		if set == nil {
-			set = map[*mappedNode]struct{}{}
-			r.mappedNodes[id] = set
-		}
-		set[m] = struct{}{}
-	}
-}
-
-// mappedOf returns the mapped nodes that depend on a secret.
-func (r *root) mappedOf(id string) []*mappedNode {
-	r.nodesMu.Lock()
-	defer r.nodesMu.Unlock()
-	out := make([]*mappedNode, 0, len(r.mappedNodes[id]))
-	for m := range r.mappedNodes[id] {
-		out = append(out, m)
-	}
-	return out
-}
-
 // pinMapped keeps every secret a mapped file depends on refreshed in the
 // background, in both serving modes: mapped files are declared, so their
 // changes are noticed (and their files re-rendered) without waiting for a
@@ -334,20 +173,5 @@ func (r *root) pinMapped() {
 				r.pins[id] = r.opts.Store.Pin(id)
 			}
 		}
-	}
-}
-
-// mapped queues a mapped node's invalidation and returns a channel closed
-// once its caches are dropped.
-func (iv *invalidator) mapped(m *mappedNode) <-chan struct{} {
-	done := make(chan struct{})
-	iv.push(job{mapped: m, done: done})
-	return done
-}
-
-// mappedContent drops a mapped file's cached pages and attributes.
-func (iv *invalidator) mappedContent(m *mappedNode) {
-	if errno := m.NotifyContent(0, 0); errno != 0 && errno != syscall.ENOENT {
-		iv.r.log.Debug("invalidating a mapped file's cache failed", "file", m.f.Path, "errno", errno)
 	}
 }

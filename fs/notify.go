@@ -21,7 +21,6 @@ type invalidator struct {
 type job struct {
 	change *Change
 	node   *fileNode
-	mapped *mappedNode
 	gone   *[2]string    // a directory path and a name in it that is gone
 	done   chan struct{} // closed when the job is done, if set
 }
@@ -88,8 +87,6 @@ func (iv *invalidator) run() {
 			switch {
 			case j.node != nil:
 				iv.content(j.node)
-			case j.mapped != nil:
-				iv.mappedContent(j.mapped)
 			case j.gone != nil:
 				if d := iv.r.dirAt(j.gone[0]); d != nil {
 					iv.entry(d, j.gone[1])
@@ -110,16 +107,18 @@ func (iv *invalidator) run() {
 func (iv *invalidator) apply(c Change) {
 	r := iv.r
 	keysMoved := c.Stage == r.opts.DefaultStage
-	for _, m := range r.mappedOf(c.SecretID) {
-		iv.mappedContent(m)
-	}
 	for _, f := range r.filesOf(c.SecretID) {
-		if (f.kind == kindStage && f.name == c.Stage) || (f.kind == kindKey && keysMoved) {
+		l, ok := f.src.(*layoutFile)
+		if !ok {
+			iv.content(f) // a mapped file: any change of a secret it uses
+			continue
+		}
+		if (l.kind == kindStage && l.name == c.Stage) || (l.kind == kindKey && keysMoved) {
 			iv.content(f)
-			if c.NewVersionID == "" || f.kind == kindKey {
+			if c.NewVersionID == "" || l.kind == kindKey {
 				// The file may be gone (a stage removed, a key dropped).
-				if d := r.dirAt(f.dir); d != nil {
-					iv.entry(d, f.name)
+				if d := r.dirAt(l.dir); d != nil {
+					iv.entry(d, l.name)
 				}
 			}
 		}
@@ -137,7 +136,7 @@ func (iv *invalidator) apply(c Change) {
 // kernel has nothing cached for it.
 func (iv *invalidator) content(f *fileNode) {
 	if errno := f.NotifyContent(0, 0); errno != 0 && errno != syscall.ENOENT {
-		iv.r.log.Debug("invalidating a file's cache failed", "secret", f.secretID, "file", f.name, "errno", errno)
+		iv.r.log.Debug("invalidating a file's cache failed", "file", f.src.path(), "errno", errno)
 	}
 }
 

@@ -193,18 +193,6 @@ func (o *observedFS) Statx(cancel <-chan struct{}, in *fuse.StatxIn, out *fuse.S
 	return o.done("statx", o.RawFileSystem.Statx(cancel, in, out))
 }
 
-// auditOpen reports an open of the file, with the version served or the
-// errno the caller got.
-func (f *fileNode) auditOpen(ctx context.Context, v Value, errno syscall.Errno) {
-	ev := OpenEvent{Path: join(f.dir, f.name), SecretID: f.secretID, VersionID: v.VersionID, Stale: v.Stale, Errno: errno}
-	if f.kind == kindStage {
-		ev.Stage = f.name
-	} else {
-		ev.Stage, ev.Key = f.r.opts.DefaultStage, f.name
-	}
-	f.r.audit(ctx, ev)
-}
-
 // mountObserved is gofs.Mount with the node filesystem wrapped in an
 // observedFS.
 func mountObserved(dir string, root gofs.InodeEmbedder, obs Observer, opts *gofs.Options) (*fuse.Server, error) {

@@ -2,10 +2,8 @@ package fs
 
 import (
 	"context"
+	"crypto/sha256"
 	"syscall"
-	"time"
-
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 )
 
 // xattrRefresh forces a refresh of a file's secret: setting it (any value)
@@ -22,9 +20,7 @@ type Refresher interface {
 	RefreshNow(ctx context.Context, secretID string) error
 }
 
-var _ = (gofs.NodeSetxattrer)((*fileNode)(nil))
-
-// Setxattr of user.secretsfs.refresh refreshes the file's secret; other
+// Setxattr of user.secretsfs.refresh refreshes the file's secrets; other
 // names never get here (readonly.go answers EROFS).
 func (f *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	if attr != xattrRefresh {
@@ -43,32 +39,33 @@ func (f *fileNode) refreshXattr(ctx context.Context, dest []byte) (uint32, sysca
 	return copyXattr(dest, vid)
 }
 
-// refresh refreshes the file's secret and, when the file now shows another
-// version, drops the kernel's caches of it before answering, so that the
-// next read sees the new value. It returns the version id served now.
+// refresh refreshes every secret the file uses and, when the file's content
+// is no longer what the kernel may hold, drops the kernel's caches of it
+// before answering, so that the next read sees the new value. It returns the
+// version id the file shows now (for a mapped file, that of the first secret
+// it reads).
 func (f *fileNode) refresh(ctx context.Context) (string, syscall.Errno) {
 	if f.r.opts.Refresher == nil {
 		return "", syscall.ENOTSUP
 	}
-	if err := f.r.opts.Refresher.RefreshNow(ctx, f.secretID); err != nil {
-		return "", f.r.toErrno(ctx, err)
+	for _, id := range f.src.secretIDs() {
+		if err := f.r.opts.Refresher.RefreshNow(ctx, id); err != nil {
+			return "", f.r.toErrno(ctx, err)
+		}
 	}
-	v, err := f.value(ctx)
+	v, err := f.src.content(ctx)
 	if err != nil {
 		return "", f.r.toErrno(ctx, err)
 	}
+	sum := sha256.Sum256(v.Data)
 	clear(v.Data)
 	f.mu.Lock()
-	changed := f.keptVersion != "" && f.keptVersion != v.VersionID
+	changed := f.seen && f.kept != sum
 	f.mu.Unlock()
 	if changed || f.r.opts.KernelCache {
 		// Safe while this request is outstanding: it holds no page of the
 		// file (see notify.go).
-		select {
-		case <-f.r.inval.node(f):
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
+		f.dropCache(ctx)
 	}
 	return v.VersionID, 0
 }

@@ -23,12 +23,11 @@ type root struct {
 	nextIno uint64            // guarded by inoMu
 
 	nodesMu sync.Mutex
-	files   map[string]map[*fileNode]struct{} // secret id -> its file nodes; guarded by nodesMu
+	files   map[string]map[*fileNode]struct{} // secret id -> the file nodes using it; guarded by nodesMu
 	dirs    map[string]*dirNode               // path -> directory node; guarded by nodesMu
 	pins    map[string]func()                 // secret id -> unpin; guarded by nodesMu
 
-	mapped      *mappedTree                         // nil without mapped files; read-only
-	mappedNodes map[string]map[*mappedNode]struct{} // secret id -> mapped nodes using it; guarded by nodesMu
+	mapped *mappedTree // nil without mapped files; read-only
 }
 
 func newRoot(opts Options) *root {
@@ -41,8 +40,6 @@ func newRoot(opts Options) *root {
 		files:   make(map[string]map[*fileNode]struct{}),
 		dirs:    make(map[string]*dirNode),
 		pins:    make(map[string]func()),
-
-		mappedNodes: make(map[string]map[*mappedNode]struct{}),
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -65,19 +62,21 @@ func (r *root) ino(key string) uint64 {
 	return n
 }
 
-// registerFile remembers a file node so that changes of its secret reach
-// it, and in kernel-cache mode pins the secret.
+// registerFile remembers a file node so that changes of the secrets it
+// uses reach it, and in kernel-cache mode pins those secrets.
 func (r *root) registerFile(f *fileNode) {
 	r.nodesMu.Lock()
 	defer r.nodesMu.Unlock()
-	set := r.files[f.secretID]
-	if set == nil {
-		set = make(map[*fileNode]struct{})
-		r.files[f.secretID] = set
-	}
-	set[f] = struct{}{}
-	if r.opts.KernelCache && r.pins[f.secretID] == nil {
-		r.pins[f.secretID] = r.opts.Store.Pin(f.secretID)
+	for _, id := range f.src.secretIDs() {
+		set := r.files[id]
+		if set == nil {
+			set = make(map[*fileNode]struct{})
+			r.files[id] = set
+		}
+		set[f] = struct{}{}
+		if r.opts.KernelCache && r.pins[id] == nil {
+			r.pins[id] = r.opts.Store.Pin(id)
+		}
 	}
 }
 
@@ -87,7 +86,7 @@ func (r *root) registerDir(d *dirNode) {
 	r.nodesMu.Unlock()
 }
 
-// filesOf returns the file nodes of a secret.
+// filesOf returns the file nodes that use a secret.
 func (r *root) filesOf(id string) []*fileNode {
 	r.nodesMu.Lock()
 	defer r.nodesMu.Unlock()

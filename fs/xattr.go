@@ -47,7 +47,7 @@ func (f *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 	if attr == xattrRefresh {
 		return f.refreshXattr(ctx, dest)
 	}
-	v, err := f.value(ctx)
+	v, err := f.src.content(ctx)
 	if err != nil {
 		return 0, f.r.toErrno(ctx, err)
 	}
