@@ -253,68 +253,85 @@ func (c *Cache) lookup(ctx context.Context, id string, want target, extract extr
 	}
 	e := c.entry(id)
 	waited := false
-
-	now := c.clock.Now()
-	e.mu.Lock()
-	if e.needsRefresh(now) {
-		e.mu.Unlock()
-		waited = true
-		if err := c.waitFlight(ctx, c.secretFlight(e, (*secretEntry).needsRefresh)); err != nil && ctx.Err() != nil {
-			return fmt.Errorf("read %q: %w", id, ctx.Err())
-		}
+	for attempt := 1; ; attempt++ {
+		now := c.clock.Now()
 		e.mu.Lock()
-		now = c.clock.Now()
-	}
-	if !e.used {
-		e.used = true
-		c.nudge() // the scheduler may now have this entry to look after
-	}
-	vid, err := want.versionID, error(nil)
-	if vid == "" {
-		if _, ok := e.tracked[stage]; !ok {
-			e.tracked[stage] = struct{}{}
+		if e.needsRefresh(now) {
+			e.mu.Unlock()
+			waited = true
+			if err := c.waitFlight(ctx, c.secretFlight(e, (*secretEntry).needsRefresh)); err != nil && ctx.Err() != nil {
+				return fmt.Errorf("read %q: %w", id, ctx.Err())
+			}
+			e.mu.Lock()
+			now = c.clock.Now()
 		}
-		vid, err = c.resolveLocked(e, stage)
-	} else {
-		_, err = c.resolveMetaLocked(e)
-	}
-	if err != nil {
+		if !e.used {
+			e.used = true
+			c.nudge() // the scheduler may now have this entry to look after
+		}
+		vid, err := want.versionID, error(nil)
+		if vid == "" {
+			if _, ok := e.tracked[stage]; !ok {
+				e.tracked[stage] = struct{}{}
+			}
+			vid, err = c.resolveLocked(e, stage)
+		} else {
+			_, err = c.resolveMetaLocked(e)
+		}
+		if err != nil {
+			e.mu.Unlock()
+			c.count(waited)
+			return err
+		}
+		ve, ok := e.versions.get(vid)
+		if !ok || ve.needsFetch(now) {
+			e.mu.Unlock()
+			waited = true
+			if err := c.waitFlight(ctx, c.versionFlight(e, vid)); err != nil && ctx.Err() != nil {
+				return fmt.Errorf("read %q: %w", id, ctx.Err())
+			}
+			e.mu.Lock()
+			ve, ok = e.versions.get(vid)
+			if (!ok || !ve.hasValue && ve.err == nil) && attempt < maxLookups {
+				// Fetched, then evicted by newer versions before this
+				// reader got to it: the stage has moved on since; look
+				// it up again.
+				e.mu.Unlock()
+				continue
+			}
+		}
+		err = c.serveLocked(e, stage, vid, ve, ok, extract)
 		e.mu.Unlock()
 		c.count(waited)
 		return err
 	}
-	ve, ok := e.versions.get(vid)
-	if !ok || ve.needsFetch(now) {
-		e.mu.Unlock()
-		waited = true
-		if err := c.waitFlight(ctx, c.versionFlight(e, vid)); err != nil && ctx.Err() != nil {
-			return fmt.Errorf("read %q: %w", id, ctx.Err())
+}
+
+// maxLookups bounds how often one read starts over after the version it
+// waited for was evicted by a burst of rotations.
+const maxLookups = 3
+
+// serveLocked hands the value of version vid (ve, if ok) to extract. When the
+// version has no value, it serves the stage's last good value, marked stale,
+// rather than fail (the reference would fail).
+func (c *Cache) serveLocked(e *secretEntry, stage, vid string, ve *versionEntry, ok bool, extract extractFunc) error {
+	if ok && ve.hasValue {
+		if stage != "" {
+			e.served[stage] = vid
 		}
-		e.mu.Lock()
-		ve, ok = e.versions.get(vid)
+		return c.extractLocked(ve, e, e.err != nil, extract)
 	}
-	defer e.mu.Unlock()
-	c.count(waited)
-	stale := e.err != nil
-	if !ok || !ve.hasValue {
-		// The stage's version has no value. Serve the last good value of the
-		// stage, marked stale, rather than fail (the reference would fail).
-		if last, ok := e.served[stage]; ok && stage != "" && last != vid {
-			if lv, ok := e.versions.get(last); ok && lv.hasValue {
-				c.log.Warn("serving the previous version of a stage: its current version cannot be fetched",
-					"secret", id, "stage", stage, "served_version", last, "current_version", vid)
-				return c.extractLocked(lv, e, true, extract)
-			}
+	if last, found := e.served[stage]; found && stage != "" && last != vid {
+		if lv, found := e.versions.get(last); found && lv.hasValue {
+			c.log.Warn("serving the previous version of a stage: its current version cannot be fetched",
+				"secret", e.id, "stage", stage, "served_version", last, "current_version", vid)
+			return c.extractLocked(lv, e, true, extract)
 		}
-		if ok && ve.err != nil {
-			return ve.err
-		}
-		return fmt.Errorf("secret %q version %q: no value: %w", id, vid, ErrUnavailable)
 	}
-	if stage != "" {
-		e.served[stage] = vid
+	if ok && ve.err != nil {
+		return ve.err
 	}
-	return c.extractLocked(ve, e, stale, extract)
+	return fmt.Errorf("secret %q version %q: no value: %w", e.id, vid, ErrUnavailable)
 }
 
 func (c *Cache) count(waited bool) {
