@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -224,7 +223,7 @@ func TestRunReportsMountFailure(t *testing.T) {
 
 // TestRunMountsForReal mounts through FUSE, reads a secret and unmounts.
 func TestRunMountsForReal(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	f := newEmu(t)
 	f.create(t, "app/db", `{"password":"p4ss"}`)
 	dir := t.TempDir()
@@ -232,7 +231,7 @@ func TestRunMountsForReal(t *testing.T) {
 	d.hup = make(chan os.Signal)
 	stdout, _, stop := runInBackground(t, emuConfig(t, f, dir), d)
 	waitFor(t, "the serving line", func() bool { return stdout.String() != "" })
-	if !mounted(t, dir) {
+	if !(testutil.MountType(dir) != "") {
 		t.Fatalf("%s is not in /proc/mounts", dir)
 	}
 	got, err := os.ReadFile(filepath.Join(dir, "app", "db", "password"))
@@ -242,38 +241,7 @@ func TestRunMountsForReal(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if mounted(t, dir) {
+	if testutil.MountType(dir) != "" {
 		t.Fatalf("%s is still mounted after run returned", dir)
 	}
-}
-
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	why := ""
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		why = "no /dev/fuse"
-	} else if _, err := exec.LookPath("fusermount3"); err != nil && os.Geteuid() != 0 {
-		why = "neither root nor fusermount3"
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("SECRETSFS_TEST_REQUIRE_FUSE") != "" {
-		t.Fatalf("FUSE required but unavailable: %s", why)
-	}
-	t.Skipf("FUSE unavailable: %s", why)
-}
-
-func mounted(t *testing.T, dir string) bool {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if fields := strings.Fields(line); len(fields) > 1 && fields[1] == dir {
-			return true
-		}
-	}
-	return false
 }

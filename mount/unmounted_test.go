@@ -8,12 +8,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // An umount from outside (as for a mount made from /etc/fstab) ends Run,
 // which returns nil without trying to unmount again.
 func TestRunExitsWhenUnmountedOutside(t *testing.T) {
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	f := newEmu(t)
 	f.create(t, "app/db", "v")
 	dir := t.TempDir()
@@ -28,7 +30,7 @@ func TestRunExitsWhenUnmountedOutside(t *testing.T) {
 	t.Cleanup(func() {
 		cancel()
 		<-done
-		if mounted(t, dir) {
+		if testutil.MountType(dir) != "" {
 			syscall.Unmount(dir, syscall.MNT_DETACH)
 		}
 	})

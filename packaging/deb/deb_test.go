@@ -22,6 +22,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/secretsfs/secretsfs/test/emulator"
+
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 const testVersion = "1.2.3~test1"
@@ -380,41 +382,6 @@ func TestUnitSettings(t *testing.T) {
 	}
 }
 
-// requireFUSE skips without FUSE, or fails when SECRETSFS_TEST_REQUIRE_FUSE
-// is set.
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	why := ""
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		why = "no /dev/fuse"
-	} else if _, err := exec.LookPath("fusermount3"); err != nil && os.Geteuid() != 0 {
-		why = "neither root nor fusermount3"
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("SECRETSFS_TEST_REQUIRE_FUSE") != "" {
-		t.Fatalf("FUSE required but unavailable: %s", why)
-	}
-	t.Skipf("FUSE unavailable: %s", why)
-}
-
-// mountedAt reports whether a fuse.secretsfs mount sits on dir.
-func mountedAt(t *testing.T, dir string) bool {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && f[4] == dir && strings.Contains(line, " - fuse.secretsfs ") {
-			return true
-		}
-	}
-	return false
-}
-
 // daemonsOf returns the pids of processes running the program at bin, which
 // no process outside this test runs.
 func daemonsOf(t *testing.T, bin string) []int {
@@ -464,7 +431,7 @@ func helperEnv(bin string) []string {
 // exits when the mount is unmounted.
 func TestFstabHelperMounts(t *testing.T) {
 	needPackage(t)
-	requireFUSE(t)
+	testutil.RequireFUSE(t)
 	e := emulator.New()
 	srv, err := emulator.Start(e, "127.0.0.1:0")
 	if err != nil {
@@ -499,7 +466,7 @@ func TestFstabHelperMounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if mountedAt(t, mnt) {
+		if testutil.MountType(mnt) == "fuse.secretsfs" {
 			syscall.Unmount(mnt, syscall.MNT_DETACH)
 		}
 		for _, pid := range daemonsOf(t, bin) {
@@ -530,7 +497,7 @@ func TestFstabHelperMounts(t *testing.T) {
 	t.Logf("the helper returned after %v", time.Since(start))
 
 	// It returned only once the mount was there.
-	if !mountedAt(t, mnt) {
+	if !(testutil.MountType(mnt) == "fuse.secretsfs") {
 		t.Fatalf("the helper returned 0 but %s is not mounted", mnt)
 	}
 	pids := daemonsOf(t, bin)

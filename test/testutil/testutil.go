@@ -16,16 +16,24 @@ import (
 	"time"
 )
 
-// RequireFUSE skips a test without /dev/fuse, or fails it when
-// SECRETSFS_TEST_REQUIRE_FUSE is set (as CI does).
+// RequireFUSE skips a test that cannot mount (no /dev/fuse, or neither root
+// nor fusermount3), or fails it when SECRETSFS_TEST_REQUIRE_FUSE is set (as
+// CI does).
 func RequireFUSE(tb testing.TB) {
 	tb.Helper()
+	why := ""
 	if _, err := os.Stat("/dev/fuse"); err != nil {
-		if os.Getenv("SECRETSFS_TEST_REQUIRE_FUSE") != "" {
-			tb.Fatalf("FUSE is required (SECRETSFS_TEST_REQUIRE_FUSE is set) but /dev/fuse is missing: %v", err)
-		}
-		tb.Skip("no /dev/fuse")
+		why = "no /dev/fuse"
+	} else if _, err := exec.LookPath("fusermount3"); err != nil && os.Geteuid() != 0 {
+		why = "neither root nor fusermount3 (Debian package fuse3)"
 	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("SECRETSFS_TEST_REQUIRE_FUSE") != "" {
+		tb.Fatalf("FUSE is required (SECRETSFS_TEST_REQUIRE_FUSE is set) but cannot mount: %s", why)
+	}
+	tb.Skipf("FUSE unavailable: %s", why)
 }
 
 // Eventually polls cond until it holds, failing the test after within.
