@@ -15,7 +15,8 @@ import (
 )
 
 // Template is a file rendered with Go's text/template. Its functions read
-// secrets through the Fetch given to Render; see TemplateFuncs.
+// secrets through the Fetch given to Render; the functions are listed
+// above readsSecret.
 type Template struct {
 	name   string // the text/template name
 	source string // where the text is: the mapping file or the template file
@@ -24,30 +25,33 @@ type Template struct {
 	ids    []string // secret ids the text names, in order of first use
 }
 
-// TemplateFuncs documents the functions a template can call. The first
-// argument of each secret-reading one must be the secret id as a quoted
-// string, so that the file's dependencies are known before it runs.
-var TemplateFuncs = map[string]string{
-	"secret":          `secret "ID": the value of the default stage, as a string`,
-	"secretStage":     `secretStage "ID" "STAGE": the value of a stage`,
-	"secretVersion":   `secretVersion "ID" "VERSION-ID": the value of a version`,
-	"key":             `key "ID" "PATH": a key of the default stage's JSON (dotted path, as key:)`,
-	"keyStage":        `keyStage "ID" "STAGE" "PATH": a key of a stage's JSON`,
-	"secretJSON":      `secretJSON "ID": the default stage's JSON, decoded, for range and with`,
-	"secretJSONStage": `secretJSONStage "ID" "STAGE": a stage's JSON, decoded`,
-	"shellquote":      `shellquote S: S as one POSIX shell word`,
-	"pgpass":          `pgpass S: S with \ and : escaped for a .pgpass field`,
-	"toJSON":          `toJSON V: V as compact JSON (a JSON string for a string)`,
-	"b64enc":          `b64enc S: standard base64 of S`,
-	"b64dec":          `b64dec S: S decoded from base64`,
-	"trim":            `trim S: S without surrounding white space`,
-	"lower":           `lower S`,
-	"upper":           `upper S`,
-	"replace":         `replace OLD NEW S: S with every OLD replaced by NEW`,
-}
+// The functions a template can call. The first argument of each
+// secret-reading one must be the secret id as a quoted string, so that the
+// file's dependencies are known before it runs.
+//
+//	secret "ID"                      the value of the default stage, as a string
+//	secretStage "ID" "STAGE"         the value of a stage
+//	secretVersion "ID" "VERSION-ID"  the value of a version
+//	key "ID" "PATH"                  a key of the default stage's JSON (dotted path, as key:)
+//	keyStage "ID" "STAGE" "PATH"     a key of a stage's JSON
+//	secretJSON "ID"                  the default stage's JSON, decoded, for range and with
+//	secretJSONStage "ID" "STAGE"     a stage's JSON, decoded
+//	shellquote S                     S as one POSIX shell word
+//	pgpass S                         S with \ and : escaped for a .pgpass field
+//	toJSON V                         V as compact JSON (a JSON string for a string)
+//	b64enc S, b64dec S               standard base64 of S, and S decoded from it
+//	trim S, lower S, upper S         S without surrounding white space, in lower or upper case
+//	replace OLD NEW S                S with every OLD replaced by NEW
 
-// secretFuncs are the functions whose first argument is a secret id.
-var secretFuncs = []string{"secret", "secretStage", "secretVersion", "key", "keyStage", "secretJSON", "secretJSONStage"}
+// readsSecret reports whether a template function's first argument is a
+// secret id.
+func readsSecret(name string) bool {
+	switch name {
+	case "secret", "secretStage", "secretVersion", "key", "keyStage", "secretJSON", "secretJSONStage":
+		return true
+	}
+	return false
+}
 
 // funcs returns the template functions, reading secrets with get. With a
 // nil get they are the placeholders used to parse.
@@ -149,7 +153,7 @@ func parseTemplate(name, text, source string, base int) (*Template, error) {
 		}
 		walk(sub.Root, func(cmd *parse.CommandNode) {
 			id, ok := cmd.Args[0].(*parse.IdentifierNode)
-			if !ok || !slices.Contains(secretFuncs, id.Ident) {
+			if !ok || !readsSecret(id.Ident) {
 				return
 			}
 			if len(cmd.Args) < 2 {
