@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
@@ -21,7 +23,7 @@ import (
 var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
 // emuFixture is an emulator on loopback with a real SDK client pointed at it
-// (static fake credentials, retries off, nothing from the environment).
+// (static fake credentials, nothing from the environment).
 type emuFixture struct {
 	emu    *emulator.Emulator
 	srv    *emulator.Server
@@ -45,7 +47,18 @@ func newEmu(t *testing.T) *emuFixture {
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDMOUNTTEST", "mount-test", ""),
 	}, func(o *secretsmanager.Options) {
 		o.BaseEndpoint = aws.String(srv.URL())
-		o.Retryer = aws.NopRetryer{}
+		// Retry connection errors only, without waiting, so that injected
+		// faults reach the code under test: under the race detector a large
+		// ListSecrets page occasionally fails in the HTTP client with "use
+		// of closed network connection" although the emulator answered 200
+		// (aws-sdk-go-v2 issues 1825, 2737); the daemon's standard retryer
+		// retries it, and so do these tests.
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = 3
+			so.Retryables = []retry.IsErrorRetryable{retry.RetryableConnectionError{}}
+			so.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+			so.RateLimiter = ratelimit.None
+		})
 	})
 	return &emuFixture{emu: e, srv: srv, client: client}
 }
