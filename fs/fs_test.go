@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 func layoutStore() (*fakeStore, *fakeCatalog) {
@@ -23,23 +25,6 @@ func layoutStore() (*fakeStore, *fakeCatalog) {
 	vid := s.put("tagged", "blue value")
 	s.label("tagged", "BLUE", vid)
 	return s, &fakeCatalog{refs: refs("a", "a/b", "bin", "tagged", "bad//name")}
-}
-
-func names(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatalf("ReadDir %s: %v", dir, err)
-	}
-	var out []string
-	for _, e := range ents {
-		n := e.Name()
-		if e.IsDir() {
-			n += "/"
-		}
-		out = append(out, n)
-	}
-	return out
 }
 
 func TestLayout(t *testing.T) {
@@ -53,7 +38,7 @@ func TestLayout(t *testing.T) {
 		"bin":    {"AWSCURRENT"},
 		"tagged": {"AWSCURRENT", "BLUE"},
 	} {
-		if got := names(t, filepath.Join(mnt, dir)); !slices.Equal(got, want) {
+		if got := testutil.ListDir(t, filepath.Join(mnt, dir)); !slices.Equal(got, want) {
 			t.Errorf("ls %q = %v, want %v", dir, got, want)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"syscall"
 	"testing"
+
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 func readFile(t *testing.T, p string) string {
@@ -101,7 +103,7 @@ func TestNewStageAppears(t *testing.T) {
 	s := newFakeStore()
 	vid := s.put("db", "v")
 	mnt := mountFS(t, Options{Store: s, Catalog: &fakeCatalog{refs: refs("db")}})
-	if got := names(t, filepath.Join(mnt, "db")); !slices.Equal(got, []string{"AWSCURRENT"}) {
+	if got := testutil.ListDir(t, filepath.Join(mnt, "db")); !slices.Equal(got, []string{"AWSCURRENT"}) {
 		t.Fatalf("ls = %v", got)
 	}
 	s.label("db", "AWSPENDING", vid)
@@ -129,7 +131,7 @@ func TestListingChangesShowInBothModes(t *testing.T) {
 		if got := readFile(t, filepath.Join(mnt, "new/one/AWSCURRENT")); got != "n" {
 			t.Fatalf("new secret = %q", got)
 		}
-		if got := names(t, mnt); !slices.Equal(got, []string{"keep/", "new/"}) {
+		if got := testutil.ListDir(t, mnt); !slices.Equal(got, []string{"keep/", "new/"}) {
 			t.Fatalf("ls = %v", got)
 		}
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os"
 	"slices"
 	"sort"
 	"syscall"
@@ -10,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"golang.org/x/sys/unix"
+
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // seedLayout creates secrets covering the layout's cases.
@@ -27,23 +28,6 @@ func seedLayout(w *world) (labelled string) {
 	return vid
 }
 
-func ls(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatalf("ls %s: %v", dir, err)
-	}
-	var out []string
-	for _, e := range ents {
-		n := e.Name()
-		if e.IsDir() {
-			n += "/"
-		}
-		out = append(out, n)
-	}
-	return out
-}
-
 func TestLayout(t *testing.T) {
 	w := newWorld(t)
 	flagsVID := seedLayout(w)
@@ -56,7 +40,7 @@ func TestLayout(t *testing.T) {
 		"app/db/replica": {"AWSCURRENT"},
 		"app/flags":      {"AWSCURRENT", "BLUE"},
 	} {
-		if got := ls(t, d.path(dir)); !slices.Equal(got, want) {
+		if got := testutil.ListDir(t, d.path(dir)); !slices.Equal(got, want) {
 			t.Errorf("ls %q = %v, want %v", dir, got, want)
 		}
 	}

@@ -147,7 +147,7 @@ func TestMappingFile(t *testing.T) {
 	cfg := mappingWorld(t, w)
 	d := w.startDaemon("--config", cfg)
 
-	if got := names(t, d.mnt); !slices.Equal(got, []string{"MySecret", "MySecretPassword", "MySecretUsername", "app/", "broken.ini", "formats/", "legacy/", "missing"}) {
+	if got := testutil.ListDir(t, d.mnt); !slices.Equal(got, []string{"MySecret", "MySecretPassword", "MySecretUsername", "app/", "broken.ini", "formats/", "legacy/", "missing"}) {
 		t.Fatalf("the mount shows %v; want only the mapped files", got)
 	}
 	want := map[string]string{
@@ -257,7 +257,7 @@ func TestMappingFileExposeAllAndKernelCache(t *testing.T) {
 	w := newWorld(t)
 	cfg := mappingWorld(t, w)
 	d := w.startDaemon("--config", cfg, "--expose-all", "--kernel-cache")
-	got := names(t, d.mnt)
+	got := testutil.ListDir(t, d.mnt)
 	for _, n := range []string{"prod/", "legacy/", "MySecret"} {
 		if !slices.Contains(got, n) {
 			t.Fatalf("with --expose-all the mount shows %v; want %s among them", got, n)
@@ -383,22 +383,4 @@ func TestMappingFileBadInput(t *testing.T) {
 	if _, errOut, code := runBinary(t, nil, "mount", "--config", p, "--log-level", "bogus", t.TempDir()); code != 2 || !strings.Contains(errOut, `--log-level: is "bogus"`) || strings.Contains(errOut, "loud") {
 		t.Fatalf("exit %d:\n%s", code, errOut)
 	}
-}
-
-// names lists a directory, directories with a trailing "/".
-func names(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range ents {
-		n := e.Name()
-		if e.IsDir() {
-			n += "/"
-		}
-		out = append(out, n)
-	}
-	return out
 }

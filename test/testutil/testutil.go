@@ -194,3 +194,22 @@ func (d *Daemon) Stop(tb testing.TB) {
 		}
 	}
 }
+
+// ListDir returns a directory's entries in order, directories with a
+// trailing "/", failing the test if it cannot be read.
+func ListDir(tb testing.TB, dir string) []string {
+	tb.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		tb.Fatalf("ls %s: %v", dir, err)
+	}
+	var out []string
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() {
+			n += "/"
+		}
+		out = append(out, n)
+	}
+	return out
+}
