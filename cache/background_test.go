@@ -60,18 +60,7 @@ func TestBackgroundRefreshOnlyForSecretsInUse(t *testing.T) {
 	e.clock.Advance(hour - time.Minute)
 	eventually(t, "the background refresh", func() bool { return e.client.Calls(opD) == 2 })
 	// Not read since: nothing more is scheduled for it.
-	ent := e.c.entry("db")
-	eventually(t, "the refresh to finish", func() bool {
-		ent.mu.Lock()
-		defer ent.mu.Unlock()
-		return !ent.bgBusy
-	})
-	ent.mu.Lock()
-	_, scheduled := e.c.backgroundTimeLocked(ent)
-	ent.mu.Unlock()
-	if scheduled {
-		t.Fatal("a secret not read since its last refresh is still scheduled")
-	}
+	e.noBackgroundRefresh("db")
 }
 
 func TestPinnedSecretKeepsRefreshing(t *testing.T) {
@@ -85,8 +74,15 @@ func TestPinnedSecretKeepsRefreshing(t *testing.T) {
 		eventually(t, "a background refresh", func() bool { return e.client.Calls(opD) == want })
 	}
 	unpin()
-	ent := e.c.entry("db")
-	eventually(t, "the refresh to finish", func() bool {
+	e.noBackgroundRefresh("db")
+}
+
+// noBackgroundRefresh waits for a background refresh of id to finish and
+// asserts that no further one is scheduled.
+func (e *env) noBackgroundRefresh(id string) {
+	e.t.Helper()
+	ent := e.c.entry(id)
+	eventually(e.t, "the refresh to finish", func() bool {
 		ent.mu.Lock()
 		defer ent.mu.Unlock()
 		return !ent.bgBusy
@@ -95,7 +91,7 @@ func TestPinnedSecretKeepsRefreshing(t *testing.T) {
 	_, scheduled := e.c.backgroundTimeLocked(ent)
 	ent.mu.Unlock()
 	if scheduled {
-		t.Fatal("unpinned, unread secret still scheduled")
+		e.t.Fatalf("%s is still scheduled for a background refresh: neither read since its last refresh nor pinned", id)
 	}
 }
 

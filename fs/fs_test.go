@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"syscall"
 	"testing"
 
@@ -106,33 +105,12 @@ func TestXattrs(t *testing.T) {
 			t.Errorf("getxattr %s = %q, %v; want %q", name, buf[:max(n, 0)], err, w)
 		}
 	}
-	n, err := unix.Listxattr(p, buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var listed []string
-	for _, b := range splitNul(buf[:n]) {
-		listed = append(listed, b)
-	}
-	sort.Strings(listed)
-	if len(listed) != 5 {
+	if listed := testutil.ListXattr(t, p); len(listed) != 5 {
 		t.Errorf("listxattr = %v", listed)
 	}
 	if _, err := unix.Getxattr(p, "user.other", buf); !errors.Is(err, unix.ENODATA) {
 		t.Errorf("unknown xattr: %v", err)
 	}
-}
-
-func splitNul(b []byte) []string {
-	var out []string
-	start := 0
-	for i, c := range b {
-		if c == 0 {
-			out = append(out, string(b[start:i]))
-			start = i + 1
-		}
-	}
-	return out
 }
 
 func TestErrnoPerFile(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // writeOps are every kind of change a program can attempt on the mount.
@@ -165,11 +167,7 @@ func TestRefreshAttributeRefreshesTheFilesSecret(t *testing.T) {
 				}
 			}
 			// Not listed, so that getfattr -d does not refresh.
-			ln, err := unix.Listxattr(file, buf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if contains(splitNul(buf[:ln]), "user.secretsfs.refresh") {
+			if contains(testutil.ListXattr(t, file), "user.secretsfs.refresh") {
 				t.Fatal("the refresh attribute is listed")
 			}
 			// A failed refresh is the caller's error.

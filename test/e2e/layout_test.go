@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"slices"
-	"sort"
 	"syscall"
 	"testing"
 
@@ -91,29 +90,9 @@ func TestLayout(t *testing.T) {
 	if err != nil || len(buf[:n]) != len("2006-01-02T15:04:05Z") {
 		t.Errorf("fetched_at = %q, %v", buf[:max(n, 0)], err)
 	}
-	n, err = unix.Listxattr(d.path("app/db/password"), buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, s := range splitNul(buf[:n]) {
-		names = append(names, s)
-	}
-	sort.Strings(names)
+	names := testutil.ListXattr(t, d.path("app/db/password"))
 	want := []string{"user.secretsfs.arn", "user.secretsfs.fetched_at", "user.secretsfs.stages", "user.secretsfs.stale", "user.secretsfs.version_id"}
 	if !slices.Equal(names, want) {
 		t.Errorf("listxattr = %v", names)
 	}
-}
-
-func splitNul(b []byte) []string {
-	var out []string
-	start := 0
-	for i, c := range b {
-		if c == 0 {
-			out = append(out, string(b[start:i]))
-			start = i + 1
-		}
-	}
-	return out
 }

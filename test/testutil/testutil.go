@@ -9,11 +9,14 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // RequireFUSE skips a test that cannot mount (no /dev/fuse, or neither root
@@ -212,4 +215,23 @@ func ListDir(tb testing.TB, dir string) []string {
 		out = append(out, n)
 	}
 	return out
+}
+
+// ListXattr returns the names of a file's extended attributes, sorted,
+// failing the test if they cannot be listed.
+func ListXattr(tb testing.TB, path string) []string {
+	tb.Helper()
+	buf := make([]byte, 4096)
+	n, err := unix.Listxattr(path, buf)
+	if err != nil {
+		tb.Fatalf("listxattr %s: %v", path, err)
+	}
+	var names []string
+	for _, name := range strings.Split(string(buf[:n]), "\x00") {
+		if name != "" {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
