@@ -313,7 +313,8 @@ func (c *Client) InFlight() (now, max int) {
 	return c.inCall, c.maxIn
 }
 
-// begin records a call and returns the error to answer with, if any.
+// begin records a call and returns the error to answer with, if any. The
+// call counts as under way until the caller calls end.
 func (c *Client) begin(ctx context.Context, call Call) error {
 	c.mu.Lock()
 	c.calls[call.Op]++
@@ -331,7 +332,6 @@ func (c *Client) begin(ctx context.Context, call Call) error {
 		select {
 		case <-gate:
 		case <-ctx.Done():
-			c.end()
 			return ctx.Err()
 		}
 	}
@@ -367,20 +367,33 @@ func notFound() error {
 	return &types.ResourceNotFoundException{Message: aws.String("Secrets Manager can't find the specified secret.")}
 }
 
+// call records a call, plays its queued error if any, and finds the secret
+// it names. On success the client stays locked, and the call under way,
+// until done is called.
+func (c *Client) call(ctx context.Context, call Call) (s *Secret, done func(), err error) {
+	if err := c.begin(ctx, call); err != nil {
+		c.end()
+		return nil, nil, err
+	}
+	c.mu.Lock()
+	done = func() {
+		c.inCall--
+		c.mu.Unlock()
+	}
+	if s = c.lookupLocked(call.SecretID); s == nil {
+		done()
+		return nil, nil, notFound()
+	}
+	return s, done, nil
+}
+
 // DescribeSecret answers like the service.
 func (c *Client) DescribeSecret(ctx context.Context, in *secretsmanager.DescribeSecretInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error) {
-	id := aws.ToString(in.SecretId)
-	err := c.begin(ctx, Call{Op: "DescribeSecret", SecretID: id})
-	defer c.end()
+	s, done, err := c.call(ctx, Call{Op: "DescribeSecret", SecretID: aws.ToString(in.SecretId)})
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := c.lookupLocked(id)
-	if s == nil {
-		return nil, notFound()
-	}
+	defer done()
 	out := &secretsmanager.DescribeSecretOutput{
 		ARN:              aws.String(s.ARN),
 		Name:             aws.String(s.Name),
@@ -407,17 +420,11 @@ func (c *Client) DescribeSecret(ctx context.Context, in *secretsmanager.Describe
 func (c *Client) GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
 	id := aws.ToString(in.SecretId)
 	call := Call{Op: "GetSecretValue", SecretID: id, VersionID: aws.ToString(in.VersionId), Stage: aws.ToString(in.VersionStage)}
-	err := c.begin(ctx, call)
-	defer c.end()
+	s, done, err := c.call(ctx, call)
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := c.lookupLocked(id)
-	if s == nil {
-		return nil, notFound()
-	}
+	defer done()
 	vid := call.VersionID
 	if vid == "" {
 		stage := call.Stage
