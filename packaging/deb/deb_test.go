@@ -445,21 +445,7 @@ func TestFstabHelperMounts(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A copy of the packaged binary under a name only this test uses, so its
-	// daemon is found by pid from /proc/PID/exe.
-	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "secretsfs-fstab-test")
-	data, err := os.ReadFile(filepath.Join(pkg.root, "usr/bin/secretsfs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	mnt := filepath.Join(tmp, "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	tmp, bin, mnt := fstabSetup(t, "secretsfs-fstab-test")
 	logFile := filepath.Join(tmp, "daemon.log")
 	envFile := filepath.Join(tmp, "secretsfs.env")
 	if err := os.WriteFile(envFile, []byte("SECRETSFS_LOG_LEVEL=debug\n"), 0o600); err != nil {
@@ -542,13 +528,13 @@ func TestFstabHelperMounts(t *testing.T) {
 	}
 }
 
-// The helper's failures: what mount(8) shows and the exit status it expects
-// (1 usage, 32 mount failure), with no daemon left behind.
-func TestFstabHelperFailures(t *testing.T) {
-	needPackage(t)
-	helper := filepath.Join(pkg.root, "sbin", "mount.fuse.secretsfs")
-	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "secretsfs-fstab-fail")
+// fstabSetup makes a temporary directory holding a copy of the packaged
+// binary under a name only the calling test uses, so that its daemons are
+// found by pid from /proc/PID/exe, and an empty mount point.
+func fstabSetup(t *testing.T, name string) (tmp, bin, mnt string) {
+	t.Helper()
+	tmp = t.TempDir()
+	bin = filepath.Join(tmp, name)
 	data, err := os.ReadFile(filepath.Join(pkg.root, "usr/bin/secretsfs"))
 	if err != nil {
 		t.Fatal(err)
@@ -556,10 +542,19 @@ func TestFstabHelperFailures(t *testing.T) {
 	if err := os.WriteFile(bin, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	mnt := filepath.Join(tmp, "mnt")
+	mnt = filepath.Join(tmp, "mnt")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return tmp, bin, mnt
+}
+
+// The helper's failures: what mount(8) shows and the exit status it expects
+// (1 usage, 32 mount failure), with no daemon left behind.
+func TestFstabHelperFailures(t *testing.T) {
+	needPackage(t)
+	helper := filepath.Join(pkg.root, "sbin", "mount.fuse.secretsfs")
+	tmp, bin, mnt := fstabSetup(t, "secretsfs-fstab-fail")
 	t.Cleanup(func() {
 		for _, pid := range daemonsOf(t, bin) {
 			syscall.Kill(pid, syscall.SIGKILL)
