@@ -465,10 +465,11 @@ func (c *Cache) refreshSecret(e *secretEntry, cond refreshCond) (err error) {
 			e.stored, e.stages, e.described = nil, nil, false
 		}
 		c.failLocked(&e.err, &e.errCount, &e.nextRetry, err, now)
-		hadValue := e.described
+		hadValue, retryAt := e.described, e.nextRetry
 		e.mu.Unlock()
 		if hadValue {
-			c.log.Warn("refresh failed; serving the cached value", "secret", e.id, "error", err, "retry_in", c.cfg.retryDelay(0))
+			c.log.Warn("refresh failed; serving the cached value", "secret", e.id, "error", err,
+				"retry_in", retryAt.Sub(now), "retry_at", retryAt.UTC())
 		}
 		c.emit(changes)
 		return err
