@@ -256,6 +256,7 @@ func (c *Cache) lookup(ctx context.Context, id string, want target, extract extr
 	for attempt := 1; ; attempt++ {
 		now := c.clock.Now()
 		e.mu.Lock()
+		e.read = true
 		if e.needsRefresh(now) {
 			e.mu.Unlock()
 			waited = true

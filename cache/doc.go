@@ -26,7 +26,10 @@
 //     lock is held across a network call.
 //   - Secrets in use are refreshed in the background shortly before they
 //     expire (Config.RefreshAhead), so reads do not wait for the network,
-//     and shortly after a NextRotationDate that DescribeSecret reports.
+//     and shortly after a NextRotationDate that DescribeSecret reports. A
+//     secret that was read (or is pinned) and fails is retried in the
+//     background with the backoff until it recovers; one only described
+//     is retried when it is asked for again.
 //   - Subscribers learn which stage of which secret moved to which version.
 //   - A secret that DescribeSecret reports as gone (ResourceNotFound) or
 //     scheduled for deletion is not found, rather than served stale forever.

@@ -32,6 +32,7 @@ type secretEntry struct {
 	served      map[string]string   // stage -> version id last served with a value
 	tracked     map[string]struct{} // stages read through this entry
 	used        bool                // read since the last refresh started
+	read        bool                // a value was ever asked for
 	pins        int                 // Pin calls not yet undone
 	bgBusy      bool                // a background refresh is in flight
 }

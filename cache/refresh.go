@@ -122,9 +122,14 @@ func (c *Cache) startDue(now time.Time) (next time.Time) {
 
 // backgroundTimeLocked tells when an entry is due for a background refresh,
 // if it is in use: RefreshAhead before it expires (at most a quarter of its
-// refresh period), or its retry time while in error.
+// refresh period), or its retry time while in error. A secret in error that
+// was ever read or is pinned is retried with the backoff until it recovers,
+// read since or not: its readers wait for it. One only described is retried
+// when it is asked for again.
 func (c *Cache) backgroundTimeLocked(e *secretEntry) (time.Time, bool) {
 	switch {
+	case e.err != nil && (e.read || e.pins > 0):
+		return e.nextRetry, true
 	case !e.used && e.pins == 0:
 		return time.Time{}, false
 	case e.force:

@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -43,4 +45,53 @@ func TestDefect9_13_RefreshFailureLogsTheRealRetryTime(t *testing.T) {
 		}
 	}
 	e.calls(4, 1)
+}
+
+// A secret that was read and whose refresh fails keeps being retried in the
+// background, with the backoff, until it recovers, although nobody reads it
+// meanwhile; one that was only described (a looked-up name) is not read,
+// so it is neither retried in the background nor counted as read.
+func TestDefect9_07_FailedReadSecretIsRetriedUntilItRecovers(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.RefreshAhead = time.Minute })
+	e.client.PutString("db", "s1")
+	e.client.FailNext(opD, 3, errThrottled())
+	if _, err := e.c.GetSecretString(context.Background(), "db"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("first read = %v, want the throttling error", err)
+	}
+	for i, wait := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+		eventually(t, "the retry alarm", func() bool { return e.info("db").ErrorCount == i+1 && e.clock.Waiters() > 0 })
+		if got := e.info("db").NextRefresh.Sub(e.clock.Now()); got != wait {
+			t.Fatalf("retry %d in %v, want %v", i+1, got, wait)
+		}
+		e.clock.Advance(wait)
+		eventually(t, "a background retry", func() bool { return e.client.Calls(opD) == i+2 })
+	}
+	eventually(t, "the value fetched in the background", func() bool { return e.client.Calls(opG) == 1 })
+	if in := e.info("db"); in.LastError != nil || !in.Read || in.Pinned {
+		t.Fatalf("after recovery: %+v, want no error, read, not pinned", in)
+	}
+	misses := e.c.Stats().Misses
+	if got := e.str("db"); got != "s1" || e.c.Stats().Misses != misses {
+		t.Fatalf("read after recovery = %q; it waited for the network: %v", got, e.c.Stats().Misses != misses)
+	}
+
+	// Only described: not read, not retried in the background.
+	e.client.PutString("looked-up", "x")
+	e.client.FailNext(opD, 1, errThrottled())
+	if _, err := e.c.Describe(context.Background(), "looked-up"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Describe = %v, want the throttling error", err)
+	}
+	if in := e.info("looked-up"); in.Read || in.Pinned {
+		t.Fatalf("a described secret counts as read or pinned: %+v", in)
+	}
+	e.noBackgroundRefresh("looked-up")
+	// Pinned, it is.
+	defer e.c.Pin("looked-up")()
+	if in := e.info("looked-up"); !in.Pinned {
+		t.Fatalf("pinned secret: %+v", in)
+	}
+	calls := e.client.Calls(opD)
+	eventually(t, "the retry alarm of the pinned secret", func() bool { return e.clock.Waiters() > 0 })
+	e.clock.Advance(time.Second)
+	eventually(t, "the pinned secret's retry", func() bool { return e.client.Calls(opD) == calls+1 })
 }

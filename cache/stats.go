@@ -65,6 +65,11 @@ type SecretInfo struct {
 	ScheduledForDeletion bool
 	// Tags are the secret's tags, as last described.
 	Tags map[string]string
+	// Read is true once a value of the secret was asked for; a secret only
+	// described (Describe) is not read.
+	Read bool
+	// Pinned is true while a Pin of the secret is in force.
+	Pinned bool
 	// Versions are the cached versions, most recently used first.
 	Versions []VersionInfo
 }
@@ -99,6 +104,8 @@ func (c *Cache) Info(secretID string) (info SecretInfo, ok bool) {
 		LastError:            e.err,
 		ErrorCount:           e.errCount,
 		ScheduledForDeletion: e.meta.deleted,
+		Read:                 e.read,
+		Pinned:               e.pins > 0,
 	}
 	if e.err != nil {
 		info.NextRefresh = e.nextRetry

@@ -18,6 +18,7 @@ import (
 	"github.com/secretsfs/secretsfs/cache"
 	"github.com/secretsfs/secretsfs/cache/cachetest"
 	sfs "github.com/secretsfs/secretsfs/fs"
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 func TestFeaturesValidateNamesTheFlag(t *testing.T) {
@@ -128,6 +129,12 @@ func TestApplyHygiene(t *testing.T) {
 // fakeClockCache builds a cache over a fake client and clock.
 func fakeClockCache(t *testing.T) (*cache.Cache, *cachetest.Client, *cachetest.Clock) {
 	t.Helper()
+	return fakeClockCacheWith(t, nil)
+}
+
+// fakeClockCacheWith is fakeClockCache with mod applied to the config.
+func fakeClockCacheWith(t *testing.T, mod func(*cache.Config)) (*cache.Cache, *cachetest.Client, *cachetest.Clock) {
+	t.Helper()
 	client := cachetest.NewClient()
 	clock := cachetest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	cfg := cache.DefaultConfig()
@@ -135,6 +142,9 @@ func fakeClockCache(t *testing.T) (*cache.Cache, *cachetest.Client, *cachetest.C
 	cfg.Clock = clock
 	cfg.SecretRefreshInterval = time.Minute
 	cfg.ExceptionRetryDelayMax = time.Second
+	if mod != nil {
+		mod(&cfg)
+	}
 	c, err := cache.New(client, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -183,6 +193,52 @@ func TestMaxStaleAndHealth(t *testing.T) {
 	h.mounted.Store(false)
 	if h.check().Healthy {
 		t.Fatal("healthy while not mounted")
+	}
+}
+
+// One transient error on a name that was only looked up (described, never
+// read) must not fail /healthz; a secret that was read and failed is retried
+// in the background with the backoff, so health comes back without a
+// reader.
+func TestDefect9_07_TransientErrorOnALookedUpNameKeepsHealthy(t *testing.T) {
+	c, client, clock := fakeClockCacheWith(t, func(cfg *cache.Config) {
+		cfg.RefreshAhead = time.Minute
+		cfg.ExceptionRetryDelayMax = time.Hour
+	})
+	h := &health{c: c, now: clock.Now}
+	h.mounted.Store(true)
+	ctx := context.Background()
+	throttled := &smithy.GenericAPIError{Code: "ThrottlingException"}
+
+	client.PutString("new/secret", "v1")
+	client.FailNext(cache.OpDescribeSecret, 1, throttled)
+	if _, err := describeThroughCache(c)(ctx, "new/secret"); err == nil {
+		t.Fatal("the lookup did not fail; the test proves nothing")
+	}
+	if _, err := describeThroughCache(c)(ctx, "typo/secret"); !errors.Is(err, cache.ErrNotFound) {
+		t.Fatalf("lookup of a typo = %v, want not found", err)
+	}
+	if r := h.check(); !r.Healthy || r.Secrets != 0 {
+		t.Fatalf("health after failed lookups = %+v, want healthy with nothing read", r)
+	}
+
+	// A read secret that fails counts, until a background retry succeeds.
+	client.PutString("db", "v1")
+	client.FailNext(cache.OpDescribeSecret, 2, throttled)
+	st := store{c: c, now: clock.Now}
+	if _, err := st.Value(ctx, "db", ""); err == nil {
+		t.Fatal("the read did not fail; the test proves nothing")
+	}
+	if r := h.check(); r.Healthy || len(r.Unservable) != 1 || r.Unservable[0].SecretID != "db" {
+		t.Fatalf("health after a failed read = %+v, want db unservable", r)
+	}
+	for _, wait := range []time.Duration{time.Second, 2 * time.Second} {
+		testutil.Eventually(t, 10*time.Second, "a background retry to be scheduled", func() bool { return clock.Waiters() > 0 })
+		clock.Advance(wait)
+	}
+	testutil.Eventually(t, 10*time.Second, "health to come back without a reader", func() bool { return h.check().Healthy })
+	if r := h.check(); r.Secrets != 1 {
+		t.Fatalf("health = %+v, want only the read secret checked", r)
 	}
 }
 

@@ -176,18 +176,20 @@ func staleCount(c *cache.Cache) int {
 }
 
 // health answers /healthz: healthy when the filesystem is mounted and every
-// secret the cache holds because it was read can be served: its last
-// refresh succeeded, or failed while an answer no older than --max-stale is
-// still served, and no stage points at a version whose value failed to be
-// fetched. A secret that does not exist (a reader's wrong path) counts as
-// fine. extraIDs, when set, adds secrets that must be servable although
-// nobody read them yet (mapped files).
+// secret the cache holds because it was read, or is pinned, can be served:
+// its last refresh succeeded, or failed while an answer no older than
+// --max-stale is still served, and no stage points at a version whose value
+// failed to be fetched. A secret only described (a name looked up, a
+// directory listed) does not count, nor does one that does not exist (a
+// reader's wrong path): a typo must not fail a liveness probe. The cache
+// retries a failed secret that counts in the background, so health comes
+// back without a reader. Mapped files' secrets are pinned, so they count
+// before anybody reads them.
 type health struct {
 	c        *cache.Cache
 	mounted  atomic.Bool
 	maxStale time.Duration
 	now      func() time.Time
-	extraIDs func() []string
 }
 
 // healthReport is /healthz's JSON body.
@@ -205,21 +207,13 @@ type unservableInfo struct {
 
 func (h *health) check() healthReport {
 	r := healthReport{Mounted: h.mounted.Load()}
-	ids := h.c.SecretIDs()
-	if h.extraIDs != nil {
-		seen := make(map[string]bool, len(ids))
-		for _, id := range ids {
-			seen[id] = true
+	for _, id := range h.c.SecretIDs() {
+		in, ok := h.c.Info(id)
+		if !ok || !in.Read && !in.Pinned {
+			continue // never read: nothing served, nothing failed
 		}
-		for _, id := range h.extraIDs() {
-			if !seen[id] {
-				ids = append(ids, id)
-			}
-		}
-	}
-	for _, id := range ids {
 		r.Secrets++
-		if reason := h.unservable(id); reason != "" {
+		if reason := h.unservable(in); reason != "" {
 			r.Unservable = append(r.Unservable, unservableInfo{SecretID: id, Reason: reason})
 		}
 	}
@@ -228,11 +222,7 @@ func (h *health) check() healthReport {
 }
 
 // unservable says why a secret cannot be served, or "" when it can.
-func (h *health) unservable(id string) string {
-	in, ok := h.c.Info(id)
-	if !ok {
-		return "" // never read: nothing known, nothing failed
-	}
+func (h *health) unservable(in cache.SecretInfo) string {
 	if in.LastError != nil {
 		switch {
 		case errors.Is(in.LastError, cache.ErrNotFound):

@@ -307,9 +307,10 @@ func TestMetricsAndHealthzByScraping(t *testing.T) {
 		t.Fatalf("/healthz = %d %s (%v), want 200 and healthy", code, body, err)
 	}
 
-	// A secret that is read and cannot be served makes the mount unhealthy.
+	// A secret that is read and cannot be served makes the mount unhealthy
+	// (one only looked up does not count: its value was never asked for).
 	w.createString("met/denied", "d")
-	w.emu.InjectFault(emulator.AllOperations, emulator.Fault{ErrorType: "AccessDeniedException", SecretID: "met/denied"})
+	w.emu.InjectFault(emulator.OpGetSecretValue, emulator.Fault{ErrorType: "AccessDeniedException", SecretID: "met/denied"})
 	if _, err := read(d.path("met/denied/AWSCURRENT")); errnoOf(err) != syscall.EACCES {
 		t.Fatalf("reading the denied secret: %v, want EACCES", err)
 	}
