@@ -85,8 +85,8 @@ type Options struct {
 	Debug  bool
 	Logger *slog.Logger
 
-	// Refresher, when set, serves user.secretsfs.refresh: setting or
-	// reading it forces a refresh of the file's secret (refresh.go).
+	// Refresher, when set, serves user.secretsfs.refresh: reading it
+	// forces a refresh of the file's secret (refresh.go).
 	Refresher Refresher
 	// Observer, when set, learns of every FUSE request and its errno.
 	Observer Observer

@@ -24,11 +24,10 @@
 //   - Every error becomes an errno in one function, toErrno.
 //   - Every request passes through one raw wrapper (observe.go) that reports
 //     it with its errno to an optional Observer and answers EROFS to every
-//     request that would write (readonly.go), for every node type. In
-//     per-open mode the mount itself is read-write for the kernel, so that
-//     setxattr of user.secretsfs.refresh reaches the daemon; in kernel-cache
-//     mode it is mounted "ro". Reading user.secretsfs.refresh also forces a
-//     refresh and works for any reader in both modes.
+//     request that would write (readonly.go), for every node type. The
+//     mount is "ro" in both modes, so the kernel refuses writes before
+//     they get there. Reading user.secretsfs.refresh forces a refresh and
+//     works for any reader in both modes.
 //   - Opens in per-open mode are reported to an optional Auditor with the
 //     caller's thread, uid and gid.
 package fs

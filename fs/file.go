@@ -49,7 +49,6 @@ var (
 	_ = (gofs.NodeFlusher)((*fileNode)(nil))
 	_ = (gofs.NodeGetxattrer)((*fileNode)(nil))
 	_ = (gofs.NodeListxattrer)((*fileNode)(nil))
-	_ = (gofs.NodeSetxattrer)((*fileNode)(nil))
 )
 
 // attr fills the file's attributes.

@@ -47,12 +47,9 @@ func Mount(dir string, opts Options) (*Server, error) {
 	s.reindex()
 	s.cancel = append(s.cancel, opts.Catalog.OnChange(s.reindex))
 
-	var mountOpts []string
-	if opts.KernelCache {
-		// Opens do not reach the daemon there, so only the kernel can
-		// refuse a write open (readonly.go).
-		mountOpts = append(mountOpts, "ro")
-	}
+	// Read-only in both modes: the kernel refuses every write before it
+	// reaches the daemon (readonly.go).
+	mountOpts := []string{"ro"}
 	if opts.AllowOther {
 		// Without it the kernel lets any user read a 0400 file.
 		mountOpts = append(mountOpts, "default_permissions")

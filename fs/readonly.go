@@ -6,13 +6,13 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
-// The mount is read-write as far as the kernel knows in per-open mode, so
-// that setxattr of user.secretsfs.refresh reaches the daemon (the kernel
-// refuses every setxattr on a read-only mount). Every request that would
-// change something is therefore answered EROFS here, for every node of the
-// tree, before it reaches a node. In kernel-cache mode the mount stays
-// read-only: the daemon sees no OPEN there and could not refuse a write
-// open itself.
+// The mount is read-only for the kernel in both modes ("ro"), so the kernel
+// refuses every write, create, rename, link, chmod, chown, truncate, utimes,
+// setxattr, removexattr and access(W_OK) with EROFS before it reaches the
+// daemon; in kernel-cache mode the daemon does not even see OPEN. Should a
+// request that would change something reach the daemon all the same, it is
+// answered EROFS here, for every node of the tree, before it reaches a
+// node.
 
 // writeFlags are the open flags that ask for writing.
 const writeFlags = syscall.O_WRONLY | syscall.O_RDWR | syscall.O_TRUNC | syscall.O_APPEND | syscall.O_CREAT
@@ -52,12 +52,8 @@ func (o *observedFS) Symlink(cancel <-chan struct{}, h *fuse.InHeader, target, n
 	return o.done("symlink", fuse.EROFS)
 }
 
-// SetXAttr lets only the refresh attribute through (refresh.go).
 func (o *observedFS) SetXAttr(cancel <-chan struct{}, in *fuse.SetXAttrIn, attr string, data []byte) fuse.Status {
-	if attr != xattrRefresh {
-		return o.done("setxattr", fuse.EROFS)
-	}
-	return o.done("setxattr", o.RawFileSystem.SetXAttr(cancel, in, attr, data))
+	return o.done("setxattr", fuse.EROFS)
 }
 
 func (o *observedFS) RemoveXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string) fuse.Status {

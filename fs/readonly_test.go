@@ -150,16 +150,13 @@ func TestRefreshAttributeRefreshesTheFilesSecret(t *testing.T) {
 			if got, _ := os.ReadFile(file); string(got) != "green value" {
 				t.Fatalf("after the refresh the file reads %q", got)
 			}
+			// The mount is read-only: only reading the attribute works.
 			calls := len(ref.calls())
-			if kernelCache {
-				// The mount is read-only: only reading the attribute works.
-				if err := unix.Setxattr(file, "user.secretsfs.refresh", []byte("1"), 0); !errors.Is(err, syscall.EROFS) {
-					t.Fatalf("setxattr refresh in kernel-cache mode: %v, want EROFS", err)
-				}
-			} else if err := unix.Setxattr(file, "user.secretsfs.refresh", []byte("1"), 0); err != nil {
-				t.Fatalf("setxattr refresh: %v", err)
-			} else if got := len(ref.calls()); got != calls+1 {
-				t.Fatalf("setxattr made %d refreshes, want 1", got-calls)
+			if err := unix.Setxattr(file, "user.secretsfs.refresh", []byte("1"), 0); !errors.Is(err, syscall.EROFS) {
+				t.Fatalf("setxattr refresh: %v, want EROFS", err)
+			}
+			if got := len(ref.calls()); got != calls {
+				t.Fatalf("setxattr made %d refreshes, want none", got-calls)
 			}
 			for _, id := range ref.calls() {
 				if id != "tagged" {
@@ -178,5 +175,47 @@ func TestRefreshAttributeRefreshesTheFilesSecret(t *testing.T) {
 				t.Fatalf("failed refresh: %v, want EIO", err)
 			}
 		})
+	}
+}
+
+// The per-open mount is read-only for the kernel too, as the kernel-cache
+// one is: every write is refused by the kernel before it reaches the
+// daemon, and reading user.secretsfs.refresh (getfattr) still refreshes;
+// setting it (setfattr) is a write like any other.
+func TestDefect9_16_PerOpenMountIsReadOnlyForTheKernel(t *testing.T) {
+	s, c := layoutStore()
+	o := &recordingObserver{ops: map[opKey]int{}}
+	ref := &fakeRefresher{}
+	mnt := mountFS(t, Options{Store: s, Catalog: c, Observer: o, Refresher: ref})
+	if opts := testutil.MountOptions(mnt); !contains(opts, "ro") {
+		t.Errorf("per-open mount options %v, want ro", opts)
+	}
+	file := filepath.Join(mnt, "a/username")
+	if got, err := os.ReadFile(file); err != nil || string(got) != "app" {
+		t.Fatalf("read = %q, %v", got, err)
+	}
+	ops := writeOps(mnt)
+	ops["setxattr of the refresh attribute"] = func() error { return unix.Setxattr(file, xattrRefresh, []byte("1"), 0) }
+	for what, op := range ops {
+		if err := op(); !errors.Is(err, syscall.EROFS) {
+			t.Errorf("%s: %v, want EROFS", what, err)
+		}
+	}
+	o.mu.Lock()
+	for k, n := range o.ops {
+		if k.errno == syscall.EROFS {
+			t.Errorf("%d %s requests reached the daemon (answered EROFS there); the kernel should refuse them", n, k.op)
+		}
+	}
+	o.mu.Unlock()
+	if n := len(ref.calls()); n != 0 {
+		t.Fatalf("setxattr of the refresh attribute refreshed %d times", n)
+	}
+	buf := make([]byte, 128)
+	if n, err := unix.Getxattr(file, xattrRefresh, buf); err != nil || n == 0 {
+		t.Fatalf("getxattr refresh = %q, %v", buf[:n], err)
+	}
+	if got := ref.calls(); len(got) != 1 || got[0] != "a" {
+		t.Fatalf("getxattr refresh refreshed %v, want a once", got)
 	}
 }

@@ -6,28 +6,16 @@ import (
 	"syscall"
 )
 
-// xattrRefresh forces a refresh of a file's secret: setting it (any value)
-// refreshes; reading it refreshes too and returns the version id served
-// afterwards, which works for every reader of the file, also where the
-// kernel allows setxattr only to writers (default_permissions) or not at
-// all (kernel-cache mode, a read-only mount). It is not listed, so that
-// "getfattr -d" does not refresh.
+// xattrRefresh forces a refresh of a file's secret: reading it refreshes and
+// returns the version id served afterwards. Reading works for every reader
+// of the file on the read-only mount, where the kernel refuses every
+// setxattr. It is not listed, so that "getfattr -d" does not refresh.
 const xattrRefresh = "user.secretsfs.refresh"
 
 // Refresher forces a refresh of one secret: its metadata and the values its
 // stages in use point at, reporting whether it succeeded.
 type Refresher interface {
 	RefreshNow(ctx context.Context, secretID string) error
-}
-
-// Setxattr of user.secretsfs.refresh refreshes the file's secrets; other
-// names never get here (readonly.go answers EROFS).
-func (f *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	if attr != xattrRefresh {
-		return syscall.EROFS
-	}
-	_, errno := f.refresh(ctx)
-	return errno
 }
 
 // refreshXattr answers a read of user.secretsfs.refresh.

@@ -72,24 +72,50 @@ func (s *SyncBuffer) String() string {
 // MountType returns the filesystem type mounted on dir (e.g.
 // "fuse.secretsfs"), or "" when dir is not a mount point.
 func MountType(dir string) string {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return ""
-	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		// Field 5 is the mount point, octal-escaped; the type follows "-".
-		f := strings.Fields(sc.Text())
-		if len(f) < 10 || unescape(f[4]) != dir {
-			continue
-		}
-		for i, x := range f {
-			if x == "-" && i+1 < len(f) {
-				return f[i+1]
-			}
+	f := mountinfo(dir)
+	for i, x := range f {
+		// The type follows "-".
+		if x == "-" && i+1 < len(f) {
+			return f[i+1]
 		}
 	}
 	return ""
+}
+
+// MountOptions returns the options of the mount on dir as /proc/mounts
+// shows them (e.g. "ro", "nosuid", "nodev", "relatime"; "ro" when either
+// the mount or its filesystem is read-only), or nil when dir is not a
+// mount point.
+func MountOptions(dir string) []string {
+	data, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		// Source, mount point (octal-escaped), type, options, 0, 0.
+		if f := strings.Fields(line); len(f) >= 4 && unescape(f[1]) == dir {
+			return strings.Split(f[3], ",")
+		}
+	}
+	return nil
+}
+
+// mountinfo returns the fields of the /proc/self/mountinfo line of the
+// mount on dir, or nil.
+func mountinfo(dir string) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		// Field 5 is the mount point, octal-escaped.
+		f := strings.Fields(sc.Text())
+		if len(f) >= 10 && unescape(f[4]) == dir {
+			return f
+		}
+	}
+	return nil
 }
 
 func unescape(s string) string {
