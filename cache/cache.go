@@ -434,16 +434,17 @@ func (c *Cache) versionFlight(e *secretEntry, vid string) <-chan singleflight.Re
 // subscribers what moved. It runs detached from any caller.
 func (c *Cache) refreshSecret(e *secretEntry, cond refreshCond) (err error) {
 	seq := c.seq.Add(1)
+	start := c.clock.Now()
 	e.mu.Lock()
-	if !cond(e, c.clock.Now()) {
+	if !cond(e, start) {
 		err := e.err
 		e.mu.Unlock()
 		return err
 	}
 	e.force = false
 	e.used = false
+	e.attemptSeq = seq
 	e.mu.Unlock()
-	start := c.clock.Now()
 	defer func() { c.obs.Refresh(e.id, err, c.clock.Now().Sub(start)) }()
 
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.FetchTimeout)

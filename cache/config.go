@@ -46,9 +46,17 @@ type Config struct {
 	// DescribeSecret the secret is refreshed, so that a scheduled rotation
 	// shows within seconds rather than within the refresh interval.
 	RotationGrace time.Duration
-	// ForceRefreshMaxWait caps how long RefreshNow waits for a pending retry
-	// time while the secret is backing off after errors.
+	// ForceRefreshMaxWait caps how long RefreshNow (and RequestRefresh when
+	// it may cut a backoff short) waits for a pending retry time while the
+	// secret is backing off after errors.
 	ForceRefreshMaxWait time.Duration
+	// ForceRefreshMinInterval is the least time between two calls that
+	// RequestRefresh makes for one secret: a request sooner after the start
+	// of the secret's last forced refresh reports the outcome of the refresh
+	// stored last. Longer bounds what readers who loop can cost; shorter
+	// lets them see a change sooner. Zero sets no bound (concurrent requests
+	// still share a call).
+	ForceRefreshMinInterval time.Duration
 	// FetchTimeout bounds each Secrets Manager call. Calls run detached from
 	// the callers that wait for them, so one caller's cancelled context never
 	// fails the others.
@@ -81,7 +89,8 @@ const versionCacheSize = 10
 
 // DefaultConfig returns the reference's defaults, with background refresh a
 // minute ahead of expiry, rotation pick-up 10 s after a scheduled rotation,
-// forced refreshes waiting at most 5 s for a pending retry and 30 s per call.
+// forced refreshes waiting at most 5 s for a pending retry, requested ones
+// calling at most once a second per secret, and 30 s per call.
 func DefaultConfig() Config {
 	return Config{
 		MaxCacheSize:               DefaultMaxCacheSize,
@@ -93,6 +102,7 @@ func DefaultConfig() Config {
 		RefreshAhead:               time.Minute,
 		RotationGrace:              10 * time.Second,
 		ForceRefreshMaxWait:        5 * time.Second,
+		ForceRefreshMinInterval:    time.Second,
 		FetchTimeout:               30 * time.Second,
 	}
 }
@@ -129,6 +139,9 @@ func (c Config) validate() error {
 	}
 	if c.ForceRefreshMaxWait < 0 {
 		bad("ForceRefreshMaxWait", "is %v; it must not be negative", c.ForceRefreshMaxWait)
+	}
+	if c.ForceRefreshMinInterval < 0 {
+		bad("ForceRefreshMinInterval", "is %v; it must not be negative (zero sets no bound)", c.ForceRefreshMinInterval)
 	}
 	if c.FetchTimeout <= 0 {
 		bad("FetchTimeout", "is %v; it must be positive", c.FetchTimeout)

@@ -35,6 +35,11 @@
 //     scheduled for deletion is not found, rather than served stale forever.
 //   - RefreshNow stores its answer and reports success or failure; it waits
 //     only for a pending retry time, capped at Config.ForceRefreshMaxWait.
+//     It joins a refresh in flight, and calls again only if that one
+//     started before it was asked. RequestRefresh is the forced refresh to
+//     offer untrusted callers: it also joins, starts at most one forced
+//     refresh per secret per Config.ForceRefreshMinInterval, and makes no
+//     call during a backoff unless the caller may cut it short.
 //   - Returned byte slices are copies. Errors match ErrNotFound
 //     (fs.ErrNotExist), ErrAccessDenied (fs.ErrPermission) or ErrUnavailable
 //     with errors.Is, and the SDK's typed error with errors.As. Secret values

@@ -28,6 +28,8 @@ type secretEntry struct {
 	refreshedAt time.Time         // last successful refresh
 	force       bool              // refresh on next use
 	seq         uint64            // sequence number of the stored refresh
+	attemptSeq  uint64            // sequence number of the last refresh that called DescribeSecret
+	forcedAt    time.Time         // when the last forced refresh (RefreshNow, RequestRefresh) started
 	versions    *lru[string, *versionEntry]
 	served      map[string]string   // stage -> version id last served with a value
 	tracked     map[string]struct{} // stages read through this entry

@@ -8,22 +8,73 @@ import (
 
 // RefreshNow refreshes the secret's metadata at once, fetches the values its
 // stages in use now point at, and reports whether the refresh succeeded. It
-// shares the single flight of reads. While the secret is backing off after
+// shares the single flight of reads: it joins a refresh in flight, and
+// starts one of its own only if that one began before the call, so that a
+// change made before the call shows. While the secret is backing off after
 // errors it first waits for the pending retry time, at most
-// Config.ForceRefreshMaxWait.
+// Config.ForceRefreshMaxWait. It is for the program that owns the cache;
+// RequestRefresh is the one to offer to others.
 func (c *Cache) RefreshNow(ctx context.Context, secretID string) error {
 	e := c.entry(secretID)
+	after := c.seq.Load()
+	return c.forceRefresh(ctx, e, true, func(e *secretEntry, _ time.Time) bool {
+		return e.attemptSeq > after
+	})
+}
+
+// RefreshRequest says what a forced refresh asked for through
+// RequestRefresh may do.
+type RefreshRequest struct {
+	// CutBackoff lets the request refresh a secret that is backing off
+	// after errors, once its retry time has come or after at most
+	// Config.ForceRefreshMaxWait, as RefreshNow does. Give it only to
+	// trusted callers (a mount's owner, root): without it a request during
+	// the backoff makes no call and reports the last error at once.
+	CutBackoff bool
+}
+
+// RequestRefresh is RefreshNow made safe to offer to untrusted callers
+// (every reader of a mounted file): it joins a refresh in flight; it starts
+// at most one forced refresh per secret per Config.ForceRefreshMinInterval,
+// a request inside that window reporting the outcome of the refresh stored
+// last; and while the secret backs off after errors it calls only when
+// req.CutBackoff allows it.
+func (c *Cache) RequestRefresh(ctx context.Context, secretID string, req RefreshRequest) error {
+	e := c.entry(secretID)
+	after := c.seq.Load()
+	window := c.cfg.ForceRefreshMinInterval
+	return c.forceRefresh(ctx, e, req.CutBackoff, func(e *secretEntry, now time.Time) bool {
+		return e.attemptSeq > after || !e.forcedAt.IsZero() && now.Sub(e.forcedAt) < window
+	})
+}
+
+// maxForcedFlights bounds the flights one forced refresh waits for: the one
+// in flight, which may have started too early or found nothing to do, and
+// then its own.
+const maxForcedFlights = 3
+
+// forceRefresh refreshes e until done holds, and returns the outcome of the
+// refresh stored last. It joins the refresh in flight, if any, and starts
+// one only while done does not hold. While e is backing off after errors it
+// makes no call unless cutBackoff, and then first waits for the retry time,
+// at most Config.ForceRefreshMaxWait.
+func (c *Cache) forceRefresh(ctx context.Context, e *secretEntry, cutBackoff bool, done refreshCond) error {
 	now := c.clock.Now()
 	e.mu.Lock()
+	if len(e.tracked) == 0 {
+		e.tracked[c.cfg.DefaultVersionStage] = struct{}{}
+	}
 	var wait time.Time
 	if e.err != nil && now.Before(e.nextRetry) {
+		if !cutBackoff {
+			err := e.err
+			e.mu.Unlock()
+			return err
+		}
 		wait = e.nextRetry
 		if limit := now.Add(c.cfg.ForceRefreshMaxWait); limit.Before(wait) {
 			wait = limit
 		}
-	}
-	if len(e.tracked) == 0 {
-		e.tracked[c.cfg.DefaultVersionStage] = struct{}{}
 	}
 	e.mu.Unlock()
 
@@ -31,19 +82,32 @@ func (c *Cache) RefreshNow(ctx context.Context, secretID string) error {
 		select {
 		case <-c.clock.Alarm(wait):
 		case <-ctx.Done():
-			return fmt.Errorf("refresh %q: %w", secretID, ctx.Err())
+			return fmt.Errorf("refresh %q: %w", e.id, ctx.Err())
 		}
 	}
-	// A flight already under way may have started before the caller's
-	// reason to refresh (a new value put a moment ago): start a new one.
-	c.flights.Forget(e.flightKey())
-	if err := c.waitFlight(ctx, c.secretFlight(e, alwaysRefresh)); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("refresh %q: %w", secretID, ctx.Err())
+	// pending is the flight's condition, checked as it starts: when it
+	// decides to call, it marks the call as forced.
+	pending := func(e *secretEntry, now time.Time) bool {
+		if done(e, now) {
+			return false
 		}
-		return err
+		e.forcedAt = now
+		return true
 	}
-	return nil
+	for range maxForcedFlights {
+		if err := c.waitFlight(ctx, c.secretFlight(e, pending)); err != nil && ctx.Err() != nil {
+			return fmt.Errorf("refresh %q: %w", e.id, ctx.Err())
+		}
+		e.mu.Lock()
+		ok := done(e, c.clock.Now())
+		e.mu.Unlock()
+		if ok {
+			break
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
 }
 
 // Pin keeps a secret refreshed in the background even when nobody reads it

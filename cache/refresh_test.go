@@ -95,3 +95,120 @@ func TestDefect9_07_FailedReadSecretIsRetriedUntilItRecovers(t *testing.T) {
 	e.clock.Advance(time.Second)
 	eventually(t, "the pinned secret's retry", func() bool { return e.client.Calls(opD) == calls+1 })
 }
+
+// Forced refreshes asked for at once by readers of a file (getfattr of
+// user.secretsfs.refresh) share one DescribeSecret.
+func TestDefect9_08_ConcurrentForcedRefreshesJoinOneCall(t *testing.T) {
+	e := newEnv(t, nil)
+	e.client.PutString("db", "s1")
+	e.str("db")
+	e.client.Hold()
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() { errs <- e.c.RequestRefresh(context.Background(), "db", RefreshRequest{}) }()
+	}
+	eventually(t, "every request to wait for a call", func() bool { return e.c.waiting.Load() == n })
+	e.client.Release()
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("RequestRefresh: %v", err)
+		}
+	}
+	e.calls(2, 1)
+
+	// RefreshNow, the owning program's, also joins; those asked while the
+	// first call was under way make one more, which started after them.
+	e.client.Hold()
+	for range n {
+		go func() { errs <- e.c.RefreshNow(context.Background(), "db") }()
+	}
+	eventually(t, "every RefreshNow to wait for a call", func() bool { return e.c.waiting.Load() == n })
+	e.client.Release()
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("RefreshNow: %v", err)
+		}
+	}
+	if got := e.client.Calls(opD); got > 4 {
+		t.Fatalf("%d concurrent RefreshNow made %d DescribeSecret calls, want at most 2", n, got-2)
+	}
+}
+
+// A forced refresh asked for within a second of the secret's last forced
+// refresh makes no call: it reports the outcome of the last refresh. (The
+// refresh of a read does not count: a change put a moment after a read
+// shows at the first request.)
+func TestDefect9_08_ForcedRefreshWithinTheWindowMakesNoCall(t *testing.T) {
+	e := newEnv(t, nil)
+	e.client.PutString("db", "s1")
+	e.str("db")
+	ctx := context.Background()
+	if err := e.c.RequestRefresh(ctx, "db", RefreshRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	e.calls(2, 1)
+	e.clock.Advance(500 * time.Millisecond)
+	for _, req := range []RefreshRequest{{}, {CutBackoff: true}} {
+		if err := e.c.RequestRefresh(ctx, "db", req); err != nil {
+			t.Fatalf("RequestRefresh(%+v) within the window: %v", req, err)
+		}
+	}
+	e.calls(2, 1)
+	e.clock.Advance(500 * time.Millisecond)
+	v2 := e.client.PutString("db", "s2")
+	if err := e.c.RequestRefresh(ctx, "db", RefreshRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	e.calls(3, 2)
+	if got := e.info("db").Stages["AWSCURRENT"]; got != v2 {
+		t.Fatalf("after the window the refresh shows %q, want %q", got, v2)
+	}
+}
+
+// While a secret backs off after errors, a forced refresh by anyone but the
+// mount's owner makes no call and does not wait: it reports the error. The
+// owner may cut the wait short (at most ForceRefreshMaxWait).
+func TestDefect9_08_NonOwnerForcedRefreshInBackoffMakesNoCall(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.ExceptionRetryDelayBase = time.Minute })
+	e.client.PutString("db", "s1")
+	e.str("db")
+	e.client.FailAlways(opD, errThrottled())
+	e.clock.Advance(hour)
+	if got := e.str("db"); got != "s1" { // refresh fails; retry in a minute
+		t.Fatalf("stale read = %q", got)
+	}
+	e.calls(2, 1)
+	e.clock.Advance(10 * time.Second) // out of the window, still backing off
+
+	done := make(chan error, 1)
+	go func() { done <- e.c.RequestRefresh(context.Background(), "db", RefreshRequest{}) }()
+	var err error
+	returned := false
+	eventually(t, "the request to return or wait", func() bool {
+		select {
+		case err = <-done:
+			returned = true
+			return true
+		default:
+			return e.clock.Waiters() > 0
+		}
+	})
+	if !returned {
+		e.clock.Advance(time.Minute) // let it go
+		<-done
+		t.Fatalf("a non-owner's forced refresh in backoff waits for the retry time to call (%d calls)", e.client.Calls(opD))
+	}
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("non-owner's forced refresh in backoff = %v, want the last error", err)
+	}
+	e.calls(2, 1)
+
+	go func() { done <- e.c.RequestRefresh(context.Background(), "db", RefreshRequest{CutBackoff: true}) }()
+	eventually(t, "the owner's request to wait on the clock", func() bool { return e.clock.Waiters() > 0 })
+	e.clock.Advance(5 * time.Second)
+	if err := <-done; !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("owner's forced refresh = %v, want the failure", err)
+	}
+	e.calls(3, 1)
+}

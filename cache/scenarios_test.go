@@ -682,6 +682,7 @@ func TestS28_InvalidConfigRejected(t *testing.T) {
 		{"RefreshAhead", func(c *Config) { c.RefreshAhead = -1 }},
 		{"RotationGrace", func(c *Config) { c.RotationGrace = -1 }},
 		{"ForceRefreshMaxWait", func(c *Config) { c.ForceRefreshMaxWait = -1 }},
+		{"ForceRefreshMinInterval", func(c *Config) { c.ForceRefreshMinInterval = -1 }},
 		{"FetchTimeout", func(c *Config) { c.FetchTimeout = 0 }},
 	}
 	for _, tc := range cases {

@@ -86,7 +86,8 @@ type Options struct {
 	Logger *slog.Logger
 
 	// Refresher, when set, serves user.secretsfs.refresh: reading it
-	// forces a refresh of the file's secret (refresh.go).
+	// forces a refresh of the file's secret (refresh.go), on behalf of the
+	// reader, who may not be trusted.
 	Refresher Refresher
 	// Observer, when set, learns of every FUSE request and its errno.
 	Observer Observer

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
 	"github.com/secretsfs/secretsfs/test/testutil"
@@ -80,14 +81,16 @@ func TestEveryWriteIsEROFSInBothModes(t *testing.T) {
 // fakeRefresher counts forced refreshes and runs a function on each.
 type fakeRefresher struct {
 	mu    sync.Mutex
-	ids   []string // guarded by mu
-	err   error    // guarded by mu
+	ids   []string    // guarded by mu
+	froms []Requester // guarded by mu
+	err   error       // guarded by mu
 	onRun func(id string)
 }
 
-func (f *fakeRefresher) RefreshNow(ctx context.Context, id string) error {
+func (f *fakeRefresher) RequestRefresh(ctx context.Context, id string, from Requester) error {
 	f.mu.Lock()
 	f.ids = append(f.ids, id)
+	f.froms = append(f.froms, from)
 	err, fn := f.err, f.onRun
 	f.mu.Unlock()
 	if fn != nil && err == nil {
@@ -163,6 +166,15 @@ func TestRefreshAttributeRefreshesTheFilesSecret(t *testing.T) {
 					t.Fatalf("refreshed %q, want only the file's secret", id)
 				}
 			}
+			// The test runs as root: the mount's owner.
+			ref.mu.Lock()
+			froms := append([]Requester(nil), ref.froms...)
+			ref.mu.Unlock()
+			for _, from := range froms {
+				if !from.Owner {
+					t.Fatalf("root's refresh asked as %+v, want the owner", from)
+				}
+			}
 			// Not listed, so that getfattr -d does not refresh.
 			if contains(testutil.ListXattr(t, file), "user.secretsfs.refresh") {
 				t.Fatal("the refresh attribute is listed")
@@ -217,5 +229,28 @@ func TestDefect9_16_PerOpenMountIsReadOnlyForTheKernel(t *testing.T) {
 	}
 	if got := ref.calls(); len(got) != 1 || got[0] != "a" {
 		t.Fatalf("getxattr refresh refreshed %v, want a once", got)
+	}
+}
+
+// Only the user who mounted and root count as the mount's owner for a
+// forced refresh; any other reader does not.
+func TestDefect9_08_OnlyTheOwnerAndRootCutABackoffShort(t *testing.T) {
+	as := func(uid uint32) context.Context {
+		return fuse.NewContext(context.Background(), &fuse.Caller{Owner: fuse.Owner{Uid: uid, Gid: uid}})
+	}
+	for _, tc := range []struct {
+		ctx   context.Context
+		owner bool
+	}{
+		{as(0), true},
+		{as(1234), true}, // the mounting user
+		{as(1000), false},
+		{as(65534), false},
+		{context.Background(), false}, // no caller known
+	} {
+		if got := requester(tc.ctx, 1234); got.Owner != tc.owner {
+			c, _ := fuse.FromContext(tc.ctx)
+			t.Errorf("caller %+v: %+v, want owner %v", c, got, tc.owner)
+		}
 	}
 }

@@ -3,7 +3,10 @@ package fs
 import (
 	"context"
 	"crypto/sha256"
+	"os"
 	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
 // xattrRefresh forces a refresh of a file's secret: reading it refreshes and
@@ -12,10 +15,28 @@ import (
 // setxattr. It is not listed, so that "getfattr -d" does not refresh.
 const xattrRefresh = "user.secretsfs.refresh"
 
-// Refresher forces a refresh of one secret: its metadata and the values its
-// stages in use point at, reporting whether it succeeded.
+// Refresher forces a refresh of one secret for a reader of the mount: its
+// metadata and the values its stages in use point at, reporting whether it
+// succeeded. Since any reader may ask, it must bound what that costs: join
+// a refresh in flight, call at most so often per secret, and while the
+// secret backs off after errors call sooner only for the mount's owner.
 type Refresher interface {
-	RefreshNow(ctx context.Context, secretID string) error
+	RequestRefresh(ctx context.Context, secretID string, from Requester) error
+}
+
+// Requester is who asks for a forced refresh.
+type Requester struct {
+	// Owner is true for the user who mounted the filesystem and for root:
+	// only they may cut short the wait of a secret backing off after
+	// errors.
+	Owner bool
+}
+
+// requester tells who makes the request ctx belongs to; owner is the uid
+// that mounted the filesystem.
+func requester(ctx context.Context, owner uint32) Requester {
+	c, ok := fuse.FromContext(ctx)
+	return Requester{Owner: ok && (c.Uid == 0 || c.Uid == owner)}
 }
 
 // refreshXattr answers a read of user.secretsfs.refresh.
@@ -36,8 +57,9 @@ func (f *fileNode) refresh(ctx context.Context) (string, syscall.Errno) {
 	if f.r.opts.Refresher == nil {
 		return "", syscall.ENOTSUP
 	}
+	from := requester(ctx, uint32(os.Geteuid()))
 	for _, id := range f.src.secretIDs() {
-		if err := f.r.opts.Refresher.RefreshNow(ctx, id); err != nil {
+		if err := f.r.opts.Refresher.RequestRefresh(ctx, id, from); err != nil {
 			return "", f.r.toErrno(ctx, err)
 		}
 	}

@@ -76,9 +76,10 @@ func (s store) Subscribe(fn func(sfs.Change)) (cancel func()) {
 	})
 }
 
-// RefreshNow forces a refresh of a secret (user.secretsfs.refresh).
-func (s store) RefreshNow(ctx context.Context, secretID string) error {
-	return s.c.RefreshNow(ctx, secretID)
+// RequestRefresh forces a refresh of a secret for a reader of the mount
+// (user.secretsfs.refresh): only the mount's owner may cut a backoff short.
+func (s store) RequestRefresh(ctx context.Context, secretID string, from sfs.Requester) error {
+	return s.c.RequestRefresh(ctx, secretID, cache.RefreshRequest{CutBackoff: from.Owner})
 }
 
 // Pin keeps a secret refreshed in the background.

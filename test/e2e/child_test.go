@@ -10,6 +10,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // childModeEnv makes the test binary act as a small reader process, so tests
@@ -22,8 +25,13 @@ const childModeEnv = "SECRETSFS_E2E_CHILD"
 //   - "interruptible PATH": as read, but SIGUSR1 interrupts the read
 //     instead of killing the process; prints "ready TID" first, the id of
 //     the thread that will read.
+//   - "refresh MILLIS PATH": reads user.secretsfs.refresh of PATH over and
+//     over for MILLIS ms and prints "refreshes N failed M" instead.
 func childMain(mode string) int {
 	verb, path, _ := strings.Cut(mode, " ")
+	if verb == "refresh" {
+		return refreshLoop(path)
+	}
 	if verb == "interruptible" {
 		// A signal sent to the process may land on any of its threads;
 		// say which thread reads, so that the signal can be sent to it.
@@ -44,6 +52,25 @@ func childMain(mode string) int {
 		return 0
 	}
 	fmt.Printf("ok %d\n", n)
+	return 0
+}
+
+// refreshLoop runs the "refresh" child mode on "MILLIS PATH".
+func refreshLoop(arg string) int {
+	ms, path, _ := strings.Cut(arg, " ")
+	n, err := strconv.Atoi(ms)
+	if err != nil {
+		fmt.Println(err)
+		return 2
+	}
+	buf := make([]byte, 256)
+	calls, failed := 0, 0
+	for end := time.Now().Add(time.Duration(n) * time.Millisecond); time.Now().Before(end); calls++ {
+		if _, err := unix.Getxattr(path, "user.secretsfs.refresh", buf); err != nil {
+			failed++
+		}
+	}
+	fmt.Printf("refreshes %d failed %d\n", calls, failed)
 	return 0
 }
 

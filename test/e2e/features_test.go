@@ -154,6 +154,82 @@ func TestRefreshAttributeShowsANewValueAtOnce(t *testing.T) {
 	}
 }
 
+// Another user looping getfattr of user.secretsfs.refresh makes a bounded
+// number of DescribeSecret calls: concurrent requests share one, one secret
+// is refreshed at most once a second this way, and while it backs off after
+// errors only the mount's owner (or root) may call sooner.
+func TestDefect9_08_NonOwnerRefreshLoopMakesBoundedCalls(t *testing.T) {
+	requireRoot(t)
+	w := newWorld(t)
+	w.createString("amp/db", `{"password":"p1"}`)
+	d := w.startDaemonAt(publicMountPoint(t), nil, "--allow-other", "--dir-mode", "0555", "--file-mode", "0444", "--prefix", "amp/")
+	file := d.path("amp/db/password")
+	if got := mustRead(t, file); got != "p1" {
+		t.Fatalf("read = %q", got)
+	}
+	// loops runs 4 readers as uid 1000, each reading the attribute for a
+	// while, and returns the DescribeSecret calls they caused, how long
+	// they took and how many refreshes they asked for.
+	loops := func() (calls int, took time.Duration, asked int) {
+		before := w.emu.Calls(emulator.OpDescribeSecret)
+		start := time.Now()
+		outs := make(chan string, 4)
+		for range 4 {
+			go func() {
+				cmd := childCmd("refresh 1500 " + file)
+				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1000, Gid: 1000}}
+				out, err := cmd.CombinedOutput()
+				if err != nil {
+					out = append(out, err.Error()...)
+				}
+				outs <- string(out)
+			}()
+		}
+		for range 4 {
+			out := <-outs
+			var n, failed int
+			if _, err := fmt.Sscanf(out, "refreshes %d failed %d", &n, &failed); err != nil {
+				t.Fatalf("reader as uid 1000 said %q", out)
+			}
+			asked += n
+		}
+		return w.emu.Calls(emulator.OpDescribeSecret) - before, time.Since(start), asked
+	}
+	// bound is what the daemon may call in took: once a second for the
+	// readers, plus a refresh of its own at each end.
+	bound := func(took time.Duration) int { return int(took/time.Second) + 3 }
+
+	calls, took, asked := loops()
+	t.Logf("healthy: %d refreshes asked for by uid 1000 in %v made %d DescribeSecret calls", asked, took, calls)
+	if asked < 8 {
+		t.Fatalf("the readers asked for %d refreshes; the test proves nothing", asked)
+	}
+	if calls > bound(took) {
+		t.Errorf("healthy: %d refreshes asked for by uid 1000 in %v made %d DescribeSecret calls, want at most %d", asked, took, calls, bound(took))
+	}
+
+	// In an outage the secret backs off: the readers' requests fail at
+	// once without a call of their own (they do not wait for the retry
+	// time); the daemon retries with the backoff, each refresh being up to
+	// 3 attempts of the SDK's retryer.
+	w.emu.InjectFault(emulator.OpDescribeSecret, emulator.Fault{ErrorType: "InternalServiceError", SecretID: "amp/db"})
+	if _, err := unix.Getxattr(file, "user.secretsfs.refresh", make([]byte, 128)); errnoOf(err) != syscall.EIO {
+		t.Fatalf("the owner's refresh in the outage: %v, want EIO", err)
+	}
+	calls, took, asked = loops()
+	t.Logf("outage: %d refreshes asked for by uid 1000 in %v made %d DescribeSecret calls", asked, took, calls)
+	if asked < 40 {
+		t.Errorf("outage: uid 1000 could ask for only %d refreshes in %v: its requests waited for the retry time", asked, took)
+	}
+	if calls > 3*bound(took) {
+		t.Errorf("outage: %d refreshes asked for by uid 1000 in %v made %d DescribeSecret calls, want at most %d", asked, took, calls, 3*bound(took))
+	}
+	w.emu.ClearFaults()
+	if got := mustRead(t, file); got != "p1" {
+		t.Fatalf("read after the outage = %q", got)
+	}
+}
+
 func TestMaxStaleTurnsAnOldValueIntoEIO(t *testing.T) {
 	w := newWorld(t)
 	w.createString("ms/db", "v1")
