@@ -69,9 +69,32 @@ func TestParseSignal(t *testing.T) {
 func TestHookEnvDropsCredentialsAndNamesTheChange(t *testing.T) {
 	env := hookEnv([]string{"PATH=/bin", "AWS_SECRET_ACCESS_KEY=k", "AWS_ACCESS_KEY_ID=i", "AWS_SESSION_TOKEN=t", "AWS_REGION=r", "SECRETSFS_LOG_LEVEL=debug"},
 		"/mnt/a/password", cache.Change{SecretID: "a", Stage: "AWSCURRENT", NewVersionID: "v2"})
-	want := []string{"PATH=/bin", "AWS_REGION=r", "SECRETSFS_PATH=/mnt/a/password", "SECRETSFS_SECRET_ID=a", "SECRETSFS_STAGE=AWSCURRENT", "SECRETSFS_VERSION_ID=v2"}
+	want := []string{"PATH=/bin", "SECRETSFS_PATH=/mnt/a/password", "SECRETSFS_SECRET_ID=a", "SECRETSFS_STAGE=AWSCURRENT", "SECRETSFS_VERSION_ID=v2"}
 	if !slices.Equal(env, want) {
 		t.Fatalf("env = %q, want %q", env, want)
+	}
+}
+
+// TestDefect9_12_HookEnvironmentIsAnAllowList: the hook gets the daemon's
+// locale, identity and search path, and nothing else of its environment:
+// no credential of any of the SDK's providers, whatever its name.
+func TestDefect9_12_HookEnvironmentIsAnAllowList(t *testing.T) {
+	kept := []string{"PATH=/usr/bin:/bin", "HOME=/root", "LANG=C.UTF-8", "LANGUAGE=en", "LC_ALL=C", "LC_TIME=de_DE.UTF-8",
+		"TZ=UTC", "USER=root", "LOGNAME=root", "SHELL=/bin/sh", "TERM=xterm", "TMPDIR=/tmp"}
+	dropped := []string{
+		"AWS_ACCESS_KEY_ID=i", "AWS_SECRET_ACCESS_KEY=k", "AWS_SESSION_TOKEN=t", "AWS_SECURITY_TOKEN=s",
+		"AWS_CONTAINER_AUTHORIZATION_TOKEN=ecs-token", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=/run/token",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI=http://169.254.170.23/v1/credentials",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=/v2/credentials/x",
+		"AWS_WEB_IDENTITY_TOKEN_FILE=/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+		"AWS_ROLE_ARN=arn:aws:iam::123456789012:role/app", "AWS_PROFILE=prod", "AWS_REGION=eu-west-1",
+		"VAULT_TOKEN=hvs.x", "GITHUB_TOKEN=ghp_x", "DATABASE_PASSWORD=pw", "NOTIFY_SOCKET=/run/systemd/notify",
+		"SECRETSFS_LOG_LEVEL=debug", "SECRETSFS_PATH=/forged", "LC_=x", "MALFORMED",
+	}
+	env := hookEnv(append(slices.Clone(dropped), kept...), "/mnt/a/password", cache.Change{SecretID: "a", Stage: "AWSCURRENT", NewVersionID: "v2"})
+	want := append(slices.Clone(kept), "SECRETSFS_PATH=/mnt/a/password", "SECRETSFS_SECRET_ID=a", "SECRETSFS_STAGE=AWSCURRENT", "SECRETSFS_VERSION_ID=v2")
+	if !slices.Equal(env, want) {
+		t.Fatalf("env =\n%q\nwant\n%q", env, want)
 	}
 }
 

@@ -243,21 +243,30 @@ func (r *changeRunner) runCommand(path string, hook *ChangeHook, ch cache.Change
 	return nil
 }
 
-// hookEnv is the daemon's environment without AWS credentials, plus what
-// changed: SECRETSFS_PATH (the file's absolute path), SECRETSFS_SECRET_ID,
-// SECRETSFS_STAGE and SECRETSFS_VERSION_ID. Never a value.
+// hookEnvAllowed tells whether a hook inherits a variable of the daemon's
+// environment: where to find programs, who and where it runs, its locale
+// (every LC_* variable) and terminal. Everything else is left out, so no
+// credential reaches a hook whatever its name (AWS_SESSION_TOKEN,
+// AWS_CONTAINER_AUTHORIZATION_TOKEN, AWS_WEB_IDENTITY_TOKEN_FILE, a
+// VAULT_TOKEN...). The README's "Reacting to change" lists the same.
+func hookEnvAllowed(name string) bool {
+	switch name {
+	case "PATH", "HOME", "LANG", "LANGUAGE", "TZ", "USER", "LOGNAME", "SHELL", "TERM", "TMPDIR":
+		return true
+	}
+	return len(name) > len("LC_") && strings.HasPrefix(name, "LC_")
+}
+
+// hookEnv is the allowed part of the daemon's environment (hookEnvAllowed),
+// plus what changed: SECRETSFS_PATH (the file's absolute path),
+// SECRETSFS_SECRET_ID, SECRETSFS_STAGE and SECRETSFS_VERSION_ID. Never a
+// value.
 func hookEnv(base []string, path string, ch cache.Change) []string {
-	env := make([]string, 0, len(base)+4)
+	var env []string
 	for _, kv := range base {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN":
-			continue
+		if k, _, ok := strings.Cut(kv, "="); ok && hookEnvAllowed(k) {
+			env = append(env, kv)
 		}
-		if strings.HasPrefix(k, "SECRETSFS_") {
-			continue
-		}
-		env = append(env, kv)
 	}
 	return append(env,
 		"SECRETSFS_PATH="+path,
