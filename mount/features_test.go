@@ -6,8 +6,10 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -308,4 +310,95 @@ func TestMappedWatchFiresOnlyWhenTheBytesChange(t *testing.T) {
 			t.Errorf("step %d (%q): changed = %v, want %v", i, step.set, got, step.want)
 		}
 	}
+}
+
+// TestDefect9_15_PidFileMustBeOwnedByRootOrTheDaemon: the daemon (often
+// root) signals the pid a pid file names; a pid file that another user owns
+// or that group or others may write lets them have any process signalled.
+// Such a pid file is refused with an error naming it and the fix.
+func TestDefect9_15_PidFileMustBeOwnedByRootOrTheDaemon(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give a pid file to another user")
+	}
+	// A process that is not hurt by SIGCONT.
+	target := exec.Command("sleep", "60")
+	if err := target.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { target.Process.Kill(); target.Wait() })
+	dir := t.TempDir()
+	pidFile := func(name string, mode os.FileMode, uid int) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(strconv.Itoa(target.Process.Pid)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, uid, -1); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, c := range []struct {
+		name string
+		mode os.FileMode
+		uid  int
+		want []string // "" parts of the error; none: accepted
+	}{
+		{"root-0644", 0o644, 0, nil},
+		{"root-0600", 0o600, 0, nil},
+		{"user-0644", 0o644, 1000, []string{"is owned by uid 1000", "chown root"}},
+		{"root-0666", 0o666, 0, []string{"writable by group or others", "mode 0666", "chmod go-w"}},
+		{"root-0620", 0o620, 0, []string{"writable by group or others", "chmod go-w"}},
+	} {
+		p := pidFile(c.name, c.mode, c.uid)
+		err := signalPIDFile("CONT", p)
+		switch {
+		case c.want == nil && err != nil:
+			t.Errorf("%s: %v, want the signal sent", c.name, err)
+		case c.want != nil && err == nil:
+			t.Errorf("%s: the signal was sent, want the pid file refused", c.name)
+		case c.want != nil:
+			for _, part := range append(c.want, p) {
+				if !strings.Contains(err.Error(), part) {
+					t.Errorf("%s: error %q does not contain %q", c.name, err, part)
+				}
+			}
+		}
+	}
+}
+
+// TestTrustedPIDFileAcceptsTheDaemonsUser: a daemon that does not run as
+// root may signal through a pid file of its own user, not another's.
+func TestTrustedPIDFileAcceptsTheDaemonsUser(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "pid")
+	if err := os.WriteFile(p, []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(p, 1000, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fi := mustStat(t, p)
+	owner := int(fi.Sys().(*syscall.Stat_t).Uid)
+	if err := trustedPIDFile(p, fi, owner); err != nil {
+		t.Errorf("the daemon's own pid file refused: %v", err)
+	}
+	if err := trustedPIDFile(p, fi, owner+1); err == nil || !strings.Contains(err.Error(), "is owned by uid") {
+		t.Errorf("another user's pid file: %v, want it refused", err)
+	}
+	if err := trustedPIDFile(filepath.Dir(p), mustStat(t, filepath.Dir(p)), owner); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("a directory as pid file: %v, want it refused", err)
+	}
+}
+
+func mustStat(t *testing.T, p string) os.FileInfo {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -276,13 +277,27 @@ func hookEnv(base []string, path string, ch cache.Change) []string {
 	)
 }
 
-// signalPIDFile sends a signal to the process whose pid the file holds.
+// signalPIDFile sends a signal to the process whose pid the file holds. The
+// file must be one that only root or the daemon's user can have written
+// (trustedPIDFile); it is checked and read through one open descriptor.
 func signalPIDFile(signal, pidFile string) error {
 	sig, err := ParseSignal(signal)
 	if err != nil {
 		return err
 	}
-	data, err := os.ReadFile(pidFile)
+	f, err := os.Open(pidFile)
+	if err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	if err := trustedPIDFile(pidFile, fi, os.Geteuid()); err != nil {
+		return err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, 64))
 	if err != nil {
 		return fmt.Errorf("pid file: %w", err)
 	}
@@ -295,6 +310,26 @@ func signalPIDFile(signal, pidFile string) error {
 			return fmt.Errorf("no process %d (from %s)", pid, pidFile)
 		}
 		return fmt.Errorf("signal %v to pid %d: %w", sig, pid, err)
+	}
+	return nil
+}
+
+// trustedPIDFile refuses a pid file that a user other than root or the
+// daemon's (euid) owns, or that group or others may write: whoever can
+// write it could have the daemon signal any process it may signal.
+func trustedPIDFile(path string, fi os.FileInfo, euid int) error {
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("pid file %s is not a regular file", path)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("pid file %s: cannot tell its owner", path)
+	}
+	if st.Uid != 0 && int(st.Uid) != euid {
+		return fmt.Errorf("pid file %s is owned by uid %d, not by root or the daemon's user (uid %d), so the signal is not sent: whoever owns it could have any process signalled; have the pid file written by root or by the daemon's user (chown root %s)", path, st.Uid, euid, path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("pid file %s is writable by group or others (mode %04o), so the signal is not sent: anyone who can write it could have any process signalled; chmod go-w %s", path, perm, path)
 	}
 	return nil
 }
