@@ -298,13 +298,13 @@ func mountFlags() []cli.Flag {
 			Usage: "with --config, also show the default layout beside the mapped files"},
 
 		&cli.StringFlag{Name: "on-change-command", Category: catChange, EnvVars: envVar("on-change-command"),
-			Usage: "`COMMAND` run with /bin/sh -c when a file's content changes; SECRETSFS_PATH names the file"},
+			Usage: "`COMMAND` run with /bin/sh -c when files' content changes, once per burst; SECRETSFS_PATHS names the files"},
 		&cli.StringFlag{Name: "on-change-signal", Category: catChange, EnvVars: envVar("on-change-signal"),
 			Usage: "`SIGNAL` (e.g. HUP) sent to the pid in --on-change-pidfile when a file's content changes"},
 		&cli.StringFlag{Name: "on-change-pidfile", Category: catChange, EnvVars: envVar("on-change-pidfile"), TakesFile: true,
 			Usage: "`FILE` holding the pid that --on-change-signal goes to"},
 		&cli.DurationFlag{Name: "on-change-debounce", Category: catChange, Value: mount.DefaultDebounce, EnvVars: envVar("on-change-debounce"),
-			Usage: "how long a file must stay unchanged before its on-change hook runs"},
+			Usage: "how long the files must stay unchanged before the on-change hook runs, once for all of them"},
 		&cli.DurationFlag{Name: "max-stale", Category: catChange, EnvVars: envVar("max-stale"), DefaultText: "no bound",
 			Usage: "while refreshes fail, serve a cached value at most this long after its last successful refresh, then EIO"},
 

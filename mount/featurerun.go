@@ -9,6 +9,7 @@ import (
 
 	"github.com/secretsfs/secretsfs/cache"
 	sfs "github.com/secretsfs/secretsfs/fs"
+	"github.com/secretsfs/secretsfs/mount/mapping"
 )
 
 // featureSet runs the Features of one daemon: it is built before the cache
@@ -18,6 +19,7 @@ import (
 type featureSet struct {
 	cfg      Config
 	dir      string
+	clock    cache.Clock // times the hooks' debounce
 	log      *slog.Logger
 	metrics  *metrics // nil without --metrics-listen
 	audit    *auditLog
@@ -28,8 +30,8 @@ type featureSet struct {
 	cat      catalog
 }
 
-func newFeatureSet(cfg Config, dir string, stderr io.Writer, log *slog.Logger) (*featureSet, error) {
-	f := &featureSet{cfg: cfg, dir: dir, log: log}
+func newFeatureSet(cfg Config, dir string, clock cache.Clock, stderr io.Writer, log *slog.Logger) (*featureSet, error) {
+	f := &featureSet{cfg: cfg, dir: dir, clock: clock, log: log}
 	if cfg.MetricsListen != "" {
 		f.metrics = newMetrics()
 	}
@@ -93,6 +95,7 @@ func (f *featureSet) serving(files []sfs.MappedFile) {
 		mapped:       mapped,
 		log:          f.log.With("component", "on_change"),
 		c:            f.c,
+		clock:        f.clock,
 		mountDir:     f.dir,
 		defaultStage: f.cfg.DefaultStage,
 		dirs:         f.dirsOf,
@@ -137,7 +140,8 @@ func (f *featureSet) close() {
 }
 
 // mappedWatches pairs each mapped file that has an on_change (its own or
-// the top-level one) with its rendering.
+// the top-level one) with its rendering. The files that share the top-level
+// on_change share one hook, run once for all of them.
 func (f *featureSet) mappedWatches(files []sfs.MappedFile) []*mappedWatch {
 	m := f.cfg.Mapping
 	if m == nil {
@@ -147,6 +151,7 @@ func (f *featureSet) mappedWatches(files []sfs.MappedFile) []*mappedWatch {
 	for _, mf := range files {
 		byPath[mf.Path] = mf
 	}
+	hooks := make(map[*mapping.OnChange]*ChangeHook)
 	var out []*mappedWatch
 	for _, file := range m.Files {
 		oc := m.OnChangeOf(file)
@@ -154,12 +159,15 @@ func (f *featureSet) mappedWatches(files []sfs.MappedFile) []*mappedWatch {
 		if oc == nil || !ok {
 			continue
 		}
+		if hooks[oc] == nil {
+			hooks[oc] = &ChangeHook{Command: oc.Command, Shell: oc.Shell, Signal: oc.Signal,
+				PIDFile: oc.PIDFile, Debounce: oc.Debounce}
+		}
 		out = append(out, &mappedWatch{
 			path:   filepath.Join(f.dir, filepath.FromSlash(file.Path)),
 			ids:    mf.SecretIDs,
 			render: mf.Render,
-			hook: &ChangeHook{Command: oc.Command, Shell: oc.Shell, Signal: oc.Signal,
-				PIDFile: oc.PIDFile, Debounce: oc.Debounce},
+			hook:   hooks[oc],
 		})
 	}
 	return out

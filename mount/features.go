@@ -38,8 +38,9 @@ type Features struct {
 }
 
 // ChangeHook is what to do when a file's content changes: run Command, or
-// send Signal to the process whose pid is in PIDFile. Runs are debounced per
-// file: one run once Debounce has passed without another change.
+// send Signal to the process whose pid is in PIDFile. Runs are coalesced per
+// hook: one run once Debounce has passed without another change of a file
+// the hook covers, naming every file changed since its last run.
 type ChangeHook struct {
 	// Command is the program and its arguments, run without a shell; when
 	// Shell is set it has one element, run with /bin/sh -c.
@@ -51,6 +52,24 @@ type ChangeHook struct {
 	// Debounce is how long a file must stay unchanged before the hook runs;
 	// zero means DefaultDebounce.
 	Debounce time.Duration
+}
+
+// describe names the hook in logs: the program, or the signal and pid
+// file; never the rest of a command line.
+func (h *ChangeHook) describe() string {
+	if h.Signal != "" {
+		return fmt.Sprintf("signal %s to the pid in %s", h.Signal, h.PIDFile)
+	}
+	if len(h.Command) == 0 {
+		return "command"
+	}
+	prog := h.Command[0]
+	if h.Shell {
+		if f := strings.Fields(prog); len(f) > 0 {
+			prog = f[0]
+		}
+	}
+	return "command " + prog
 }
 
 // DefaultDebounce is the on_change debounce when none is given.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -70,10 +71,36 @@ func TestParseSignal(t *testing.T) {
 
 func TestHookEnvDropsCredentialsAndNamesTheChange(t *testing.T) {
 	env := hookEnv([]string{"PATH=/bin", "AWS_SECRET_ACCESS_KEY=k", "AWS_ACCESS_KEY_ID=i", "AWS_SESSION_TOKEN=t", "AWS_REGION=r", "SECRETSFS_LOG_LEVEL=debug"},
-		"/mnt/a/password", cache.Change{SecretID: "a", Stage: "AWSCURRENT", NewVersionID: "v2"})
-	want := []string{"PATH=/bin", "SECRETSFS_PATH=/mnt/a/password", "SECRETSFS_SECRET_ID=a", "SECRETSFS_STAGE=AWSCURRENT", "SECRETSFS_VERSION_ID=v2"}
+		map[string]cache.Change{"/mnt/a/password": {SecretID: "a", Stage: "AWSCURRENT", NewVersionID: "v2"}})
+	want := []string{"PATH=/bin", "SECRETSFS_PATHS=/mnt/a/password", "SECRETSFS_PATH=/mnt/a/password", "SECRETSFS_SECRET_ID=a", "SECRETSFS_STAGE=AWSCURRENT", "SECRETSFS_VERSION_ID=v2"}
 	if !slices.Equal(env, want) {
 		t.Fatalf("env = %q, want %q", env, want)
+	}
+}
+
+func TestHookEnvNamesEveryChangedFile(t *testing.T) {
+	files := map[string]cache.Change{
+		"/mnt/a/password":   {SecretID: "a", Stage: "AWSCURRENT", NewVersionID: "v2"},
+		"/mnt/a/AWSCURRENT": {SecretID: "a", Stage: "AWSCURRENT", NewVersionID: "v2"},
+		"/mnt/b/AWSCURRENT": {SecretID: "b", Stage: "AWSCURRENT", NewVersionID: "w2"},
+	}
+	env := hookEnv([]string{"PATH=/bin"}, files)
+	want := []string{"PATH=/bin", "SECRETSFS_PATHS=/mnt/a/AWSCURRENT\n/mnt/a/password\n/mnt/b/AWSCURRENT"}
+	if !slices.Equal(env, want) {
+		t.Fatalf("env = %q, want %q: several files, no single-file variables", env, want)
+	}
+	// Too many to pass: as many as fit, and a mark.
+	many := make(map[string]cache.Change)
+	for i := range 2000 {
+		many[fmt.Sprintf("/mnt/big/%s-%04d", strings.Repeat("k", 60), i)] = cache.Change{SecretID: "big"}
+	}
+	env = hookEnv(nil, many)
+	paths, _ := strings.CutPrefix(env[0], "SECRETSFS_PATHS=")
+	if n := len(paths); n > maxPathsEnv || n < maxPathsEnv-100 {
+		t.Errorf("SECRETSFS_PATHS of 2000 long paths is %d bytes, want just under %d", n, maxPathsEnv)
+	}
+	if len(env) != 2 || env[1] != "SECRETSFS_PATHS_TRUNCATED=1" || strings.HasSuffix(paths, "\n") {
+		t.Errorf("a truncated list: %q ... %q", paths[len(paths)-80:], env[1:])
 	}
 }
 
@@ -93,8 +120,8 @@ func TestDefect9_12_HookEnvironmentIsAnAllowList(t *testing.T) {
 		"VAULT_TOKEN=hvs.x", "GITHUB_TOKEN=ghp_x", "DATABASE_PASSWORD=pw", "NOTIFY_SOCKET=/run/systemd/notify",
 		"SECRETSFS_LOG_LEVEL=debug", "SECRETSFS_PATH=/forged", "LC_=x", "MALFORMED",
 	}
-	env := hookEnv(append(slices.Clone(dropped), kept...), "/mnt/a/password", cache.Change{SecretID: "a", Stage: "AWSCURRENT", NewVersionID: "v2"})
-	want := append(slices.Clone(kept), "SECRETSFS_PATH=/mnt/a/password", "SECRETSFS_SECRET_ID=a", "SECRETSFS_STAGE=AWSCURRENT", "SECRETSFS_VERSION_ID=v2")
+	env := hookEnv(append(slices.Clone(dropped), kept...), map[string]cache.Change{"/mnt/a/password": {SecretID: "a", Stage: "AWSCURRENT", NewVersionID: "v2"}})
+	want := append(slices.Clone(kept), "SECRETSFS_PATHS=/mnt/a/password", "SECRETSFS_PATH=/mnt/a/password", "SECRETSFS_SECRET_ID=a", "SECRETSFS_STAGE=AWSCURRENT", "SECRETSFS_VERSION_ID=v2")
 	if !slices.Equal(env, want) {
 		t.Fatalf("env =\n%q\nwant\n%q", env, want)
 	}
@@ -151,14 +178,9 @@ func TestApplyHygiene(t *testing.T) {
 	}
 }
 
-// fakeClockCache builds a cache over a fake client and clock.
-func fakeClockCache(t *testing.T) (*cache.Cache, *cachetest.Client, *cachetest.Clock) {
-	t.Helper()
-	return fakeClockCacheWith(t, nil)
-}
-
-// fakeClockCacheWith is fakeClockCache with mod applied to the config.
-func fakeClockCacheWith(t *testing.T, mod func(*cache.Config)) (*cache.Cache, *cachetest.Client, *cachetest.Clock) {
+// fakeClockCache builds a cache over a fake client and clock, with
+// background refresh off unless a tweak turns it on.
+func fakeClockCache(t *testing.T, tweaks ...func(*cache.Config)) (*cache.Cache, *cachetest.Client, *cachetest.Clock) {
 	t.Helper()
 	client := cachetest.NewClient()
 	clock := cachetest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
@@ -167,8 +189,8 @@ func fakeClockCacheWith(t *testing.T, mod func(*cache.Config)) (*cache.Cache, *c
 	cfg.Clock = clock
 	cfg.SecretRefreshInterval = time.Minute
 	cfg.ExceptionRetryDelayMax = time.Second
-	if mod != nil {
-		mod(&cfg)
+	for _, tweak := range tweaks {
+		tweak(&cfg)
 	}
 	c, err := cache.New(client, cfg)
 	if err != nil {
@@ -226,7 +248,7 @@ func TestMaxStaleAndHealth(t *testing.T) {
 // in the background with the backoff, so health comes back without a
 // reader.
 func TestDefect9_07_TransientErrorOnALookedUpNameKeepsHealthy(t *testing.T) {
-	c, client, clock := fakeClockCacheWith(t, func(cfg *cache.Config) {
+	c, client, clock := fakeClockCache(t, func(cfg *cache.Config) {
 		cfg.RefreshAhead = time.Minute
 		cfg.ExceptionRetryDelayMax = time.Hour
 	})

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/secretsfs/secretsfs/cache"
 	sfs "github.com/secretsfs/secretsfs/fs"
 )
@@ -26,14 +29,27 @@ import (
 // group is killed beyond it.
 const hookTimeout = time.Minute
 
+// maxHookRuns bounds the hook runs (commands or signals) under way at once,
+// across every hook of the daemon; a run that finds them all busy waits.
+const maxHookRuns = 4
+
+// maxPathsEnv bounds SECRETSFS_PATHS, below the kernel's limit on one
+// environment string (128 KiB), so that a burst of many files cannot make
+// the command fail to start.
+const maxPathsEnv = 64 << 10
+
 // changeRunner runs change hooks for the files whose content a change of
 // the cache altered. It subscribes to the cache, works out which files'
-// bytes really changed, debounces per file and runs the hook. A failing
+// bytes really changed, and runs each hook once per burst of changes: once
+// Debounce has passed without another change of a file it covers, with
+// every file changed since its last run named in the environment. Runs of
+// one hook never overlap, and at most maxHookRuns run at once. A failing
 // hook is logged, never fatal. Neither logs nor the hook's environment ever
 // carry a value; the hook's output is discarded for the same reason.
 type changeRunner struct {
 	log          *slog.Logger
 	c            *cache.Cache
+	clock        cache.Clock
 	mountDir     string
 	defaultStage string
 	// dirs returns the directories (relative to the mount) where the
@@ -41,24 +57,42 @@ type changeRunner struct {
 	dirs func(secretID string) []string
 	// hook runs for the files of the default layout; nil means none.
 	hook *ChangeHook
-	// mapped are the mapped files that have a hook.
+	// mapped are the mapped files that have a hook; files that share an
+	// on_change share its *ChangeHook, and so its runs.
 	mapped []*mappedWatch
 	// ran, when set, is told of every run, for metrics.
 	ran func(ok bool)
+	// exec runs a command; nil means runProcess.
+	exec func(ctx context.Context, argv, env []string) error
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	slots  *semaphore.Weighted // maxHookRuns
 
 	mu      sync.Mutex
-	pending map[string]*time.Timer // absolute path -> debounce timer; guarded by mu
+	bursts  map[*ChangeHook]*burst // guarded by mu
 	stopped bool                   // guarded by mu
+}
+
+// burst is what a hook has to run for: the files changed since its last
+// run started.
+type burst struct {
+	hook *ChangeHook
+	// The fields below are guarded by the changeRunner's mu.
+	files  map[string]cache.Change // absolute path -> the last change that altered it
+	last   time.Time               // when a file last changed
+	active bool                    // a goroutine waits out the debounce and runs it
 }
 
 // start subscribes the runner to the cache.
 func (r *changeRunner) start() (stop func()) {
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.pending = make(map[string]*time.Timer)
+	r.bursts = make(map[*ChangeHook]*burst)
+	r.slots = semaphore.NewWeighted(maxHookRuns)
+	if r.exec == nil {
+		r.exec = runProcess
+	}
 	for _, w := range r.mapped {
 		w.changed(r.ctx) // the content to compare the first change with
 	}
@@ -67,23 +101,17 @@ func (r *changeRunner) start() (stop func()) {
 		unsubscribe()
 		r.mu.Lock()
 		r.stopped = true
-		for p, t := range r.pending {
-			if t.Stop() {
-				r.wg.Done()
-			}
-			delete(r.pending, p)
-		}
 		r.mu.Unlock()
 		r.cancel()
 		r.wg.Wait()
 	}
 }
 
-// handle schedules the hook for every file the change altered.
+// handle schedules the hooks of every file the change altered.
 func (r *changeRunner) handle(ch cache.Change) {
 	for _, w := range r.mapped {
 		if slices.Contains(w.ids, ch.SecretID) && w.changed(r.ctx) {
-			r.schedule(w.path, w.hook, ch)
+			r.schedule(w.hook, []string{w.path}, ch)
 		}
 	}
 	if r.hook == nil {
@@ -93,11 +121,13 @@ func (r *changeRunner) handle(ch cache.Change) {
 	if len(dirs) == 0 {
 		return
 	}
+	var paths []string
 	for _, name := range r.changedFiles(ch) {
 		for _, d := range dirs {
-			r.schedule(filepath.Join(r.mountDir, d, name), r.hook, ch)
+			paths = append(paths, filepath.Join(r.mountDir, d, name))
 		}
 	}
+	r.schedule(r.hook, paths, ch)
 }
 
 // changedFiles lists the names, in the secret's directory, whose bytes the
@@ -172,71 +202,131 @@ func (r *changeRunner) cachedValue(id, vid string) ([]byte, bool) {
 	return nil, false
 }
 
-// schedule runs the hook for path once it has been quiet for the debounce.
-func (r *changeRunner) schedule(path string, hook *ChangeHook, ch cache.Change) {
-	d := hook.Debounce
-	if d == 0 {
-		d = DefaultDebounce
+// schedule adds changed files to the hook's burst and makes sure a
+// goroutine will run the hook once the burst is over.
+func (r *changeRunner) schedule(hook *ChangeHook, paths []string, ch cache.Change) {
+	if len(paths) == 0 {
+		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stopped {
 		return
 	}
-	if t, ok := r.pending[path]; ok && t.Stop() {
-		r.wg.Done()
+	b := r.bursts[hook]
+	if b == nil {
+		b = &burst{hook: hook, files: make(map[string]cache.Change)}
+		r.bursts[hook] = b
 	}
-	r.wg.Add(1)
-	var t *time.Timer
-	t = time.AfterFunc(d, func() {
-		defer r.wg.Done()
-		r.mu.Lock()
-		if r.pending[path] == t {
-			delete(r.pending, path)
-		}
-		r.mu.Unlock()
-		r.run(path, hook, ch)
-	})
-	r.pending[path] = t
+	for _, p := range paths {
+		b.files[p] = ch
+	}
+	b.last = r.clock.Now()
+	if !b.active {
+		b.active = true
+		r.wg.Go(func() { r.drive(b) })
+	}
 }
 
-// run runs the hook for one file now.
-func (r *changeRunner) run(path string, hook *ChangeHook, ch cache.Change) {
+// drive runs a hook once its burst is over, and again for as long as files
+// changed during the run, until the daemon stops.
+func (r *changeRunner) drive(b *burst) {
+	for {
+		if !r.quiet(b) || !r.acquire(b.hook) {
+			return
+		}
+		r.mu.Lock()
+		files := b.files
+		b.files = make(map[string]cache.Change)
+		r.mu.Unlock()
+		r.run(b.hook, files)
+		r.slots.Release(1)
+		r.mu.Lock()
+		if len(b.files) == 0 {
+			b.active = false
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+	}
+}
+
+// quiet waits until no file of the burst has changed for the hook's
+// debounce; false when the daemon stops first.
+func (r *changeRunner) quiet(b *burst) bool {
+	d := b.hook.Debounce
+	if d == 0 {
+		d = DefaultDebounce
+	}
+	for {
+		r.mu.Lock()
+		due := b.last.Add(d)
+		r.mu.Unlock()
+		if !r.clock.Now().Before(due) {
+			return true
+		}
+		select {
+		case <-r.clock.Alarm(due):
+		case <-r.ctx.Done():
+			return false
+		}
+	}
+}
+
+// acquire takes one of the maxHookRuns slots, waiting while all are busy;
+// false when the daemon stops first.
+func (r *changeRunner) acquire(hook *ChangeHook) bool {
+	if r.slots.TryAcquire(1) {
+		return true
+	}
+	r.log.Debug("on_change: waiting for a free hook slot", "hook", hook.describe(), "slots", maxHookRuns)
+	return r.slots.Acquire(r.ctx, 1) == nil
+}
+
+// run runs the hook once for the files of a burst.
+func (r *changeRunner) run(hook *ChangeHook, files map[string]cache.Change) {
 	start := time.Now()
 	var err error
 	if hook.Signal != "" {
 		err = signalPIDFile(hook.Signal, hook.PIDFile)
 	} else {
-		err = r.runCommand(path, hook, ch)
+		argv := hook.Command
+		if hook.Shell {
+			argv = []string{"/bin/sh", "-c", argv[0]}
+		}
+		err = r.exec(r.ctx, argv, hookEnv(os.Environ(), files))
 	}
 	if r.ran != nil {
 		r.ran(err == nil)
 	}
+	secrets := make([]string, 0, 1)
+	for _, ch := range files {
+		if !slices.Contains(secrets, ch.SecretID) {
+			secrets = append(secrets, ch.SecretID)
+		}
+	}
+	slices.Sort(secrets)
 	if err != nil {
-		r.log.Warn("on_change failed", "path", path, "secret", ch.SecretID, "error", err)
+		r.log.Warn("on_change failed", "hook", hook.describe(), "files", len(files), "secrets", secrets, "error", err)
 		return
 	}
-	r.log.Info("on_change ran", "path", path, "secret", ch.SecretID, "took", time.Since(start).Round(time.Millisecond))
+	r.log.Info("on_change ran", "hook", hook.describe(), "files", len(files), "secrets", secrets, "took", time.Since(start).Round(time.Millisecond))
 }
 
-// runCommand runs the command with the changed file in its environment, from
-// /, with no input or output, in a process group of its own that is killed
-// when it runs too long or the daemon stops.
-func (r *changeRunner) runCommand(path string, hook *ChangeHook, ch cache.Change) error {
-	ctx, cancel := context.WithTimeout(r.ctx, hookTimeout)
+// runProcess runs a command with the given environment, from /, with no
+// input or output, in a process group of its own that is killed when it
+// runs longer than hookTimeout or ctx ends (the daemon stops).
+func runProcess(ctx context.Context, argv, env []string) error {
+	tctx, cancel := context.WithTimeout(ctx, hookTimeout)
 	defer cancel()
-	argv := hook.Command
-	if hook.Shell {
-		argv = []string{"/bin/sh", "-c", argv[0]}
-	}
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd := exec.CommandContext(tctx, argv[0], argv[1:]...)
 	cmd.Dir = "/"
-	cmd.Env = hookEnv(os.Environ(), path, ch)
+	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil && r.ctx.Err() == nil {
+		if tctx.Err() != nil && ctx.Err() == nil {
 			return fmt.Errorf("command %q ran longer than %v and was killed", argv[0], hookTimeout)
 		}
 		return fmt.Errorf("command %q: %w", argv[0], err)
@@ -259,22 +349,45 @@ func hookEnvAllowed(name string) bool {
 }
 
 // hookEnv is the allowed part of the daemon's environment (hookEnvAllowed),
-// plus what changed: SECRETSFS_PATH (the file's absolute path),
-// SECRETSFS_SECRET_ID, SECRETSFS_STAGE and SECRETSFS_VERSION_ID. Never a
-// value.
-func hookEnv(base []string, path string, ch cache.Change) []string {
+// plus what changed, never a value: SECRETSFS_PATHS, the absolute paths of
+// the changed files, sorted, one a line (at most maxPathsEnv bytes; when
+// some are left out, SECRETSFS_PATHS_TRUNCATED=1); and when one file
+// changed, SECRETSFS_PATH (its path), SECRETSFS_SECRET_ID, SECRETSFS_STAGE
+// and SECRETSFS_VERSION_ID.
+func hookEnv(base []string, files map[string]cache.Change) []string {
 	var env []string
 	for _, kv := range base {
 		if k, _, ok := strings.Cut(kv, "="); ok && hookEnvAllowed(k) {
 			env = append(env, kv)
 		}
 	}
-	return append(env,
-		"SECRETSFS_PATH="+path,
-		"SECRETSFS_SECRET_ID="+ch.SecretID,
-		"SECRETSFS_STAGE="+ch.Stage,
-		"SECRETSFS_VERSION_ID="+ch.NewVersionID,
-	)
+	paths := slices.Sorted(maps.Keys(files))
+	var list strings.Builder
+	truncated := false
+	for _, p := range paths {
+		if list.Len()+len(p)+1 > maxPathsEnv {
+			truncated = true
+			break
+		}
+		if list.Len() > 0 {
+			list.WriteByte('\n')
+		}
+		list.WriteString(p)
+	}
+	env = append(env, "SECRETSFS_PATHS="+list.String())
+	if truncated {
+		env = append(env, "SECRETSFS_PATHS_TRUNCATED=1")
+	}
+	if len(paths) == 1 {
+		ch := files[paths[0]]
+		env = append(env,
+			"SECRETSFS_PATH="+paths[0],
+			"SECRETSFS_SECRET_ID="+ch.SecretID,
+			"SECRETSFS_STAGE="+ch.Stage,
+			"SECRETSFS_VERSION_ID="+ch.NewVersionID,
+		)
+	}
+	return env
 }
 
 // signalPIDFile sends a signal to the process whose pid the file holds. The

@@ -76,7 +76,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 	cc.DefaultVersionStage = cfg.DefaultStage
 	cc.SecretRefreshInterval = cfg.RefreshInterval
 	cc.Logger = log.With("component", "cache")
-	feat, err := newFeatureSet(cfg, dir, stderr, log)
+	feat, err := newFeatureSet(cfg, dir, d.clock, stderr, log)
 	if err != nil {
 		return err
 	}

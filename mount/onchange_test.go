@@ -1,0 +1,246 @@
+package mount
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/secretsfs/secretsfs/cache"
+	"github.com/secretsfs/secretsfs/cache/cachetest"
+	sfs "github.com/secretsfs/secretsfs/fs"
+)
+
+// hookRecorder stands in for the hook processes: it records each run's
+// environment and how many run at once, and can hold runs until released.
+type hookRecorder struct {
+	mu      sync.Mutex
+	envs    [][]string // one per run, in start order; guarded by mu
+	running int        // guarded by mu
+	most    int        // the most running at once; guarded by mu
+	hold    chan struct{}
+}
+
+// exec is a changeRunner's exec; with hold set it waits for release.
+func (h *hookRecorder) exec(ctx context.Context, argv, env []string) error {
+	h.mu.Lock()
+	h.envs = append(h.envs, env)
+	h.running++
+	h.most = max(h.most, h.running)
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		h.running--
+		h.mu.Unlock()
+	}()
+	if h.hold != nil {
+		select {
+		case <-h.hold:
+		case <-ctx.Done():
+		}
+	}
+	return nil
+}
+
+// state returns how many runs started, run now and ran at most at once.
+func (h *hookRecorder) state() (started, running, most int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.envs), h.running, h.most
+}
+
+// env returns run i's variable, "" when unset.
+func (h *hookRecorder) env(i int, name string) (string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, kv := range h.envs[i] {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// startRunner starts r over c with the fake clock, running commands with
+// exec, and stops it when the test ends.
+func startRunner(t *testing.T, r *changeRunner, c *cache.Cache, clock *cachetest.Clock, exec func(ctx context.Context, argv, env []string) error) {
+	t.Helper()
+	r.c, r.clock, r.exec, r.defaultStage = c, clock, exec, "AWSCURRENT"
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.dirs == nil {
+		r.dirs = func(string) []string { return nil }
+	}
+	stop := r.start()
+	t.Cleanup(stop)
+}
+
+// pendingFiles returns how many files a hook's burst holds.
+func (r *changeRunner) pendingFiles(hook *ChangeHook) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b := r.bursts[hook]; b != nil {
+		return len(b.files)
+	}
+	return 0
+}
+
+// idle reports whether no hook has files pending or a run under way.
+func (r *changeRunner) idle() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, b := range r.bursts {
+		if b.active {
+			return false
+		}
+	}
+	return true
+}
+
+// jsonOfKeys is a JSON object of n keys whose values carry gen.
+func jsonOfKeys(n, gen int) string {
+	m := make(map[string]string, n)
+	for i := range n {
+		m[fmt.Sprintf("k%03d", i)] = fmt.Sprintf("value-%d-%d", gen, i)
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// TestDefect9_09_OneRunPerHookPerBurst: one PutSecretValue on a 400-key
+// JSON secret changes 402 files (every key, AWSCURRENT and AWSPREVIOUS);
+// the hook runs once, naming them all, not once per file.
+func TestDefect9_09_OneRunPerHookPerBurst(t *testing.T) {
+	c, client, clock := fakeClockCache(t)
+	client.PutString("db", jsonOfKeys(400, 1))
+	ctx := context.Background()
+	if _, err := c.GetValue(ctx, "db", ""); err != nil {
+		t.Fatal(err)
+	}
+	mnt := t.TempDir()
+	hook := &ChangeHook{Command: []string{"true"}, Debounce: time.Second}
+	r := &changeRunner{mountDir: mnt, hook: hook, dirs: func(string) []string { return []string{"db"} }}
+	rec := &hookRecorder{}
+	startRunner(t, r, c, clock, rec.exec)
+
+	client.PutString("db", jsonOfKeys(400, 2))
+	if err := c.RefreshNow(ctx, "db"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the 402 changed files pending", func() bool { return r.pendingFiles(hook) == 402 })
+	clock.Advance(time.Second)
+	waitFor(t, "the run", func() bool { started, _, _ := rec.state(); return started > 0 && r.idle() })
+	if started, _, _ := rec.state(); started != 1 {
+		t.Fatalf("one change of a 400-key secret ran the hook %d times, want once", started)
+	}
+	paths, _ := rec.env(0, "SECRETSFS_PATHS")
+	lines := strings.Split(paths, "\n")
+	if len(lines) != 402 || lines[0] != filepath.Join(mnt, "db", "AWSCURRENT") || lines[401] != filepath.Join(mnt, "db", "k399") {
+		t.Fatalf("SECRETSFS_PATHS has %d lines, from %q to %q; want the 402 files sorted", len(lines), lines[0], lines[len(lines)-1])
+	}
+	if p, ok := rec.env(0, "SECRETSFS_PATH"); ok {
+		t.Fatalf("SECRETSFS_PATH=%q set for a run of 402 files", p)
+	}
+
+	// Two changes inside one debounce window: one more run.
+	client.PutString("db", jsonOfKeys(400, 3))
+	c.RefreshNow(ctx, "db")
+	waitFor(t, "the third version's files pending", func() bool { return r.pendingFiles(hook) == 402 })
+	clock.Advance(500 * time.Millisecond)
+	client.PutString("db", jsonOfKeys(400, 4))
+	c.RefreshNow(ctx, "db")
+	waitFor(t, "a debounce restarted by the fourth version", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.bursts[hook].last.Equal(clock.Now())
+	})
+	clock.Advance(500 * time.Millisecond)
+	waitFor(t, "the hook waiting out the restarted debounce", func() bool { return clock.Waiters() == 1 })
+	if started, _, _ := rec.state(); started != 1 {
+		t.Fatal("the hook ran while changes were still coming")
+	}
+	clock.Advance(500 * time.Millisecond)
+	waitFor(t, "the second run", func() bool { started, _, _ := rec.state(); return started > 1 && r.idle() })
+	if started, _, _ := rec.state(); started != 2 {
+		t.Fatalf("two rotations inside one debounce ran the hook %d more times, want once", started-1)
+	}
+}
+
+// TestDefect9_09_HookRunsAtOnceAreBounded: ten mapped files, each with its
+// own hook, change together; at most maxHookRuns hooks run at once, the
+// others wait for a slot, and all run in the end.
+func TestDefect9_09_HookRunsAtOnceAreBounded(t *testing.T) {
+	c, client, clock := fakeClockCache(t)
+	client.PutString("db", "v1")
+	render := func(ctx context.Context) (sfs.Value, error) {
+		v, err := c.GetValue(ctx, "db", "")
+		return sfs.Value{Data: v.Data}, err
+	}
+	r := &changeRunner{}
+	const hooks = 10
+	for i := range hooks {
+		r.mapped = append(r.mapped, &mappedWatch{path: fmt.Sprintf("/mnt/f%d", i), ids: []string{"db"}, render: render,
+			hook: &ChangeHook{Command: []string{"true"}, Debounce: time.Second}})
+	}
+	logs := &syncBuffer{}
+	r.log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	rec := &hookRecorder{hold: make(chan struct{})}
+	startRunner(t, r, c, clock, rec.exec)
+
+	client.PutString("db", "v2")
+	if err := c.RefreshNow(context.Background(), "db"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every hook pending", func() bool {
+		for _, w := range r.mapped {
+			if r.pendingFiles(w.hook) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	clock.Advance(time.Second)
+	waitFor(t, "every hook running or waiting for a slot", func() bool {
+		started, _, _ := rec.state()
+		return started+strings.Count(logs.String(), "waiting for a free hook slot") >= hooks
+	})
+	if started, running, _ := rec.state(); started != maxHookRuns || running != maxHookRuns {
+		t.Fatalf("%d hook runs started, %d at once; want at most %d at once", started, running, maxHookRuns)
+	}
+	close(rec.hold)
+	waitFor(t, "every hook run", func() bool { started, _, _ := rec.state(); return started == hooks && r.idle() })
+	if _, _, most := rec.state(); most > maxHookRuns {
+		t.Fatalf("%d hook runs at once, want at most %d", most, maxHookRuns)
+	}
+}
+
+// TestOnChangeRunsARealCommand: the runner starts the command, from /,
+// with the allowed environment and the changed file named.
+func TestOnChangeRunsARealCommand(t *testing.T) {
+	c, client, clock := fakeClockCache(t)
+	client.PutString("db", "v1")
+	out := filepath.Join(t.TempDir(), "out")
+	content := "a"
+	r := &changeRunner{mapped: []*mappedWatch{{path: "/mnt/f", ids: []string{"db"},
+		render: func(context.Context) (sfs.Value, error) { return sfs.Value{Data: []byte(content)}, nil },
+		hook:   &ChangeHook{Command: []string{`echo "$(pwd) $SECRETSFS_PATH $SECRETSFS_SECRET_ID" > ` + out}, Shell: true}}}}
+	var ok []bool
+	var mu sync.Mutex
+	r.ran = func(b bool) { mu.Lock(); ok = append(ok, b); mu.Unlock() }
+	startRunner(t, r, c, clock, runProcess)
+	content = "b"
+	r.handle(cache.Change{SecretID: "db", Stage: "AWSCURRENT", OldVersionID: "x", NewVersionID: "y"})
+	clock.Advance(DefaultDebounce)
+	waitFor(t, "the command", func() bool { mu.Lock(); defer mu.Unlock(); return len(ok) == 1 })
+	got, err := os.ReadFile(out)
+	if err != nil || string(got) != "/ /mnt/f db\n" || !ok[0] {
+		t.Fatalf("the command wrote %q (%v), ok %v", got, err, ok)
+	}
+}
