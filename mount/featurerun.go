@@ -166,9 +166,27 @@ func (f *featureSet) mappedWatches(files []sfs.MappedFile) []*mappedWatch {
 		out = append(out, &mappedWatch{
 			path:   filepath.Join(f.dir, filepath.FromSlash(file.Path)),
 			ids:    mf.SecretIDs,
+			ref:    f.shownBy(file),
 			render: mf.Render,
 			hook:   hooks[oc],
 		})
 	}
 	return out
+}
+
+// shownBy tells what a mapped file shows, for its hook's environment: the
+// secret and the stage or version it names; for a template, the default
+// stage of the first secret it names.
+func (f *featureSet) shownBy(file mapping.File) fileRef {
+	ref := fileRef{secretID: file.Ref.SecretID, stage: file.Ref.Stage, versionID: file.Ref.VersionID}
+	if file.Template != nil {
+		ref = fileRef{}
+		if ids := file.SecretIDs(); len(ids) > 0 {
+			ref.secretID = ids[0]
+		}
+	}
+	if ref.stage == "" && ref.versionID == "" {
+		ref.stage = f.cfg.DefaultStage
+	}
+	return ref
 }

@@ -71,7 +71,7 @@ func TestParseSignal(t *testing.T) {
 
 func TestHookEnvDropsCredentialsAndNamesTheChange(t *testing.T) {
 	env := hookEnv([]string{"PATH=/bin", "AWS_SECRET_ACCESS_KEY=k", "AWS_ACCESS_KEY_ID=i", "AWS_SESSION_TOKEN=t", "AWS_REGION=r", "SECRETSFS_LOG_LEVEL=debug"},
-		map[string]cache.Change{"/mnt/a/password": {SecretID: "a", Stage: "AWSCURRENT", NewVersionID: "v2"}})
+		[]string{"/mnt/a/password"}, &changedFile{path: "/mnt/a/password", secretID: "a", stage: "AWSCURRENT", versionID: "v2"})
 	want := []string{"PATH=/bin", "SECRETSFS_PATHS=/mnt/a/password", "SECRETSFS_PATH=/mnt/a/password", "SECRETSFS_SECRET_ID=a", "SECRETSFS_STAGE=AWSCURRENT", "SECRETSFS_VERSION_ID=v2"}
 	if !slices.Equal(env, want) {
 		t.Fatalf("env = %q, want %q", env, want)
@@ -79,22 +79,17 @@ func TestHookEnvDropsCredentialsAndNamesTheChange(t *testing.T) {
 }
 
 func TestHookEnvNamesEveryChangedFile(t *testing.T) {
-	files := map[string]cache.Change{
-		"/mnt/a/password":   {SecretID: "a", Stage: "AWSCURRENT", NewVersionID: "v2"},
-		"/mnt/a/AWSCURRENT": {SecretID: "a", Stage: "AWSCURRENT", NewVersionID: "v2"},
-		"/mnt/b/AWSCURRENT": {SecretID: "b", Stage: "AWSCURRENT", NewVersionID: "w2"},
-	}
-	env := hookEnv([]string{"PATH=/bin"}, files)
+	env := hookEnv([]string{"PATH=/bin"}, []string{"/mnt/a/AWSCURRENT", "/mnt/a/password", "/mnt/b/AWSCURRENT"}, nil)
 	want := []string{"PATH=/bin", "SECRETSFS_PATHS=/mnt/a/AWSCURRENT\n/mnt/a/password\n/mnt/b/AWSCURRENT"}
 	if !slices.Equal(env, want) {
 		t.Fatalf("env = %q, want %q: several files, no single-file variables", env, want)
 	}
 	// Too many to pass: as many as fit, and a mark.
-	many := make(map[string]cache.Change)
+	var many []string
 	for i := range 2000 {
-		many[fmt.Sprintf("/mnt/big/%s-%04d", strings.Repeat("k", 60), i)] = cache.Change{SecretID: "big"}
+		many = append(many, fmt.Sprintf("/mnt/big/%s-%04d", strings.Repeat("k", 60), i))
 	}
-	env = hookEnv(nil, many)
+	env = hookEnv(nil, many, nil)
 	paths, _ := strings.CutPrefix(env[0], "SECRETSFS_PATHS=")
 	if n := len(paths); n > maxPathsEnv || n < maxPathsEnv-100 {
 		t.Errorf("SECRETSFS_PATHS of 2000 long paths is %d bytes, want just under %d", n, maxPathsEnv)
@@ -120,7 +115,8 @@ func TestDefect9_12_HookEnvironmentIsAnAllowList(t *testing.T) {
 		"VAULT_TOKEN=hvs.x", "GITHUB_TOKEN=ghp_x", "DATABASE_PASSWORD=pw", "NOTIFY_SOCKET=/run/systemd/notify",
 		"SECRETSFS_LOG_LEVEL=debug", "SECRETSFS_PATH=/forged", "LC_=x", "MALFORMED",
 	}
-	env := hookEnv(append(slices.Clone(dropped), kept...), map[string]cache.Change{"/mnt/a/password": {SecretID: "a", Stage: "AWSCURRENT", NewVersionID: "v2"}})
+	env := hookEnv(append(slices.Clone(dropped), kept...), []string{"/mnt/a/password"},
+		&changedFile{path: "/mnt/a/password", secretID: "a", stage: "AWSCURRENT", versionID: "v2"})
 	want := append(slices.Clone(kept), "SECRETSFS_PATHS=/mnt/a/password", "SECRETSFS_PATH=/mnt/a/password", "SECRETSFS_SECRET_ID=a", "SECRETSFS_STAGE=AWSCURRENT", "SECRETSFS_VERSION_ID=v2")
 	if !slices.Equal(env, want) {
 		t.Fatalf("env =\n%q\nwant\n%q", env, want)

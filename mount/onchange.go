@@ -80,9 +80,14 @@ type changeRunner struct {
 type burst struct {
 	hook *ChangeHook
 	// The fields below are guarded by the changeRunner's mu.
-	files  map[string]cache.Change // absolute path -> the last change that altered it
-	last   time.Time               // when a file last changed
-	active bool                    // a goroutine waits out the debounce and runs it
+	files  map[string]fileRef // absolute path -> what it shows
+	last   time.Time          // when a file last changed
+	active bool               // a goroutine waits out the debounce and runs it
+}
+
+// fileRef is what a file shows: a stage of a secret, or one version.
+type fileRef struct {
+	secretID, stage, versionID string
 }
 
 // start subscribes the runner to the cache.
@@ -111,7 +116,7 @@ func (r *changeRunner) start() (stop func()) {
 func (r *changeRunner) handle(ch cache.Change) {
 	for _, w := range r.mapped {
 		if slices.Contains(w.ids, ch.SecretID) && w.changed(r.ctx) {
-			r.schedule(w.hook, []string{w.path}, ch)
+			r.schedule(w.hook, []string{w.path}, w.ref)
 		}
 	}
 	if r.hook == nil {
@@ -127,7 +132,7 @@ func (r *changeRunner) handle(ch cache.Change) {
 			paths = append(paths, filepath.Join(r.mountDir, d, name))
 		}
 	}
-	r.schedule(r.hook, paths, ch)
+	r.schedule(r.hook, paths, fileRef{secretID: ch.SecretID, stage: ch.Stage})
 }
 
 // changedFiles lists the names, in the secret's directory, whose bytes the
@@ -204,7 +209,7 @@ func (r *changeRunner) cachedValue(id, vid string) ([]byte, bool) {
 
 // schedule adds changed files to the hook's burst and makes sure a
 // goroutine will run the hook once the burst is over.
-func (r *changeRunner) schedule(hook *ChangeHook, paths []string, ch cache.Change) {
+func (r *changeRunner) schedule(hook *ChangeHook, paths []string, ref fileRef) {
 	if len(paths) == 0 {
 		return
 	}
@@ -215,11 +220,11 @@ func (r *changeRunner) schedule(hook *ChangeHook, paths []string, ch cache.Chang
 	}
 	b := r.bursts[hook]
 	if b == nil {
-		b = &burst{hook: hook, files: make(map[string]cache.Change)}
+		b = &burst{hook: hook, files: make(map[string]fileRef)}
 		r.bursts[hook] = b
 	}
 	for _, p := range paths {
-		b.files[p] = ch
+		b.files[p] = ref
 	}
 	b.last = r.clock.Now()
 	if !b.active {
@@ -237,7 +242,7 @@ func (r *changeRunner) drive(b *burst) {
 		}
 		r.mu.Lock()
 		files := b.files
-		b.files = make(map[string]cache.Change)
+		b.files = make(map[string]fileRef)
 		r.mu.Unlock()
 		r.run(b.hook, files)
 		r.slots.Release(1)
@@ -283,8 +288,10 @@ func (r *changeRunner) acquire(hook *ChangeHook) bool {
 	return r.slots.Acquire(r.ctx, 1) == nil
 }
 
-// run runs the hook once for the files of a burst.
-func (r *changeRunner) run(hook *ChangeHook, files map[string]cache.Change) {
+// run runs the hook once for the files of a burst. The environment
+// describes the files as they are when it starts: a later change than the
+// one that put a file in the burst may have moved its stage on since.
+func (r *changeRunner) run(hook *ChangeHook, files map[string]fileRef) {
 	start := time.Now()
 	var err error
 	if hook.Signal != "" {
@@ -294,15 +301,21 @@ func (r *changeRunner) run(hook *ChangeHook, files map[string]cache.Change) {
 		if hook.Shell {
 			argv = []string{"/bin/sh", "-c", argv[0]}
 		}
-		err = r.exec(r.ctx, argv, hookEnv(os.Environ(), files))
+		paths := slices.Sorted(maps.Keys(files))
+		var one *changedFile
+		if len(paths) == 1 {
+			ref := files[paths[0]]
+			one = &changedFile{path: paths[0], secretID: ref.secretID, stage: ref.stage, versionID: r.versionOf(ref)}
+		}
+		err = r.exec(r.ctx, argv, hookEnv(os.Environ(), paths, one))
 	}
 	if r.ran != nil {
 		r.ran(err == nil)
 	}
 	secrets := make([]string, 0, 1)
-	for _, ch := range files {
-		if !slices.Contains(secrets, ch.SecretID) {
-			secrets = append(secrets, ch.SecretID)
+	for _, ref := range files {
+		if !slices.Contains(secrets, ref.secretID) {
+			secrets = append(secrets, ref.secretID)
 		}
 	}
 	slices.Sort(secrets)
@@ -311,6 +324,19 @@ func (r *changeRunner) run(hook *ChangeHook, files map[string]cache.Change) {
 		return
 	}
 	r.log.Info("on_change ran", "hook", hook.describe(), "files", len(files), "secrets", secrets, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// versionOf returns the version a file shows now, from what the cache
+// knows (no call is made); "" when its stage is gone.
+func (r *changeRunner) versionOf(ref fileRef) string {
+	if ref.versionID != "" {
+		return ref.versionID
+	}
+	info, ok := r.c.Info(ref.secretID)
+	if !ok {
+		return ""
+	}
+	return info.Stages[ref.stage]
 }
 
 // runProcess runs a command with the given environment, from /, with no
@@ -348,20 +374,24 @@ func hookEnvAllowed(name string) bool {
 	return len(name) > len("LC_") && strings.HasPrefix(name, "LC_")
 }
 
+// changedFile is what the environment says of the one file a run is for.
+type changedFile struct {
+	path, secretID, stage, versionID string
+}
+
 // hookEnv is the allowed part of the daemon's environment (hookEnvAllowed),
 // plus what changed, never a value: SECRETSFS_PATHS, the absolute paths of
-// the changed files, sorted, one a line (at most maxPathsEnv bytes; when
+// the changed files (sorted), one a line (at most maxPathsEnv bytes; when
 // some are left out, SECRETSFS_PATHS_TRUNCATED=1); and when one file
 // changed, SECRETSFS_PATH (its path), SECRETSFS_SECRET_ID, SECRETSFS_STAGE
 // and SECRETSFS_VERSION_ID.
-func hookEnv(base []string, files map[string]cache.Change) []string {
+func hookEnv(base, paths []string, one *changedFile) []string {
 	var env []string
 	for _, kv := range base {
 		if k, _, ok := strings.Cut(kv, "="); ok && hookEnvAllowed(k) {
 			env = append(env, kv)
 		}
 	}
-	paths := slices.Sorted(maps.Keys(files))
 	var list strings.Builder
 	truncated := false
 	for _, p := range paths {
@@ -378,13 +408,12 @@ func hookEnv(base []string, files map[string]cache.Change) []string {
 	if truncated {
 		env = append(env, "SECRETSFS_PATHS_TRUNCATED=1")
 	}
-	if len(paths) == 1 {
-		ch := files[paths[0]]
+	if one != nil {
 		env = append(env,
-			"SECRETSFS_PATH="+paths[0],
-			"SECRETSFS_SECRET_ID="+ch.SecretID,
-			"SECRETSFS_STAGE="+ch.Stage,
-			"SECRETSFS_VERSION_ID="+ch.NewVersionID,
+			"SECRETSFS_PATH="+one.path,
+			"SECRETSFS_SECRET_ID="+one.secretID,
+			"SECRETSFS_STAGE="+one.stage,
+			"SECRETSFS_VERSION_ID="+one.versionID,
 		)
 	}
 	return env
@@ -453,6 +482,7 @@ func trustedPIDFile(path string, fi os.FileInfo, euid int) error {
 type mappedWatch struct {
 	path   string // absolute
 	ids    []string
+	ref    fileRef // what the hook's environment says it shows
 	render func(ctx context.Context) (sfs.Value, error)
 	hook   *ChangeHook
 

@@ -15,6 +15,7 @@ import (
 	"github.com/secretsfs/secretsfs/cache"
 	"github.com/secretsfs/secretsfs/cache/cachetest"
 	sfs "github.com/secretsfs/secretsfs/fs"
+	"github.com/secretsfs/secretsfs/mount/mapping"
 )
 
 // hookRecorder stands in for the hook processes: it records each run's
@@ -130,7 +131,7 @@ func TestDefect9_09_OneRunPerHookPerBurst(t *testing.T) {
 	rec := &hookRecorder{}
 	startRunner(t, r, c, clock, rec.exec)
 
-	client.PutString("db", jsonOfKeys(400, 2))
+	v2 := client.PutString("db", jsonOfKeys(400, 2))
 	if err := c.RefreshNow(ctx, "db"); err != nil {
 		t.Fatal(err)
 	}
@@ -149,18 +150,14 @@ func TestDefect9_09_OneRunPerHookPerBurst(t *testing.T) {
 		t.Fatalf("SECRETSFS_PATH=%q set for a run of 402 files", p)
 	}
 
-	// Two changes inside one debounce window: one more run.
-	client.PutString("db", jsonOfKeys(400, 3))
-	c.RefreshNow(ctx, "db")
-	waitFor(t, "the third version's files pending", func() bool { return r.pendingFiles(hook) == 402 })
+	// Two changes half a debounce apart: one more run, a debounce after
+	// the second. (The changes are handed to the runner directly, so that
+	// the test knows when each was handled.)
+	v3 := client.PutString("db", jsonOfKeys(400, 3))
+	v4 := client.PutString("db", jsonOfKeys(400, 4))
+	r.handle(cache.Change{SecretID: "db", Stage: "AWSCURRENT", OldVersionID: v2, NewVersionID: v3})
 	clock.Advance(500 * time.Millisecond)
-	client.PutString("db", jsonOfKeys(400, 4))
-	c.RefreshNow(ctx, "db")
-	waitFor(t, "a debounce restarted by the fourth version", func() bool {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return r.bursts[hook].last.Equal(clock.Now())
-	})
+	r.handle(cache.Change{SecretID: "db", Stage: "AWSCURRENT", OldVersionID: v3, NewVersionID: v4})
 	clock.Advance(500 * time.Millisecond)
 	waitFor(t, "the hook waiting out the restarted debounce", func() bool { return clock.Waiters() == 1 })
 	if started, _, _ := rec.state(); started != 1 {
@@ -169,7 +166,7 @@ func TestDefect9_09_OneRunPerHookPerBurst(t *testing.T) {
 	clock.Advance(500 * time.Millisecond)
 	waitFor(t, "the second run", func() bool { started, _, _ := rec.state(); return started > 1 && r.idle() })
 	if started, _, _ := rec.state(); started != 2 {
-		t.Fatalf("two rotations inside one debounce ran the hook %d more times, want once", started-1)
+		t.Fatalf("two changes inside one debounce ran the hook %d more times, want once", started-1)
 	}
 }
 
@@ -228,7 +225,7 @@ func TestOnChangeRunsARealCommand(t *testing.T) {
 	client.PutString("db", "v1")
 	out := filepath.Join(t.TempDir(), "out")
 	content := "a"
-	r := &changeRunner{mapped: []*mappedWatch{{path: "/mnt/f", ids: []string{"db"},
+	r := &changeRunner{mapped: []*mappedWatch{{path: "/mnt/f", ids: []string{"db"}, ref: fileRef{secretID: "db", stage: "AWSCURRENT"},
 		render: func(context.Context) (sfs.Value, error) { return sfs.Value{Data: []byte(content)}, nil },
 		hook:   &ChangeHook{Command: []string{`echo "$(pwd) $SECRETSFS_PATH $SECRETSFS_SECRET_ID" > ` + out}, Shell: true}}}}
 	var ok []bool
@@ -242,5 +239,49 @@ func TestOnChangeRunsARealCommand(t *testing.T) {
 	got, err := os.ReadFile(out)
 	if err != nil || string(got) != "/ /mnt/f db\n" || !ok[0] {
 		t.Fatalf("the command wrote %q (%v), ok %v", got, err, ok)
+	}
+}
+
+// TestDefect9_21_TheRunNamesTheVersionServedWhenItStarts: two rotations
+// inside one debounce window, the first changing a mapped file's bytes and
+// the second not; the one run names the version the file serves when the
+// hook starts, not the one that first changed it.
+func TestDefect9_21_TheRunNamesTheVersionServedWhenItStarts(t *testing.T) {
+	c, client, clock := fakeClockCache(t)
+	client.PutString("db", `{"user":"a","password":"p1"}`)
+	ctx := context.Background()
+	if _, err := c.GetValue(ctx, "db", ""); err != nil {
+		t.Fatal(err)
+	}
+	m, err := mapping.Parse("m.yaml", []byte("on_change: {command: [\"true\"]}\nfiles:\n  - path: app/password\n    secret: db\n    key: password\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{DefaultStage: "AWSCURRENT", Mapping: m}
+	f := &featureSet{cfg: cfg, dir: "/mnt"}
+	r := &changeRunner{mapped: f.mappedWatches(mappedFiles(m, store{c: c}, cfg))}
+	rec := &hookRecorder{}
+	startRunner(t, r, c, clock, rec.exec)
+	hook := r.mapped[0].hook
+
+	client.PutString("db", `{"user":"a","password":"p2"}`)
+	c.RefreshNow(ctx, "db")
+	waitFor(t, "the password file pending", func() bool { return r.pendingFiles(hook) == 1 })
+	v3 := client.PutString("db", `{"user":"b","password":"p2"}`)
+	c.RefreshNow(ctx, "db")
+	if v, err := c.GetValue(ctx, "db", ""); err != nil || v.VersionID != v3 {
+		t.Fatalf("the file does not serve the second rotation's version: %v %v", v.VersionID, err)
+	}
+	clock.Advance(DefaultDebounce)
+	waitFor(t, "the run", func() bool { started, _, _ := rec.state(); return started == 1 && r.idle() })
+	for name, want := range map[string]string{
+		"SECRETSFS_PATH":       "/mnt/app/password",
+		"SECRETSFS_SECRET_ID":  "db",
+		"SECRETSFS_STAGE":      "AWSCURRENT",
+		"SECRETSFS_VERSION_ID": v3,
+	} {
+		if got, _ := rec.env(0, name); got != want {
+			t.Errorf("%s=%q, want %q", name, got, want)
+		}
 	}
 }
