@@ -4,7 +4,6 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/secretsfs/secretsfs/cache"
@@ -98,24 +97,13 @@ func (f *featureSet) serving(files []sfs.MappedFile) {
 		clock:        f.clock,
 		mountDir:     f.dir,
 		defaultStage: f.cfg.DefaultStage,
-		dirs:         f.dirsOf,
+		catalog:      f.cat,
 		hook:         f.cfg.OnChange,
 	}
 	if f.metrics != nil {
 		r.ran = f.metrics.hookRan
 	}
 	f.stopHook = r.start()
-}
-
-// dirsOf returns where the default layout shows a secret.
-func (f *featureSet) dirsOf(id string) []string {
-	var out []string
-	for _, ref := range f.cat.List() {
-		if ref.ID == id && !strings.Contains(ref.Name, "//") {
-			out = append(out, filepath.FromSlash(strings.Trim(ref.Name, "/")))
-		}
-	}
-	return out
 }
 
 // stopping stops the change hooks and marks the mount unhealthy, before it

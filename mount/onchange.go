@@ -52,10 +52,11 @@ type changeRunner struct {
 	clock        cache.Clock
 	mountDir     string
 	defaultStage string
-	// dirs returns the directories (relative to the mount) where the
-	// default layout shows a secret.
-	dirs func(secretID string) []string
-	// hook runs for the files of the default layout; nil means none.
+	// catalog says which secrets the default layout shows, and where.
+	catalog sfs.Catalog
+	// hook runs for the files of the default layout; nil means none. The
+	// secrets those files show are pinned in the cache while it is set, so
+	// that a change is noticed whether anything reads them or not.
 	hook *ChangeHook
 	// mapped are the mapped files that have a hook; files that share an
 	// on_change share its *ChangeHook, and so its runs.
@@ -73,6 +74,10 @@ type changeRunner struct {
 	mu      sync.Mutex
 	bursts  map[*ChangeHook]*burst // guarded by mu
 	stopped bool                   // guarded by mu
+
+	pinMu      sync.Mutex
+	pins       map[string]func() // secret id -> unpin; guarded by pinMu
+	pinsClosed bool              // guarded by pinMu
 }
 
 // burst is what a hook has to run for: the files changed since its last
@@ -102,7 +107,15 @@ func (r *changeRunner) start() (stop func()) {
 		w.changed(r.ctx) // the content to compare the first change with
 	}
 	unsubscribe := r.c.Subscribe(r.handle)
+	unfollow := func() {}
+	if r.hook != nil {
+		r.pins = make(map[string]func())
+		unfollow = r.catalog.OnChange(r.pinShown)
+		r.pinShown()
+	}
 	return func() {
+		unfollow()
+		r.unpinAll()
 		unsubscribe()
 		r.mu.Lock()
 		r.stopped = true
@@ -110,6 +123,68 @@ func (r *changeRunner) start() (stop func()) {
 		r.cancel()
 		r.wg.Wait()
 	}
+}
+
+// pinShown keeps exactly the secrets the default layout shows pinned: the
+// cache refreshes a secret in the background only while it is read or
+// pinned, and an application that read its secret once at start-up must
+// still have its hook run after a rotation. Mapped files need nothing
+// here: the filesystem pins every secret they use.
+func (r *changeRunner) pinShown() {
+	shown := make(map[string]bool)
+	for _, ref := range r.catalog.List() {
+		if _, ok := layoutDir(ref); ok {
+			shown[ref.ID] = true
+		}
+	}
+	r.pinMu.Lock()
+	defer r.pinMu.Unlock()
+	if r.pinsClosed {
+		return
+	}
+	for id := range shown {
+		if r.pins[id] == nil {
+			r.pins[id] = r.c.Pin(id)
+		}
+	}
+	for id, unpin := range r.pins {
+		if !shown[id] {
+			unpin()
+			delete(r.pins, id)
+		}
+	}
+}
+
+// unpinAll undoes pinShown for good.
+func (r *changeRunner) unpinAll() {
+	r.pinMu.Lock()
+	defer r.pinMu.Unlock()
+	r.pinsClosed = true
+	for id, unpin := range r.pins {
+		unpin()
+		delete(r.pins, id)
+	}
+}
+
+// dirs returns the directories (relative to the mount) where the default
+// layout shows a secret.
+func (r *changeRunner) dirs(id string) []string {
+	var out []string
+	for _, ref := range r.catalog.List() {
+		if dir, ok := layoutDir(ref); ok && ref.ID == id {
+			out = append(out, dir)
+		}
+	}
+	return out
+}
+
+// layoutDir is the directory (relative to the mount) where the default
+// layout shows a secret; a name with an empty path segment is not shown.
+func layoutDir(ref sfs.SecretRef) (string, bool) {
+	if strings.Contains(ref.Name, "//") {
+		return "", false
+	}
+	return filepath.FromSlash(strings.Trim(ref.Name, "/")), true
 }
 
 // handle schedules the hooks of every file the change altered.

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -76,12 +78,29 @@ func startRunner(t *testing.T, r *changeRunner, c *cache.Cache, clock *cachetest
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	if r.dirs == nil {
-		r.dirs = func(string) []string { return nil }
+	if r.catalog == nil {
+		r.catalog = staticCatalog(nil)
 	}
 	stop := r.start()
 	t.Cleanup(stop)
 }
+
+// staticCatalog is a catalog that shows the same secrets, each at its id.
+type staticCatalog []string
+
+func (c staticCatalog) List() []sfs.SecretRef {
+	refs := make([]sfs.SecretRef, len(c))
+	for i, id := range c {
+		refs[i] = sfs.SecretRef{Name: id, ID: id}
+	}
+	return refs
+}
+
+func (staticCatalog) Find(context.Context, string) (sfs.SecretRef, bool, error) {
+	return sfs.SecretRef{}, false, nil
+}
+
+func (staticCatalog) OnChange(func()) (cancel func()) { return func() {} }
 
 // pendingFiles returns how many files a hook's burst holds.
 func (r *changeRunner) pendingFiles(hook *ChangeHook) int {
@@ -127,7 +146,7 @@ func TestDefect9_09_OneRunPerHookPerBurst(t *testing.T) {
 	}
 	mnt := t.TempDir()
 	hook := &ChangeHook{Command: []string{"true"}, Debounce: time.Second}
-	r := &changeRunner{mountDir: mnt, hook: hook, dirs: func(string) []string { return []string{"db"} }}
+	r := &changeRunner{mountDir: mnt, hook: hook, catalog: staticCatalog{"db"}}
 	rec := &hookRecorder{}
 	startRunner(t, r, c, clock, rec.exec)
 
@@ -283,5 +302,109 @@ func TestDefect9_21_TheRunNamesTheVersionServedWhenItStarts(t *testing.T) {
 		if got, _ := rec.env(0, name); got != want {
 			t.Errorf("%s=%q, want %q", name, got, want)
 		}
+	}
+}
+
+// TestDefect9_18_HookFiresWithoutFurtherReads: an application reads its
+// secret once at start-up; a rotation after that still runs the
+// --on-change-* hook, because a secret whose files carry a hook is kept
+// refreshed whether read or not.
+func TestDefect9_18_HookFiresWithoutFurtherReads(t *testing.T) {
+	c, client, clock := fakeClockCache(t, func(cfg *cache.Config) { cfg.RefreshAhead = 10 * time.Second })
+	client.PutString("db", "v1")
+	ctx := context.Background()
+	out := filepath.Join(t.TempDir(), "ran")
+	cfg := Config{DefaultStage: "AWSCURRENT"}
+	cfg.OnChange = &ChangeHook{Command: []string{"/bin/sh", "-c", "echo ran >> " + out}}
+	f, err := newFeatureSet(cfg, t.TempDir(), clock, os.Stderr, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := newExplicitCatalog([]string{"db"}, describeThroughCache(c), testOptions(clock))
+	startCatalog(t, cat)
+	if err := f.attach(c, cat); err != nil {
+		t.Fatal(err)
+	}
+	f.serving(nil)
+	t.Cleanup(f.stopping)
+	if _, err := c.GetValue(ctx, "db", ""); err != nil {
+		t.Fatal(err)
+	}
+	// Let the refresh that the read earns happen: a cache refreshes what
+	// was read since its last refresh anyway.
+	before := client.Calls(cache.OpDescribeSecret)
+	waitFor(t, "a background refresh after the read", func() bool {
+		clock.Advance(10 * time.Second)
+		return client.Calls(cache.OpDescribeSecret) > before
+	})
+	client.PutString("db", "v2")
+	waitFor(t, "the hook, with no further read", func() bool {
+		clock.Advance(10 * time.Second)
+		_, err := os.Stat(out)
+		return err == nil
+	})
+}
+
+// changingCatalog is a catalog whose listing the test sets.
+type changingCatalog struct {
+	mu   sync.Mutex
+	refs []sfs.SecretRef
+	fn   func()
+}
+
+func (c *changingCatalog) List() []sfs.SecretRef {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.refs)
+}
+
+func (c *changingCatalog) Find(context.Context, string) (sfs.SecretRef, bool, error) {
+	return sfs.SecretRef{}, false, nil
+}
+
+func (c *changingCatalog) OnChange(fn func()) (cancel func()) {
+	c.mu.Lock()
+	c.fn = fn
+	c.mu.Unlock()
+	return func() { c.mu.Lock(); c.fn = nil; c.mu.Unlock() }
+}
+
+func (c *changingCatalog) set(refs ...sfs.SecretRef) {
+	c.mu.Lock()
+	c.refs = refs
+	fn := c.fn
+	c.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
+}
+
+// TestOnChangePinsFollowTheCatalog: with a hook for the default layout,
+// the secrets pinned are those the layout shows, as the listing changes;
+// stopping unpins them all.
+func TestOnChangePinsFollowTheCatalog(t *testing.T) {
+	c, _, clock := fakeClockCache(t)
+	cat := &changingCatalog{refs: []sfs.SecretRef{{Name: "a", ID: "a"}, {Name: "b", ID: "b"}, {Name: "bad//name", ID: "c"}}}
+	r := &changeRunner{catalog: cat, hook: &ChangeHook{Command: []string{"true"}}, c: c, clock: clock, log: slog.New(slog.DiscardHandler)}
+	stop := r.start()
+	pinned := func() []string {
+		r.pinMu.Lock()
+		defer r.pinMu.Unlock()
+		return slices.Sorted(maps.Keys(r.pins))
+	}
+	if got := pinned(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("pinned %v, want the secrets shown: [a b]", got)
+	}
+	cat.set(sfs.SecretRef{Name: "b", ID: "b"}, sfs.SecretRef{Name: "d", ID: "d"})
+	if got := pinned(); !slices.Equal(got, []string{"b", "d"}) {
+		t.Fatalf("after a new listing pinned %v, want [b d]", got)
+	}
+	stop()
+	if got := pinned(); len(got) != 0 {
+		t.Fatalf("after stop pinned %v", got)
+	}
+	cat.set(sfs.SecretRef{Name: "e", ID: "e"})
+	if got := pinned(); len(got) != 0 {
+		t.Fatalf("a listing after stop pinned %v", got)
 	}
 }

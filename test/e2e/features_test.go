@@ -629,3 +629,27 @@ files:
 	})
 	stays(t, time.Second, "no run for the unchanged password", func() bool { return countLines(t, own, password) == 2 })
 }
+
+// TestDefect9_18_OnChangeWithoutFurtherReads: the application reads its
+// password once at start-up and never again; the rotation after that is
+// still noticed and runs --on-change-command within the refresh interval.
+func TestDefect9_18_OnChangeWithoutFurtherReads(t *testing.T) {
+	w := newWorld(t)
+	w.createString("once/db", "pw-one")
+	out := filepath.Join(t.TempDir(), "changes.log")
+	d := w.startDaemon("--refresh-interval", "1s", "--secret", "once/db",
+		"--on-change-command", `echo "$SECRETSFS_PATHS" >> `+out, "--on-change-debounce", "100ms")
+	current := d.path("once/db/AWSCURRENT")
+	if got := mustRead(t, current); got != "pw-one" {
+		t.Fatalf("read = %q", got)
+	}
+	// A refresh after the read: the one a read earns anyway.
+	described := w.emu.Calls("DescribeSecret")
+	eventually(t, 15*time.Second, "a background refresh after the read", func() bool {
+		return w.emu.Calls("DescribeSecret") > described
+	})
+	w.put("once/db", "pw-two")
+	eventually(t, 15*time.Second, "the hook, with no further read", func() bool {
+		return countLines(t, out, current) == 1
+	})
+}
