@@ -90,12 +90,11 @@ func TestOnChangeRunsOncePerRotation(t *testing.T) {
 	}
 }
 
-func TestOnChangeSignalGoesToThePidInThePidFile(t *testing.T) {
-	w := newWorld(t)
-	w.createString("sig/key", "k1")
-	dir := t.TempDir()
-	got := filepath.Join(dir, "got")
-	// A process that writes a line each time it receives SIGUSR1.
+// usr1Counter starts a process that appends a line "usr1" to the returned
+// file each time it receives SIGUSR1, and stops it when the test ends.
+func usr1Counter(t *testing.T) (pid int, got string) {
+	t.Helper()
+	got = filepath.Join(t.TempDir(), "got")
 	sleeper := exec.Command("/bin/sh", "-c", `trap 'echo usr1 >> `+got+`' USR1; echo ready; while :; do sleep 0.05; done`)
 	stdout, err := sleeper.StdoutPipe()
 	if err != nil {
@@ -108,10 +107,30 @@ func TestOnChangeSignalGoesToThePidInThePidFile(t *testing.T) {
 	if s, _ := bufio.NewReader(stdout).ReadString('\n'); s != "ready\n" {
 		t.Fatalf("the signalled process said %q", s)
 	}
-	pidFile := filepath.Join(dir, "pid")
-	if err := os.WriteFile(pidFile, []byte(fmt.Sprintf("%d\n", sleeper.Process.Pid)), 0o600); err != nil {
+	return sleeper.Process.Pid, got
+}
+
+// writePIDFile writes a pid file with the given mode and owner.
+func writePIDFile(t *testing.T, pid int, mode os.FileMode, uid int) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "app.pid")
+	if err := os.WriteFile(p, []byte(fmt.Sprintf("%d\n", pid)), mode); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(p, uid, -1); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestOnChangeSignalGoesToThePidInThePidFile(t *testing.T) {
+	w := newWorld(t)
+	w.createString("sig/key", "k1")
+	pid, got := usr1Counter(t)
+	pidFile := writePIDFile(t, pid, 0o600, os.Geteuid())
 	d := w.startDaemon("--refresh-interval", "1s", "--secret", "sig/key",
 		"--on-change-signal", "USR1", "--on-change-pidfile", pidFile, "--on-change-debounce", "100ms")
 	mustRead(t, d.path("sig/key/AWSCURRENT"))
@@ -119,6 +138,35 @@ func TestOnChangeSignalGoesToThePidInThePidFile(t *testing.T) {
 	eventually(t, 15*time.Second, "the signal", func() bool { return countLines(t, got, "usr1") >= 1 })
 	// AWSCURRENT and AWSPREVIOUS both changed: one signal for both.
 	stays(t, time.Second, "one signal", func() bool { return countLines(t, got, "usr1") == 1 })
+}
+
+// TestDefect9_15_OnChangeRefusesAPidFileOthersCouldWrite: a pid file that
+// another user owns, or that others may write, is not trusted: nothing is
+// signalled, and the log names the pid file and the fix.
+func TestDefect9_15_OnChangeRefusesAPidFileOthersCouldWrite(t *testing.T) {
+	requireRoot(t)
+	w := newWorld(t)
+	for i, c := range []struct {
+		mode os.FileMode
+		uid  int
+		fix  string
+	}{{0o644, 1000, "is owned by uid 1000"}, {0o666, 0, "chmod go-w"}} {
+		id := fmt.Sprintf("sigbad/key%d", i)
+		w.createString(id, "k1")
+		pid, got := usr1Counter(t)
+		pidFile := writePIDFile(t, pid, c.mode, c.uid)
+		d := w.startDaemon("--refresh-interval", "1s", "--secret", id,
+			"--on-change-signal", "USR1", "--on-change-pidfile", pidFile, "--on-change-debounce", "100ms")
+		mustRead(t, d.path(id+"/AWSCURRENT"))
+		w.put(id, "k2")
+		eventually(t, 15*time.Second, "the warning naming the pid file and the fix", func() bool {
+			log := d.Stderr.String()
+			return strings.Contains(log, "on_change failed") && strings.Contains(log, "pid file "+pidFile) && strings.Contains(log, c.fix)
+		})
+		if n := countLines(t, got, "usr1"); n != 0 {
+			t.Errorf("mode %04o, uid %d: %d signals sent through the untrusted pid file", c.mode, c.uid, n)
+		}
+	}
 }
 
 func TestRefreshAttributeShowsANewValueAtOnce(t *testing.T) {
