@@ -55,7 +55,8 @@ type ChangeHook struct {
 }
 
 // describe names the hook in logs: the program, or the signal and pid
-// file; never the rest of a command line.
+// file; never the rest of a command line, nor a shell command's leading
+// VAR=value words, which may carry a credential.
 func (h *ChangeHook) describe() string {
 	if h.Signal != "" {
 		return fmt.Sprintf("signal %s to the pid in %s", h.Signal, h.PIDFile)
@@ -63,13 +64,15 @@ func (h *ChangeHook) describe() string {
 	if len(h.Command) == 0 {
 		return "command"
 	}
-	prog := h.Command[0]
-	if h.Shell {
-		if f := strings.Fields(prog); len(f) > 0 {
-			prog = f[0]
+	if !h.Shell {
+		return "command " + h.Command[0]
+	}
+	for _, word := range strings.Fields(h.Command[0]) {
+		if !strings.Contains(word, "=") {
+			return "shell command " + word
 		}
 	}
-	return "command " + prog
+	return "shell command"
 }
 
 // DefaultDebounce is the on_change debounce when none is given.

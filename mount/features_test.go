@@ -420,3 +420,19 @@ func mustStat(t *testing.T, p string) os.FileInfo {
 	}
 	return fi
 }
+
+func TestChangeHookDescribeShowsNoArguments(t *testing.T) {
+	for _, c := range []struct {
+		h    ChangeHook
+		want string
+	}{
+		{ChangeHook{Command: []string{"/usr/bin/systemctl", "reload", "app"}}, "command /usr/bin/systemctl"},
+		{ChangeHook{Command: []string{"TOKEN=abc curl -X POST http://x"}, Shell: true}, "shell command curl"},
+		{ChangeHook{Command: []string{"A=1 B=2"}, Shell: true}, "shell command"},
+		{ChangeHook{Signal: "HUP", PIDFile: "/run/app.pid"}, "signal HUP to the pid in /run/app.pid"},
+	} {
+		if got := c.h.describe(); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.h, got, c.want)
+		}
+	}
+}

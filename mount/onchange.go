@@ -387,13 +387,12 @@ func (r *changeRunner) run(hook *ChangeHook, files map[string]fileRef) {
 	if r.ran != nil {
 		r.ran(err == nil)
 	}
-	secrets := make([]string, 0, 1)
+	secrets := make([]string, 0, len(files))
 	for _, ref := range files {
-		if !slices.Contains(secrets, ref.secretID) {
-			secrets = append(secrets, ref.secretID)
-		}
+		secrets = append(secrets, ref.secretID)
 	}
 	slices.Sort(secrets)
+	secrets = slices.Compact(secrets)
 	if err != nil {
 		r.log.Warn("on_change failed", "hook", hook.describe(), "files", len(files), "secrets", secrets, "error", err)
 		return
