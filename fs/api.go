@@ -71,9 +71,11 @@ type Options struct {
 	// DefaultStage is the stage whose value a JSON secret's key files are
 	// taken from (AWSCURRENT unless configured otherwise).
 	DefaultStage string
-	UID, GID     uint32
-	FileMode     os.FileMode // default 0400
-	DirMode      os.FileMode // default 0500
+	// UID and GID own every file and directory (a mapped file may name its
+	// own); 0 is root, as anywhere else.
+	UID, GID uint32
+	FileMode os.FileMode // default 0400
+	DirMode  os.FileMode // default 0500
 	// AllowOther lets other users into the mount; the mount then always
 	// uses default_permissions so the kernel enforces the modes.
 	AllowOther bool

@@ -22,8 +22,8 @@ type MappedFile struct {
 	Path string
 	// Mode is the permission bits; zero means Options.FileMode.
 	Mode os.FileMode
-	// UID and GID own the file; 0 means Options.UID and Options.GID (as
-	// everywhere in go-fuse), so the daemon gives the ids it means.
+	// UID and GID own the file, exactly: 0 is root, not a default (the
+	// daemon gives the mount's owner where the mapping names none).
 	UID, GID uint32
 	// SecretIDs are the secrets the content depends on: a change to any of
 	// them drops the kernel's caches of the file.

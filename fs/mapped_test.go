@@ -82,8 +82,15 @@ func TestMappedFiles(t *testing.T) {
 			if st.Mode != syscall.S_IFREG|0o440 || st.Uid != 1000 || st.Gid != 1001 || st.Size != 8 {
 				t.Fatalf("stat: mode %o uid %d gid %d size %d", st.Mode, st.Uid, st.Gid, st.Size)
 			}
-			if err := syscall.Stat(filepath.Join(mnt, "top"), &st); err != nil || st.Mode != syscall.S_IFREG|0o400 || st.Uid != 1 {
-				t.Fatalf("top: %v mode %o uid %d", err, st.Mode, st.Uid)
+			// A mapped file's owner is its own, 0 included; directories
+			// are the mount's.
+			if err := syscall.Stat(filepath.Join(mnt, "top"), &st); err != nil || st.Mode != syscall.S_IFREG|0o400 || st.Uid != 0 || st.Gid != 0 {
+				t.Fatalf("top: %v mode %o owner %d:%d", err, st.Mode, st.Uid, st.Gid)
+			}
+			for _, dir := range []string{"", "app"} {
+				if err := syscall.Stat(filepath.Join(mnt, dir), &st); err != nil || st.Mode != syscall.S_IFDIR|0o500 || st.Uid != 1 || st.Gid != 2 {
+					t.Fatalf("dir %q: %v mode %o owner %d:%d", dir, err, st.Mode, st.Uid, st.Gid)
+				}
 			}
 			buf := make([]byte, 256)
 			n, err := unix.Getxattr(p, xattrARN, buf)

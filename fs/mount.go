@@ -70,8 +70,9 @@ func Mount(dir string, opts Options) (*Server, error) {
 			MaxReadAhead:         64 << 10,
 		},
 		RootStableAttr: &gofs.StableAttr{Ino: 1},
-		UID:            opts.UID,
-		GID:            opts.GID,
+		// No UID or GID here: go-fuse would put them in place of every
+		// owner 0, so that a file meant for root would be the mount
+		// user's. Every node fills its owner itself (root.go).
 	})
 	if err != nil {
 		for _, c := range s.cancel {
