@@ -481,14 +481,7 @@ func (c *Cache) refreshSecret(e *secretEntry, cond refreshCond) (err error) {
 	if !e.described {
 		changes = nil // a first answer moves nothing
 	}
-	var stored any = out
-	if c.cfg.Hook != nil {
-		stored = c.cfg.Hook.Put(out)
-	}
-	e.stored, e.stages, e.meta, e.described = stored, stages, metaOf(out), true
-	e.err, e.errCount = nil, 0
-	e.refreshedAt = now
-	e.nextRefresh = c.nextRefreshTime(now, e.meta.nextRotation)
+	c.storeLocked(e, out, stages, now)
 	var fetch []string
 	for stage := range e.tracked {
 		vid := stages[stage]
@@ -508,6 +501,19 @@ func (c *Cache) refreshSecret(e *secretEntry, cond refreshCond) (err error) {
 	c.emit(changes)
 	c.nudge()
 	return nil
+}
+
+// storeLocked stores a successful DescribeSecret answer in the entry and
+// schedules its next refresh.
+func (c *Cache) storeLocked(e *secretEntry, out *secretsmanager.DescribeSecretOutput, stages map[string]string, now time.Time) {
+	var stored any = out
+	if c.cfg.Hook != nil {
+		stored = c.cfg.Hook.Put(out)
+	}
+	e.stored, e.stages, e.meta, e.described = stored, stages, metaOf(out), true
+	e.err, e.errCount = nil, 0
+	e.refreshedAt = now
+	e.nextRefresh = c.nextRefreshTime(now, e.meta.nextRotation)
 }
 
 // nextRefreshTime picks when an answer fetched now expires: uniformly in

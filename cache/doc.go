@@ -40,6 +40,9 @@
 //     offer untrusted callers: it also joins, starts at most one forced
 //     refresh per secret per Config.ForceRefreshMinInterval, and makes no
 //     call during a backoff unless the caller may cut it short.
+//   - Lookup describes an id that comes from outside (a path someone typed)
+//     without caching it unless asked to: ids that do not exist, or are not
+//     wanted, take no place in the LRU and evict nothing.
 //   - Returned byte slices are copies. Errors match ErrNotFound
 //     (fs.ErrNotExist), ErrAccessDenied (fs.ErrPermission) or ErrUnavailable
 //     with errors.Is, and the SDK's typed error with errors.As. Secret values

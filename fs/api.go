@@ -56,9 +56,11 @@ type Catalog interface {
 	// List returns the secrets to show now.
 	List() []SecretRef
 	// Find is asked about a name that List does not have, before a lookup
-	// answers ENOENT. It returns ok false when there is no such secret, or
-	// when the catalog shows only an explicit set of secrets. It should
-	// remember misses briefly.
+	// answers ENOENT. It returns ok false when there is no such secret, none
+	// the catalog would show, or when the catalog shows only an explicit set
+	// of secrets. It should remember misses briefly. A secret it finds is
+	// shown until the tree is next rebuilt from List: a catalog that keeps
+	// showing it includes it in List.
 	Find(ctx context.Context, name string) (ref SecretRef, ok bool, err error)
 	// OnChange calls fn after List's answer changed (a new listing).
 	OnChange(fn func()) (cancel func())

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"fmt"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -100,6 +101,24 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return d.newDir(ctx, name, out), 0
 	}
 	return nil, syscall.ENOENT
+}
+
+// stillShown checks that a directory path still shows a secret id: in the
+// tree, or found again by the catalog (a secret the last listing lacked
+// because ListSecrets does not show a new secret at once). A secret that is
+// not is ENOENT.
+func (r *root) stillShown(ctx context.Context, path, id string) error {
+	if r.ix.shows(path, id) {
+		return nil
+	}
+	ref, ok, err := r.opts.Catalog.Find(ctx, path)
+	if err != nil {
+		return err
+	}
+	if !ok || ref.ID != id || !r.ix.add(ref) {
+		return fmt.Errorf("secret %q is no longer shown at %q: %w", id, path, syscall.ENOENT)
+	}
+	return nil
 }
 
 func contains(list []string, s string) bool {

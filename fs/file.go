@@ -206,6 +206,11 @@ type layoutFile struct {
 }
 
 func (l *layoutFile) content(ctx context.Context) (Value, error) {
+	// The kernel may still hold the inode (an open file, a working
+	// directory) of a secret that has left the mount's scope since.
+	if err := l.r.stillShown(ctx, l.dir, l.secretID); err != nil {
+		return Value{}, err
+	}
 	if l.kind == kindStage {
 		return l.r.opts.Store.Value(ctx, l.secretID, l.name)
 	}

@@ -7,11 +7,13 @@ import (
 )
 
 // index is the catalog seen as a tree: for each directory path ("" is the
-// root), the secret it is (if any) and its child segments.
+// root), the secret it is (if any) and its child segments. It holds what
+// the catalog's List said last, plus what Find found since; every rebuild
+// starts again from List alone, so that the catalog alone decides what
+// stays shown.
 type index struct {
-	mu    sync.RWMutex
-	dirs  map[string]*indexDir // guarded by mu
-	found map[string]SecretRef // secrets added by Find; guarded by mu
+	mu   sync.RWMutex
+	dirs map[string]*indexDir // guarded by mu
 }
 
 type indexDir struct {
@@ -20,11 +22,11 @@ type indexDir struct {
 }
 
 func newIndex() *index {
-	return &index{dirs: map[string]*indexDir{"": {children: map[string]struct{}{}}}, found: map[string]SecretRef{}}
+	return &index{dirs: map[string]*indexDir{"": {children: map[string]struct{}{}}}}
 }
 
-// rebuild replaces the tree with the given secrets (plus those found by
-// Find). Secrets whose names cannot be shown as paths are returned.
+// rebuild replaces the tree with the given secrets. Secrets whose names
+// cannot be shown as paths are returned.
 func (ix *index) rebuild(refs []SecretRef) (skipped []string) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
@@ -34,32 +36,37 @@ func (ix *index) rebuild(refs []SecretRef) (skipped []string) {
 			skipped = append(skipped, r.Name)
 		}
 	}
-	for _, r := range ix.found {
-		ix.addLocked(r)
-	}
 	return skipped
 }
 
-// paths returns every directory path in the tree.
-func (ix *index) paths() map[string]struct{} {
+// paths returns every directory path in the tree, with the id of the
+// secret it shows ("" for none).
+func (ix *index) paths() map[string]string {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	out := make(map[string]struct{}, len(ix.dirs))
-	for p := range ix.dirs {
-		out[p] = struct{}{}
+	out := make(map[string]string, len(ix.dirs))
+	for p, d := range ix.dirs {
+		out[p] = ""
+		if d.ref != nil {
+			out[p] = d.ref.ID
+		}
 	}
 	return out
 }
 
-// add puts one secret found by Find into the tree.
+// add puts one secret found by Find into the tree, until the next rebuild.
 func (ix *index) add(r SecretRef) bool {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	if !ix.addLocked(r) {
-		return false
-	}
-	ix.found[r.Name] = r
-	return true
+	return ix.addLocked(r)
+}
+
+// shows reports whether a directory path shows a secret id now.
+func (ix *index) shows(path, id string) bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	d := ix.dirs[path]
+	return d != nil && d.ref != nil && d.ref.ID == id
 }
 
 func (ix *index) addLocked(r SecretRef) bool {

@@ -89,15 +89,16 @@ func Mount(dir string, opts Options) (*Server, error) {
 }
 
 // reindex rebuilds the tree from the catalog, and has the kernel forget the
-// directories that are gone (new ones need nothing: misses are not cached).
+// directories that are gone or no longer show the secret they showed, with
+// everything below them (new ones need nothing: misses are not cached).
 func (s *Server) reindex() {
 	before := s.root.ix.paths()
 	if skipped := s.root.ix.rebuild(s.root.opts.Catalog.List()); len(skipped) > 0 {
 		s.root.log.Warn("secrets whose names cannot be paths are not shown", "names", strings.Join(skipped, ", "))
 	}
 	after := s.root.ix.paths()
-	for p := range before {
-		if _, ok := after[p]; !ok {
+	for p, id := range before {
+		if now, ok := after[p]; p != "" && (!ok || id != "" && now != id) {
 			dir, name := splitPath(p)
 			s.root.inval.gone(dir, name)
 		}

@@ -81,10 +81,28 @@ func describeThroughCache(c *cache.Cache) describeFunc {
 		if err != nil {
 			return secretMeta{}, err
 		}
-		meta := secretMeta{Name: info.Name, Deleted: info.ScheduledForDeletion, TagsKnown: true}
-		for k, v := range info.Tags {
-			meta.Tags = append(meta.Tags, Tag{Key: k, Value: v})
-		}
-		return meta, nil
+		return metaOfInfo(info), nil
 	}
+}
+
+// lookupThroughCache asks about a name with the cache's Lookup: always a
+// DescribeSecret of its own (a cached answer may predate a change of tags),
+// kept in the cache for the first read only when keep accepts it, so that
+// names outside the mount's scope never take a place in the cache.
+func lookupThroughCache(c *cache.Cache) lookupFunc {
+	return func(ctx context.Context, name string, keep func(secretMeta) bool) (secretMeta, error) {
+		info, err := c.Lookup(ctx, name, func(info cache.SecretInfo) bool { return keep(metaOfInfo(info)) })
+		if err != nil {
+			return secretMeta{}, err
+		}
+		return metaOfInfo(info), nil
+	}
+}
+
+func metaOfInfo(info cache.SecretInfo) secretMeta {
+	meta := secretMeta{Name: info.Name, Deleted: info.ScheduledForDeletion, TagsKnown: true}
+	for k, v := range info.Tags {
+		meta.Tags = append(meta.Tags, Tag{Key: k, Value: v})
+	}
+	return meta
 }

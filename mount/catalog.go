@@ -45,6 +45,11 @@ type secretMeta struct {
 // exist gives an error matching fs.ErrNotExist.
 type describeFunc func(ctx context.Context, id string) (secretMeta, error)
 
+// lookupFunc asks Secrets Manager about a name now, never answering from a
+// cache; keep says whether the secret is wanted (worth caching). A secret
+// that does not exist gives an error matching fs.ErrNotExist.
+type lookupFunc func(ctx context.Context, name string, keep func(secretMeta) bool) (secretMeta, error)
+
 // catalogOptions are the timings and the plumbing of a catalog.
 type catalogOptions struct {
 	// Interval is the list interval; in explicit mode, the longest wait
@@ -158,7 +163,7 @@ type catalog interface {
 // and tags, listed again every interval.
 type listingCatalog struct {
 	api      secretsmanager.ListSecretsAPIClient
-	describe describeFunc
+	lookup   lookupFunc
 	prefixes []string
 	tags     []Tag
 	opts     catalogOptions
@@ -175,15 +180,15 @@ type listingCatalog struct {
 
 type foundRef struct {
 	ref sfs.SecretRef
-	at  time.Time
+	at  time.Time // when Find asked about it
 }
 
 var _ catalog = (*listingCatalog)(nil)
 
-func newListingCatalog(api secretsmanager.ListSecretsAPIClient, describe describeFunc, prefixes []string, tags []Tag, opts catalogOptions) *listingCatalog {
+func newListingCatalog(api secretsmanager.ListSecretsAPIClient, lookup lookupFunc, prefixes []string, tags []Tag, opts catalogOptions) *listingCatalog {
 	return &listingCatalog{
 		api:      api,
-		describe: describe,
+		lookup:   lookup,
 		prefixes: slices.Clone(prefixes),
 		tags:     slices.Clone(tags),
 		opts:     opts,
@@ -298,14 +303,14 @@ type findResult struct {
 }
 
 func (c *listingCatalog) find(ctx context.Context, name string) (findResult, error) {
-	meta, err := c.describe(ctx, name)
+	asked := c.opts.Clock.Now()
+	inScope := func(meta secretMeta) bool { return c.inScope(name, meta) }
+	meta, err := c.lookup(ctx, name, inScope)
 	miss := errors.Is(err, iofs.ErrNotExist)
 	if err != nil && !miss {
 		return findResult{}, fmt.Errorf("find %q: %w", name, err)
 	}
-	if !miss {
-		miss = meta.Deleted || meta.Name != name || (len(c.tags) > 0 && !(meta.TagsKnown && hasTags(meta.Tags, c.tags)))
-	}
+	miss = miss || !inScope(meta)
 	now := c.opts.Clock.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -314,9 +319,16 @@ func (c *listingCatalog) find(ctx context.Context, name string) (findResult, err
 		return findResult{}, nil
 	}
 	ref := sfs.SecretRef{Name: name, ID: name}
-	c.found[name] = foundRef{ref: ref, at: now}
+	c.found[name] = foundRef{ref: ref, at: asked}
 	c.opts.Logger.Debug("found a secret the listing lacks", "name", name)
 	return findResult{ref: ref, ok: true}, nil
+}
+
+// inScope reports whether what DescribeSecret says of a name makes it a
+// secret to show: that very name, not scheduled for deletion, with every
+// tag asked for. (Find checks the prefixes before asking.)
+func (c *listingCatalog) inScope(name string, meta secretMeta) bool {
+	return !meta.Deleted && meta.Name == name && (len(c.tags) == 0 || meta.TagsKnown && hasTags(meta.Tags, c.tags))
 }
 
 func (c *listingCatalog) matchesPrefix(name string) bool {
@@ -326,6 +338,7 @@ func (c *listingCatalog) matchesPrefix(name string) bool {
 // relist lists the secrets, keeps those that pass the filters, and tells
 // the subscribers when List's answer changed.
 func (c *listingCatalog) relist(ctx context.Context) error {
+	started := c.opts.Clock.Now()
 	refs, err := c.listAll(ctx)
 	now := c.opts.Clock.Now()
 	c.mu.Lock()
@@ -339,9 +352,11 @@ func (c *listingCatalog) relist(ctx context.Context) error {
 	c.listed = refs
 	for name, f := range c.found {
 		_, listed := slices.BinarySearchFunc(refs, name, func(r sfs.SecretRef, n string) int { return strings.Compare(r.Name, n) })
-		// A secret found by Find may be missing from a listing for a while
-		// (ListSecrets is eventually consistent); give it one interval.
-		if listed || now.Sub(f.at) >= c.opts.Interval {
+		// A listing that started after Find asked is the newer word: a
+		// secret it lacks has left the scope (or is gone). One found while
+		// this listing was under way is kept until the next one, since
+		// ListSecrets may not show a new secret at once.
+		if listed || f.at.Before(started) {
 			delete(c.found, name)
 		}
 	}

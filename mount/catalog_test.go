@@ -18,13 +18,13 @@ import (
 )
 
 func newTestListing(f *emuFixture, clock *cachetest.Clock, prefixes []string, tags []Tag) *listingCatalog {
-	return newListingCatalog(f.client, describeUncached(f, clock), prefixes, tags, testOptions(clock))
+	return newListingCatalog(f.client, lookupThroughCache(uncachedCache(f, clock)), prefixes, tags, testOptions(clock))
 }
 
-// describeUncached describes through a cache that keeps nothing between
-// calls (no refresh interval, no backoff), so that every Describe reaches
-// the emulator as the catalog's own memory decides.
-func describeUncached(f *emuFixture, clock *cachetest.Clock) describeFunc {
+// uncachedCache is a cache that keeps nothing between calls (no refresh
+// interval, no backoff), so that every Describe reaches the emulator as the
+// catalog's own memory decides.
+func uncachedCache(f *emuFixture, clock *cachetest.Clock) *cache.Cache {
 	cfg := cache.DefaultConfig()
 	cfg.SecretRefreshInterval = 0
 	cfg.ExceptionRetryDelayBase = 0
@@ -34,7 +34,7 @@ func describeUncached(f *emuFixture, clock *cachetest.Clock) describeFunc {
 	if err != nil {
 		panic(err)
 	}
-	return describeThroughCache(c)
+	return c
 }
 
 func TestListingPrefixes(t *testing.T) {
@@ -291,7 +291,7 @@ func TestFindThroughTheCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c0.Close()
-	c := newListingCatalog(f.client, describeThroughCache(c0), nil, nil, testOptions(cachetest.NewClock(t0)))
+	c := newListingCatalog(f.client, lookupThroughCache(c0), nil, nil, testOptions(cachetest.NewClock(t0)))
 	startCatalog(t, c)
 	f.create(t, "late", "v")
 	if _, ok, err := c.Find(context.Background(), "late"); !ok || err != nil {
@@ -344,7 +344,7 @@ func TestExplicitCatalogResolvesLater(t *testing.T) {
 	arn := f.create(t, "app/key", "v")
 	f.emu.InjectFault(emulator.OpDescribeSecret, emulator.Fault{ErrorType: emulator.ErrInternalServiceError, Times: 1})
 	clock := cachetest.NewClock(t0)
-	c := newExplicitCatalog([]string{arn}, describeUncached(f, clock), testOptions(clock))
+	c := newExplicitCatalog([]string{arn}, describeThroughCache(uncachedCache(f, clock)), testOptions(clock))
 	changed := make(chan struct{}, 1)
 	defer c.OnChange(func() { changed <- struct{}{} })()
 	startCatalog(t, c)
@@ -376,4 +376,91 @@ func TestRetryDelay(t *testing.T) {
 
 func deleteInput(name string) *secretsmanager.DeleteSecretInput {
 	return &secretsmanager.DeleteSecretInput{SecretId: aws.String(name)} // scheduled, as usual
+}
+
+// scopedCache is a cache as the daemon builds it (a long refresh interval,
+// so a secret's tags are those of its last description) on the fake clock,
+// without background refresh, so that only the catalog waits on the clock.
+func scopedCache(t *testing.T, f *emuFixture, clock *cachetest.Clock) *cache.Cache {
+	t.Helper()
+	cfg := cache.DefaultConfig()
+	cfg.RefreshAhead = 0
+	cfg.Clock = clock
+	c, err := cache.New(f.client, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func untag(t *testing.T, f *emuFixture, name string, keys ...string) {
+	t.Helper()
+	if _, err := f.client.UntagResource(context.Background(), &secretsmanager.UntagResourceInput{SecretId: aws.String(name), TagKeys: keys}); err != nil {
+		t.Fatalf("untag %s: %v", name, err)
+	}
+}
+
+// relistAfter moves the fake clock by d, to the next listing, and waits
+// until that listing is done.
+func relistAfter(t *testing.T, f *emuFixture, clock *cachetest.Clock, d time.Duration) {
+	t.Helper()
+	n := f.emu.Calls(emulator.OpListSecrets)
+	advanceWhenWaiting(t, clock, d)
+	waitFor(t, "the next listing", func() bool { return f.emu.Calls(emulator.OpListSecrets) > n })
+	waitFor(t, "the listing loop to wait again", func() bool { return clock.Waiters() > 0 })
+}
+
+// A secret outside --prefix or without the --tag tags is never found by its
+// path, and one that leaves the scope is gone at the next listing and stays
+// unfound, however recently the cache described it in scope.
+func TestDefect9_04_FindAndListingKeepToTheScope(t *testing.T) {
+	f := newEmu(t)
+	f.create(t, "team/listed", "v", "team", "a")
+	f.create(t, "team/untagged", "v")
+	f.create(t, "other/tagged", "v", "team", "a")
+	clock := cachetest.NewClock(t0)
+	c0 := scopedCache(t, f, clock)
+	c := newListingCatalog(f.client, lookupThroughCache(c0), []string{"team/"}, []Tag{{"team", "a"}}, testOptions(clock))
+	startCatalog(t, c)
+	ctx := context.Background()
+	if got := names(c.List()); !slices.Equal(got, []string{"team/listed"}) {
+		t.Fatalf("List() = %v", got)
+	}
+	// A read describes the listed secret into the cache, tags and all.
+	if _, err := c0.GetValue(ctx, "team/listed", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"team/untagged", "other/tagged"} {
+		if _, ok, err := c.Find(ctx, name); ok || err != nil {
+			t.Fatalf("Find(%s) = %v, %v; want a miss", name, ok, err)
+		}
+	}
+
+	// Half an interval later, a new tagged secret is found by its path.
+	clock.Advance(c.opts.Interval / 2)
+	f.create(t, "team/late", "v", "team", "a")
+	if _, ok, err := c.Find(ctx, "team/late"); !ok || err != nil {
+		t.Fatalf("Find(team/late) = %v, %v", ok, err)
+	}
+	if got := names(c.List()); !slices.Equal(got, []string{"team/late", "team/listed"}) {
+		t.Fatalf("List() after Find = %v", got)
+	}
+
+	// Both lose the tag: the next listing drops both, and neither is found
+	// again by its path.
+	untag(t, f, "team/listed", "team")
+	untag(t, f, "team/late", "team")
+	relistAfter(t, f, clock, c.opts.Interval/2)
+	if got := names(c.List()); len(got) != 0 {
+		t.Fatalf("List() after both lost the tag = %v, want none", got)
+	}
+	for _, name := range []string{"team/listed", "team/late", "team/untagged"} {
+		if _, ok, err := c.Find(ctx, name); ok || err != nil {
+			t.Fatalf("Find(%s) after it left the scope = %v, %v; want a miss", name, ok, err)
+		}
+	}
+	if got := names(c.List()); len(got) != 0 {
+		t.Fatalf("List() after the lookups = %v, want none", got)
+	}
 }

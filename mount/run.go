@@ -101,7 +101,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 	} else if cfg.ExplicitMode() {
 		cat = newExplicitCatalog(cfg.Secrets, describeThroughCache(c), opts)
 	} else {
-		cat = newListingCatalog(client, describeThroughCache(c), cfg.Prefixes, cfg.Tags, opts)
+		cat = newListingCatalog(client, lookupThroughCache(c), cfg.Prefixes, cfg.Tags, opts)
 	}
 	if err := cat.Start(ctx); err != nil {
 		return nil // ctx ended before anything was mounted
