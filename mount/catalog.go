@@ -16,14 +16,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/smithy-go"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
 	"github.com/secretsfs/secretsfs/cache"
 	sfs "github.com/secretsfs/secretsfs/fs"
 )
 
-// Catalog timings that are not configurable.
+// Catalog timings and bounds that are not configurable.
 const (
 	defaultMissTTL     = 10 * time.Second // how long Find remembers a miss
+	defaultMaxMisses   = 1024             // how many misses Find remembers at most
+	defaultLookupRate  = 10               // DescribeSecret calls per second for names the listing lacks
+	defaultLookupBurst = 50               // ... and how many may come at once
 	defaultRetryMin    = time.Second      // first retry after a failed listing
 	defaultFindTimeout = 30 * time.Second // bound of one DescribeSecret by Find
 	maxFilterValues    = 10               // values per ListSecrets filter
@@ -57,6 +61,16 @@ type catalogOptions struct {
 	Interval time.Duration
 	// MissTTL is how long Find remembers that a name does not exist.
 	MissTTL time.Duration
+	// MaxMisses bounds how many such names are remembered (the oldest are
+	// forgotten first), whatever the rate of lookups.
+	MaxMisses int
+	// LookupRate and LookupBurst bound the DescribeSecret calls Find makes
+	// for names the listing lacks, per catalog (per mount): calls per
+	// second, and how many may come at once. A name beyond them is a miss
+	// without a call, so that a user inventing names costs a bounded number
+	// of calls. More finds new secrets sooner under load; less bounds cost.
+	LookupRate  rate.Limit
+	LookupBurst int
 	// RetryMin is the first wait after a failed listing; it doubles after
 	// each further failure, up to Interval.
 	RetryMin time.Duration
@@ -170,11 +184,15 @@ type listingCatalog struct {
 	subs     subscribers
 	group    singleflight.Group
 
+	lookups *rate.Limiter // Find's calls for names the listing lacks
+
 	mu       sync.Mutex
-	listed   []sfs.SecretRef      // guarded by mu; the last listing, sorted by name
-	found    map[string]foundRef  // guarded by mu; names Find found that the listing lacked
-	misses   map[string]time.Time // guarded by mu; name -> when the miss is forgotten
-	failures int                  // guarded by mu; consecutive failed listings
+	listed   []sfs.SecretRef     // guarded by mu; the last listing, sorted by name
+	found    map[string]foundRef // guarded by mu; names Find found that the listing lacked
+	misses   *missSet            // guarded by mu; names that are no secret to show
+	failures int                 // guarded by mu; consecutive failed listings
+	refused  int                 // guarded by mu; lookups refused by the rate limit since last logged
+	loggedAt time.Time           // guarded by mu; when refused lookups were last logged
 	bg       background
 }
 
@@ -192,8 +210,9 @@ func newListingCatalog(api secretsmanager.ListSecretsAPIClient, lookup lookupFun
 		prefixes: slices.Clone(prefixes),
 		tags:     slices.Clone(tags),
 		opts:     opts,
+		lookups:  rate.NewLimiter(opts.LookupRate, opts.LookupBurst),
 		found:    make(map[string]foundRef),
-		misses:   make(map[string]time.Time),
+		misses:   newMissSet(opts.MissTTL, opts.MaxMisses),
 	}
 }
 
@@ -252,8 +271,9 @@ func (c *listingCatalog) listLocked() []sfs.SecretRef {
 func (c *listingCatalog) OnChange(fn func()) (cancel func()) { return c.subs.add(fn) }
 
 // Find asks DescribeSecret about a name the listing lacks. Names outside the
-// prefixes, names no secret can have and secrets without the tags are misses
-// without a call; a miss is remembered for MissTTL.
+// prefixes and names no secret can have are misses without a call, and so
+// are names beyond the rate of LookupRate; a secret without the tags is a
+// miss too. A miss is remembered for MissTTL, MaxMisses of them at most.
 func (c *listingCatalog) Find(ctx context.Context, name string) (sfs.SecretRef, bool, error) {
 	if !validSecretName(name) || !c.matchesPrefix(name) {
 		return sfs.SecretRef{}, false, nil
@@ -269,12 +289,9 @@ func (c *listingCatalog) Find(ctx context.Context, name string) (sfs.SecretRef, 
 		c.mu.Unlock()
 		return f.ref, true, nil
 	}
-	if until, ok := c.misses[name]; ok {
-		if now.Before(until) {
-			c.mu.Unlock()
-			return sfs.SecretRef{}, false, nil
-		}
-		delete(c.misses, name)
+	if c.misses.has(name, now) {
+		c.mu.Unlock()
+		return sfs.SecretRef{}, false, nil
 	}
 	c.mu.Unlock()
 
@@ -304,6 +321,10 @@ type findResult struct {
 
 func (c *listingCatalog) find(ctx context.Context, name string) (findResult, error) {
 	asked := c.opts.Clock.Now()
+	if !c.lookups.AllowN(asked, 1) {
+		c.refuse(asked)
+		return findResult{}, nil
+	}
 	inScope := func(meta secretMeta) bool { return c.inScope(name, meta) }
 	meta, err := c.lookup(ctx, name, inScope)
 	miss := errors.Is(err, iofs.ErrNotExist)
@@ -315,13 +336,30 @@ func (c *listingCatalog) find(ctx context.Context, name string) (findResult, err
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if miss {
-		c.misses[name] = now.Add(c.opts.MissTTL)
+		c.misses.add(name, now)
 		return findResult{}, nil
 	}
 	ref := sfs.SecretRef{Name: name, ID: name}
 	c.found[name] = foundRef{ref: ref, at: asked}
 	c.opts.Logger.Debug("found a secret the listing lacks", "name", name)
 	return findResult{ref: ref, ok: true}, nil
+}
+
+// refuse counts a lookup refused by the rate limit, and logs the count at
+// most once a minute.
+func (c *listingCatalog) refuse(now time.Time) {
+	c.mu.Lock()
+	c.refused++
+	n := c.refused
+	log := now.Sub(c.loggedAt) >= time.Minute
+	if log {
+		c.refused, c.loggedAt = 0, now
+	}
+	c.mu.Unlock()
+	if log {
+		c.opts.Logger.Warn("too many lookups of names the listing lacks; answering ENOENT without asking Secrets Manager",
+			"refused", n, "limit_per_second", float64(c.opts.LookupRate), "burst", c.opts.LookupBurst)
+	}
 }
 
 // inScope reports whether what DescribeSecret says of a name makes it a
@@ -360,13 +398,9 @@ func (c *listingCatalog) relist(ctx context.Context) error {
 			delete(c.found, name)
 		}
 	}
-	for name, until := range c.misses {
-		if !now.Before(until) {
-			delete(c.misses, name)
-		}
-	}
+	c.misses.expire(now)
 	for _, r := range refs {
-		delete(c.misses, r.Name)
+		c.misses.remove(r.Name)
 	}
 	after := c.listLocked()
 	c.mu.Unlock()

@@ -15,9 +15,12 @@
 // ListSecrets, narrowed by name prefixes and tags, and is listed again every
 // list interval; a name the listing lacks is asked for with DescribeSecret
 // (a call of its own, never a cached answer, whose tags decide) before the
-// filesystem answers ENOENT, and misses are remembered briefly. A secret
-// found that way is shown until the next listing, which alone decides from
-// then on, so one that leaves the scope disappears with it.
+// filesystem answers ENOENT; misses are remembered briefly in a bounded set
+// (misses.go), and those calls are rate-limited per mount, a name beyond the
+// rate being a miss without a call, so that invented names cost neither
+// unbounded calls nor memory nor a place in the cache. A secret found that
+// way is shown until the next listing, which alone decides from then on, so
+// one that leaves the scope disappears with it.
 // ListSecrets filters on prefixes of names, tag keys and tag values, and
 // different filter keys are ANDed while the values of one key are ORed, so
 // the service cannot express "tag KEY has value VALUE": the catalog narrows

@@ -101,10 +101,13 @@ func isolateAWS(t *testing.T) {
 
 func testOptions(clock *cachetest.Clock) catalogOptions {
 	return catalogOptions{
-		Interval: time.Minute,
-		MissTTL:  10 * time.Second,
-		RetryMin: time.Second,
-		Clock:    clock,
+		Interval:    time.Minute,
+		MissTTL:     10 * time.Second,
+		MaxMisses:   defaultMaxMisses,
+		LookupRate:  defaultLookupRate,
+		LookupBurst: defaultLookupBurst,
+		RetryMin:    time.Second,
+		Clock:       clock,
 		// Errors show in the test output, to explain a failure.
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 	}

@@ -89,11 +89,14 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 	defer c.Close()
 
 	opts := catalogOptions{
-		Interval: cfg.ListInterval,
-		MissTTL:  defaultMissTTL,
-		RetryMin: defaultRetryMin,
-		Clock:    d.clock,
-		Logger:   log.With("component", "catalog"),
+		Interval:    cfg.ListInterval,
+		MissTTL:     defaultMissTTL,
+		MaxMisses:   defaultMaxMisses,
+		LookupRate:  defaultLookupRate,
+		LookupBurst: defaultLookupBurst,
+		RetryMin:    defaultRetryMin,
+		Clock:       d.clock,
+		Logger:      log.With("component", "catalog"),
 	}
 	var cat catalog
 	if cfg.Mapping != nil && !cfg.ExposeAll {

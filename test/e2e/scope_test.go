@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
+	"github.com/secretsfs/secretsfs/test/emulator"
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
@@ -97,5 +99,42 @@ func TestDefect9_04_ScopeHoldsForPathLookups(t *testing.T) {
 	}
 	if _, err := read(d.path("team/untagged/AWSCURRENT")); errnoOf(err) != syscall.ENOENT {
 		t.Fatalf("team/untagged after SIGHUP: %v, want ENOENT", err)
+	}
+}
+
+// A user who stats 1100 invented names neither flushes the cache (an outage
+// afterwards still serves every secret read before) nor makes more
+// DescribeSecret calls than the documented rate: 50 at once, then 10 a
+// second.
+func TestDefect9_05_InventedNamesDoNotFlushTheCache(t *testing.T) {
+	w := newWorld(t)
+	real := []string{"app/a", "app/b", "app/c"}
+	for _, n := range real {
+		w.createString(n, "value of "+n)
+	}
+	d := w.startDaemon()
+	for _, n := range real {
+		if got := mustRead(t, d.path(n+"/AWSCURRENT")); got != "value of "+n {
+			t.Fatalf("%s = %q", n, got)
+		}
+	}
+
+	describes := w.emu.Calls(emulator.OpDescribeSecret)
+	start := time.Now()
+	for i := range 1100 {
+		if got := statErrno(d.path(fmt.Sprintf("made-up-%d", i))); got != syscall.ENOENT {
+			t.Fatalf("stat made-up-%d: %v, want ENOENT", i, got)
+		}
+	}
+	elapsed := time.Since(start)
+	if n, limit := w.emu.Calls(emulator.OpDescribeSecret)-describes, 50+int(10*elapsed.Seconds())+1; n > limit {
+		t.Fatalf("%d DescribeSecret calls for 1100 invented names in %v, want at most %d", n, elapsed, limit)
+	}
+
+	w.emu.InjectFault(emulator.AllOperations, emulator.Fault{ErrorType: emulator.ErrInternalServiceError})
+	for _, n := range real {
+		if got, err := read(d.path(n + "/AWSCURRENT")); err != nil || got != "value of "+n {
+			t.Errorf("%s during the outage: %q, %v", n, got, err)
+		}
 	}
 }
