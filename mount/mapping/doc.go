@@ -10,7 +10,10 @@
 // checked without Secrets Manager is checked here, and each problem is
 // reported as "FILE:LINE: FIELD: what is wrong; the fix". Error messages
 // never contain a secret value: values are only read while rendering, and a
-// rendering error that would quote one has it replaced by "[redacted]".
+// rendering error is worded from the template's own text (its line, the
+// action, the arguments it wrote as literals) and from messages known to
+// hold no value; an argument the template computed is never quoted
+// (templateerr.go).
 //
 // Decisions:
 //   - The YAML is walked as a node tree (go.yaml.in/yaml/v3) rather than

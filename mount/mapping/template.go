@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -23,6 +24,7 @@ type Template struct {
 	base   int    // added to a template line to get a line of source
 	t      *template.Template
 	ids    []string // secret ids the text names, in order of first use
+	text   string   // the template's text, to find a failed action by its position
 }
 
 // The functions a template can call. The first argument of each
@@ -54,46 +56,66 @@ func readsSecret(name string) bool {
 }
 
 // funcs returns the template functions, reading secrets with get. With a
-// nil get they are the placeholders used to parse.
-func funcs(get func(Ref) ([]byte, error), seen *[]string) template.FuncMap {
+// nil get they are the placeholders used to parse. Their errors are
+// *callError: they name an argument only where the call wrote it in the
+// template's text (see callError).
+func funcs(get func(Ref) ([]byte, error)) template.FuncMap {
+	read := func(ref Ref) ([]byte, error) {
+		b, err := get(ref)
+		if err != nil {
+			return nil, fetchError(ref, err)
+		}
+		return b, nil
+	}
 	str := func(ref Ref) (string, error) {
 		if get == nil {
 			return "", nil
 		}
-		b, err := get(ref)
+		b, err := read(ref)
 		return string(b), err
 	}
-	keyOf := func(ref Ref, path string) (string, error) {
+	// keyOf reads a key; pathArg is the path's position among the
+	// function's arguments.
+	keyOf := func(ref Ref, path string, pathArg int) (string, error) {
 		p, err := ParseKeyPath(path)
 		if err != nil {
-			return "", fmt.Errorf("key path %w", err)
+			return "", &callError{words: func(shown argShown) string {
+				if shown(pathArg) {
+					return "key path " + err.Error()
+				}
+				return "key path " + hidden + " is not a valid key path"
+			}}
 		}
 		if get == nil {
 			return "", nil
 		}
-		b, err := get(ref)
+		b, err := read(ref)
 		if err != nil {
 			return "", err
 		}
 		raw, err := lookupKey(b, p)
 		if err != nil {
-			return "", fmt.Errorf("secret %q %s", ref.SecretID, refErr(ref, err))
+			return "", &callError{words: func(shown argShown) string {
+				var nk errNoKey
+				if errors.As(err, &nk) && !shown(pathArg) {
+					return refText(ref, shown) + " has no key " + hidden
+				}
+				return refText(ref, shown) + " " + err.Error()
+			}}
 		}
-		s := string(keyText(raw))
-		*seen = append(*seen, s)
-		return s, nil
+		return string(keyText(raw)), nil
 	}
 	jsonOf := func(ref Ref) (any, error) {
 		if get == nil {
 			return map[string]any{}, nil
 		}
-		b, err := get(ref)
+		b, err := read(ref)
 		if err != nil {
 			return nil, err
 		}
 		v, err := decodeJSON(b)
 		if err != nil {
-			return nil, fmt.Errorf("secret %q %s", ref.SecretID, refErr(ref, err))
+			return nil, &callError{words: func(shown argShown) string { return refText(ref, shown) + " " + err.Error() }}
 		}
 		return v, nil
 	}
@@ -101,8 +123,8 @@ func funcs(get func(Ref) ([]byte, error), seen *[]string) template.FuncMap {
 		"secret":          func(id string) (string, error) { return str(Ref{SecretID: id}) },
 		"secretStage":     func(id, stage string) (string, error) { return str(Ref{SecretID: id, Stage: stage}) },
 		"secretVersion":   func(id, vid string) (string, error) { return str(Ref{SecretID: id, VersionID: vid}) },
-		"key":             func(id, path string) (string, error) { return keyOf(Ref{SecretID: id}, path) },
-		"keyStage":        func(id, stage, path string) (string, error) { return keyOf(Ref{SecretID: id, Stage: stage}, path) },
+		"key":             func(id, path string) (string, error) { return keyOf(Ref{SecretID: id}, path, 1) },
+		"keyStage":        func(id, stage, path string) (string, error) { return keyOf(Ref{SecretID: id, Stage: stage}, path, 2) },
 		"secretJSON":      func(id string) (any, error) { return jsonOf(Ref{SecretID: id}) },
 		"secretJSONStage": func(id, stage string) (any, error) { return jsonOf(Ref{SecretID: id, Stage: stage}) },
 		"shellquote":      func(s string) string { return ShellQuote(s) },
@@ -111,12 +133,18 @@ func funcs(get func(Ref) ([]byte, error), seen *[]string) template.FuncMap {
 		},
 		"toJSON": func(v any) (string, error) {
 			b, err := json.Marshal(v)
-			return string(b), err
+			if err != nil {
+				return "", fixedError("the value cannot be written as JSON")
+			}
+			return string(b), nil
 		},
 		"b64enc": func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) },
 		"b64dec": func(s string) (string, error) {
 			b, err := decodeBase64([]byte(s))
-			return string(b), err
+			if err != nil {
+				return "", fixedError("the value is not base64")
+			}
+			return string(b), nil
 		},
 		"trim":    strings.TrimSpace,
 		"lower":   strings.ToLower,
@@ -140,49 +168,55 @@ func refErr(ref Ref, err error) string {
 // is, so that errors name lines of the mapping file (inline) or of the
 // template file.
 func parseTemplate(name, text, source string, base int) (*Template, error) {
-	t := &Template{name: name, source: source, base: base}
-	tt, err := template.New(name).Option("missingkey=error").Funcs(funcs(nil, nil)).Parse(text)
+	t := &Template{name: name, source: source, base: base, text: text}
+	tt, err := template.New(name).Option("missingkey=error").Funcs(funcs(nil)).Parse(text)
 	if err != nil {
 		return nil, t.rewrite(err)
 	}
 	t.t = tt
 	var errs []string
-	for _, sub := range tt.Templates() {
-		if sub.Tree == nil || sub.Root == nil {
-			continue
+	t.eachNode(func(sub *template.Template, n parse.Node) {
+		cmd, ok := n.(*parse.CommandNode)
+		if !ok {
+			return
 		}
-		walk(sub.Root, func(cmd *parse.CommandNode) {
-			id, ok := cmd.Args[0].(*parse.IdentifierNode)
-			if !ok || !readsSecret(id.Ident) {
-				return
-			}
-			if len(cmd.Args) < 2 {
-				return // text/template reports the missing argument when run
-			}
-			s, ok := cmd.Args[1].(*parse.StringNode)
-			if !ok {
-				loc, _ := sub.ErrorContext(cmd)
-				errs = append(errs, fmt.Sprintf("template: %s: the secret id given to %s must be a quoted string, e.g. %s \"prod/db\"", loc, id.Ident, id.Ident))
-				return
-			}
-			if !slices.Contains(t.ids, s.Text) {
-				t.ids = append(t.ids, s.Text)
-			}
-		})
-	}
+		id, ok := cmd.Args[0].(*parse.IdentifierNode)
+		if !ok || !readsSecret(id.Ident) {
+			return
+		}
+		if len(cmd.Args) < 2 {
+			return // text/template reports the missing argument when run
+		}
+		s, ok := cmd.Args[1].(*parse.StringNode)
+		if !ok {
+			loc, _ := sub.ErrorContext(cmd)
+			errs = append(errs, fmt.Sprintf("template: %s: the secret id given to %s must be a quoted string, e.g. %s \"prod/db\"", loc, id.Ident, id.Ident))
+			return
+		}
+		if !slices.Contains(t.ids, s.Text) {
+			t.ids = append(t.ids, s.Text)
+		}
+	})
 	if len(errs) > 0 {
 		return nil, t.rewrite(fmt.Errorf("%s", strings.Join(errs, "\n")))
 	}
 	return t, nil
 }
 
-// walk calls fn for every command in a template tree.
-func walk(n parse.Node, fn func(*parse.CommandNode)) {
+// eachNode calls fn for every node of every template the text defines.
+func (t *Template) eachNode(fn func(*template.Template, parse.Node)) {
+	for _, sub := range t.t.Templates() {
+		if sub.Tree != nil && sub.Root != nil {
+			walk(sub.Root, func(n parse.Node) { fn(sub, n) })
+		}
+	}
+}
+
+// walk calls fn for n and every node below it.
+func walk(n parse.Node, fn func(parse.Node)) {
+	fn(n)
 	switch x := n.(type) {
 	case *parse.ListNode:
-		if x == nil {
-			return
-		}
 		for _, c := range x.Nodes {
 			walk(c, fn)
 		}
@@ -195,16 +229,17 @@ func walk(n parse.Node, fn func(*parse.CommandNode)) {
 	case *parse.WithNode:
 		walkBranch(&x.BranchNode, fn)
 	case *parse.TemplateNode:
-		walk(x.Pipe, fn)
+		if x.Pipe != nil {
+			walk(x.Pipe, fn)
+		}
 	case *parse.PipeNode:
-		if x == nil {
-			return
+		for _, v := range x.Decl {
+			walk(v, fn)
 		}
 		for _, c := range x.Cmds {
 			walk(c, fn)
 		}
 	case *parse.CommandNode:
-		fn(x)
 		for _, a := range x.Args {
 			walk(a, fn)
 		}
@@ -213,48 +248,43 @@ func walk(n parse.Node, fn func(*parse.CommandNode)) {
 	}
 }
 
-func walkBranch(b *parse.BranchNode, fn func(*parse.CommandNode)) {
+func walkBranch(b *parse.BranchNode, fn func(parse.Node)) {
 	walk(b.Pipe, fn)
 	walk(b.List, fn)
-	walk(b.ElseList, fn)
+	if b.ElseList != nil {
+		walk(b.ElseList, fn)
+	}
 }
 
 // SecretIDs are the secrets the template reads.
 func (t *Template) SecretIDs() []string { return slices.Clone(t.ids) }
 
 // render runs the template. An error names the template line and never a
-// value the template read.
+// value the template read (see execError).
 func (t *Template) render(ctx context.Context, fetch Fetch) ([]byte, error) {
-	var seen []string
-	get := func(ref Ref) ([]byte, error) {
-		b, err := fetch(ctx, ref)
-		if err != nil {
-			return nil, err
-		}
-		seen = append(seen, string(b))
-		return b, nil
-	}
+	get := func(ref Ref) ([]byte, error) { return fetch(ctx, ref) }
 	tt, err := t.t.Clone()
 	if err != nil {
 		return nil, &TemplateError{msg: "cannot clone the template"}
 	}
-	tt.Funcs(funcs(get, &seen))
+	tt.Funcs(funcs(get))
 	var b bytes.Buffer
 	if err := tt.Execute(&b, nil); err != nil {
 		clear(b.Bytes())
-		return nil, &TemplateError{msg: redact(t.rewrite(err).Error(), seen)}
+		return nil, &TemplateError{msg: t.execError(err)}
 	}
 	return b.Bytes(), nil
 }
 
 // TemplateError is a template that failed to render; its message names the
-// template's line and the reason, with any secret value replaced.
+// template's line, the action that failed and the reason, never a value.
 type TemplateError struct{ msg string }
 
 func (e *TemplateError) Error() string { return e.msg }
 
 // rewrite turns text/template's "template: NAME:LINE:COL: ..." into
-// "SOURCE:LINE:COL: ..." with LINE counted in the source file.
+// "SOURCE:LINE:COL: ..." with LINE counted in the source file. It is for
+// parse errors, which quote only the template's text.
 func (t *Template) rewrite(err error) error {
 	re := regexp.MustCompile(`template: ` + regexp.QuoteMeta(t.name) + `:(\d+)`)
 	msg := re.ReplaceAllStringFunc(err.Error(), func(m string) string {
@@ -262,21 +292,4 @@ func (t *Template) rewrite(err error) error {
 		return fmt.Sprintf("%s:%d", t.source, n+t.base)
 	})
 	return fmt.Errorf("%s", msg)
-}
-
-// redact replaces every value of at least three characters that a render read
-// by "[redacted]": as it is or without surrounding space, raw or as a Go
-// quoted string.
-func redact(msg string, values []string) string {
-	for _, v := range values {
-		for _, form := range []string{v, strings.TrimSpace(v)} {
-			if len(form) < 3 {
-				continue
-			}
-			msg = strings.ReplaceAll(msg, form, "[redacted]")
-			q := strconv.Quote(form)
-			msg = strings.ReplaceAll(msg, q[1:len(q)-1], "[redacted]")
-		}
-	}
-	return msg
 }
