@@ -1,7 +1,9 @@
 package mapping
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -32,12 +34,12 @@ func (p *parser) objects(v *yaml.Node, translate string) []File {
 	list := v
 	if v.Kind == yaml.ScalarNode {
 		var doc yaml.Node
-		if err := yaml.Unmarshal([]byte(v.Value), &doc); err != nil {
-			base := v.Line - 1
-			if v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
-				base = v.Line
-			}
-			p.errs = append(p.errs, p.yamlError(err, base, []byte(v.Value)).Error())
+		base := v.Line - 1
+		if v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+			base = v.Line
+		}
+		if _, err := p.decodeYAML([]byte(v.Value), base, &doc); err != nil && !errors.Is(err, io.EOF) {
+			p.errs = append(p.errs, err.Error())
 			return nil
 		}
 		if len(doc.Content) == 0 {
@@ -45,10 +47,6 @@ func (p *parser) objects(v *yaml.Node, translate string) []File {
 			return nil
 		}
 		list = doc.Content[0]
-		base := v.Line - 1
-		if v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
-			base = v.Line
-		}
 		shiftLines(list, base)
 	}
 	if list.Kind != yaml.SequenceNode {

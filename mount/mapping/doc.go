@@ -29,6 +29,9 @@
 //     CSI provider's jmesPath entries use the same parser in a stricter mode
 //     (unquoted segments must be identifiers, anything else is refused).
 //     A segment that is a number indexes a JSON array.
+//   - A mapping or template file is at most MaxFileSize (1 MiB); a YAML
+//     error is located by the line the parser was reading when it failed
+//     (decodeYAML), not by parsing every prefix of the file.
 //   - A template's secret ids must be quoted strings in the template text, so
 //     that its dependencies are known before it runs: `check` can verify them
 //     and a change of any of them re-renders the file.

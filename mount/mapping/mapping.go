@@ -167,10 +167,45 @@ func (c *Config) OnChangeOf(f File) *OnChange {
 	return c.OnChange
 }
 
+// MaxFileSize is the largest mapping file, and the largest template file,
+// that is read: 1 MiB. Larger ones are refused before they are parsed, so
+// that no file costs more than a bounded time and memory to check.
+const MaxFileSize = 1 << 20
+
+// tooLarge words the refusal of a file over MaxFileSize.
+func tooLarge(what string) string {
+	return fmt.Sprintf("%s is larger than 1 MiB (%d bytes), the limit for a mapping or template file; check that it is the file meant", what, MaxFileSize)
+}
+
+// errTooLarge is readFile's error for a file over MaxFileSize.
+var errTooLarge = errors.New("larger than MaxFileSize")
+
+// readFile reads a mapping or template file, refusing one over MaxFileSize
+// without reading the rest of it.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileSize {
+		clear(data)
+		return nil, errTooLarge
+	}
+	return data, nil
+}
+
 // Load reads and parses a mapping file.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
+	data, err := readFile(path)
+	switch {
+	case errors.Is(err, errTooLarge):
+		return nil, fmt.Errorf("%s: %s", path, tooLarge("the file"))
+	case err != nil:
 		return nil, fmt.Errorf("mapping file: %w", err)
 	}
 	return Parse(path, data)
@@ -196,15 +231,18 @@ func (p *parser) errorf(line int, where, format string, args ...any) {
 // Parse parses a mapping file's content; source names it in messages and
 // locates template_file paths. It returns every problem found, one per line.
 func Parse(source string, data []byte) (*Config, error) {
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%s: %s", source, tooLarge("the file"))
+	}
 	p := &parser{source: source, dir: filepath.Dir(source)}
 	cfg := &Config{Source: source}
 	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s:1: the file is empty; give files: or objects:", source)
-		}
-		return nil, p.yamlError(err, 0, data)
+	dec, err := p.decodeYAML(data, 0, &doc)
+	if errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s:1: the file is empty; give files: or objects:", source)
+	}
+	if err != nil {
+		return nil, err
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
@@ -252,25 +290,78 @@ func Parse(source string, data []byte) (*Config, error) {
 	return cfg, nil
 }
 
-// yamlError turns the YAML library's error into "SOURCE:LINE: ...", lines
-// counted from offset. The library names the line where the enclosing block
-// starts, or none; the line reported is the first line at which the text
-// read so far fails with the same problem, which is where it is.
-func (p *parser) yamlError(err error, offset int, data []byte) error {
-	msg, line := splitYAMLError(err)
-	lines := bytes.SplitAfter(data, []byte("\n"))
-	if len(lines) <= 2000 {
-		for k := 1; k <= len(lines); k++ {
-			var n yaml.Node
-			if e := yaml.Unmarshal(bytes.Join(lines[:k], nil), &n); e != nil {
-				if m, _ := splitYAMLError(e); m == msg {
-					line = k
-					break
-				}
-			}
+// decodeYAML decodes the first YAML document of data. A syntax error is
+// returned as "SOURCE:LINE: malformed YAML: ...", lines counted from
+// offset; the end of the input is io.EOF.
+//
+// The YAML library names the line where the enclosing block starts, or
+// none, so the line is found by what the parse read: data is handed to it a
+// line at a time, and the line it was reading when it failed is where the
+// problem shows. For a problem that shows only further on (a quote or
+// bracket left open), the line is the first whose text up to there fails
+// the same way, searched for by bisection: O(n log n) work in all, where a
+// search line by line costs O(n²).
+func (p *parser) decodeYAML(data []byte, offset int, out *yaml.Node) (*yaml.Decoder, error) {
+	r := &lineReader{data: data}
+	dec := yaml.NewDecoder(r)
+	err := dec.Decode(out)
+	if err == nil || errors.Is(err, io.EOF) {
+		return dec, err
+	}
+	msg, _ := splitYAMLError(err)
+	ends := lineEnds(data)
+	failsAt := func(k int) bool { // the first k lines fail with msg
+		var n yaml.Node
+		e := yaml.NewDecoder(&lineReader{data: data[:ends[k-1]]}).Decode(&n)
+		if e == nil || errors.Is(e, io.EOF) {
+			return false
+		}
+		m, _ := splitYAMLError(e)
+		return m == msg
+	}
+	line := max(1, min(r.lines, len(ends)))
+	if line > 1 && failsAt(line-1) {
+		line = 1 + sort.Search(line-1, func(i int) bool { return failsAt(i + 1) })
+	}
+	return nil, fmt.Errorf("%s:%d: malformed YAML: %s", p.source, line+offset, msg)
+}
+
+// lineEnds returns the offset after each line of data.
+func lineEnds(data []byte) []int {
+	var ends []int
+	for i, c := range data {
+		if c == '\n' {
+			ends = append(ends, i+1)
 		}
 	}
-	return fmt.Errorf("%s:%d: malformed YAML: %s", p.source, line+offset, msg)
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		ends = append(ends, len(data))
+	}
+	return ends
+}
+
+// lineReader hands its data out at most a line per Read and counts the
+// lines it has started on.
+type lineReader struct {
+	data  []byte
+	off   int
+	lines int
+}
+
+func (r *lineReader) Read(b []byte) (int, error) {
+	if r.off == len(r.data) {
+		return 0, io.EOF
+	}
+	if r.off == 0 || r.data[r.off-1] == '\n' {
+		r.lines++
+	}
+	end := len(r.data)
+	if i := bytes.IndexByte(r.data[r.off:], '\n'); i >= 0 {
+		end = r.off + i + 1
+	}
+	n := copy(b, r.data[r.off:end])
+	r.off += n
+	return n, nil
 }
 
 var yamlLineRE = regexp.MustCompile(`^line (\d+): `)
@@ -446,9 +537,14 @@ func (p *parser) file(n *yaml.Node, where string) (File, bool) {
 			if !filepath.IsAbs(full) {
 				full = filepath.Join(p.dir, full)
 			}
-			text, err := os.ReadFile(full)
-			if err != nil {
+			text, err := readFile(full)
+			switch {
+			case errors.Is(err, errTooLarge):
+				p.errorf(tfn.Line, where+".template_file", "%s", tooLarge(full))
+			case err != nil:
 				p.errorf(tfn.Line, where+".template_file", "cannot read %s: %v", full, errors.Unwrap(err))
+			}
+			if err != nil {
 				break
 			}
 			t, err := parseTemplate(full, string(text), full, 0)
