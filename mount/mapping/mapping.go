@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -172,43 +173,65 @@ func (c *Config) OnChangeOf(f File) *OnChange {
 // that no file costs more than a bounded time and memory to check.
 const MaxFileSize = 1 << 20
 
-// tooLarge words the refusal of a file over MaxFileSize.
-func tooLarge(what string) string {
-	return fmt.Sprintf("%s is larger than 1 MiB (%d bytes), the limit for a mapping or template file; check that it is the file meant", what, MaxFileSize)
+// refused is readFile's refusal of a file: what is wrong with it and the
+// fix, to follow the file's name.
+type refused struct{ reason string }
+
+func (e *refused) Error() string { return e.reason }
+
+func tooLarge() error {
+	return &refused{fmt.Sprintf("is larger than 1 MiB (%d bytes), the limit for a mapping or template file; check that it is the file meant", MaxFileSize)}
 }
 
-// errTooLarge is readFile's error for a file over MaxFileSize.
-var errTooLarge = errors.New("larger than MaxFileSize")
-
 // readFile reads a mapping or template file, refusing one over MaxFileSize
-// without reading the rest of it.
-func readFile(path string) ([]byte, error) {
+// without reading the rest of it. When euid is root it also refuses a file
+// that another user owns or that group or others may write, as sshd does:
+// whoever can write the file decides which secrets are served where, and a
+// template can put them into any file.
+func readFile(path string, euid int) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if euid == 0 {
+		fi, err := f.Stat() // the file opened, whatever links led to it
+		if err != nil {
+			return nil, err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+			return nil, &refused{fmt.Sprintf("is owned by uid %d, not root, and secretsfs runs as root; run chown root %s", st.Uid, path)}
+		}
+		if m := fi.Mode().Perm(); m&0o022 != 0 {
+			return nil, &refused{fmt.Sprintf("is writable by group or others (mode %04o) and secretsfs runs as root; run chmod go-w %s", uint32(m), path)}
+		}
+	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, err
 	}
 	if len(data) > MaxFileSize {
 		clear(data)
-		return nil, errTooLarge
+		return nil, tooLarge()
 	}
 	return data, nil
 }
 
-// Load reads and parses a mapping file.
-func Load(path string) (*Config, error) {
-	data, err := readFile(path)
+// Load reads and parses a mapping file. When the process runs as root, the
+// file and its template files must be root's and not writable by group or
+// others.
+func Load(path string) (*Config, error) { return loadAs(path, os.Geteuid()) }
+
+func loadAs(path string, euid int) (*Config, error) {
+	data, err := readFile(path, euid)
+	var r *refused
 	switch {
-	case errors.Is(err, errTooLarge):
-		return nil, fmt.Errorf("%s: %s", path, tooLarge("the file"))
+	case errors.As(err, &r):
+		return nil, fmt.Errorf("%s: %w", path, err)
 	case err != nil:
 		return nil, fmt.Errorf("mapping file: %w", err)
 	}
-	return Parse(path, data)
+	return parseAs(path, data, euid)
 }
 
 // parser collects the problems of one file.
@@ -218,6 +241,7 @@ type parser struct {
 	errs   []string
 	// pending are files read ahead (objects of a SecretProviderClass).
 	pending []File
+	euid    int // the process's, for readFile
 }
 
 func (p *parser) errorf(line int, where, format string, args ...any) {
@@ -230,11 +254,13 @@ func (p *parser) errorf(line int, where, format string, args ...any) {
 
 // Parse parses a mapping file's content; source names it in messages and
 // locates template_file paths. It returns every problem found, one per line.
-func Parse(source string, data []byte) (*Config, error) {
+func Parse(source string, data []byte) (*Config, error) { return parseAs(source, data, os.Geteuid()) }
+
+func parseAs(source string, data []byte, euid int) (*Config, error) {
 	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("%s: %s", source, tooLarge("the file"))
+		return nil, fmt.Errorf("%s: %w", source, tooLarge())
 	}
-	p := &parser{source: source, dir: filepath.Dir(source)}
+	p := &parser{source: source, dir: filepath.Dir(source), euid: euid}
 	cfg := &Config{Source: source}
 	var doc yaml.Node
 	dec, err := p.decodeYAML(data, 0, &doc)
@@ -537,10 +563,11 @@ func (p *parser) file(n *yaml.Node, where string) (File, bool) {
 			if !filepath.IsAbs(full) {
 				full = filepath.Join(p.dir, full)
 			}
-			text, err := readFile(full)
+			text, err := readFile(full, p.euid)
+			var r *refused
 			switch {
-			case errors.Is(err, errTooLarge):
-				p.errorf(tfn.Line, where+".template_file", "%s", tooLarge(full))
+			case errors.As(err, &r):
+				p.errorf(tfn.Line, where+".template_file", "%s %v", full, err)
 			case err != nil:
 				p.errorf(tfn.Line, where+".template_file", "cannot read %s: %v", full, errors.Unwrap(err))
 			}
