@@ -21,7 +21,10 @@
 //   - When the store reports that a stage moved, one goroutine invalidates
 //     the kernel's caches for the affected files and names. It never runs
 //     inside a FUSE request, which could deadlock (go-fuse's api.go).
-//   - Every error becomes an errno in one function, toErrno.
+//   - Every error becomes an errno in one function, errnoOf (through
+//     toErrno, which logs an unknown error once). A mapped file's failure
+//     is logged where it is rendered, once per change of its cause
+//     (failureLog), whatever its errno.
 //   - Every request passes through one raw wrapper (observe.go) that reports
 //     it with its errno to an optional Observer and answers EROFS to every
 //     request that would write (readonly.go), for every node type. The

@@ -9,12 +9,23 @@ import (
 	"syscall"
 )
 
-// toErrno maps an error from the store or catalog to what a reader sees:
-// missing things are ENOENT, refusals EACCES, a request the caller
-// interrupted (ctx is the request's) EINTR, and everything else
-// (unreachable service, throttling, internal errors, a call that timed out)
-// EIO. Unknown errors are logged once each.
+// toErrno maps an error from the store or catalog to what a reader sees
+// (errnoOf). Unknown errors are logged once each, unless already logged
+// where they arose (a mapped file's: see failureLog).
 func (r *root) toErrno(ctx context.Context, err error) syscall.Errno {
+	errno := errnoOf(ctx, err)
+	var done *loggedError
+	if errno == syscall.EIO && !errors.As(err, &done) {
+		r.logged.once(r.log, err)
+	}
+	return errno
+}
+
+// errnoOf maps an error to an errno: missing things are ENOENT, refusals
+// EACCES, a request the caller interrupted (ctx is the request's) EINTR, and
+// everything else (unreachable service, throttling, internal errors, a call
+// that timed out) EIO.
+func errnoOf(ctx context.Context, err error) syscall.Errno {
 	switch {
 	case err == nil:
 		return 0
@@ -25,9 +36,14 @@ func (r *root) toErrno(ctx context.Context, err error) syscall.Errno {
 	case errors.Is(err, iofs.ErrPermission):
 		return syscall.EACCES
 	}
-	r.logged.once(r.log, err)
 	return syscall.EIO
 }
+
+// loggedError is an error already logged where it arose.
+type loggedError struct{ err error }
+
+func (e *loggedError) Error() string { return e.err.Error() }
+func (e *loggedError) Unwrap() error { return e.err }
 
 // onceLogger logs each distinct error message once. Messages name secrets
 // and operations, never values.

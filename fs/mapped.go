@@ -3,12 +3,15 @@ package fs
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"sort"
+	"sync"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 )
 
 // MappedFile is a file placed at a chosen path by a mapping file. Its content
@@ -35,16 +38,50 @@ type MappedFile struct {
 }
 
 // mappedTree is the mapped files seen as a tree: each directory's children
-// (true for a directory) and each file by path.
+// (true for a directory) and each file by path; read-only but for
+// failures, which has its own lock.
 type mappedTree struct {
-	dirs  map[string]map[string]bool
-	files map[string]*MappedFile
+	dirs     map[string]map[string]bool
+	files    map[string]*MappedFile
+	failures *failureLog
+}
+
+// failureLog logs the failures of mapped files: what a reader gets and
+// why (the error names the mapping file's line), once per file for each
+// change of cause however often the file is read, and its recovery.
+type failureLog struct {
+	mu   sync.Mutex
+	last map[string]string // path -> the failure last logged; guarded by mu
+}
+
+// note records the outcome of a rendering of the file at path: err nil
+// (errno 0) for success.
+func (l *failureLog) note(log *slog.Logger, path string, errno syscall.Errno, err error) {
+	cause := ""
+	if err != nil {
+		cause = unix.ErrnoName(errno) + " " + err.Error()
+	}
+	l.mu.Lock()
+	prev := l.last[path]
+	if cause == "" {
+		delete(l.last, path)
+	} else {
+		l.last[path] = cause
+	}
+	l.mu.Unlock()
+	switch {
+	case cause == prev:
+	case err != nil:
+		log.Warn("mapped file fails", "path", path, "errno", unix.ErrnoName(errno), "error", err)
+	default:
+		log.Info("mapped file serves again", "path", path)
+	}
 }
 
 // newMappedTree builds the tree, refusing paths that are not clean relative
 // paths, two files at one path, and a file where a directory is needed.
 func newMappedTree(files []MappedFile) (*mappedTree, error) {
-	t := &mappedTree{dirs: map[string]map[string]bool{"": {}}, files: map[string]*MappedFile{}}
+	t := &mappedTree{dirs: map[string]map[string]bool{"": {}}, files: map[string]*MappedFile{}, failures: &failureLog{last: map[string]string{}}}
 	for i := range files {
 		f := &files[i]
 		segs, ok := splitSecretName(f.Path)
@@ -78,11 +115,18 @@ type mappedSource struct {
 }
 
 // content renders the file; an error names the file's path and why, never
-// a value.
+// a value, and is logged here (failureLog) unless the caller was
+// interrupted.
 func (m *mappedSource) content(ctx context.Context) (Value, error) {
 	v, err := m.f.Render(ctx)
 	if err != nil {
-		return Value{}, fmt.Errorf("mapped file %s: %w", m.f.Path, err)
+		err = fmt.Errorf("mapped file %s: %w", m.f.Path, err)
+	}
+	if errno := errnoOf(ctx, err); errno != syscall.EINTR {
+		m.r.mapped.failures.note(m.r.log, m.f.Path, errno, err)
+	}
+	if err != nil {
+		return Value{}, &loggedError{err}
 	}
 	return v, nil
 }

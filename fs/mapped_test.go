@@ -3,10 +3,14 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
+	iofs "io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -165,4 +169,99 @@ func TestMappedTreeRefusesBadPaths(t *testing.T) {
 			t.Errorf("%v: no error", files)
 		}
 	}
+}
+
+// TestDefect9_19_MappedFileFailuresAreLoggedOncePerCause: a mapped file
+// that fails, with ENOENT, EACCES or EIO, is logged with its path, the
+// errno and the reason (which names the mapping file's line), once for each
+// change of cause however often it is read, and its recovery once too.
+func TestDefect9_19_MappedFileFailuresAreLoggedOncePerCause(t *testing.T) {
+	for _, kc := range []bool{false, true} {
+		t.Run(map[bool]string{false: "per-open", true: "kernel-cache"}[kc], func(t *testing.T) {
+			s := newFakeStore()
+			s.put("db", "db1")
+			var mu sync.Mutex
+			cause := error(nil)
+			setCause := func(err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				cause = err
+			}
+			render := upper(s, "db")
+			var logs testutil.SyncBuffer
+			opts := Options{Store: s, Catalog: &fakeCatalog{}, KernelCache: kc,
+				Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+				Files: []MappedFile{{Path: "app/db.ini", SecretIDs: []string{"db"}, Render: func(ctx context.Context) (Value, error) {
+					mu.Lock()
+					err := cause
+					mu.Unlock()
+					if err != nil {
+						return Value{}, err
+					}
+					return render(ctx)
+				}}}}
+			mnt := mountFS(t, opts)
+			p := filepath.Join(mnt, "app/db.ini")
+			lines := func(substr string) int {
+				n := 0
+				for l := range strings.Lines(logs.String()) {
+					if strings.Contains(l, substr) {
+						n++
+					}
+				}
+				return n
+			}
+			for i, c := range []struct {
+				err   error
+				errno syscall.Errno
+				name  string
+			}{
+				{fmt.Errorf("m.yaml:3: files[0]: secret %q: %w", "db", iofs.ErrNotExist), syscall.ENOENT, "ENOENT"},
+				{fmt.Errorf("m.yaml:3: files[0]: secret %q: %w", "db", iofs.ErrPermission), syscall.EACCES, "EACCES"},
+				{errors.New("m.yaml:3: files[0]: m.yaml:5:3: executing ... error calling key: secret \"db\" has no key x"), syscall.EIO, "EIO"},
+				{fmt.Errorf("m.yaml:3: files[0]: secret %q: %w", "db", iofs.ErrNotExist), syscall.ENOENT, "ENOENT"},
+			} {
+				// A change of the secret drops the kernel's caches, which
+				// in kernel-cache mode would answer for the file otherwise.
+				setCause(c.err)
+				s.put("db", fmt.Sprintf("db%d", i))
+				want := fmt.Sprintf(`path=app/db.ini errno=%s error=`, c.name)
+				eventually(t, fmt.Sprintf("the %s failure of a mapped file logged", c.name), func() bool {
+					_, err := os.ReadFile(p)
+					return errors.Is(err, c.errno) && lines(want) == 1+boolInt(i == 3)
+				})
+				for range 5 {
+					if _, err := os.ReadFile(p); !errors.Is(err, c.errno) {
+						t.Fatalf("read: %v, want %v", err, c.errno)
+					}
+					var st syscall.Stat_t
+					syscall.Stat(p, &st)
+				}
+				if n := lines(want); n != 1+boolInt(i == 3) {
+					t.Fatalf("%s logged %d times:\n%s", c.name, n, logs.String())
+				}
+				if !strings.Contains(logs.String(), "m.yaml:3: files[0]") {
+					t.Fatalf("the log does not name the mapping file's line:\n%s", logs.String())
+				}
+				if i == 2 {
+					if n := lines("serving EIO"); n != 0 {
+						t.Fatalf("the EIO is logged twice:\n%s", logs.String())
+					}
+					setCause(nil) // it serves again
+					s.put("db", "db-back")
+					eventually(t, "the recovery logged", func() bool {
+						b, err := os.ReadFile(p)
+						return err == nil && string(b) == "DB-BACK" && lines("mapped file serves again") == 1
+					})
+				}
+			}
+		})
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
