@@ -242,6 +242,9 @@ type parser struct {
 	// pending are files read ahead (objects of a SecretProviderClass).
 	pending []File
 	euid    int // the process's, for readFile
+	// yamlRead counts the bytes handed to the YAML parser, the work of
+	// decodeYAML.
+	yamlRead int
 }
 
 func (p *parser) errorf(line int, where, format string, args ...any) {
@@ -323,30 +326,43 @@ func parseAs(source string, data []byte, euid int) (*Config, error) {
 // The YAML library names the line where the enclosing block starts, or
 // none, so the line is found by what the parse read: data is handed to it a
 // line at a time, and the line it was reading when it failed is where the
-// problem shows. For a problem that shows only further on (a quote or
-// bracket left open), the line is the first whose text up to there fails
-// the same way, searched for by bisection: O(n log n) work in all, where a
-// search line by line costs O(n²).
+// problem shows, unless the text before that line fails the same way (a
+// quote or bracket left open further up). Then the line is the first whose
+// text up to there fails the same way: the one the library names, or
+// searched for by bisection. That is two parses of the file in most
+// cases, O(n log n) work at worst, where a search line by line costs O(n²).
 func (p *parser) decodeYAML(data []byte, offset int, out *yaml.Node) (*yaml.Decoder, error) {
-	r := &lineReader{data: data}
+	r := &lineReader{data: data, read: &p.yamlRead}
 	dec := yaml.NewDecoder(r)
 	err := dec.Decode(out)
 	if err == nil || errors.Is(err, io.EOF) {
 		return dec, err
 	}
-	msg, _ := splitYAMLError(err)
+	msg, named := splitYAMLError(err)
 	ends := lineEnds(data)
 	failsAt := func(k int) bool { // the first k lines fail with msg
+		if k < 1 {
+			return false
+		}
 		var n yaml.Node
-		e := yaml.NewDecoder(&lineReader{data: data[:ends[k-1]]}).Decode(&n)
+		e := yaml.NewDecoder(&lineReader{data: data[:ends[k-1]], read: &p.yamlRead}).Decode(&n)
 		if e == nil || errors.Is(e, io.EOF) {
 			return false
 		}
 		m, _ := splitYAMLError(e)
 		return m == msg
 	}
+	first := func(k int) bool { return failsAt(k) && !failsAt(k-1) }
 	line := max(1, min(r.lines, len(ends)))
-	if line > 1 && failsAt(line-1) {
+	switch {
+	case !failsAt(line - 1):
+	// The library counts the line it names from 1 or, for some errors,
+	// from 0.
+	case named < line && first(named):
+		line = named
+	case named+1 < line && first(named+1):
+		line = named + 1
+	default:
 		line = 1 + sort.Search(line-1, func(i int) bool { return failsAt(i + 1) })
 	}
 	return nil, fmt.Errorf("%s:%d: malformed YAML: %s", p.source, line+offset, msg)
@@ -367,11 +383,12 @@ func lineEnds(data []byte) []int {
 }
 
 // lineReader hands its data out at most a line per Read and counts the
-// lines it has started on.
+// lines it has started on, and the bytes it has handed out in *read.
 type lineReader struct {
 	data  []byte
 	off   int
 	lines int
+	read  *int
 }
 
 func (r *lineReader) Read(b []byte) (int, error) {
@@ -387,6 +404,7 @@ func (r *lineReader) Read(b []byte) (int, error) {
 	}
 	n := copy(b, r.data[r.off:end])
 	r.off += n
+	*r.read += n
 	return n, nil
 }
 
