@@ -534,8 +534,9 @@ func checkCommand(act actions) *cli.Command {
 		Description: "Reads --config FILE and every secret it names through Secrets Manager, renders\n" +
 			"every file (secrets, stages, versions and keys exist and are readable, templates\n" +
 			"render) and prints a table of what would be mounted, without mounting and without\n" +
-			"printing any value. Exits 1 naming each problem with its line in FILE. Takes the\n" +
-			"flags of mount.",
+			"printing any value. Exits 1 naming each file that would fail with its line in\n" +
+			"FILE, and 2, as mount does, when FILE itself has problems (each named with its\n" +
+			"line) or for a bad flag. Takes the flags of mount.",
 		Flags: mountFlags(),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -544,10 +545,7 @@ func checkCommand(act actions) *cli.Command {
 			if c.String("config") == "" {
 				return usageError{errors.New("--config: give the mapping file to check, e.g. secretsfs check --config /etc/secretsfs.yaml")}
 			}
-			if _, err := mappingFile(c); err != nil {
-				return err // a problem of the file: exit 1
-			}
-			cfg, err := mountConfig(c)
+			cfg, err := mountConfig(c) // a problem of the file itself: exit 2, as mount
 			if err != nil {
 				return usageError{err}
 			}

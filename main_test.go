@@ -464,13 +464,36 @@ func TestCheckCommand(t *testing.T) {
 	if got.Mapping == nil || got.EndpointURL != "http://127.0.0.1:1" || got.RefreshInterval != 2*time.Minute {
 		t.Fatalf("config %+v", got)
 	}
-	// A problem in the file is a finding (1); a bad command line is 2.
-	if code, _, errOut := runArgs(t, act, "check", "--config", writeMapping(t, "files:\n  - path: a\n")); code != 1 || !strings.Contains(errOut, "secretsfs.yaml:2: files[0]: secret is missing") {
+	// A problem of the file itself is 2, as for mount and a bad command
+	// line; a file that would fail is 1 (mount.Check's error).
+	if code, _, errOut := runArgs(t, act, "check", "--config", writeMapping(t, "files:\n  - path: a\n")); code != 2 || !strings.Contains(errOut, "secretsfs.yaml:2: files[0]: secret is missing") {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	for _, args := range [][]string{{"check"}, {"check", "--config", p, "extra"}, {"check", "--bogus"}} {
 		if code, _, _ := runArgs(t, act, args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
+
+// TestDefect9_22_CheckAndMountAgreeOnABadMappingFile: a mapping file with
+// problems is refused with exit code 2 by mount and by check alike, as the
+// README's mapping section says, each problem named with its line.
+func TestDefect9_22_CheckAndMountAgreeOnABadMappingFile(t *testing.T) {
+	var s mountStub
+	checked := false
+	act := s.actions()
+	act.check = func(context.Context, mount.Config, io.Writer) error {
+		checked = true
+		return nil
+	}
+	for _, text := range []string{"files:\n  - path: a\n", "files:\n  - path: a\n   secret: b\n", "refresh_intervall: 1s\n"} {
+		p := writeMapping(t, text)
+		for _, cmd := range [][]string{{"mount", "--config", p, "/mnt/s"}, {"check", "--config", p}} {
+			code, _, errOut := runArgs(t, act, cmd...)
+			if code != 2 || !strings.Contains(errOut, "secretsfs.yaml:") || s.calls != 0 || checked {
+				t.Errorf("%s on %q: exit %d, stderr %q; want 2 naming the line, and nothing run", cmd[0], text, code, errOut)
+			}
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/secretsfs/secretsfs/cache"
 	sfs "github.com/secretsfs/secretsfs/fs"
+	"github.com/secretsfs/secretsfs/mount/mapping"
 )
 
 // Catalog timings and bounds that are not configurable.
@@ -31,7 +32,6 @@ const (
 	defaultRetryMin    = time.Second      // first retry after a failed listing
 	defaultFindTimeout = 30 * time.Second // bound of one DescribeSecret by Find
 	maxFilterValues    = 10               // values per ListSecrets filter
-	maxSecretNameLen   = 512
 )
 
 // secretMeta is what a describeFunc learns about a secret id.
@@ -275,7 +275,7 @@ func (c *listingCatalog) OnChange(fn func()) (cancel func()) { return c.subs.add
 // are names beyond the rate of LookupRate; a secret without the tags is a
 // miss too. A miss is remembered for MissTTL, MaxMisses of them at most.
 func (c *listingCatalog) Find(ctx context.Context, name string) (sfs.SecretRef, bool, error) {
-	if !validSecretName(name) || !c.matchesPrefix(name) {
+	if !mapping.ValidSecretName(name) || !c.matchesPrefix(name) {
 		return sfs.SecretRef{}, false, nil
 	}
 	now := c.opts.Clock.Now()
@@ -511,12 +511,6 @@ func allFilterable(values ...string) bool {
 		}
 	}
 	return true
-}
-
-// validSecretName reports whether a secret can have this name, so that Find
-// does not ask about names the service would refuse.
-func validSecretName(name string) bool {
-	return name != "" && len(name) <= maxSecretNameLen && validNameChars(name)
 }
 
 // listError adds a hint to a refused listing.

@@ -205,7 +205,7 @@ func (c Config) Validate() error {
 		bad("--dir-mode", "is %s; give permission bits only, in octal, such as 0500", formatMode(c.DirMode))
 	}
 	for _, p := range c.Prefixes {
-		if p == "" || len(p) > 512 || !validNameChars(p) {
+		if !mapping.ValidSecretName(p) {
 			bad("--prefix", "%q is not the start of a secret name; use 1 to 512 of the characters A-Z a-z 0-9 /_+=.@-", p)
 		}
 	}
@@ -258,19 +258,6 @@ func ParseMode(s string) (os.FileMode, error) {
 }
 
 func formatMode(m os.FileMode) string { return fmt.Sprintf("%#o", uint32(m)) }
-
-// validNameChars reports whether s uses only the characters of secret names.
-func validNameChars(s string) bool {
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-		case strings.ContainsRune("/_+=.@-", r):
-		default:
-			return false
-		}
-	}
-	return true
-}
 
 // validRegion accepts what region names are made of: lower-case letters,
 // digits and dashes.

@@ -36,6 +36,23 @@ func mappedFiles(m *mapping.Config, st store, cfg Config) []sfs.MappedFile {
 	return out
 }
 
+// servedSecrets counts the secrets a mount serves: those its catalog lists
+// and those its mapped files use.
+func servedSecrets(listed []sfs.SecretRef, m *mapping.Config) int {
+	ids := make(map[string]bool, len(listed))
+	for _, r := range listed {
+		ids[r.Name] = true
+	}
+	if m != nil {
+		for _, f := range m.Files {
+			for _, id := range f.SecretIDs() {
+				ids[id] = true
+			}
+		}
+	}
+	return len(ids)
+}
+
 // renderMapped computes a mapped file's content. The metadata (version id,
 // ARN, stages, dates) is that of the first value the file reads; it is stale
 // when any value it read is. An error names the entry (file, line, path)

@@ -69,6 +69,9 @@ func newMetrics() *metrics {
 		}, []string{"outcome"}),
 		ops: make(map[opLabel]prometheus.Counter),
 	}
+	for _, outcome := range []string{"ok", "failed"} {
+		m.hookRuns.WithLabelValues(outcome) // shown at 0 before the first run
+	}
 	m.reg.MustRegister(m.apiCalls, m.apiSeconds, m.refreshes, m.fuseOps, m.hookRuns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

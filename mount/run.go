@@ -142,13 +142,9 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 	if cfg.KernelCache {
 		mode = "kernel-cache"
 	}
-	n := len(cat.List())
-	if cfg.Mapping != nil {
-		fmt.Fprintf(stdout, "secretsfs: serving %d mapped files and %d secrets at %s (%s mode)\n", len(cfg.Mapping.Files), n, dir, mode)
-	} else {
-		fmt.Fprintf(stdout, "secretsfs: serving %d secrets at %s (%s mode)\n", n, dir, mode)
-	}
-	log.Info("serving", "mountpoint", dir, "secrets", n, "mode", mode, "explicit", cfg.ExplicitMode())
+	n := servedSecrets(cat.List(), cfg.Mapping)
+	fmt.Fprintf(stdout, "secretsfs: serving %d secrets at %s (%s mode)\n", n, dir, mode)
+	log.Info("serving", "mountpoint", dir, "secrets", n, "mapped_files", len(fsOpts.Files), "mode", mode, "explicit", cfg.ExplicitMode())
 	notifyServing(log, fmt.Sprintf("serving %d secrets at %s", n, dir))
 	feat.serving(fsOpts.Files)
 	if cfg.onServing != nil {

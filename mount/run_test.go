@@ -14,6 +14,7 @@ import (
 	"time"
 
 	sfs "github.com/secretsfs/secretsfs/fs"
+	"github.com/secretsfs/secretsfs/mount/mapping"
 	"github.com/secretsfs/secretsfs/test/emulator"
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
@@ -243,5 +244,37 @@ func TestRunMountsForReal(t *testing.T) {
 	}
 	if testutil.MountType(dir) != "" {
 		t.Fatalf("%s is still mounted after run returned", dir)
+	}
+}
+
+// TestDefect9_22_ServingLineWithAMappingFile: with --config the serving line
+// is the documented one, "serving N secrets", N counting the secrets the
+// mapped files use (and, with --expose-all, the listed ones beside them).
+func TestDefect9_22_ServingLineWithAMappingFile(t *testing.T) {
+	f := newEmu(t)
+	f.create(t, "app/db", `{"password":"p4ss"}`)
+	f.create(t, "app/key", "k")
+	f.create(t, "other", "o")
+	m, err := mapping.Parse("m.yaml", []byte("files:\n  - path: a\n    secret: app/db\n    key: password\n"+
+		"  - path: b\n    template: '{{ secret \"app/db\" }}{{ secret \"app/key\" }}'\n  - path: c\n    secret: app/key\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		exposeAll bool
+		want      string
+	}{{false, "2"}, {true, "3"}} {
+		dir := t.TempDir()
+		cfg := emuConfig(t, f, dir)
+		cfg.Mapping, cfg.ExposeAll = m, c.exposeAll
+		srv := &fakeServer{}
+		stdout, _, stop := runInBackground(t, cfg, srv.deps(make(chan os.Signal, 1)))
+		waitFor(t, "the serving line", func() bool { return stdout.String() != "" })
+		if got := servingLine.FindStringSubmatch(stdout.String()); got == nil || got[1] != c.want || got[2] != dir {
+			t.Fatalf("expose-all %v: stdout = %q, want the serving line for %s secrets at %s", c.exposeAll, stdout.String(), c.want, dir)
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -716,16 +716,43 @@ func (p *parser) checkPaths(files []File) {
 
 // secretID checks a secret's name or ARN.
 func (p *parser) secretID(s string, line int, where string) string {
-	switch {
-	case s == "" || len(s) > 2048:
-		p.errorf(line, where, "%q is not a secret id; give the secret's name or ARN", s)
-	case strings.HasPrefix(s, "arn:"):
-		parts := strings.SplitN(s, ":", 7)
-		if len(parts) < 7 || parts[2] != "secretsmanager" || parts[5] != "secret" {
-			p.errorf(line, where, "%q is not a Secrets Manager secret ARN; give arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME", s)
-		}
+	if problem := secretIDProblem(s); problem != "" {
+		p.errorf(line, where, "%s", problem)
 	}
 	return s
+}
+
+// secretIDProblem says what is wrong with a secret id, or "" when it is a
+// secret's name or a Secrets Manager secret ARN.
+func secretIDProblem(s string) string {
+	if strings.HasPrefix(s, "arn:") {
+		parts := strings.SplitN(s, ":", 7)
+		if len(s) > 2048 || len(parts) < 7 || parts[2] != "secretsmanager" || parts[5] != "secret" || !ValidSecretName(parts[6]) {
+			return fmt.Sprintf("%q is not a Secrets Manager secret ARN; give arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME", s)
+		}
+		return ""
+	}
+	if !ValidSecretName(s) {
+		return fmt.Sprintf("%q is not a secret id; give a secret's name (1 to 512 of the characters A-Z a-z 0-9 /_+=.@-) or its ARN", s)
+	}
+	return ""
+}
+
+// ValidSecretName reports whether a secret can have this name, as Secrets
+// Manager allows: 1 to 512 of the characters A-Z a-z 0-9 and /_+=.@-.
+func ValidSecretName(s string) bool {
+	if s == "" || len(s) > 512 {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("/_+=.@-", r):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 var modeRE = regexp.MustCompile(`^0?[oO]?([0-7]{1,4})$`)

@@ -408,3 +408,24 @@ func TestTemplateErrorsNameTheLineAndNoValue(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestDefect9_22_BadSecretIDsAreRefused: a secret id that is neither a
+// secret's name (1 to 512 of A-Z a-z 0-9 /_+=.@-) nor a Secrets Manager
+// secret ARN is refused, in files:, in templates and in objects:.
+func TestDefect9_22_BadSecretIDsAreRefused(t *testing.T) {
+	for text, want := range map[string]string{
+		"files:\n  - path: a\n    secret: \"bad name!*\"\n":                                     `secretsfs.yaml:3: files[0].secret: "bad name!*" is not a secret id; give a secret's name (1 to 512 of the characters A-Z a-z 0-9 /_+=.@-) or its ARN`,
+		"files:\n  - path: a\n    secret: " + strings.Repeat("n", 513) + "\n":                   `files[0].secret: "nnnn`,
+		"files:\n  - path: a\n    secret: arn:aws:secretsmanager:us-east-1:1:secret:bad name\n": `secretsfs.yaml:3: files[0].secret: "arn:aws:secretsmanager:us-east-1:1:secret:bad name" is not a Secrets Manager secret ARN`,
+		"files:\n  - path: a\n    template: |\n      x\n      {{ secret \"bad name!*\" }}\n":    `secretsfs.yaml:5:10: "bad name!*" is not a secret id`,
+		"objects:\n  - objectName: \"bad name!*\"\n    objectAlias: a\n":                        `secretsfs.yaml:2: objects[0].objectName: "bad name!*" is not a secret id`,
+	} {
+		_, err := Parse("secretsfs.yaml", []byte(text))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q:\n got %v\nwant %s", text, err, want)
+		}
+	}
+	for _, good := range []string{"prod/db", "a_b+c=d.e@f-g", strings.Repeat("n", 512), "arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/db-AbCdEf"} {
+		mustParse(t, "files:\n  - path: a\n    secret: "+good+"\n  - path: b\n    template: '{{ secret \""+good+"\" }}'\n")
+	}
+}

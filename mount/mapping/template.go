@@ -193,6 +193,11 @@ func parseTemplate(name, text, source string, base int) (*Template, error) {
 			errs = append(errs, fmt.Sprintf("template: %s: the secret id given to %s must be a quoted string, e.g. %s \"prod/db\"", loc, id.Ident, id.Ident))
 			return
 		}
+		if problem := secretIDProblem(s.Text); problem != "" {
+			loc, _ := sub.ErrorContext(s)
+			errs = append(errs, fmt.Sprintf("template: %s: %s", loc, problem))
+			return
+		}
 		if !slices.Contains(t.ids, s.Text) {
 			t.ids = append(t.ids, s.Text)
 		}
