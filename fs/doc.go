@@ -9,10 +9,13 @@
 //     life of the mount, so a file keeps its inode across rotations and
 //     single-file bind mounts keep working.
 //   - Per-open mode (default): every open takes a snapshot of the value;
-//     all reads through that handle see it. The kernel keeps the pages
-//     between opens while the version is unchanged (FOPEN_KEEP_CACHE); the
-//     first open after a change reads directly (FOPEN_DIRECT_IO), so no
-//     reader sees a size or page cache from the old version.
+//     all reads through that handle see it, directly (FOPEN_DIRECT_IO),
+//     never through the page cache: the kernel keeps one page cache and one
+//     size per inode, shared by every handle, so a handle opened before a
+//     rotation and the opens after it cannot both be served from it. stat
+//     (GETATTR, with or without a handle) always answers the current
+//     content, which is what the next open reads. mmap still works
+//     (CAP_DIRECT_IO_ALLOW_MMAP) and goes through the page cache.
 //   - Kernel-cache mode: Open answers ENOSYS, which makes the kernel stop
 //     sending OPEN (and FLUSH) for the whole mount; reads are served from
 //     the page cache until a version changes. Secrets whose files were

@@ -38,7 +38,7 @@ type fileNode struct {
 	src source
 
 	mu   sync.Mutex
-	kept [sha256.Size]byte // content whose pages the kernel may hold; guarded by mu
+	kept [sha256.Size]byte // content whose size (and pages) the kernel may hold; guarded by mu
 	seen bool              // kept is set; guarded by mu
 }
 
@@ -57,10 +57,12 @@ func (f *fileNode) attr(out *fuse.Attr, size int, mtime time.Time) {
 	f.src.adjust(out)
 }
 
-func (f *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if h, ok := fh.(*handle); ok {
-		return h.Getattr(ctx, out)
-	}
+// Getattr answers with the file's current content, also when the request
+// carries a handle (the kernel's, or one go-fuse picks among the open ones
+// for a plain stat): the kernel keeps one size per inode for every handle
+// and every stat, so it must be the size the next open reads. A handle's
+// reads do not depend on it (they are direct, see Open).
+func (f *fileNode) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	v, err := f.src.content(ctx)
 	if err != nil {
 		return f.r.toErrno(ctx, err)
@@ -92,20 +94,22 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	changed := !f.seen || f.kept != sum
 	f.kept, f.seen = sum, true
 	f.mu.Unlock()
-	open := uint32(fuse.FOPEN_NOFLUSH)
 	if changed {
-		// The kernel may hold pages and a size of other content: read this
-		// snapshot directly, and have the invalidation goroutine drop the
-		// kernel's caches before the open completes, so that a stat after
-		// this open shows the new size. (A notification sent while OPEN is
-		// outstanding is safe; one sent during a READ of the same file is
-		// not, which is why it is never sent from a handler.)
-		open |= fuse.FOPEN_DIRECT_IO
+		// The kernel may hold a size (and pages of a mapping) of other
+		// content: have the invalidation goroutine drop them before the
+		// open completes, so that a stat after this open shows the new
+		// size. (A notification sent while OPEN is outstanding is safe;
+		// one sent during a READ of the same file is not, which is why it
+		// is never sent from a handler.)
 		f.dropCache(ctx)
-	} else {
-		open |= fuse.FOPEN_KEEP_CACHE
 	}
-	return &handle{n: f, v: v}, open, 0
+	// Every handle reads its own snapshot directly, never through the page
+	// cache: the kernel keeps one page cache and one size per inode for all
+	// handles, so a handle opened before a rotation would read pages of the
+	// new version, or other readers would be cut to its size. Direct reads
+	// are not bounded by the kernel's size. A mapping (mmap) still goes
+	// through the page cache (CAP_DIRECT_IO_ALLOW_MMAP, mount.go).
+	return &handle{v: v}, fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH, 0
 }
 
 // dropCache has the invalidation goroutine drop the kernel's caches of the
@@ -160,14 +164,12 @@ func slice(data, dest []byte, off int64) []byte {
 
 // handle is one open of a file: a snapshot that every read through it sees.
 type handle struct {
-	n  *fileNode
 	mu sync.Mutex
 	v  Value // guarded by mu; Data zeroed on release
 }
 
 var (
 	_ = (gofs.FileReader)((*handle)(nil))
-	_ = (gofs.FileGetattrer)((*handle)(nil))
 	_ = (gofs.FileReleaser)((*handle)(nil))
 )
 
@@ -175,14 +177,6 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return fuse.ReadResultData(slice(h.v.Data, dest, off)), 0
-}
-
-func (h *handle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.n.attr(&out.Attr, len(h.v.Data), h.v.CreatedDate)
-	out.SetTimeout(h.n.r.attrTimeout())
-	return 0
 }
 
 // Release zeroes the snapshot, so the value does not linger in memory

@@ -17,8 +17,8 @@ import (
 // MappedFile is a file placed at a chosen path by a mapping file. Its content
 // is computed by Render (the daemon reads the secrets, selects a key, applies
 // a format or runs a template); the filesystem serves it like any secret
-// file: a snapshot per open, the kernel's pages kept while the content is
-// unchanged, and dropped when a secret it depends on changes.
+// file: a snapshot per open, read directly, and the kernel's caches of it
+// dropped when a secret it depends on changes.
 type MappedFile struct {
 	// Path is the file's path in the mount: relative, "/"-separated. Its
 	// directories are made from it.

@@ -68,6 +68,9 @@ func Mount(dir string, opts Options) (*Server, error) {
 			Debug:                opts.Debug,
 			IgnoreSecurityLabels: true,
 			MaxReadAhead:         64 << 10,
+			// Handles read directly (file.go); this lets programs map
+			// them with MAP_SHARED too (without it: ENODEV).
+			ExtraCapabilities: fuse.CAP_DIRECT_IO_ALLOW_MMAP,
 		},
 		RootStableAttr: &gofs.StableAttr{Ino: 1},
 		// No UID or GID here: go-fuse would put them in place of every

@@ -14,7 +14,7 @@ import (
 //
 // It reports each target's median ns/op as "<target>-ns/op" and the ratios
 // as "<target>/<baseline>"; the usual ns/op is left out, since one iteration
-// here is five measurements.
+// here is six measurements.
 func BenchmarkOpenReadClose(b *testing.B) {
 	e := startEnv(b, 1000)
 	// A sub-benchmark, so that the daemons start once while the framework
@@ -59,8 +59,8 @@ func TestBenchmarkHarness(t *testing.T) {
 	if rep.apiCalls != 0 {
 		t.Errorf("the daemons made %d Secrets Manager calls during the loops, want 0", rep.apiCalls)
 	}
-	if len(rep.results) != 5 {
-		t.Errorf("got %d targets, want 5", len(rep.results))
+	if len(rep.results) != 6 {
+		t.Errorf("got %d targets, want 6", len(rep.results))
 	}
 	for _, r := range rep.results {
 		if len(r.perOp) != 3 || r.median <= 0 {

@@ -11,12 +11,16 @@
 //
 //   - kernel-cache/tmpfs: secretsfs --kernel-cache against tmpfs
 //     (target: at most 1.5);
-//   - per-open/minimal-keepcache: secretsfs's default mode against a
-//     minimal go-fuse file answering OPEN with FOPEN_KEEP_CACHE|FOPEN_NOFLUSH
+//   - per-open/minimal-directio: secretsfs's default mode against a
+//     minimal go-fuse file answering OPEN with FOPEN_DIRECT_IO|FOPEN_NOFLUSH
 //     and 1 s timeouts (target: at most 1.1);
 //   - kernel-cache/minimal-noopen: secretsfs --kernel-cache against a
 //     minimal go-fuse file that declines OPEN and FLUSH (ENOSYS) with 1 min
-//     timeouts.
+//     timeouts;
+//   - per-open/minimal-keepcache: secretsfs's default mode against a
+//     minimal go-fuse file answering OPEN with FOPEN_KEEP_CACHE|FOPEN_NOFLUSH,
+//     whose reads between opens come from the page cache: what per-open
+//     mode pays for every handle reading its own snapshot directly.
 //
 // Main decisions:
 //   - Machines are noisy, so the benchmark never judges an absolute time:
@@ -28,7 +32,7 @@
 //     the test process never serves a mount it reads.
 //   - The loop is syscall.Open(O_RDONLY), one syscall.Read into a 4096-byte
 //     buffer, syscall.Close; every read is checked to return the expected
-//     100 bytes. The five targets are measured in interleaved rounds (each
+//     100 bytes. The six targets are measured in interleaved rounds (each
 //     round starts at another target), so slow phases of the machine hit
 //     them all; a target's figure is the median of its rounds, and a ratio
 //     is the median of the ratios within each round.

@@ -23,6 +23,7 @@ import (
 // The targets the loop measures.
 const (
 	targetTmpfs         = "tmpfs"
+	targetMinimalDirect = "minimal-directio"
 	targetMinimalKeep   = "minimal-keepcache"
 	targetPerOpen       = "per-open"
 	targetMinimalNoOpen = "minimal-noopen"
@@ -51,8 +52,9 @@ func (r ratioSpec) name() string { return r.of + "/" + r.against }
 func ratioSpecs() []ratioSpec {
 	return []ratioSpec{
 		{targetKernelCache, targetTmpfs},
-		{targetPerOpen, targetMinimalKeep},
+		{targetPerOpen, targetMinimalDirect},
 		{targetKernelCache, targetMinimalNoOpen},
+		{targetPerOpen, targetMinimalKeep},
 	}
 }
 
@@ -119,7 +121,7 @@ func secretValue() []byte {
 }
 
 // startEnv builds the binaries, starts the emulator with the secret, the two
-// secretsfs daemons and the two minimalfs daemons, creates the tmpfs file,
+// secretsfs daemons and the three minimalfs daemons, creates the tmpfs file,
 // and warms every target up.
 func startEnv(tb testing.TB, warmUp int) *env {
 	tb.Helper()
@@ -145,6 +147,7 @@ func startEnv(tb testing.TB, warmUp int) *env {
 		name string
 		argv []string
 	}{
+		{targetMinimalDirect, []string{minimalfs, "-mode", "directio", "-path", filePath, "-content", s}},
 		{targetMinimalKeep, []string{minimalfs, "-mode", "keepcache", "-path", filePath, "-content", s}},
 		{targetPerOpen, []string{secretsfs, "mount", "--endpoint-url", srv.URL(), "--secret", secretName}},
 		{targetMinimalNoOpen, []string{minimalfs, "-mode", "noopen", "-path", filePath, "-content", s}},
@@ -395,7 +398,7 @@ func (r report) result(name string) result {
 	return result{}
 }
 
-// table formats the report for a log, in at most 8 lines (go test shows
+// table formats the report for a log, in at most 9 lines (go test shows
 // only the first 10 lines a benchmark logs).
 func (r report) table() string {
 	var b strings.Builder

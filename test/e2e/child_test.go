@@ -27,10 +27,16 @@ const childModeEnv = "SECRETSFS_E2E_CHILD"
 //     the thread that will read.
 //   - "refresh MILLIS PATH": reads user.secretsfs.refresh of PATH over and
 //     over for MILLIS ms and prints "refreshes N failed M" instead.
+//   - "mmap-shared PATH", "mmap-private PATH": open PATH, map fstat's size
+//     of it read-only (MAP_SHARED or MAP_PRIVATE) and print "ok <content in
+//     hex>".
 func childMain(mode string) int {
 	verb, path, _ := strings.Cut(mode, " ")
 	if verb == "refresh" {
 		return refreshLoop(path)
+	}
+	if verb == "mmap-shared" || verb == "mmap-private" {
+		return childMmap(path, map[string]int{"mmap-shared": syscall.MAP_SHARED, "mmap-private": syscall.MAP_PRIVATE}[verb])
 	}
 	if verb == "interruptible" {
 		// A signal sent to the process may land on any of its threads;
@@ -71,6 +77,29 @@ func refreshLoop(arg string) int {
 		}
 	}
 	fmt.Printf("refreshes %d failed %d\n", calls, failed)
+	return 0
+}
+
+// childMmap maps path whole with the given flags and prints its content.
+func childMmap(path string, flags int) int {
+	fd, err := syscall.Open(path, syscall.O_RDONLY, 0)
+	if err != nil {
+		fmt.Printf("errno %d\n", err.(syscall.Errno))
+		return 0
+	}
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		fmt.Printf("errno %d\n", err.(syscall.Errno))
+		return 0
+	}
+	m, err := syscall.Mmap(fd, 0, int(st.Size), syscall.PROT_READ, flags)
+	if err != nil {
+		fmt.Printf("errno %d\n", err.(syscall.Errno))
+		return 0
+	}
+	fmt.Printf("ok %x\n", m)
+	syscall.Munmap(m)
 	return 0
 }
 

@@ -6,11 +6,14 @@
 //
 // Usage:
 //
-//	minimalfs -mode keepcache|noopen -path a/b/file -content TEXT MOUNTPOINT
+//	minimalfs -mode directio|keepcache|noopen -path a/b/file -content TEXT MOUNTPOINT
 //
-// Mode keepcache answers OPEN with FOPEN_KEEP_CACHE|FOPEN_NOFLUSH and gives
-// entries and attributes a 1 s timeout, as secretsfs's per-open mode does
-// while a secret's version is unchanged. Mode noopen answers OPEN and FLUSH
+// Mode directio answers OPEN with FOPEN_DIRECT_IO|FOPEN_NOFLUSH and gives
+// entries and attributes a 1 s timeout, as secretsfs's per-open mode does.
+// Mode keepcache answers OPEN with FOPEN_KEEP_CACHE|FOPEN_NOFLUSH instead
+// (reads served from the page cache between opens), with the same timeouts:
+// what per-open mode would cost if its handles could share the page cache.
+// Mode noopen answers OPEN and FLUSH
 // with ENOSYS, which makes the kernel stop sending them for the whole mount,
 // with 1 min timeouts, as secretsfs's --kernel-cache mode does. The mount is
 // read-only, as secretsfs's is.
@@ -38,8 +41,9 @@ import (
 // file is the one file: fixed content, read-only.
 type file struct {
 	fs.Inode
-	data   []byte
-	noOpen bool
+	data      []byte
+	noOpen    bool
+	openFlags uint32 // the flags OPEN answers, unless noOpen
 }
 
 var (
@@ -53,7 +57,7 @@ func (f *file) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if f.noOpen {
 		return nil, 0, syscall.ENOSYS
 	}
-	return nil, fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH, 0
+	return nil, f.openFlags, 0
 }
 
 func (f *file) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -103,24 +107,28 @@ func main() {
 }
 
 func run() error {
-	mode := flag.String("mode", "keepcache", "keepcache or noopen")
+	mode := flag.String("mode", "directio", "directio, keepcache or noopen")
 	path := flag.String("path", "file", "the file's path under the mount point")
 	content := flag.String("content", "", "the file's content")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		return fmt.Errorf("want one MOUNTPOINT argument, got %d", flag.NArg())
 	}
-	var timeout time.Duration
+	leaf := &file{data: []byte(*content)}
+	timeout := time.Second
 	switch *mode {
+	case "directio":
+		leaf.openFlags = fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH
 	case "keepcache":
-		timeout = time.Second
+		leaf.openFlags = fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH
 	case "noopen":
+		leaf.noOpen = true
 		timeout = time.Minute
 	default:
-		return fmt.Errorf("-mode must be keepcache or noopen, not %q", *mode)
+		return fmt.Errorf("-mode must be directio, keepcache or noopen, not %q", *mode)
 	}
 	names := strings.Split(strings.Trim(*path, "/"), "/")
-	r := &root{path: names, leaf: &file{data: []byte(*content), noOpen: *mode == "noopen"}}
+	r := &root{path: names, leaf: leaf}
 	asRoot := os.Geteuid() == 0
 	server, err := fs.Mount(flag.Arg(0), r, &fs.Options{
 		EntryTimeout: &timeout,
