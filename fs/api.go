@@ -17,7 +17,8 @@ type Store interface {
 	// Stages returns the secret's stages and the version each points at.
 	Stages(ctx context.Context, secretID string) (map[string]string, error)
 	// Subscribe calls fn, from a goroutine of the store's, whenever a stage
-	// of a cached secret moves to another version.
+	// of a cached secret moves to another version, or what the store serves
+	// for a secret stops being servable (a Change without a stage).
 	Subscribe(fn func(Change)) (cancel func())
 	// Pin keeps a secret refreshed in the background although reads of it
 	// do not reach the store (the kernel serves them from its caches).
@@ -35,7 +36,10 @@ type Value struct {
 	Data        []byte
 }
 
-// Change says that a stage of a secret now points at another version.
+// Change says that a stage of a secret now points at another version. A
+// Change without a Stage (and versions) says that what the store serves for
+// any stage of the secret changed although no stage moved: its values
+// turned too stale to serve.
 type Change struct {
 	SecretID     string
 	Stage        string

@@ -72,7 +72,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	}
 	c := d.contents(ctx, false)
 	if _, ok := c.stages[name]; ok {
-		return d.newFile(ctx, c.ref.ID, kindStage, name, out), 0
+		return d.newFile(ctx, c.ref.ID, kindStage, name, out)
 	}
 	for _, ch := range c.children {
 		if ch == name {
@@ -82,7 +82,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if c.ref != nil && c.err == nil {
 		c = d.contents(ctx, true)
 		if _, ok := c.keys[name]; ok {
-			return d.newFile(ctx, c.ref.ID, kindKey, name, out), 0
+			return d.newFile(ctx, c.ref.ID, kindKey, name, out)
 		}
 	}
 	if c.err != nil {
@@ -173,17 +173,25 @@ func (d *dirNode) newDir(ctx context.Context, name string, out *fuse.EntryOut) *
 	return ch
 }
 
-func (d *dirNode) newFile(ctx context.Context, secretID string, kind entryKind, name string, out *fuse.EntryOut) *gofs.Inode {
+// newFile answers a lookup of a stage or key file. When its content cannot
+// be read, per-open mode still finds it (the open fails with the errno, and
+// is audited); kernel-cache mode fails the lookup with the errno, since no
+// OPEN reaches the daemon there and a file found with size 0 would read as
+// empty.
+func (d *dirNode) newFile(ctx context.Context, secretID string, kind entryKind, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	f := &fileNode{r: d.r, src: &layoutFile{r: d.r, secretID: secretID, dir: d.path, name: name, kind: kind}}
+	v, err := f.src.content(ctx)
+	if err != nil && d.r.opts.KernelCache {
+		return nil, d.r.toErrno(ctx, err)
+	}
 	ch := d.NewInode(ctx, f, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: d.r.ino(fileKey(kind, d.path, name))})
 	if node, ok := ch.Operations().(*fileNode); ok {
 		if node == f {
 			d.r.registerFile(f)
 		}
-		v, _ := node.src.content(ctx) // a failure shows at open, with its errno
 		node.attr(&out.Attr, len(v.Data), v.CreatedDate)
-		clear(v.Data)
 	}
+	clear(v.Data)
 	d.r.timeouts(out)
-	return ch
+	return ch, 0
 }

@@ -26,6 +26,7 @@ type fakeSecret struct {
 	stages   map[string]string // stage -> version id
 	versions map[string][]byte
 	err      error
+	valueErr error // fails Value only (GetSecretValue refused, DescribeSecret allowed)
 	n        int
 }
 
@@ -75,6 +76,14 @@ func (s *fakeStore) setErr(id string, err error) {
 	s.mu.Unlock()
 }
 
+// setValueErr makes reads of the secret's values fail while its stages
+// can still be listed.
+func (s *fakeStore) setValueErr(id string, err error) {
+	s.mu.Lock()
+	s.secrets[id].valueErr = err
+	s.mu.Unlock()
+}
+
 func (s *fakeStore) Value(ctx context.Context, id, stage string) (Value, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -85,6 +94,9 @@ func (s *fakeStore) Value(ctx context.Context, id, stage string) (Value, error) 
 	}
 	if sec.err != nil {
 		return Value{}, sec.err
+	}
+	if sec.valueErr != nil {
+		return Value{}, sec.valueErr
 	}
 	if stage == "" {
 		stage = "AWSCURRENT"

@@ -103,9 +103,16 @@ func (iv *invalidator) run() {
 
 // apply invalidates the files a change affects: the stage's file, and when
 // the default stage moved, the JSON key files; and the names that may have
-// appeared or gone.
+// appeared or gone. A change without a stage affects every file of the
+// secret, whose names stay.
 func (iv *invalidator) apply(c Change) {
 	r := iv.r
+	if c.Stage == "" {
+		for _, f := range r.filesOf(c.SecretID) {
+			iv.content(f)
+		}
+		return
+	}
 	keysMoved := c.Stage == r.opts.DefaultStage
 	for _, f := range r.filesOf(c.SecretID) {
 		l, ok := f.src.(*layoutFile)

@@ -20,7 +20,8 @@ type featureSet struct {
 	dir      string
 	clock    cache.Clock // times the hooks' debounce
 	log      *slog.Logger
-	metrics  *metrics // nil without --metrics-listen
+	metrics  *metrics     // nil without --metrics-listen
+	expiry   *staleExpiry // nil without --max-stale
 	audit    *auditLog
 	health   *health
 	server   *metricsServer
@@ -34,6 +35,9 @@ func newFeatureSet(cfg Config, dir string, clock cache.Clock, stderr io.Writer, 
 	if cfg.MetricsListen != "" {
 		f.metrics = newMetrics()
 	}
+	if cfg.MaxStale > 0 {
+		f.expiry = newStaleExpiry(cfg.MaxStale, clock)
+	}
 	if cfg.AuditLog != "" {
 		a, err := openAuditLog(cfg.AuditLog, dir, stderr, log.With("component", "audit"))
 		if err != nil {
@@ -44,19 +48,45 @@ func newFeatureSet(cfg Config, dir string, clock cache.Clock, stderr io.Writer, 
 	return f, nil
 }
 
-// cacheObserver is the cache's observer, nil without metrics.
+// cacheObserver is the cache's observer: the metrics and the --max-stale
+// expiry, nil without either.
 func (f *featureSet) cacheObserver() cache.Observer {
-	if f.metrics == nil {
-		return nil
+	var obs observers
+	if f.metrics != nil {
+		obs = append(obs, f.metrics)
 	}
-	return f.metrics
+	if f.expiry != nil {
+		obs = append(obs, f.expiry)
+	}
+	switch len(obs) {
+	case 0:
+		return nil
+	case 1:
+		return obs[0]
+	}
+	return obs
+}
+
+// observers passes every observation on to each of them.
+type observers []cache.Observer
+
+func (o observers) APICall(op string, err error, took time.Duration) {
+	for _, x := range o {
+		x.APICall(op, err, took)
+	}
+}
+
+func (o observers) Refresh(secretID string, err error, took time.Duration) {
+	for _, x := range o {
+		x.Refresh(secretID, err, took)
+	}
 }
 
 // attach connects the features to the cache and the catalog and binds the
 // metrics address.
 func (f *featureSet) attach(c *cache.Cache, cat catalog) error {
 	f.c, f.cat = c, cat
-	f.health = &health{c: c, maxStale: f.cfg.MaxStale, now: time.Now}
+	f.health = &health{c: c, maxStale: f.cfg.MaxStale, now: f.clock.Now}
 	if f.metrics == nil {
 		return nil
 	}
@@ -71,7 +101,7 @@ func (f *featureSet) attach(c *cache.Cache, cat catalog) error {
 
 // fsOptions sets the filesystem options the features need.
 func (f *featureSet) fsOptions(o *sfs.Options) {
-	st := store{c: f.c, maxStale: f.cfg.MaxStale, now: time.Now}
+	st := store{c: f.c, maxStale: f.cfg.MaxStale, clock: f.clock, expiry: f.expiry}
 	o.Store = st
 	o.Refresher = st
 	if f.metrics != nil {

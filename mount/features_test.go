@@ -199,7 +199,7 @@ func fakeClockCache(t *testing.T, tweaks ...func(*cache.Config)) (*cache.Cache, 
 func TestMaxStaleAndHealth(t *testing.T) {
 	c, client, clock := fakeClockCache(t)
 	client.PutString("db", "v1")
-	st := store{c: c, maxStale: 10 * time.Minute, now: clock.Now}
+	st := store{c: c, maxStale: 10 * time.Minute, clock: clock}
 	h := &health{c: c, maxStale: 10 * time.Minute, now: clock.Now}
 	h.mounted.Store(true)
 	ctx := context.Background()
@@ -268,7 +268,7 @@ func TestDefect9_07_TransientErrorOnALookedUpNameKeepsHealthy(t *testing.T) {
 	// A read secret that fails counts, until a background retry succeeds.
 	client.PutString("db", "v1")
 	client.FailNext(cache.OpDescribeSecret, 2, throttled)
-	st := store{c: c, now: clock.Now}
+	st := store{c: c, clock: clock}
 	if _, err := st.Value(ctx, "db", ""); err == nil {
 		t.Fatal("the read did not fail; the test proves nothing")
 	}

@@ -76,6 +76,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 	cc.DefaultVersionStage = cfg.DefaultStage
 	cc.SecretRefreshInterval = cfg.RefreshInterval
 	cc.Logger = log.With("component", "cache")
+	cc.Clock = d.clock
 	feat, err := newFeatureSet(cfg, dir, d.clock, stderr, log)
 	if err != nil {
 		return err

@@ -15,11 +15,13 @@ import (
 // *cache.Cache, copying what the cache returns into the filesystem's types.
 type store struct {
 	c *cache.Cache
-	// maxStale, when positive, turns a value that has been stale for longer
-	// (counted from the secret's last successful refresh) into an error
-	// (EIO); now tells the time for it.
+	// maxStale, when positive, turns a value that has been stale for that
+	// long (counted from the secret's last successful refresh) into an
+	// error (EIO); clock tells the time for it, and expiry, observing the
+	// cache, tells subscribers the moment it happens.
 	maxStale time.Duration
-	now      func() time.Time
+	clock    cache.Clock
+	expiry   *staleExpiry
 }
 
 var _ sfs.Store = store{}
@@ -36,7 +38,7 @@ func (s store) served(secretID string, v cache.Value, err error) (sfs.Value, err
 	if err != nil {
 		return sfs.Value{}, err
 	}
-	if v.Stale && s.maxStale > 0 && s.now().Sub(v.RefreshedAt) > s.maxStale {
+	if v.Stale && s.maxStale > 0 && !s.clock.Now().Before(v.RefreshedAt.Add(s.maxStale)) {
 		clear(v.Data)
 		return sfs.Value{}, fmt.Errorf("secret %q has been stale for longer than --max-stale %v: %w", secretID, s.maxStale, cache.ErrUnavailable)
 	}
@@ -64,9 +66,10 @@ func (s store) Stages(ctx context.Context, secretID string) (map[string]string, 
 	return maps.Clone(info.Stages), nil
 }
 
-// Subscribe passes the cache's changes on to fn.
+// Subscribe passes the cache's changes on to fn, and with --max-stale the
+// moments secrets turn too stale to serve (a Change without a stage).
 func (s store) Subscribe(fn func(sfs.Change)) (cancel func()) {
-	return s.c.Subscribe(func(ch cache.Change) {
+	cancelCache := s.c.Subscribe(func(ch cache.Change) {
 		fn(sfs.Change{
 			SecretID:     ch.SecretID,
 			Stage:        ch.Stage,
@@ -74,6 +77,14 @@ func (s store) Subscribe(fn func(sfs.Change)) (cancel func()) {
 			NewVersionID: ch.NewVersionID,
 		})
 	})
+	if s.expiry == nil {
+		return cancelCache
+	}
+	cancelExpiry := s.expiry.subscribe(s.c.Info, fn)
+	return func() {
+		cancelExpiry()
+		cancelCache()
+	}
 }
 
 // RequestRefresh forces a refresh of a secret for a reader of the mount
