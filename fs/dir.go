@@ -161,13 +161,26 @@ func fileKey(kind entryKind, dir, name string) string {
 	return "k:" + dir + "\x00" + name
 }
 
+// liveChild returns the node the kernel already holds under name in this
+// directory, if it has identity id. A lookup returns it instead of a new
+// node: go-fuse keeps the node it has for an identity and drops a new one,
+// which must then not be registered for change notifications.
+func (d *dirNode) liveChild(name string, id gofs.StableAttr) *gofs.Inode {
+	ch := d.GetChild(name)
+	if ch == nil || ch.StableAttr() != id {
+		return nil
+	}
+	return ch
+}
+
 func (d *dirNode) newDir(ctx context.Context, name string, out *fuse.EntryOut) *gofs.Inode {
 	path := join(d.path, name)
-	n := &dirNode{r: d.r, path: path}
-	ch := d.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: d.r.ino("d:" + path)})
-	if ch.Operations() == gofs.InodeEmbedder(n) {
-		d.r.registerDir(n)
+	id := gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: d.r.ino("d:" + path)}
+	var live *dirNode
+	if ch := d.liveChild(name, id); ch != nil {
+		live, _ = ch.Operations().(*dirNode)
 	}
+	ch := d.r.dirFor(ctx, d, path, id, live).EmbeddedInode()
 	d.r.dirAttr(&out.Attr)
 	d.r.timeouts(out)
 	return ch
@@ -179,19 +192,26 @@ func (d *dirNode) newDir(ctx context.Context, name string, out *fuse.EntryOut) *
 // OPEN reaches the daemon there and a file found with size 0 would read as
 // empty.
 func (d *dirNode) newFile(ctx context.Context, secretID string, kind entryKind, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	f := &fileNode{r: d.r, src: &layoutFile{r: d.r, secretID: secretID, dir: d.path, name: name, kind: kind}}
-	v, err := f.src.content(ctx)
-	if err != nil && d.r.opts.KernelCache {
+	src := &layoutFile{r: d.r, secretID: secretID, dir: d.path, name: name, kind: kind}
+	id := gofs.StableAttr{Mode: syscall.S_IFREG, Ino: d.r.ino(fileKey(kind, d.path, name))}
+	return d.lookupFile(ctx, name, id, src, d.r.opts.KernelCache, out)
+}
+
+// lookupFile answers a lookup of a file showing src with identity id, with
+// its one node (root.fileFor). When its content cannot be read and strict
+// is set, the lookup fails with the errno.
+func (d *dirNode) lookupFile(ctx context.Context, name string, id gofs.StableAttr, src source, strict bool, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	v, err := src.content(ctx)
+	if err != nil && strict {
 		return nil, d.r.toErrno(ctx, err)
 	}
-	ch := d.NewInode(ctx, f, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: d.r.ino(fileKey(kind, d.path, name))})
-	if node, ok := ch.Operations().(*fileNode); ok {
-		if node == f {
-			d.r.registerFile(f)
-		}
-		node.attr(&out.Attr, len(v.Data), v.CreatedDate)
+	defer clear(v.Data)
+	var live *fileNode
+	if ch := d.liveChild(name, id); ch != nil {
+		live, _ = ch.Operations().(*fileNode)
 	}
-	clear(v.Data)
+	f := d.r.fileFor(ctx, d, id, src, live)
+	f.attr(&out.Attr, len(v.Data), v.CreatedDate)
 	d.r.timeouts(out)
-	return ch, 0
+	return f.EmbeddedInode(), 0
 }

@@ -23,7 +23,12 @@
 //     reads no longer reach the daemon.
 //   - When the store reports that a stage moved, one goroutine invalidates
 //     the kernel's caches for the affected files and names. It never runs
-//     inside a FUSE request, which could deadlock (go-fuse's api.go).
+//     inside a FUSE request, which could deadlock (go-fuse's api.go). It
+//     finds them in a registry with one node per file (inode number) and
+//     per directory: a lookup hands out the node the kernel already holds
+//     (go-fuse would drop any other), and a file's node leaves the
+//     registry when the kernel forgets it (OnForget), so the registry is
+//     the size of what the kernel holds.
 //   - Every error becomes an errno in one function, errnoOf (through
 //     toErrno, which logs an unknown error once). A mapped file's failure
 //     is logged where it is rendered, once per change of its cause

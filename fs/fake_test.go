@@ -208,6 +208,13 @@ func refs(names ...string) []SecretRef {
 // SECRETSFS_TEST_REQUIRE_FUSE is set (as CI does).
 func mountFS(t *testing.T, opts Options) string {
 	t.Helper()
+	_, dir := mountServer(t, opts)
+	return dir
+}
+
+// mountServer is mountFS that also returns the server.
+func mountServer(t *testing.T, opts Options) (*Server, string) {
+	t.Helper()
 	testutil.RequireFUSE(t)
 	dir := t.TempDir()
 	srv, err := Mount(dir, opts)
@@ -219,7 +226,7 @@ func mountFS(t *testing.T, opts Options) string {
 			t.Errorf("Unmount: %v", err)
 		}
 	})
-	return dir
+	return srv, dir
 }
 
 // eventually polls cond until it holds or a deadline passes.

@@ -49,7 +49,14 @@ var (
 	_ = (gofs.NodeFlusher)((*fileNode)(nil))
 	_ = (gofs.NodeGetxattrer)((*fileNode)(nil))
 	_ = (gofs.NodeListxattrer)((*fileNode)(nil))
+	_ = (gofs.NodeOnForgetter)((*fileNode)(nil))
 )
+
+// OnForget: the kernel forgot the file, so changes need not reach this node
+// any more; a later lookup makes a new one.
+func (f *fileNode) OnForget() {
+	f.r.unregisterFile(f)
+}
 
 // attr fills the file's attributes.
 func (f *fileNode) attr(out *fuse.Attr, size int, mtime time.Time) {

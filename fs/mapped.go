@@ -160,23 +160,11 @@ func (d *dirNode) lookupMapped(ctx context.Context, name string, out *fuse.Entry
 		return d.newDir(ctx, name, out), 0, true
 	}
 	p := join(d.path, name)
-	f := &fileNode{r: d.r, src: &mappedSource{r: d.r, f: t.files[p]}}
 	// A file that cannot be rendered is not looked up, so that in
 	// kernel-cache mode a read fails too instead of finding size 0.
-	v, err := f.src.content(ctx)
-	if err != nil {
-		return nil, d.r.toErrno(ctx, err), true
-	}
-	ch := d.NewInode(ctx, f, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: d.r.ino("m:" + p)})
-	if node, ok := ch.Operations().(*fileNode); ok {
-		if node == f {
-			d.r.registerFile(f)
-		}
-		node.attr(&out.Attr, len(v.Data), v.CreatedDate)
-	}
-	clear(v.Data)
-	d.r.timeouts(out)
-	return ch, 0, true
+	id := gofs.StableAttr{Mode: syscall.S_IFREG, Ino: d.r.ino("m:" + p)}
+	ch, errno := d.lookupFile(ctx, name, id, &mappedSource{r: d.r, f: t.files[p]}, true, out)
+	return ch, errno, true
 }
 
 // withMapped adds a directory's mapped entries to its listing; a mapped name

@@ -1,7 +1,9 @@
 package fs
 
 import (
+	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -22,24 +24,26 @@ type root struct {
 	inos    map[string]uint64 // node key -> inode number; guarded by inoMu
 	nextIno uint64            // guarded by inoMu
 
-	nodesMu sync.Mutex
-	files   map[string]map[*fileNode]struct{} // secret id -> the file nodes using it; guarded by nodesMu
-	dirs    map[string]*dirNode               // path -> directory node; guarded by nodesMu
-	pins    map[string]func()                 // secret id -> unpin; guarded by nodesMu
+	nodesMu  sync.Mutex
+	files    map[uint64]*fileNode           // inode number -> the file node the kernel holds; guarded by nodesMu
+	bySecret map[string]map[uint64]struct{} // secret id -> inode numbers of the files using it; guarded by nodesMu
+	dirs     map[string]*dirNode            // path -> directory node; guarded by nodesMu
+	pins     map[string]func()              // secret id -> unpin; guarded by nodesMu
 
 	mapped *mappedTree // nil without mapped files; read-only
 }
 
 func newRoot(opts Options) *root {
 	r := &root{
-		opts:    opts,
-		log:     opts.Logger,
-		ix:      newIndex(),
-		inos:    make(map[string]uint64),
-		nextIno: 1, // the root is 1
-		files:   make(map[string]map[*fileNode]struct{}),
-		dirs:    make(map[string]*dirNode),
-		pins:    make(map[string]func()),
+		opts:     opts,
+		log:      opts.Logger,
+		ix:       newIndex(),
+		inos:     make(map[string]uint64),
+		nextIno:  1, // the root is 1
+		files:    make(map[uint64]*fileNode),
+		bySecret: make(map[string]map[uint64]struct{}),
+		dirs:     make(map[string]*dirNode),
+		pins:     make(map[string]func()),
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -62,24 +66,91 @@ func (r *root) ino(key string) uint64 {
 	return n
 }
 
-// registerFile remembers a file node so that changes of the secrets it
-// uses reach it, and in kernel-cache mode pins those secrets.
-func (r *root) registerFile(f *fileNode) {
+// fileFor returns the node a lookup in parent gives the kernel for the file
+// with identity id showing src, and keeps it registered, so that changes of
+// the secrets it uses reach it, until the kernel forgets it (OnForget); in
+// kernel-cache mode it pins those secrets. The node is live, the one go-fuse
+// has in its tree under the name, if any; else the one registered for the
+// inode number (a concurrent lookup may be giving it to the kernel); else a
+// new one. So there is one node per inode number: go-fuse would keep the
+// node it has and drop any other, which would then never be forgotten.
+func (r *root) fileFor(ctx context.Context, parent *dirNode, id gofs.StableAttr, src source, live *fileNode) *fileNode {
 	r.nodesMu.Lock()
 	defer r.nodesMu.Unlock()
+	ino := id.Ino
+	f := live
+	if f == nil {
+		f = r.files[ino]
+	}
+	if f == nil || (live == nil && !slices.Equal(f.src.secretIDs(), src.secretIDs())) {
+		f = &fileNode{r: r, src: src}
+		// Before the invalidator can see it.
+		parent.NewInode(ctx, f, id)
+	}
+	old := r.files[ino]
+	if old == f {
+		return f
+	}
+	if old != nil {
+		r.unregisterLocked(ino, old)
+	}
+	r.files[ino] = f
 	for _, id := range f.src.secretIDs() {
-		set := r.files[id]
+		set := r.bySecret[id]
 		if set == nil {
-			set = make(map[*fileNode]struct{})
-			r.files[id] = set
+			set = make(map[uint64]struct{})
+			r.bySecret[id] = set
 		}
-		set[f] = struct{}{}
+		set[ino] = struct{}{}
 		if r.opts.KernelCache && r.pins[id] == nil {
 			r.pins[id] = r.opts.Store.Pin(id)
 		}
 	}
+	return f
 }
 
+// unregisterFile forgets a file node the kernel forgot. (Should go-fuse
+// give it back to the kernel after all, as a lookup racing with the forget
+// can make it do, the next lookup of its name registers it again.)
+func (r *root) unregisterFile(f *fileNode) {
+	ino := f.StableAttr().Ino
+	r.nodesMu.Lock()
+	defer r.nodesMu.Unlock()
+	if r.files[ino] == f {
+		r.unregisterLocked(ino, f)
+	}
+}
+
+func (r *root) unregisterLocked(ino uint64, f *fileNode) {
+	delete(r.files, ino)
+	for _, id := range f.src.secretIDs() {
+		delete(r.bySecret[id], ino)
+		if len(r.bySecret[id]) == 0 {
+			delete(r.bySecret, id)
+		}
+	}
+}
+
+// dirFor returns the node a lookup in parent gives the kernel for the
+// directory at path with identity id, one per path for the life of the
+// mount, as fileFor does for files: the live one (in go-fuse's tree), else
+// the one registered, else a new one.
+func (r *root) dirFor(ctx context.Context, parent *dirNode, path string, id gofs.StableAttr, live *dirNode) *dirNode {
+	r.nodesMu.Lock()
+	defer r.nodesMu.Unlock()
+	d := live
+	if d == nil {
+		d = r.dirs[path]
+	}
+	if d == nil {
+		d = &dirNode{r: r, path: path}
+		parent.NewInode(ctx, d, id) // before the invalidator can see it
+	}
+	r.dirs[path] = d
+	return d
+}
+
+// registerDir remembers the directory node for its path.
 func (r *root) registerDir(d *dirNode) {
 	r.nodesMu.Lock()
 	r.dirs[d.path] = d
@@ -90,9 +161,9 @@ func (r *root) registerDir(d *dirNode) {
 func (r *root) filesOf(id string) []*fileNode {
 	r.nodesMu.Lock()
 	defer r.nodesMu.Unlock()
-	out := make([]*fileNode, 0, len(r.files[id]))
-	for f := range r.files[id] {
-		out = append(out, f)
+	out := make([]*fileNode, 0, len(r.bySecret[id]))
+	for ino := range r.bySecret[id] {
+		out = append(out, r.files[ino])
 	}
 	return out
 }
