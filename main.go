@@ -214,6 +214,12 @@ func run(ctx context.Context, act actions, args []string, stdout, stderr io.Writ
 }
 
 func main() {
+	// A write to stdout or stderr after their reader went away (the fstab
+	// helper hands the daemon mount(8)'s output) must fail with EPIPE, not
+	// kill the daemon and leave its mount answering ENOTCONN. Asking for
+	// SIGPIPE does that; unlike signal.Ignore it is not inherited by the
+	// on_change commands, which get the default disposition.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, defaultActions(), os.Args, os.Stdout, os.Stderr)
 	stop()

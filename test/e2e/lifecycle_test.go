@@ -2,10 +2,16 @@ package e2e
 
 import (
 	"errors"
+	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/secretsfs/secretsfs/test/emulator"
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 func TestKill9ThenMountAgain(t *testing.T) {
@@ -77,4 +83,60 @@ func TestMountsAsSecretsfsInProcMounts(t *testing.T) {
 			t.Errorf("%s not in /proc/mounts", d.mnt)
 		}
 	}
+}
+
+// TestDefect9_06_ClosedOutputPipeDoesNotKillTheDaemon: the fstab helper hands
+// the daemon mount(8)'s output; once whoever read it is gone, the daemon's
+// next log line must fail quietly instead of killing it with SIGPIPE, which
+// would leave the mount answering ENOTCONN.
+func TestDefect9_06_ClosedOutputPipeDoesNotKillTheDaemon(t *testing.T) {
+	w := newWorld(t)
+	w.createString("pipe/key", "value")
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	var out testutil.SyncBuffer
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(&out, pr)
+		close(copied)
+	}()
+	mnt := t.TempDir()
+	argv := []string{binary, "mount", "--endpoint-url", w.srv.URL(), "--log-level", "debug", mnt}
+	d := testutil.StartDaemonOutput(t, "secretsfs", mnt, argv, testutil.FakeAWSEnv(), pw,
+		func(*testutil.Daemon) bool { return strings.Contains(out.String(), "serving") })
+	pw.Close()
+	file := filepath.Join(mnt, "pipe/key/AWSCURRENT")
+	if got := mustRead(t, file); got != "value" {
+		t.Fatalf("read = %q", got)
+	}
+	pr.Close() // the reader goes away
+	<-copied
+
+	// SIGHUP logs a line, then refreshes every cached secret: once the
+	// emulator sees the refresh, the daemon has written to the closed pipe.
+	before := w.emu.Calls(emulator.OpDescribeSecret)
+	if err := d.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the forced refresh, or the daemon's end", func() bool {
+		select {
+		case <-d.Exited():
+			return true
+		default:
+			return w.emu.Calls(emulator.OpDescribeSecret) > before
+		}
+	})
+	select {
+	case <-d.Exited():
+		_, statErr := os.Stat(mnt)
+		t.Fatalf("the daemon ended when its output pipe had no reader: %v (the mount now answers %v)", d.ExitErr(), statErr)
+	default:
+	}
+	if got := mustRead(t, file); got != "value" {
+		t.Fatalf("read after the log lines went nowhere = %q", got)
+	}
+	// The cleanup checks that SIGTERM still unmounts and exits 0.
 }

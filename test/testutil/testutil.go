@@ -158,11 +158,27 @@ type Daemon struct {
 // given) holds, and registers a cleanup that stops it with Stop.
 func StartDaemon(tb testing.TB, name, mnt string, argv, env []string, ready func(*Daemon) bool) *Daemon {
 	tb.Helper()
+	return startDaemon(tb, name, mnt, argv, env, nil, ready)
+}
+
+// StartDaemonOutput is StartDaemon with the process's stdout and stderr
+// both given to out (e.g. the write end of a pipe the test controls);
+// Stdout and Stderr then stay empty.
+func StartDaemonOutput(tb testing.TB, name, mnt string, argv, env []string, out *os.File, ready func(*Daemon) bool) *Daemon {
+	tb.Helper()
+	return startDaemon(tb, name, mnt, argv, env, out, ready)
+}
+
+func startDaemon(tb testing.TB, name, mnt string, argv, env []string, out *os.File, ready func(*Daemon) bool) *Daemon {
+	tb.Helper()
 	d := &Daemon{Name: name, Mnt: mnt, Stdout: &SyncBuffer{}, Stderr: &SyncBuffer{}, exited: make(chan struct{})}
 	d.Cmd = exec.Command(argv[0], argv[1:]...)
 	d.Cmd.Env = env
 	d.Cmd.Stdout = d.Stdout
 	d.Cmd.Stderr = d.Stderr
+	if out != nil {
+		d.Cmd.Stdout, d.Cmd.Stderr = out, out
+	}
 	if err := d.Cmd.Start(); err != nil {
 		tb.Fatalf("%s: %v", name, err)
 	}
