@@ -335,7 +335,8 @@ func mountCommand(act actions) *cli.Command {
 			return usageError{fmt.Errorf("%w (see secretsfs mount --help)", err)}
 		},
 		Description: "Serves AWS Secrets Manager secrets as read-only files under MOUNTPOINT, in the\n" +
-			"foreground, until SIGINT or SIGTERM; SIGHUP refreshes every cached secret at once.\n" +
+			"foreground, until SIGINT or SIGTERM; SIGHUP refreshes every cached secret at once\n" +
+			"and reopens the --audit-log file.\n" +
 			"Every flag can also be set with the environment variable shown next to it.",
 		Flags: mountFlags(),
 		Action: func(c *cli.Context) error {

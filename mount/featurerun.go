@@ -136,6 +136,19 @@ func (f *featureSet) serving(files []sfs.MappedFile) {
 	f.stopHook = r.start()
 }
 
+// reopenLogs opens the audit log file again by its path (SIGHUP, after a
+// log rotation).
+func (f *featureSet) reopenLogs() {
+	if f.audit == nil || f.cfg.AuditLog == "-" {
+		return
+	}
+	if err := f.audit.Reopen(); err != nil {
+		f.log.Error("SIGHUP: the audit log file could not be opened again; still writing to the old one", "error", err)
+		return
+	}
+	f.log.Info("SIGHUP: audit log reopened", "file", f.cfg.AuditLog)
+}
+
 // stopping stops the change hooks and marks the mount unhealthy, before it
 // is unmounted.
 func (f *featureSet) stopping() {

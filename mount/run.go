@@ -34,7 +34,8 @@ func systemDeps() runDeps {
 // Run runs the daemon until ctx ends: it validates cfg and the mount point,
 // clears a stale mount, builds the AWS client, the cache and the catalog,
 // mounts, prints one line to stdout once serving, and unmounts when ctx ends,
-// returning nil. SIGHUP forces a refresh of every cached secret. Logs go to
+// returning nil. SIGHUP forces a refresh of every cached secret and reopens
+// the audit log file (after a log rotation). Logs go to
 // stderr; no secret value is ever logged.
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	return run(ctx, cfg, stdout, stderr, systemDeps())
@@ -163,6 +164,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 			log.Info("unmounted from outside (umount); exiting", "mountpoint", dir)
 			external = true
 		case <-hup:
+			feat.reopenLogs()
 			if !refreshing.CompareAndSwap(false, true) {
 				log.Info("SIGHUP: a forced refresh is already running")
 				continue

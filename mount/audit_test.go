@@ -1,0 +1,136 @@
+package mount
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	sfs "github.com/secretsfs/secretsfs/fs"
+)
+
+// auditOpen records one open of path through a.
+func auditOpen(a sfs.Auditor, path string) {
+	a.Open(sfs.OpenEvent{Time: time.Now(), Path: path, SecretID: "app/db", Stage: "AWSCURRENT", VersionID: "v1"})
+}
+
+// fileHas reports whether a file exists and contains s.
+func fileHas(path, s string) bool {
+	data, err := os.ReadFile(path)
+	return err == nil && strings.Contains(string(data), s)
+}
+
+func TestDefect9_15_AuditLogRefusesASymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "elsewhere")
+	if err := os.WriteFile(target, []byte("precious\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "audit.log")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	a, err := openAuditLog(link, "/mnt", nil, slog.New(slog.DiscardHandler))
+	if err == nil {
+		auditOpen(a, "app/db/AWSCURRENT")
+		a.Close()
+		data, _ := os.ReadFile(target)
+		t.Fatalf("the audit log followed a symlink and wrote %q into its target", data)
+	}
+	if !strings.Contains(err.Error(), "--audit-log") || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("error %q does not name --audit-log and the symbolic link", err)
+	}
+	if data, _ := os.ReadFile(target); string(data) != "precious\n" {
+		t.Fatalf("the symlink's target was changed: %q", data)
+	}
+}
+
+func TestDefect9_15_AuditLogFollowsARotationByRenaming(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	var logs bytes.Buffer
+	a, err := openAuditLog(path, "/mnt", nil, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	auditOpen(a, "before")
+	// logrotate without copytruncate: rename, then (maybe) create anew.
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	auditOpen(a, "after")
+	if !fileHas(path+".1", "/mnt/before") || fileHas(path+".1", "/mnt/after") {
+		t.Fatal("the rotated file does not hold exactly the line written before the rotation")
+	}
+	if !fileHas(path, "/mnt/after") {
+		t.Fatal("the line written after the rotation is not in a new file at the audit log's path")
+	}
+	if info, err := os.Stat(path); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("the new audit file: %v, %v; want mode 0600", info, err)
+	}
+	// A rotation that leaves a file of its own at the path: that one is
+	// written to.
+	if err := os.Rename(path, path+".2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	auditOpen(a, "third")
+	if !fileHas(path, "/mnt/third") || fileHas(path+".2", "/mnt/third") {
+		t.Fatal("the line after the second rotation is not in the file created by the rotation")
+	}
+	// Replaced by a symlink: not followed; the line goes to the file
+	// already open and the failure is logged.
+	if err := os.Rename(path, path+".3"); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
+	}
+	auditOpen(a, "fourth")
+	if fileHas(target, "fourth") || !fileHas(path+".3", "/mnt/fourth") {
+		t.Fatal("after the path became a symlink the line went to its target, or was lost")
+	}
+	if !strings.Contains(logs.String(), "symbolic link") {
+		t.Fatalf("the refused reopen is not logged: %s", logs.String())
+	}
+}
+
+func TestDefect9_15_SIGHUPReopensTheAuditLog(t *testing.T) {
+	f := newEmu(t)
+	path := filepath.Join(t.TempDir(), "audit.log")
+	cfg := emuConfig(t, f, t.TempDir())
+	cfg.AuditLog = path
+	srv := &fakeServer{}
+	hup := make(chan os.Signal, 1)
+	stdout, _, stop := runInBackground(t, cfg, srv.deps(hup))
+	waitFor(t, "the serving line", func() bool { return stdout.String() != "" })
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	hup <- syscall.SIGHUP
+	waitFor(t, "the audit log opened again at its path", func() bool {
+		_, err := os.Stat(path)
+		return err == nil
+	})
+	srv.mu.Lock()
+	auditor := srv.opts.Auditor
+	srv.mu.Unlock()
+	auditOpen(auditor, "app/db/AWSCURRENT")
+	if !fileHas(path, "app/db/AWSCURRENT") {
+		t.Fatal("the line after SIGHUP is not in the reopened file")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
