@@ -79,7 +79,7 @@ func emulatorCommand(act actions) *cli.Command {
 				Name:    "listen",
 				Value:   defaultEmulatorListen,
 				EnvVars: []string{"SECRETSFS_EMULATOR_LISTEN"},
-				Usage:   "`HOST:PORT` to listen on; port 0 picks a free one. A non-loopback address exposes every secret without authentication",
+				Usage:   "`HOST:PORT` to listen on; port 0 picks a free one. A non-loopback address exposes every secret without authentication. Only requests whose Host header is a loopback name or HOST are answered (any, for 0.0.0.0 or ::)",
 			},
 			&cli.StringFlag{
 				Name:      "seed",

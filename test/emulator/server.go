@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -35,6 +36,9 @@ type Server struct {
 
 // Start serves e on addr ("host:port"; DefaultListen when empty) until
 // Close. The listener is bound when Start returns, so URL is usable at once.
+// Requests whose Host header names neither a loopback address, localhost
+// nor addr's host are answered 403 (DNS rebinding); any Host is answered
+// when addr's host is empty or unspecified (0.0.0.0, ::).
 func Start(e *Emulator, addr string) (*Server, error) {
 	if addr == "" {
 		addr = DefaultListen
@@ -53,7 +57,7 @@ func Start(e *Emulator, addr string) (*Server, error) {
 	mux.Handle(ControlPrefix, s.controlHandler())
 	mux.Handle("/", e)
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           hostGuard(addr, mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ConnState:         s.trackConn,
 		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelDebug),
@@ -62,6 +66,53 @@ func Start(e *Emulator, addr string) (*Server, error) {
 	s.serve(ln)
 	s.mu.Unlock()
 	return s, nil
+}
+
+// hostGuard answers 403 to a request whose Host header allowedHost refuses.
+func hostGuard(listen string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !allowedHost(listen, r.Host) {
+			http.Error(w, fmt.Sprintf("emulator: Host %q is refused: only loopback names (127.0.0.1, [::1], localhost) "+
+				"or the host given to --listen are answered, so that a web page cannot reach the emulator by "+
+				"pointing its own name at this address (DNS rebinding)", r.Host), http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// allowedHost reports whether a request's Host header may be answered by a
+// server told to listen on listen (HOST:PORT): a loopback address or
+// "localhost", the listen host itself, or anything when listening on every
+// address (whoever exposes the emulator that way chose to).
+func allowedHost(listen, host string) bool {
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	if h == "" {
+		return false
+	}
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	if ip := net.ParseIP(h); ip != nil && ip.IsLoopback() {
+		return true
+	}
+	lh, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	lip := net.ParseIP(lh)
+	switch {
+	case lh == "" || (lip != nil && lip.IsUnspecified()):
+		return true
+	case lip != nil:
+		ip := net.ParseIP(h)
+		return ip != nil && ip.Equal(lip)
+	}
+	return strings.EqualFold(h, lh)
 }
 
 // serve starts serving ln. The caller holds mu.
