@@ -250,15 +250,15 @@ func mountFlags() []cli.Flag {
 	d := mount.DefaultConfig()
 	return []cli.Flag{
 		&cli.DurationFlag{Name: "refresh-interval", Category: catCache, Value: d.RefreshInterval, EnvVars: envVar("refresh-interval"),
-			Usage: "how long a secret's metadata is trusted before it is asked for again; shorter shows rotations sooner and costs more DescribeSecret calls"},
+			Usage: fmt.Sprintf("how long a secret's metadata is trusted before it is asked for again (at least %v); shorter shows rotations sooner and costs more DescribeSecret calls", mount.MinRefreshInterval)},
 		&cli.IntFlag{Name: "max-cache-size", Category: catCache, Value: d.MaxCacheSize, EnvVars: envVar("max-cache-size"),
 			Usage: "how many secrets the cache keeps"},
 		&cli.DurationFlag{Name: "retry-delay-base", Category: catCache, Value: d.RetryDelayBase, EnvVars: envVar("retry-delay-base"),
-			Usage: "wait after a secret's first failed refresh"},
+			Usage: fmt.Sprintf("wait after a secret's first failed refresh (at least %v)", mount.MinRetryDelayBase)},
 		&cli.Float64Flag{Name: "retry-growth-factor", Category: catCache, Value: d.RetryGrowthFactor, EnvVars: envVar("retry-growth-factor"),
 			Usage: "factor the wait grows by after each further failure (at least 1)"},
 		&cli.DurationFlag{Name: "retry-delay-max", Category: catCache, Value: d.RetryDelayMax, EnvVars: envVar("retry-delay-max"),
-			Usage: "longest wait between retries"},
+			Usage: fmt.Sprintf("longest wait between retries (at least %v)", mount.MinRetryDelayMax)},
 		&cli.StringFlag{Name: "default-stage", Category: catCache, Value: d.DefaultStage, EnvVars: envVar("default-stage"),
 			Usage: "`STAGE` whose value a JSON secret's key files show"},
 
@@ -289,7 +289,7 @@ func mountFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "tag", Category: catListing, EnvVars: envVar("tag"),
 			Usage: "show only secrets carrying tag `KEY=VALUE` (repeatable, all must match; comma-separated in the variable)"},
 		&cli.DurationFlag{Name: "list-interval", Category: catListing, Value: d.ListInterval, EnvVars: envVar("list-interval"),
-			Usage: "how often the secrets are listed again"},
+			Usage: fmt.Sprintf("how often the secrets are listed again (at least %v)", mount.MinListInterval)},
 		&cli.StringSliceFlag{Name: "secret", Category: catListing, EnvVars: envVar("secret"),
 			Usage: "show only this secret, by name or ARN `ID` (repeatable); no ListSecrets permission needed"},
 
@@ -452,8 +452,8 @@ func demoCommand(act actions) *cli.Command {
 				Version:         buildVersion(),
 			}
 			for _, f := range []string{"rotate-interval", "refresh-interval"} {
-				if c.Duration(f) <= 0 {
-					return usageError{fmt.Errorf("--%s: is %v; give a positive duration such as 5s", f, c.Duration(f))}
+				if c.Duration(f) < mount.MinRefreshInterval {
+					return usageError{fmt.Errorf("--%s: is %v; give at least %v, such as 5s", f, c.Duration(f), mount.MinRefreshInterval)}
 				}
 			}
 			check := mount.DefaultConfig()

@@ -361,6 +361,29 @@ func TestMountBadValues(t *testing.T) {
 	}
 }
 
+// TestDefect9_15_IntervalFlagsHaveLowerBounds: 1ns intervals are refused
+// with exit 2 and a message naming the flag and its bound, also in the demo.
+func TestDefect9_15_IntervalFlagsHaveLowerBounds(t *testing.T) {
+	for _, args := range [][]string{
+		{"mount", "--refresh-interval", "1ns", "/m"},
+		{"mount", "--list-interval", "1ns", "/m"},
+		{"mount", "--retry-delay-base", "1ns", "--retry-delay-max", "1ns", "/m"},
+		{"mount", "--retry-delay-max", "1ns", "--retry-delay-base", "1ns", "/m"},
+		{"demo", "--refresh-interval", "1ns"},
+		{"demo", "--rotate-interval", "1ns"},
+	} {
+		var s mountStub
+		code, _, errOut := runArgs(t, s.actions(), args...)
+		if code != 2 || s.calls != 0 || !strings.Contains(errOut, args[1]) || !strings.Contains(errOut, "at least") {
+			t.Errorf("%v: exit %d with %d calls, stderr %q; want 2 naming %s and its bound", args, code, s.calls, errOut, args[1])
+		}
+	}
+	var s mountStub
+	if code, _, errOut := runArgs(t, s.actions(), "demo", "--refresh-interval", "1s"); code != 0 || s.calls != 1 {
+		t.Errorf("demo --refresh-interval 1s: exit %d: %s", code, errOut)
+	}
+}
+
 func TestDemoCommand(t *testing.T) {
 	var s mountStub
 	if code, _, errOut := runArgs(t, s.actions(), "demo"); code != 0 || s.calls != 1 || s.demo.MountPoint != "" || s.demo.RotateEvery != 20*time.Second || s.demo.RefreshInterval != 5*time.Second {

@@ -26,6 +26,24 @@ const (
 	DefaultLogFormat                = "text"
 )
 
+// Lower bounds of the intervals: below them the daemon would call Secrets
+// Manager in a tight loop (every secret, every interval) for no gain.
+const (
+	// MinRefreshInterval bounds --refresh-interval: one DescribeSecret per
+	// secret per interval.
+	MinRefreshInterval = time.Second
+	// MinListInterval bounds --list-interval: a full listing, one
+	// ListSecrets call per 100 secrets, per interval.
+	MinListInterval = 10 * time.Second
+	// MinRetryDelayBase bounds --retry-delay-base, the first wait after a
+	// failure.
+	MinRetryDelayBase = 100 * time.Millisecond
+	// MinRetryDelayMax bounds --retry-delay-max, the wait between retries
+	// once a failure lasts: the call rate of every failing secret during an
+	// outage.
+	MinRetryDelayMax = time.Second
+)
+
 // Tag is a tag a listed secret must carry, with exactly this key and value.
 type Tag struct {
 	Key   string
@@ -164,19 +182,22 @@ func (c Config) Validate() error {
 	if c.MountPoint == "" {
 		bad("MOUNTPOINT", "missing; give the directory to mount on, e.g. secretsfs mount /run/secrets")
 	}
-	if c.RefreshInterval <= 0 {
-		bad("--refresh-interval", "is %v; give a positive duration such as 1h or 30s", c.RefreshInterval)
+	if c.RefreshInterval < MinRefreshInterval {
+		bad("--refresh-interval", "is %v; give at least %v, such as 1h or 30s", c.RefreshInterval, MinRefreshInterval)
 	}
 	if c.MaxCacheSize < 1 {
 		bad("--max-cache-size", "is %d; give at least 1", c.MaxCacheSize)
 	}
-	if c.RetryDelayBase <= 0 {
-		bad("--retry-delay-base", "is %v; give a positive duration such as 1s", c.RetryDelayBase)
+	if c.RetryDelayBase < MinRetryDelayBase {
+		bad("--retry-delay-base", "is %v; give at least %v, such as 1s", c.RetryDelayBase, MinRetryDelayBase)
 	}
 	if !(c.RetryGrowthFactor >= 1) || math.IsInf(c.RetryGrowthFactor, 0) { // also catches NaN
 		bad("--retry-growth-factor", "is %v; give a number of at least 1, such as 2", c.RetryGrowthFactor)
 	}
-	if c.RetryDelayMax < c.RetryDelayBase {
+	switch {
+	case c.RetryDelayMax < MinRetryDelayMax:
+		bad("--retry-delay-max", "is %v; give at least %v, such as 1m", c.RetryDelayMax, MinRetryDelayMax)
+	case c.RetryDelayMax < c.RetryDelayBase:
 		bad("--retry-delay-max", "is %v, less than --retry-delay-base (%v); give a duration at least as long", c.RetryDelayMax, c.RetryDelayBase)
 	}
 	if c.DefaultStage == "" || len(c.DefaultStage) > 256 {
@@ -214,8 +235,8 @@ func (c Config) Validate() error {
 			bad("--tag", "%q is not a tag; give KEY=VALUE with a key of 1 to 128 characters and a value of at most 256", t.String())
 		}
 	}
-	if c.ListInterval <= 0 {
-		bad("--list-interval", "is %v; give a positive duration such as 5m", c.ListInterval)
+	if c.ListInterval < MinListInterval {
+		bad("--list-interval", "is %v; give at least %v, such as 5m", c.ListInterval, MinListInterval)
 	}
 	for _, s := range c.Secrets {
 		if s == "" || len(s) > 2048 {

@@ -112,3 +112,50 @@ func TestParseMode(t *testing.T) {
 		}
 	}
 }
+
+// TestDefect9_15_IntervalsHaveLowerBounds: a refresh, listing or retry
+// interval of 1ns makes the daemon call Secrets Manager in a tight loop.
+// Each has a lower bound; the error names the flag, the bound and the fix.
+func TestDefect9_15_IntervalsHaveLowerBounds(t *testing.T) {
+	for _, tc := range []struct {
+		flag  string
+		min   time.Duration
+		below func(*Config)
+		at    func(*Config)
+	}{
+		{"--refresh-interval", MinRefreshInterval,
+			func(c *Config) { c.RefreshInterval = time.Nanosecond },
+			func(c *Config) { c.RefreshInterval = MinRefreshInterval }},
+		{"--list-interval", MinListInterval,
+			func(c *Config) { c.ListInterval = MinListInterval - time.Millisecond },
+			func(c *Config) { c.ListInterval = MinListInterval }},
+		{"--retry-delay-base", MinRetryDelayBase,
+			func(c *Config) { c.RetryDelayBase = time.Nanosecond },
+			func(c *Config) { c.RetryDelayBase = MinRetryDelayBase }},
+		{"--retry-delay-max", MinRetryDelayMax,
+			func(c *Config) {
+				c.RetryDelayBase, c.RetryDelayMax = MinRetryDelayBase, MinRetryDelayMax-time.Millisecond
+			},
+			func(c *Config) { c.RetryDelayBase, c.RetryDelayMax = MinRetryDelayBase, MinRetryDelayMax }},
+	} {
+		if tc.min <= time.Millisecond {
+			t.Errorf("%s: the bound %v is no bound", tc.flag, tc.min)
+		}
+		c := validConfig()
+		tc.below(&c)
+		err := c.Validate()
+		if err == nil {
+			t.Errorf("%s: Validate() accepted a value below the bound", tc.flag)
+			continue
+		}
+		if msg := err.Error(); !strings.HasPrefix(msg, tc.flag+": ") || strings.Count(msg, "\n") != 0 ||
+			!strings.Contains(msg, "at least "+tc.min.String()) {
+			t.Errorf("%s: error %q does not name only the flag and its bound (at least %v)", tc.flag, msg, tc.min)
+		}
+		c = validConfig()
+		tc.at(&c)
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: Validate() refused the bound itself: %v", tc.flag, err)
+		}
+	}
+}

@@ -65,7 +65,7 @@ func Demo(ctx context.Context, dc DemoConfig, stdout, stderr io.Writer) error {
 	cfg := DefaultConfig()
 	cfg.MountPoint = dir
 	cfg.RefreshInterval = dc.RefreshInterval
-	cfg.ListInterval = dc.RefreshInterval
+	cfg.ListInterval = max(dc.RefreshInterval, MinListInterval)
 	cfg.RetryDelayMax = 5 * time.Second
 	cfg.Region = emu.Region()
 	cfg.EndpointURL = srv.URL()
