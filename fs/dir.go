@@ -86,8 +86,15 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		}
 	}
 	if c.err != nil {
-		// The secret's files cannot be known: say why.
-		return nil, d.r.toErrno(ctx, c.err)
+		// The secret's files cannot be known: say why, and audit it as a
+		// refused open (a JSON key when the stages could be read).
+		errno := d.r.toErrno(ctx, c.err)
+		ev := OpenEvent{Path: join(d.path, name), SecretID: c.ref.ID, Errno: errno, AtLookup: true}
+		if c.stages != nil {
+			ev.Stage, ev.Key = d.r.opts.DefaultStage, name
+		}
+		d.r.audit(ctx, ev)
+		return nil, errno
 	}
 	// Not known: maybe a secret the listing does not have yet.
 	ref, ok, err := d.r.opts.Catalog.Find(ctx, join(d.path, name))
@@ -203,7 +210,10 @@ func (d *dirNode) newFile(ctx context.Context, secretID string, kind entryKind, 
 func (d *dirNode) lookupFile(ctx context.Context, name string, id gofs.StableAttr, src source, strict bool, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	v, err := src.content(ctx)
 	if err != nil && strict {
-		return nil, d.r.toErrno(ctx, err)
+		// Refused before any open: audit it here.
+		errno := d.r.toErrno(ctx, err)
+		d.r.auditSource(ctx, src, Value{}, errno, true)
+		return nil, errno
 	}
 	defer clear(v.Data)
 	var live *fileNode

@@ -40,5 +40,6 @@
 //     they get there. Reading user.secretsfs.refresh forces a refresh and
 //     works for any reader in both modes.
 //   - Opens in per-open mode are reported to an optional Auditor with the
-//     caller's thread, uid and gid.
+//     caller's thread, uid and gid, and so are lookups of a file that is
+//     refused before an OPEN could come.
 package fs

@@ -133,10 +133,16 @@ func (f *fileNode) dropCache(ctx context.Context) {
 // audit reports an open, with the version served or the errno the caller
 // got.
 func (f *fileNode) audit(ctx context.Context, v Value, errno syscall.Errno) {
-	ev := OpenEvent{Path: f.src.path(), SecretID: strings.Join(f.src.secretIDs(), ","),
-		VersionID: v.VersionID, Stale: v.Stale, Errno: errno}
-	f.src.describe(&ev)
-	f.r.audit(ctx, ev)
+	f.r.auditSource(ctx, f.src, v, errno, false)
+}
+
+// auditSource reports an open of src, or its refusal at lookup (atLookup),
+// with the version served or the errno the caller got.
+func (r *root) auditSource(ctx context.Context, src source, v Value, errno syscall.Errno, atLookup bool) {
+	ev := OpenEvent{Path: src.path(), SecretID: strings.Join(src.secretIDs(), ","),
+		VersionID: v.VersionID, Stale: v.Stale, Errno: errno, AtLookup: atLookup}
+	src.describe(&ev)
+	r.audit(ctx, ev)
 }
 
 // Read serves reads in kernel-cache mode, where there is no handle.

@@ -20,8 +20,9 @@ type Observer interface {
 }
 
 // Auditor learns of every open of a secret file in per-open mode, served or
-// refused. Open is called from the OPEN request before it is answered, so
-// the caller's process still exists; it must not block long.
+// refused, and of every lookup of one that is refused before an OPEN could
+// come (OpenEvent.AtLookup). Open is called from the request before it is
+// answered, so the caller's process still exists; it must not block long.
 type Auditor interface {
 	Open(OpenEvent)
 }
@@ -40,6 +41,11 @@ type OpenEvent struct {
 	Stale     bool
 	// Errno is 0 when the open was served, else what the caller got.
 	Errno syscall.Errno
+	// AtLookup says that the file was refused when the kernel looked it up,
+	// before any OPEN (e.g. a JSON key of a value that cannot be served, a
+	// mapped file that cannot be rendered): the caller may have been
+	// opening it or only asking about it (stat).
+	AtLookup bool
 	// TID is the calling thread's id as the kernel reports it (the process
 	// is found through /proc/TID/status), UID and GID its effective ids.
 	TID      uint32

@@ -127,7 +127,7 @@ var _ sfs.Auditor = (*auditLog)(nil)
 func (a *auditLog) Open(ev sfs.OpenEvent) {
 	line := auditLine{
 		Time:      ev.Time.UTC().Format(time.RFC3339Nano),
-		Event:     "open",
+		Event:     auditEvent(ev),
 		Path:      filepath.Join(a.mountDir, ev.Path),
 		SecretID:  ev.SecretID,
 		Stage:     ev.Stage,
@@ -155,6 +155,15 @@ func (a *auditLog) Open(ev sfs.OpenEvent) {
 		a.failed = true
 		a.log.Error("writing the audit log failed; later failures are not logged", "error", err)
 	}
+}
+
+// auditEvent is a line's event: "open", or "lookup" for a file refused when
+// the kernel looked it up, before any OPEN.
+func auditEvent(ev sfs.OpenEvent) string {
+	if ev.AtLookup {
+		return "lookup"
+	}
+	return "open"
 }
 
 // Close closes the audit log file.

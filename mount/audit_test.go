@@ -134,3 +134,17 @@ func TestDefect9_15_SIGHUPReopensTheAuditLog(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestDefect9_20_ARefusedLookupIsALookupLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	a, err := openAuditLog(path, "/mnt", nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.Open(sfs.OpenEvent{Time: time.Now(), Path: "app/settings.ini", SecretID: "app/db", Errno: syscall.EIO, AtLookup: true})
+	if !fileHas(path, `"event":"lookup","path":"/mnt/app/settings.ini","secret_id":"app/db"`) || !fileHas(path, `"result":"EIO"`) {
+		data, _ := os.ReadFile(path)
+		t.Fatalf("audit line %s", data)
+	}
+}

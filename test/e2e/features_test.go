@@ -550,6 +550,39 @@ func TestAuditLineNamesTheReadingProcess(t *testing.T) {
 	}
 }
 
+// TestDefect9_20_BrokenTemplateIsAudited: a mapped file whose template fails
+// is refused when the kernel looks it up, before any open reaches the
+// daemon; the audit log still gets a line with the errno.
+func TestDefect9_20_BrokenTemplateIsAudited(t *testing.T) {
+	w := newWorld(t)
+	w.createString("aud/tmpl", `{"host":"db.internal"}`)
+	dir := t.TempDir()
+	cfg, logFile := filepath.Join(dir, "m.yaml"), filepath.Join(dir, "audit.log")
+	yaml := "files:\n  - path: app/broken.ini\n    template: |\n      host = {{ key \"aud/tmpl\" \"hots\" }}\n"
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := w.startDaemon("--config", cfg, "--audit-log", logFile)
+	file := d.path("app/broken.ini")
+	if _, err := read(file); errnoOf(err) != syscall.EIO {
+		t.Fatalf("read of the broken template: %v, want EIO", err)
+	}
+	var found []auditEntry
+	eventually(t, 5*time.Second, "an audit line for the refused file", func() bool {
+		found = found[:0]
+		for _, e := range auditEntries(t, logFile) {
+			if e.Path == file {
+				found = append(found, e)
+			}
+		}
+		return len(found) > 0
+	})
+	e := found[0]
+	if e.Event != "lookup" || e.Result != "EIO" || e.SecretID != "aud/tmpl" || e.VersionID != "" || e.PID != os.Getpid() {
+		t.Errorf("audit line %+v; want a lookup refused with EIO by this process (%d)", e, os.Getpid())
+	}
+}
+
 func TestAuditLogIsRefusedInKernelCacheMode(t *testing.T) {
 	out, err := exec.Command(binary, "mount", "--audit-log", "-", "--kernel-cache", t.TempDir()).CombinedOutput()
 	var exit *exec.ExitError
