@@ -148,8 +148,20 @@ func FuzzHandler(f *testing.F) {
 			if code == ErrInternalServiceError {
 				t.Fatalf("client error with a server type: %s", out)
 			}
+			// An error never echoes a value the request carried.
+			var in struct{ SecretString string }
+			if json.Unmarshal(body, &in) == nil && len(in.SecretString) >= 8 && strings.Contains(string(out), in.SecretString) {
+				t.Fatalf("the %s error echoes the request's SecretString: %s", code, out)
+			}
 		default:
 			t.Fatalf("status %d (%s) for op %q: %s", status, code, op, fmt.Sprintf("%.200s", out))
+		}
+		// Whatever the request did, the emulator still answers.
+		for _, check := range []struct{ op, body string }{{OpListSecrets, `{"IncludePlannedDeletion":true}`}, {OpDescribeSecret, `{"SecretId":"seeded"}`}} {
+			status, code, out := serve(t, e, signedRequest(t, "http://emulator", check.op, check.body))
+			if status != http.StatusOK && code != ErrResourceNotFound {
+				t.Fatalf("after op %q, %s answers %d %s: %.200s", op, check.op, status, code, out)
+			}
 		}
 	})
 }
