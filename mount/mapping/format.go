@@ -68,7 +68,7 @@ func (f Format) apply(whole []byte, raw json.RawMessage) ([]byte, error) {
 		return decodeBase64(text)
 	}
 	if raw == nil {
-		raw = json.RawMessage(bytes.TrimSpace(whole))
+		raw = json.RawMessage(trimJSONSpace(whole))
 		if !json.Valid(raw) {
 			return nil, fmt.Errorf("format %s needs a JSON value: the secret %s", f, errNotJSON)
 		}

@@ -125,7 +125,7 @@ func (e errNoKey) Error() string { return fmt.Sprintf("has no key %s", e.path) }
 // lookupKey finds a key path in a JSON document and returns the raw JSON of
 // the value there.
 func lookupKey(data []byte, path KeyPath) (json.RawMessage, error) {
-	cur := json.RawMessage(bytes.TrimSpace(data))
+	cur := json.RawMessage(trimJSONSpace(data))
 	if !json.Valid(cur) {
 		return nil, errNotJSON
 	}
@@ -154,6 +154,11 @@ func lookupKey(data []byte, path KeyPath) (json.RawMessage, error) {
 	}
 	return cur, nil
 }
+
+// trimJSONSpace drops the white space JSON allows around a value (space,
+// tab, CR, LF) and nothing else: a value that starts with another space
+// character (a form feed, U+00A0) is not JSON.
+func trimJSONSpace(b []byte) []byte { return bytes.Trim(b, " \t\r\n") }
 
 // errNotJSON says a value is not JSON, without quoting it (the JSON
 // decoder's errors quote characters of the input).
