@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,11 +12,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -592,38 +597,67 @@ func TestAuditLogIsRefusedInKernelCacheMode(t *testing.T) {
 }
 
 // TestNoSecretValueInLogsOrAuditLines runs the daemon through reads,
-// rotations with change hooks, forced refreshes, an outage with --max-stale
-// and metrics scrapes, with debug logs and the audit log on, and then looks
-// for every value it served in all it wrote.
+// rotations (one made by the emulator's own rotation, whose password the
+// test never sees), mapped and templated files (one failing), change hooks
+// that dump their whole environment, forced refreshes, an outage with
+// --max-stale and metrics scrapes, with debug logs and the audit log on. It
+// then collects every value Secrets Manager ever held in the run and looks
+// for each in all the daemon wrote.
 func TestNoSecretValueInLogsOrAuditLines(t *testing.T) {
 	w := newWorld(t)
-	values := []string{"str-VALUE-7f3a91", `{"user":"u-VALUE-5c2e","password":"pw-VALUE-91bd"}`, "rot-VALUE-aa01", "rot-VALUE-bb02", "rot-VALUE-cc03"}
-	parts := []string{"str-VALUE-7f3a91", "u-VALUE-5c2e", "pw-VALUE-91bd", "rot-VALUE-aa01", "rot-VALUE-bb02", "rot-VALUE-cc03", "VALUE-"}
-	w.createString("leak/str", values[0])
-	w.createString("leak/json", values[1])
-	w.createString("leak/rot", values[2])
-	w.createBinary("leak/bin", []byte("bin-VALUE-0042"))
-	parts = append(parts, "bin-VALUE-0042")
+	w.createString("leak/str", "str-VALUE-7f3a91")
+	w.createString("leak/json", `{"user":"u-VALUE-5c2e","password":"pw-VALUE-91bd","port":5432}`)
+	w.createString("leak/rot", "rot-VALUE-aa01")
+	w.createBinary("leak/bin", []byte("bin-VALUE-0042\x00\xff"))
 	dir := t.TempDir()
-	auditFile, hookLog := filepath.Join(dir, "audit.log"), filepath.Join(dir, "hook.log")
+	auditFile, hookEnv, cfg := filepath.Join(dir, "audit.log"), filepath.Join(dir, "hook.env"), filepath.Join(dir, "m.yaml")
+	mapping := `files:
+  - {path: mapped/app.env, secret: leak/json, format: env}
+  - {path: mapped/password, secret: leak/json, key: password}
+  - path: mapped/settings.ini
+    template: |
+      user = {{ key "leak/json" "user" }}
+      password = {{ key "leak/json" "password" | shellquote }}
+  - path: mapped/broken.ini
+    template: '{{ key "leak/json" "passwrod" }}'
+`
+	if err := os.WriteFile(cfg, []byte(mapping), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	d := w.startDaemon("--log-level", "debug", "--refresh-interval", "1s", "--retry-delay-max", "1s",
 		"--max-stale", "2s", "--audit-log", auditFile, "--metrics-listen", "127.0.0.1:0",
-		"--on-change-command", `echo "$SECRETSFS_PATHS" >> `+hookLog, "--on-change-debounce", "100ms", "--prefix", "leak/")
+		"--config", cfg, "--expose-all",
+		"--on-change-command", `{ env; echo ----; } >> `+hookEnv, "--on-change-debounce", "100ms", "--prefix", "leak/")
 	base := metricsURL(t, d)
 
-	for _, p := range []string{"leak/str/AWSCURRENT", "leak/json/user", "leak/json/password", "leak/json/AWSCURRENT", "leak/rot/AWSCURRENT", "leak/bin/AWSCURRENT"} {
+	for _, p := range []string{"leak/str/AWSCURRENT", "leak/json/user", "leak/json/password", "leak/json/AWSCURRENT",
+		"leak/rot/AWSCURRENT", "leak/bin/AWSCURRENT", "mapped/app.env", "mapped/password", "mapped/settings.ini"} {
 		mustRead(t, d.path(p))
 		xattr(t, d.path(p), "user.secretsfs.version_id")
 	}
-	for _, v := range values[3:] {
+	read(d.path("mapped/broken.ini"))
+	for _, v := range []string{"rot-VALUE-bb02", "rot-VALUE-cc03"} {
 		w.put("leak/rot", v)
 		eventually(t, 15*time.Second, "the rotation", func() bool {
 			s, _ := read(d.path("leak/rot/AWSCURRENT"))
 			return s == v
 		})
 	}
+	// The emulator's own rotation: a new random password.
+	if _, err := w.sm.RotateSecret(w.ctx, &secretsmanager.RotateSecretInput{SecretId: aws.String("leak/json"), RotateImmediately: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "the rotated password", func() bool {
+		s, _ := read(d.path("leak/json/password"))
+		return s != "" && s != "pw-VALUE-91bd"
+	})
 	eventually(t, 10*time.Second, "the change hooks", func() bool {
-		return countLines(t, hookLog, d.path("leak/rot/AWSCURRENT")) == 2
+		// One run per rotation, each naming the file in SECRETSFS_PATHS
+		// (the first path on the variable's line, the others on their own).
+		runsFor := func(p string) int {
+			return countLines(t, hookEnv, "SECRETSFS_PATHS="+d.path(p)) + countLines(t, hookEnv, d.path(p))
+		}
+		return runsFor("leak/rot/AWSCURRENT") == 2 && runsFor("leak/json/password") == 1
 	})
 	if _, err := unix.Getxattr(d.path("leak/str/AWSCURRENT"), "user.secretsfs.refresh", make([]byte, 128)); err != nil {
 		t.Fatal(err)
@@ -634,37 +668,105 @@ func TestNoSecretValueInLogsOrAuditLines(t *testing.T) {
 		_, err := read(d.path("leak/json/password"))
 		return errnoOf(err) == syscall.EIO
 	})
+	read(d.path("mapped/settings.ini"))
 	_, metricsBody := httpGet(t, base+"/metrics")
 	_, healthBody := httpGet(t, base+"/healthz")
 	w.emu.ClearFaults()
 	eventually(t, 15*time.Second, "recovery", func() bool {
-		s, err := read(d.path("leak/json/password"))
-		return err == nil && s == "pw-VALUE-91bd"
+		_, err := read(d.path("leak/json/password"))
+		return err == nil
 	})
+	_, metricsAfter := httpGet(t, base+"/metrics")
 	d.Stop(t)
 
+	values := createdValues(t, w)
+	if len(values) < 12 {
+		t.Fatalf("only %d values collected: %q", len(values), values)
+	}
 	audit, err := os.ReadFile(auditFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(string(audit), "\n"); n < 8 {
+	if n := strings.Count(string(audit), "\n"); n < 12 {
 		t.Fatalf("only %d audit lines", n)
 	}
-	hooks, _ := os.ReadFile(hookLog)
+	hooks, _ := os.ReadFile(hookEnv)
 	outputs := map[string]string{
 		"stderr": d.Stderr.String(), "stdout": d.Stdout.String(), "audit log": string(audit),
-		"hook log": string(hooks), "metrics": metricsBody, "healthz": healthBody,
+		"hook environment": string(hooks), "metrics": metricsBody + metricsAfter, "healthz": healthBody,
 	}
-	if !strings.Contains(outputs["stderr"], "level=DEBUG") {
-		t.Fatal("no debug lines in the log: the test would prove little")
+	if !strings.Contains(outputs["stderr"], "level=DEBUG") || !strings.Contains(outputs["stderr"], "mapped/broken.ini") {
+		t.Fatal("no debug lines or no failing template in the log: the test would prove little")
+	}
+	if !strings.Contains(outputs["hook environment"], "SECRETSFS_PATHS=") {
+		t.Fatal("the hooks did not dump their environment: the test would prove little")
 	}
 	for what, text := range outputs {
-		for _, v := range parts {
+		for _, v := range values {
 			if strings.Contains(text, v) {
 				t.Errorf("the %s contains the secret value %q", what, v)
 			}
 		}
 	}
+}
+
+// createdValues returns every value Secrets Manager held during the run,
+// every version of every secret, as the strings a leak would show: whole
+// values, the string leaves of JSON values, and binary values raw, in
+// base64 and in hex. Strings shorter than 6 bytes are left out (they occur
+// in any text).
+func createdValues(t *testing.T, w *world) []string {
+	t.Helper()
+	var out []string
+	add := func(s string) {
+		if len(s) >= 6 && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	var leaves func(v any)
+	leaves = func(v any) {
+		switch x := v.(type) {
+		case string:
+			add(x)
+		case map[string]any:
+			for _, e := range x {
+				leaves(e)
+			}
+		case []any:
+			for _, e := range x {
+				leaves(e)
+			}
+		}
+	}
+	list, err := w.sm.ListSecrets(w.ctx, &secretsmanager.ListSecretsInput{IncludePlannedDeletion: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range list.SecretList {
+		versions, err := w.sm.ListSecretVersionIds(w.ctx, &secretsmanager.ListSecretVersionIdsInput{SecretId: s.ARN, IncludeDeprecated: aws.Bool(true)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range versions.Versions {
+			got, err := w.sm.GetSecretValue(w.ctx, &secretsmanager.GetSecretValueInput{SecretId: s.ARN, VersionId: v.VersionId})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.SecretString != nil {
+				add(*got.SecretString)
+				var j any
+				if json.Unmarshal([]byte(*got.SecretString), &j) == nil {
+					leaves(j)
+				}
+			}
+			if b := got.SecretBinary; b != nil {
+				add(string(b))
+				add(base64.StdEncoding.EncodeToString(b))
+				add(hex.EncodeToString(b))
+			}
+		}
+	}
+	return out
 }
 
 // TestOnChangeOfMappedFiles: a mapped file's own on_change and the
