@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/secretsfs/secretsfs/test/emulator"
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // countLines counts the lines of a file equal to want.
@@ -333,16 +333,11 @@ func metricsURL(t *testing.T, d *daemon) string {
 
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(body)
+	return testutil.Do(t, req)
 }
 
 // scrape returns the metric families the daemon serves.

@@ -1,42 +1,21 @@
 package emulator
 
 import (
-	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // rawGetSecretValue sends a GetSecretValue for id with the given Host
-// header, signed the way the emulator checks (the signature is not
-// verified), and returns the status and body.
+// header and returns the status and body.
 func rawGetSecretValue(t *testing.T, url, host, id string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url+"/", strings.NewReader(`{"SecretId":"`+id+`"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	req := signedRequest(t, url, OpGetSecretValue, `{"SecretId":"`+id+`"}`)
 	req.Host = host
-	req.Header.Set("X-Amz-Target", "secretsmanager.GetSecretValue")
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Date", "20261128T120000Z")
-	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20261128/us-east-1/secretsmanager/aws4_request, SignedHeaders=host;x-amz-date, Signature=abcdef0123")
-	return do(t, req)
-}
-
-func do(t *testing.T, req *http.Request) (int, string) {
-	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(body)
+	return testutil.Do(t, req)
 }
 
 // TestDefect9_15_EmulatorRefusesForeignHostHeaders: a web page whose name an
@@ -57,7 +36,7 @@ func TestDefect9_15_EmulatorRefusesForeignHostHeaders(t *testing.T) {
 		}
 		req, _ := http.NewRequest(http.MethodGet, f.srv.URL()+ControlPrefix+"calls", nil)
 		req.Host = host
-		if code, body := do(t, req); code != http.StatusForbidden {
+		if code, body := testutil.Do(t, req); code != http.StatusForbidden {
 			t.Errorf("Host %q on the control endpoint: %d %q; want 403", host, code, body)
 		}
 	}

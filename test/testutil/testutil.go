@@ -7,6 +7,8 @@ package testutil
 import (
 	"bufio"
 	"bytes"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"sort"
@@ -238,6 +240,22 @@ func (d *Daemon) Stop(tb testing.TB) {
 			tb.Errorf("umount -l %s: %v", d.Mnt, err)
 		}
 	}
+}
+
+// Do sends an HTTP request and returns the answer's status and body,
+// failing the test if there is no answer.
+func Do(tb testing.TB, req *http.Request) (status int, body string) {
+	tb.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
 }
 
 // ListDir returns a directory's entries in order, directories with a
