@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -344,20 +343,6 @@ func TestDefect9_15_PidFileMustBeOwnedByRootOrTheDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { target.Process.Kill(); target.Wait() })
-	dir := t.TempDir()
-	pidFile := func(name string, mode os.FileMode, uid int) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(strconv.Itoa(target.Process.Pid)+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(p, uid, -1); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 	for _, c := range []struct {
 		name string
 		mode os.FileMode
@@ -370,7 +355,7 @@ func TestDefect9_15_PidFileMustBeOwnedByRootOrTheDaemon(t *testing.T) {
 		{"root-0666", 0o666, 0, []string{"writable by group or others", "mode 0666", "chmod go-w"}},
 		{"root-0620", 0o620, 0, []string{"writable by group or others", "chmod go-w"}},
 	} {
-		p := pidFile(c.name, c.mode, c.uid)
+		p := testutil.WritePIDFile(t, target.Process.Pid, c.mode, c.uid)
 		err := signalPIDFile("CONT", p)
 		switch {
 		case c.want == nil && err != nil:

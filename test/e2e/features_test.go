@@ -115,27 +115,11 @@ func usr1Counter(t *testing.T) (pid int, got string) {
 	return sleeper.Process.Pid, got
 }
 
-// writePIDFile writes a pid file with the given mode and owner.
-func writePIDFile(t *testing.T, pid int, mode os.FileMode, uid int) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "app.pid")
-	if err := os.WriteFile(p, []byte(fmt.Sprintf("%d\n", pid)), mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(p, mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(p, uid, -1); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func TestOnChangeSignalGoesToThePidInThePidFile(t *testing.T) {
 	w := newWorld(t)
 	w.createString("sig/key", "k1")
 	pid, got := usr1Counter(t)
-	pidFile := writePIDFile(t, pid, 0o600, os.Geteuid())
+	pidFile := testutil.WritePIDFile(t, pid, 0o600, os.Geteuid())
 	d := w.startDaemon("--refresh-interval", "1s", "--secret", "sig/key",
 		"--on-change-signal", "USR1", "--on-change-pidfile", pidFile, "--on-change-debounce", "100ms")
 	mustRead(t, d.path("sig/key/AWSCURRENT"))
@@ -159,7 +143,7 @@ func TestDefect9_15_OnChangeRefusesAPidFileOthersCouldWrite(t *testing.T) {
 		id := fmt.Sprintf("sigbad/key%d", i)
 		w.createString(id, "k1")
 		pid, got := usr1Counter(t)
-		pidFile := writePIDFile(t, pid, c.mode, c.uid)
+		pidFile := testutil.WritePIDFile(t, pid, c.mode, c.uid)
 		d := w.startDaemon("--refresh-interval", "1s", "--secret", id,
 			"--on-change-signal", "USR1", "--on-change-pidfile", pidFile, "--on-change-debounce", "100ms")
 		mustRead(t, d.path(id+"/AWSCURRENT"))

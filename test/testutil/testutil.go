@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -294,4 +296,20 @@ func ListXattr(tb testing.TB, path string) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// WritePIDFile writes pid to a new pid file with the given mode and owner.
+func WritePIDFile(tb testing.TB, pid int, mode os.FileMode, uid int) string {
+	tb.Helper()
+	p := filepath.Join(tb.TempDir(), "app.pid")
+	if err := os.WriteFile(p, []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Chown(p, uid, -1); err != nil {
+		tb.Fatal(err)
+	}
+	return p
 }
