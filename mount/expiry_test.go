@@ -35,7 +35,7 @@ func TestDefect9_03_MaxStaleExpiryFailsReadsAtOnce(t *testing.T) {
 	client.PutString("db", "v1")
 	dir := t.TempDir()
 
-	feat, err := newFeatureSet(Config{Features: Features{MaxStale: maxStale}}, dir, clock, io.Discard, log)
+	feat, err := newFeatureSet(Config{Features: Features{MaxStale: maxStale}}, dir, clock, hygieneOutcome{}, io.Discard, log)
 	if err != nil {
 		t.Fatal(err)
 	}

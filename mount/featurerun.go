@@ -30,10 +30,10 @@ type featureSet struct {
 	cat      catalog
 }
 
-func newFeatureSet(cfg Config, dir string, clock cache.Clock, stderr io.Writer, log *slog.Logger) (*featureSet, error) {
+func newFeatureSet(cfg Config, dir string, clock cache.Clock, hyg hygieneOutcome, stderr io.Writer, log *slog.Logger) (*featureSet, error) {
 	f := &featureSet{cfg: cfg, dir: dir, clock: clock, log: log}
 	if cfg.MetricsListen != "" {
-		f.metrics = newMetrics()
+		f.metrics = newMetrics(hyg)
 	}
 	if cfg.MaxStale > 0 {
 		f.expiry = newStaleExpiry(cfg.MaxStale, clock)

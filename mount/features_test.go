@@ -148,13 +148,14 @@ func TestApplyHygiene(t *testing.T) {
 		name       string
 		h          hygieneCalls
 		noMlock    bool
-		wantLocked bool
+		wantLocked bool // mlockall was called
 		wantLog    string
+		memLocked  bool // and succeeded
 	}{
-		{"locks", hygieneCalls{}, false, true, ""},
-		{"--no-mlock", hygieneCalls{}, true, false, "--no-mlock"},
-		{"race detector", hygieneCalls{raceDetector: true}, false, false, "race detector"},
-		{"not permitted", hygieneCalls{mlockall: func() error { return syscall.EPERM }}, false, true, "CAP_IPC_LOCK"},
+		{"locks", hygieneCalls{}, false, true, "", true},
+		{"--no-mlock", hygieneCalls{}, true, false, "--no-mlock", false},
+		{"race detector", hygieneCalls{raceDetector: true}, false, false, "race detector", false},
+		{"not permitted", hygieneCalls{mlockall: func() error { return syscall.EPERM }}, false, true, "CAP_IPC_LOCK", false},
 	}
 	for _, c := range cases {
 		var locked, undumpable bool
@@ -166,9 +167,10 @@ func TestApplyHygiene(t *testing.T) {
 		h.mlockall = func() error { locked = true; return lock() }
 		h.disableDumping = func() error { undumpable = true; return nil }
 		var buf bytes.Buffer
-		applyHygiene(h, c.noMlock, slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
-		if locked != c.wantLocked || !undumpable || !strings.Contains(buf.String(), c.wantLog) {
-			t.Errorf("%s: locked %v (want %v), undumpable %v, log %q (want %q)", c.name, locked, c.wantLocked, undumpable, buf.String(), c.wantLog)
+		got := applyHygiene(h, c.noMlock, slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+		if locked != c.wantLocked || !undumpable || !strings.Contains(buf.String(), c.wantLog) || got.memoryLocked != c.memLocked {
+			t.Errorf("%s: locked %v (want %v), undumpable %v, log %q (want %q), reported locked %v (want %v)",
+				c.name, locked, c.wantLocked, undumpable, buf.String(), c.wantLog, got.memoryLocked, c.memLocked)
 		}
 	}
 }

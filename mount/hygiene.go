@@ -21,12 +21,18 @@ func systemHygiene() hygieneCalls {
 	}
 }
 
+// hygieneOutcome is what applyHygiene achieved, for the metrics.
+type hygieneOutcome struct {
+	memoryLocked bool // mlockall succeeded
+}
+
 // applyHygiene keeps secrets out of swap and core dumps as far as the system
 // allows: the process is made non-dumpable (no core dump, no ptrace by other
 // users' processes, /proc/PID/mem closed to them) and, unless noMlock, its
 // memory is locked so that it is never swapped out. Neither failure is
-// fatal; each is a warning saying how to fix it.
-func applyHygiene(h hygieneCalls, noMlock bool, log *slog.Logger) {
+// fatal; each is a warning saying how to fix it, and whether memory is
+// locked is reported (secretsfs_memory_locked).
+func applyHygiene(h hygieneCalls, noMlock bool, log *slog.Logger) hygieneOutcome {
 	if err := h.disableDumping(); err != nil {
 		log.Warn("could not disable core dumps (PR_SET_DUMPABLE); a crash may dump secrets to disk", "error", err)
 	}
@@ -39,8 +45,10 @@ func applyHygiene(h hygieneCalls, noMlock bool, log *slog.Logger) {
 	default:
 		if err := h.mlockall(); err != nil {
 			log.Warn("could not lock memory (mlockall); secrets may be swapped to disk. Run as root or with CAP_IPC_LOCK and a memlock limit large enough (systemd: LimitMEMLOCK=infinity), or pass --no-mlock to silence this", "error", err)
-			return
+			return hygieneOutcome{}
 		}
 		log.Debug("memory locked (mlockall)")
+		return hygieneOutcome{memoryLocked: true}
 	}
+	return hygieneOutcome{}
 }

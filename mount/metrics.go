@@ -42,7 +42,8 @@ type opLabel struct {
 	errno syscall.Errno
 }
 
-func newMetrics() *metrics {
+// newMetrics builds the metrics; hyg says whether memory is locked.
+func newMetrics(hyg hygieneOutcome) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		apiCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -72,7 +73,14 @@ func newMetrics() *metrics {
 	for _, outcome := range []string{"ok", "failed"} {
 		m.hookRuns.WithLabelValues(outcome) // shown at 0 before the first run
 	}
-	m.reg.MustRegister(m.apiCalls, m.apiSeconds, m.refreshes, m.fuseOps, m.hookRuns,
+	memoryLocked := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "secretsfs_memory_locked",
+		Help: "1 when the daemon's memory is locked (mlockall) so that no secret is swapped to disk; 0 when locking failed (see the warning at start) or --no-mlock.",
+	})
+	if hyg.memoryLocked {
+		memoryLocked.Set(1)
+	}
+	m.reg.MustRegister(m.apiCalls, m.apiSeconds, m.refreshes, m.fuseOps, m.hookRuns, memoryLocked,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -316,7 +316,7 @@ func TestDefect9_18_HookFiresWithoutFurtherReads(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "ran")
 	cfg := Config{DefaultStage: "AWSCURRENT"}
 	cfg.OnChange = &ChangeHook{Command: []string{"/bin/sh", "-c", "echo ran >> " + out}}
-	f, err := newFeatureSet(cfg, t.TempDir(), clock, os.Stderr, slog.New(slog.DiscardHandler))
+	f, err := newFeatureSet(cfg, t.TempDir(), clock, hygieneOutcome{}, os.Stderr, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

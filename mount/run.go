@@ -46,8 +46,9 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	var hyg hygieneOutcome
 	if d.hygiene.mlockall != nil {
-		applyHygiene(d.hygiene, cfg.NoMlock, log)
+		hyg = applyHygiene(d.hygiene, cfg.NoMlock, log)
 	}
 	hup := d.hup
 	if hup == nil {
@@ -78,7 +79,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 	cc.SecretRefreshInterval = cfg.RefreshInterval
 	cc.Logger = log.With("component", "cache")
 	cc.Clock = d.clock
-	feat, err := newFeatureSet(cfg, dir, d.clock, stderr, log)
+	feat, err := newFeatureSet(cfg, dir, d.clock, hyg, stderr, log)
 	if err != nil {
 		return err
 	}

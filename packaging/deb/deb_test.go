@@ -7,9 +7,11 @@ import (
 	"debug/elf"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -333,22 +335,7 @@ func TestUnitSettings(t *testing.T) {
 		{"secretsfs@.service", "/etc/secretsfs/%i.env", "/run/secretsfs/%i"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join(pkg.root, "lib/systemd/system", tc.name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			settings := map[string][]string{}
-			for _, line := range strings.Split(string(b), "\n") {
-				line = strings.TrimSpace(line)
-				if line == "" || line[0] == '#' || line[0] == '[' {
-					continue
-				}
-				k, v, ok := strings.Cut(line, "=")
-				if !ok {
-					t.Fatalf("odd line %q", line)
-				}
-				settings[k] = append(settings[k], v)
-			}
+			settings := unitSettings(t, tc.name)
 			for k, want := range map[string]string{
 				"Type":                     "notify",
 				"NotifyAccess":             "main",
@@ -357,7 +344,8 @@ func TestUnitSettings(t *testing.T) {
 				"Environment":              "SECRETSFS_MOUNTPOINT=" + tc.mountpoint,
 				"DeviceAllow":              "/dev/fuse rw",
 				"DevicePolicy":             "closed",
-				"CapabilityBoundingSet":    "CAP_SYS_ADMIN",
+				"CapabilityBoundingSet":    "CAP_SYS_ADMIN CAP_IPC_LOCK",
+				"LimitMEMLOCK":             "infinity",
 				"NoNewPrivileges":          "yes",
 				"LimitCORE":                "0",
 				"ExecReload":               "/bin/kill -HUP $MAINPID",
@@ -377,6 +365,134 @@ func TestUnitSettings(t *testing.T) {
 				if v, ok := settings[k]; ok {
 					t.Errorf("%s=%s would hide the mount from the host (private mount namespace) or break mounting", k, v)
 				}
+			}
+		})
+	}
+}
+
+// unitSettings reads a packaged unit's settings, each key's values in order.
+func unitSettings(t *testing.T, name string) map[string][]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(pkg.root, "lib/systemd/system", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string][]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' || line[0] == '[' {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf("odd line %q", line)
+		}
+		settings[k] = append(settings[k], v)
+	}
+	return settings
+}
+
+// asUnitRuns is the command that runs argv with the capability bounding set
+// and memlock limit systemd gives a service with these settings (without
+// LimitMEMLOCK=, systemd's default of 8 MiB). Where this process may not
+// raise the limit (no CAP_SYS_RESOURCE, as in some containers) it stays at
+// most 8 MiB, which is logged.
+func asUnitRuns(t *testing.T, settings map[string][]string, argv ...string) []string {
+	t.Helper()
+	for _, tool := range []string{"prlimit", "setpriv"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s (util-linux) is not installed", tool)
+		}
+	}
+	const systemdDefault = "8388608"
+	memlock := systemdDefault
+	if v := settings["LimitMEMLOCK"]; len(v) > 0 {
+		memlock = strings.Join(v, "")
+		if memlock == "infinity" {
+			memlock = "unlimited"
+		}
+	}
+	if err := exec.Command("prlimit", "--memlock="+memlock+":"+memlock, "--", "true").Run(); err != nil {
+		t.Logf("RLIMIT_MEMLOCK cannot be raised to %s here (%v); running with %s bytes", memlock, err, systemdDefault)
+		memlock = systemdDefault
+	}
+	caps := "-all"
+	for _, c := range strings.Fields(strings.Join(settings["CapabilityBoundingSet"], " ")) {
+		caps += ",+" + strings.ToLower(strings.TrimPrefix(c, "CAP_"))
+	}
+	return append([]string{"prlimit", "--memlock=" + memlock + ":" + memlock, "--",
+		"setpriv", "--bounding-set=" + caps, "--inh-caps=-all", "--"}, argv...)
+}
+
+// startEmulator serves the given secrets (name to SecretString) on
+// loopback until the test ends.
+func startEmulator(t *testing.T, secrets map[string]string) *emulator.Server {
+	t.Helper()
+	e := emulator.New()
+	srv, err := emulator.Start(e, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	for name, value := range secrets {
+		if _, err := e.CreateSecret(emulator.Secret{Name: name, SecretString: aws.String(value)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return srv
+}
+
+var metricsAddr = regexp.MustCompile(`msg="serving metrics".* address=(\S+)`)
+
+// TestIssue10_03_UnitsLetTheDaemonLockMemory: the daemon run with the
+// capabilities and memlock limit the packaged units give it locks its
+// memory (VmLck in /proc/PID/status) and says so on /metrics
+// (secretsfs_memory_locked 1); run as the units did before (CAP_SYS_ADMIN
+// only, systemd's default 8 MiB memlock limit) it cannot, and says so in a
+// warning at start and on /metrics (0).
+func TestIssue10_03_UnitsLetTheDaemonLockMemory(t *testing.T) {
+	needPackage(t)
+	testutil.RequireFUSE(t)
+	srv := startEmulator(t, map[string]string{"app/key": "k"})
+	before := map[string][]string{"CapabilityBoundingSet": {"CAP_SYS_ADMIN"}}
+	for _, tc := range []struct {
+		name     string
+		settings map[string][]string
+		locked   bool
+	}{
+		{"secretsfs.service", unitSettings(t, "secretsfs.service"), true},
+		{"secretsfs@.service", unitSettings(t, "secretsfs@.service"), true},
+		{"CAP_SYS_ADMIN only, default memlock limit", before, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, bin, mnt := fstabSetup(t, "secretsfs-memlock")
+			argv := asUnitRuns(t, tc.settings, bin, "mount", "--endpoint-url", srv.URL(), "--secret", "app/key",
+				"--metrics-listen", "127.0.0.1:0", mnt)
+			d := testutil.StartDaemon(t, tc.name, mnt, argv, testutil.FakeAWSEnv(), func(d *testutil.Daemon) bool {
+				return metricsAddr.MatchString(d.Stderr.String())
+			})
+			req, err := http.NewRequest(http.MethodGet, "http://"+metricsAddr.FindStringSubmatch(d.Stderr.String())[1]+"/metrics", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, body := testutil.Do(t, req)
+			status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.Cmd.Process.Pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			vmLck := regexp.MustCompile(`(?m)^VmLck:\s+(\d+) kB$`).FindStringSubmatch(string(status))
+			if vmLck == nil {
+				t.Fatalf("no VmLck in /proc/PID/status:\n%s", status)
+			}
+			warned := strings.Contains(d.Stderr.String(), "could not lock memory")
+			if tc.locked {
+				if vmLck[1] == "0" || !strings.Contains(body, "\nsecretsfs_memory_locked 1\n") || warned {
+					t.Fatalf("VmLck %s kB, warning %v, /metrics:\n%s\nlog:\n%s", vmLck[1], warned, body, d.Stderr)
+				}
+				return
+			}
+			if vmLck[1] != "0" || !strings.Contains(body, "\nsecretsfs_memory_locked 0\n") || !warned {
+				t.Fatalf("VmLck %s kB, warning %v, /metrics:\n%s\nlog:\n%s", vmLck[1], warned, body, d.Stderr)
 			}
 		})
 	}
