@@ -37,6 +37,12 @@ var pkg struct {
 }
 
 func TestMain(m *testing.M) {
+	if deb, root := os.Getenv(sandboxDebEnv), os.Getenv(sandboxRootEnv); deb != "" {
+		// A test re-run inside a sandbox (install_test.go): the package
+		// is the one its parent built.
+		pkg.deb, pkg.root = deb, root
+		os.Exit(m.Run())
+	}
 	code := func() int {
 		tmp, err := os.MkdirTemp("", "secretsfs-deb-test-")
 		if err != nil {
@@ -120,8 +126,16 @@ func TestControlFields(t *testing.T) {
 		if !strings.HasPrefix(s, "#!/bin/sh\nset -e\n") || !strings.Contains(s, "[ -d /run/systemd/system ]") {
 			t.Errorf("%s:\n%s", script, s)
 		}
-		if strings.Contains(s, "enable") || strings.Contains(s, "start ") {
-			t.Errorf("%s enables or starts the service, which needs settings first:\n%s", script, s)
+		// Starting is for the administrator (the service needs settings
+		// first); systemctl is only asked to reload, the rest goes through
+		// deb-systemd-helper and deb-systemd-invoke (lintian's rule).
+		if strings.Contains(s, "invoke start") || strings.Contains(s, "restart") {
+			t.Errorf("%s starts the service, which needs settings first:\n%s", script, s)
+		}
+		for _, line := range strings.Split(s, "\n") {
+			if strings.Contains(line, "systemctl") && !strings.Contains(line, "daemon-reload") {
+				t.Errorf("%s calls systemctl: %s", script, line)
+			}
 		}
 	}
 }

@@ -271,27 +271,69 @@ func exitDetail(err error) error {
 	return err
 }
 
-// The maintainer scripts only tell a running systemd about the units; the
-// service is not enabled or started, since it needs settings (region,
-// secrets) first, and is not restarted on upgrade, which would drop the
-// mount under running programs: restart it when convenient.
+// The maintainer scripts handle the units as dh_installsystemd does for
+// units installed disabled and not started (--no-enable --no-start
+// --no-stop-on-upgrade): the service needs settings (region, secrets) first,
+// and restarting it on upgrade would drop the mount under running programs
+// (restart it when convenient). deb-systemd-helper records which symlinks
+// enabling the unit makes, whoever enables it, so that purge removes them;
+// systemctl itself is only asked to reload.
+
 const postinst = `#!/bin/sh
 set -e
-if [ "$1" = configure ] && [ -d /run/systemd/system ]; then
-	systemctl --system daemon-reload >/dev/null || true
+if [ "$1" = configure ] || [ "$1" = abort-upgrade ] || [ "$1" = abort-deconfigure ] || [ "$1" = abort-remove ]; then
+	if command -v deb-systemd-helper >/dev/null; then
+		if deb-systemd-helper debian-installed secretsfs.service; then
+			# Undo the mask of a removal; keep an enabled unit enabled.
+			deb-systemd-helper unmask secretsfs.service >/dev/null || true
+			if deb-systemd-helper --quiet was-enabled secretsfs.service; then
+				deb-systemd-helper enable secretsfs.service >/dev/null || true
+			fi
+		fi
+		deb-systemd-helper update-state secretsfs.service >/dev/null || true
+	fi
+	if [ -z "${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ]; then
+		systemctl --system daemon-reload >/dev/null || true
+	fi
 fi
 `
 
+// prerm stops, on removal only, every secretsfs run from the packaged binary,
+// so that none keeps serving from a deleted file: the units, then the
+// daemons of /etc/fstab mounts and any started by hand (found by their
+// executable), which unmount on SIGTERM, lazily while files are open, and
+// exit. Mounts served by other secretsfs binaries are left alone.
 const prerm = `#!/bin/sh
 set -e
-if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
-	systemctl stop secretsfs.service 'secretsfs@*.service' >/dev/null 2>&1 || true
+if [ "$1" = remove ] && [ -z "${DPKG_ROOT:-}" ]; then
+	if [ -d /run/systemd/system ]; then
+		deb-systemd-invoke stop secretsfs.service 'secretsfs@*.service' >/dev/null || true
+	fi
+	start-stop-daemon --stop --quiet --oknodo --exec /usr/bin/secretsfs --retry TERM/30/KILL/5 || true
 fi
 `
 
+// postrm masks the unit while the package is removed but not purged (as
+// dh_installsystemd does), and on purge removes every symlink that enabled
+// a unit: those deb-systemd-helper recorded for secretsfs.service, and the
+// instances of secretsfs@.service the administrator enabled.
 const postrm = `#!/bin/sh
 set -e
-if [ -d /run/systemd/system ]; then
+if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
 	systemctl --system daemon-reload >/dev/null || true
+fi
+if [ "$1" = remove ] && [ -x /usr/bin/deb-systemd-helper ]; then
+	deb-systemd-helper mask secretsfs.service >/dev/null || true
+fi
+if [ "$1" = purge ]; then
+	if [ -x /usr/bin/deb-systemd-helper ]; then
+		deb-systemd-helper purge secretsfs.service >/dev/null || true
+		deb-systemd-helper unmask secretsfs.service >/dev/null || true
+	fi
+	for link in /etc/systemd/system/*.wants/secretsfs@*.service; do
+		if [ -L "$link" ]; then
+			rm -f "$link"
+		fi
+	done
 fi
 `

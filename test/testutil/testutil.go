@@ -313,3 +313,24 @@ func WritePIDFile(tb testing.TB, pid int, mode os.FileMode, uid int) string {
 	}
 	return p
 }
+
+// MountPoints returns the mount points, in /proc/self/mountinfo's order,
+// whose filesystem type (e.g. "fuse.secretsfs") match accepts.
+func MountPoints(match func(fsType string) bool) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		for i, x := range f {
+			// The type follows "-"; field 5 is the mount point, octal-escaped.
+			if x == "-" && i+1 < len(f) && len(f) >= 10 && match(f[i+1]) {
+				out = append(out, unescape(f[4]))
+				break
+			}
+		}
+	}
+	return out
+}
