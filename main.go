@@ -172,9 +172,12 @@ func newApp(act actions, stdout, stderr io.Writer) *cli.App {
 				// from this very command-line definition.
 				Name:      "gen",
 				Hidden:    true,
-				Usage:     "write the man page or a shell completion script to stdout",
-				ArgsUsage: strings.Join(cligen.Kinds(), "|"),
+				Usage:     "write the man page or a shell completion script to stdout, or every man page into DIR",
+				ArgsUsage: strings.Join(cligen.Kinds(), "|") + " | man DIR",
 				Action: func(c *cli.Context) error {
+					if c.Args().First() == "man" && c.NArg() == 2 {
+						return cligen.WriteManPages(c.App, c.Args().Get(1))
+					}
 					return cligen.Write(c.App, c.Args().First(), c.App.Writer)
 				},
 			},

@@ -7,8 +7,11 @@
 package cligen
 
 import (
+	"bytes"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -39,6 +42,35 @@ func Write(app *cli.App, kind string, w io.Writer) error {
 	}
 	_, err = io.WriteString(w, s)
 	return err
+}
+
+// ManPage is one manual page generated from the command-line definition.
+type ManPage struct {
+	Name    string // the program it documents, e.g. "secretsfs"
+	Section int    // 1 for commands, 8 for administration programs
+	Write   func(app *cli.App, w io.Writer) error
+}
+
+// ManPages are every manual page the package installs; "secretsfs gen man
+// DIR" writes them all, and the .deb build installs whatever it finds there.
+func ManPages() []ManPage {
+	return []ManPage{
+		{Name: "secretsfs", Section: 1, Write: func(app *cli.App, w io.Writer) error { return Write(app, "man", w) }},
+	}
+}
+
+// WriteManPages writes each of ManPages into dir as NAME.SECTION.
+func WriteManPages(app *cli.App, dir string) error {
+	for _, p := range ManPages() {
+		var b bytes.Buffer
+		if err := p.Write(app, &b); err != nil {
+			return fmt.Errorf("%s(%d): %w", p.Name, p.Section, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s.%d", p.Name, p.Section)), b.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // expand puts the program's name into a completion script.

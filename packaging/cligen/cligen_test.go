@@ -2,6 +2,8 @@ package cligen
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -50,5 +52,26 @@ func TestWriteRejectsUnknownKind(t *testing.T) {
 	err := Write(testApp(), "tcsh", &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "bash, fish, man, zsh") {
 		t.Fatalf("Write(tcsh) = %v, want an error listing the kinds", err)
+	}
+}
+
+// "gen man DIR" writes every page, secretsfs.1 among them, as "gen man"
+// writes it to stdout.
+func TestWriteManPages(t *testing.T) {
+	dir := t.TempDir()
+	if err := WriteManPages(testApp(), dir); err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	if err := Write(testApp(), "man", &want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "secretsfs.1"))
+	if err != nil || !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("secretsfs.1: %v\n%s", err, got)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != len(ManPages()) {
+		t.Fatalf("%d files for %d pages", len(entries), len(ManPages()))
 	}
 }

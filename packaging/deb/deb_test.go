@@ -173,6 +173,9 @@ func TestContents(t *testing.T) {
 		"/usr/share/bash-completion/completions/secretsfs":    "-rw-r--r--",
 		"/usr/share/zsh/vendor-completions/_secretsfs":        "-rw-r--r--",
 		"/usr/share/fish/vendor_completions.d/secretsfs.fish": "-rw-r--r--",
+		"/usr/share/doc/secretsfs/copyright":                  "-rw-r--r--",
+		"/usr/share/doc/secretsfs/changelog.gz":               "-rw-r--r--",
+		"/usr/share/lintian/overrides/secretsfs":              "-rw-r--r--",
 	}
 	for path, mode := range want {
 		if got[path] != mode {

@@ -4,9 +4,12 @@
 //
 // It builds a static binary (CGO_ENABLED=0) whose version string is set with
 // -ldflags "-X main.version=...", and packs it with the systemd units, the
-// /etc/fstab mount helper, an example settings file (a conffile), and the man
-// page and shell completions the binary itself generates ("secretsfs gen").
-// It prints the path of the .deb.
+// /etc/fstab mount helper, an example settings file (a conffile), the man
+// pages and shell completions the binary itself generates ("secretsfs gen"),
+// and what Debian asks of every package: the copyright file (of secretsfs
+// and of every Go module linked in, read from the module cache), a
+// changelog, md5sums, and lintian overrides for what is intended. It prints
+// the path of the .deb; lintian reports no error on it.
 package main
 
 import (
@@ -73,6 +76,9 @@ func moduleRoot() (string, error) {
 	}
 }
 
+// conffile is the package's only configuration file.
+const conffile = "/etc/secretsfs/secretsfs.env"
+
 // debVersion is what dpkg accepts as an upstream version without epoch.
 var debVersion = regexp.MustCompile(`^[0-9][A-Za-z0-9.+~-]*$`)
 
@@ -111,21 +117,20 @@ func build(o options) (string, error) {
 		}
 	}
 	generated := map[string][]byte{}
-	for _, kind := range []string{"man", "bash", "zsh", "fish"} {
+	for _, kind := range []string{"bash", "zsh", "fish"} {
 		out, err := exec.Command(gen, "gen", kind).Output()
 		if err != nil {
 			return "", fmt.Errorf("secretsfs gen %s: %w", kind, exitDetail(err))
 		}
 		generated[kind] = out
 	}
-	man, err := gzipped(generated["man"])
+	manPages, err := generatedManPages(gen, filepath.Join(stage, "man"))
 	if err != nil {
 		return "", err
 	}
 
 	read := func(rel string) ([]byte, error) { return os.ReadFile(filepath.Join(o.Src, "packaging", rel)) }
 	files := []file{
-		{path: "/usr/share/man/man1/secretsfs.1.gz", mode: 0o644, data: man},
 		{path: "/usr/share/bash-completion/completions/secretsfs", mode: 0o644, data: generated["bash"]},
 		{path: "/usr/share/zsh/vendor-completions/_secretsfs", mode: 0o644, data: generated["zsh"]},
 		{path: "/usr/share/fish/vendor_completions.d/secretsfs.fish", mode: 0o644, data: generated["fish"]},
@@ -139,7 +144,7 @@ func build(o options) (string, error) {
 		{"systemd/secretsfs.service", "/lib/systemd/system/secretsfs.service", 0o644},
 		{"systemd/secretsfs@.service", "/lib/systemd/system/secretsfs@.service", 0o644},
 		// It may come to hold credentials.
-		{"systemd/secretsfs.env", "/etc/secretsfs/secretsfs.env", 0o600},
+		{"systemd/secretsfs.env", conffile, 0o600},
 	} {
 		data, err := read(f.src)
 		if err != nil {
@@ -147,6 +152,13 @@ func build(o options) (string, error) {
 		}
 		files = append(files, file{path: f.dst, mode: f.mode, data: data})
 	}
+	files = append(files, manPages...)
+	files = append(files, manPageLinks(files)...)
+	docs, err := docFiles(o)
+	if err != nil {
+		return "", err
+	}
+	files = append(files, docs...)
 	for _, f := range files {
 		if err := write(root, f); err != nil {
 			return "", err
@@ -154,6 +166,10 @@ func build(o options) (string, error) {
 	}
 
 	size, err := installedSizeKiB(root)
+	if err != nil {
+		return "", err
+	}
+	sums, err := md5sums(root) // before DEBIAN/ is written
 	if err != nil {
 		return "", err
 	}
@@ -176,7 +192,8 @@ Description: AWS Secrets Manager secrets as read-only files (FUSE)
 `, o.Version, o.Arch, size)
 	meta := []file{
 		{path: "/DEBIAN/control", mode: 0o644, data: []byte(control)},
-		{path: "/DEBIAN/conffiles", mode: 0o644, data: []byte("/etc/secretsfs/secretsfs.env\n")},
+		{path: "/DEBIAN/conffiles", mode: 0o644, data: []byte(conffile + "\n")},
+		{path: "/DEBIAN/md5sums", mode: 0o644, data: sums},
 		{path: "/DEBIAN/postinst", mode: 0o755, data: []byte(postinst)},
 		{path: "/DEBIAN/prerm", mode: 0o755, data: []byte(prerm)},
 		{path: "/DEBIAN/postrm", mode: 0o755, data: []byte(postrm)},
@@ -322,11 +339,11 @@ set -e
 if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
 	systemctl --system daemon-reload >/dev/null || true
 fi
-if [ "$1" = remove ] && [ -x /usr/bin/deb-systemd-helper ]; then
+if [ "$1" = remove ] && command -v deb-systemd-helper >/dev/null; then
 	deb-systemd-helper mask secretsfs.service >/dev/null || true
 fi
 if [ "$1" = purge ]; then
-	if [ -x /usr/bin/deb-systemd-helper ]; then
+	if command -v deb-systemd-helper >/dev/null; then
 		deb-systemd-helper purge secretsfs.service >/dev/null || true
 		deb-systemd-helper unmask secretsfs.service >/dev/null || true
 	fi
