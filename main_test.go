@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/urfave/cli/v2"
 
 	"github.com/secretsfs/secretsfs/mount"
 	"github.com/secretsfs/secretsfs/test/emulator"
@@ -516,6 +518,70 @@ func TestDefect9_22_CheckAndMountAgreeOnABadMappingFile(t *testing.T) {
 			code, _, errOut := runArgs(t, act, cmd...)
 			if code != 2 || !strings.Contains(errOut, "secretsfs.yaml:") || s.calls != 0 || checked {
 				t.Errorf("%s on %q: exit %d, stderr %q; want 2 naming the line, and nothing run", cmd[0], text, code, errOut)
+			}
+		}
+	}
+}
+
+// manSection returns the body of the man page's section NAME (".SH NAME"
+// up to the next ".SH"), or "".
+func manSection(page, name string) string {
+	_, rest, ok := strings.Cut(page, "\n.SH "+name+"\n")
+	if !ok {
+		return ""
+	}
+	body, _, _ := strings.Cut(rest, "\n.SH ")
+	return body
+}
+
+// TestIssue10_08_ManPageListsEveryEnvironmentVariable: secretsfs(1) lists
+// the environment variable of every flag of every command (taken from the
+// command-line definition here, so a flag added later is checked too), and
+// no other SECRETSFS_ variable; it names the settings files the units read
+// and points at the fstab helper's page with the helper's own options.
+func TestIssue10_08_ManPageListsEveryEnvironmentVariable(t *testing.T) {
+	code, page, errOut := runArgs(t, actions{}, "gen", "man")
+	if code != 0 {
+		t.Fatalf("gen man: %d %s", code, errOut)
+	}
+	env := manSection(page, "ENVIRONMENT")
+	if env == "" {
+		t.Fatalf("no ENVIRONMENT section:\n%s", page)
+	}
+	want := map[string]bool{}
+	for _, cmd := range newApp(actions{}, io.Discard, io.Discard).Commands {
+		if cmd.Hidden {
+			continue
+		}
+		for _, f := range cmd.Flags {
+			if df, ok := f.(cli.DocGenerationFlag); ok {
+				for _, v := range df.GetEnvVars() {
+					want[v] = true
+					if !strings.Contains(env, `\fB`+v+`\fR`) {
+						t.Errorf("ENVIRONMENT lacks %s (flag --%s of %s)", v, f.Names()[0], cmd.Name)
+					}
+				}
+			}
+		}
+	}
+	if len(want) < 30 {
+		t.Fatalf("only %d variables found in the flags", len(want))
+	}
+	for _, m := range regexp.MustCompile(`SECRETSFS_[A-Z0-9_]+`).FindAllString(env, -1) {
+		if !want[m] {
+			t.Errorf("ENVIRONMENT lists %s, which no flag reads", m)
+		}
+	}
+	for section, phrases := range map[string][]string{
+		"ENVIRONMENT":              {"AWS_REGION", "comma"},
+		"FILES":                    {"/etc/secretsfs/secretsfs.env", "/etc/secretsfs/NAME.env", "secretsfs@NAME.service"},
+		"MOUNTING FROM /etc/fstab": {"fuse.secretsfs", "mount.fuse.secretsfs (8)", "env-file=", "log-file=", "mount-timeout="},
+		"SEE ALSO":                 {"mount.fuse.secretsfs (8)", "systemd.exec (5)", "fstab (5)"},
+	} {
+		body := manSection(page, section)
+		for _, p := range phrases {
+			if !strings.Contains(strings.ReplaceAll(body, `\fR(`, " ("), p) {
+				t.Errorf("section %s lacks %q:\n%s", section, p, body)
 			}
 		}
 	}

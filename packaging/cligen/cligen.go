@@ -28,6 +28,7 @@ func Write(app *cli.App, kind string, w io.Writer) error {
 	switch kind {
 	case "man":
 		s, err = app.ToManWithSection(1)
+		s += manSections(app)
 	case "fish":
 		s, err = app.ToFishCompletion()
 	case "bash":

@@ -75,3 +75,33 @@ func TestWriteManPages(t *testing.T) {
 		t.Fatalf("%d files for %d pages", len(entries), len(ManPages()))
 	}
 }
+
+// The man page's ENVIRONMENT section lists every flag's variable, each once
+// with every command whose flag reads it, sorted by name; hidden commands
+// are left out.
+func TestManEnvironmentComesFromTheFlags(t *testing.T) {
+	app := &cli.App{
+		Name: "secretsfs",
+		Commands: []*cli.Command{
+			{Name: "mount", Flags: []cli.Flag{
+				&cli.StringFlag{Name: "region", EnvVars: []string{"SECRETSFS_REGION"}},
+				&cli.BoolFlag{Name: "allow-other", EnvVars: []string{"SECRETSFS_ALLOW_OTHER"}},
+			}},
+			{Name: "check", Flags: []cli.Flag{&cli.StringFlag{Name: "region", EnvVars: []string{"SECRETSFS_REGION"}}}},
+			{Name: "emulator", Flags: []cli.Flag{&cli.StringFlag{Name: "listen", EnvVars: []string{"SECRETSFS_EMULATOR_LISTEN"}}}},
+			{Name: "gen", Hidden: true, Flags: []cli.Flag{&cli.StringFlag{Name: "x", EnvVars: []string{"SECRETSFS_HIDDEN"}}}},
+		},
+	}
+	var b bytes.Buffer
+	if err := Write(app, "man", &b); err != nil {
+		t.Fatal(err)
+	}
+	_, env, _ := strings.Cut(b.String(), "\n.SH ENVIRONMENT\n")
+	env, _, _ = strings.Cut(env, "\n.SH ")
+	want := ".TP\n\\fBSECRETSFS_ALLOW_OTHER\\fR\n\\-\\-allow\\-other (mount)\n" +
+		".TP\n\\fBSECRETSFS_EMULATOR_LISTEN\\fR\n\\-\\-listen (emulator)\n" +
+		".TP\n\\fBSECRETSFS_REGION\\fR\n\\-\\-region (mount, check)\n.PP\n"
+	if !strings.Contains(env, want) || strings.Contains(env, "SECRETSFS_HIDDEN") {
+		t.Fatalf("ENVIRONMENT:\n%s\nwant the entries\n%s", env, want)
+	}
+}

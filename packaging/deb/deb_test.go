@@ -251,7 +251,8 @@ func TestManPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{".TH secretsfs 1", "serve AWS Secrets Manager secrets", "--refresh-interval", "--endpoint-url", ".SH emulator"} {
+	for _, want := range []string{".TH secretsfs 1", "serve AWS Secrets Manager secrets", "--refresh-interval", "--endpoint-url", ".SH emulator",
+		".SH ENVIRONMENT", "SECRETSFS_REFRESH_INTERVAL", ".SH FILES", "/etc/secretsfs/secretsfs.env", "mount.fuse.secretsfs\\fR(8)"} {
 		if !bytes.Contains(page, []byte(want)) {
 			t.Errorf("the man page lacks %q", want)
 		}
