@@ -106,11 +106,11 @@ func docFiles(o options) ([]file, error) {
 	}
 	changelog, err := gzipped([]byte(fmt.Sprintf(`secretsfs (%s) unstable; urgency=medium
 
-  * secretsfs %s, built from its sources; the changes are in its history:
+  * Built from the secretsfs sources; the changes are in their history:
     https://github.com/secretsfs/secretsfs/commits
 
  -- secretsfs maintainers <maintainers@secretsfs.invalid>  %s
-`, o.Version, o.Version, date.Format(time.RFC1123Z))))
+`, o.Version, date.Format(time.RFC1123Z))))
 	if err != nil {
 		return nil, err
 	}

@@ -135,7 +135,8 @@ func TestIssue10_07_ChangelogName(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("SOURCE_DATE_EPOCH", "1767225600")
-	for version, want := range map[string]string{"1.2.3": "changelog.gz", "1.2.3-1": "changelog.Debian.gz"} {
+	for version, want := range map[string]string{"1.2.3": "changelog.gz", "1.2.3-1": "changelog.Debian.gz",
+		"0.0.0~git20260101.0123456789ab-1": "changelog.Debian.gz"} {
 		docs, err := docFiles(options{Version: version, Arch: runtime.GOARCH, Src: src})
 		if err != nil {
 			t.Fatal(err)
@@ -154,6 +155,11 @@ func TestIssue10_07_ChangelogName(t *testing.T) {
 				t.Fatal(err)
 			}
 			found = path.Base(f.path) == want
+			for _, line := range strings.Split(string(text), "\n") {
+				if len(line) > 80 && !strings.HasPrefix(line, " -- ") {
+					t.Errorf("version %s: a changelog line longer than 80 characters: %q", version, line)
+				}
+			}
 			if !found || !strings.HasPrefix(string(text), "secretsfs ("+version+") ") ||
 				!strings.Contains(string(text), "  Thu, 01 Jan 2026 00:00:00 +0000\n") {
 				t.Errorf("version %s: %s:\n%s", version, f.path, text)
