@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -82,6 +85,9 @@ func stages(t *testing.T, ins []instruction) []stage {
 	for _, in := range ins {
 		if in.cmd == "FROM" {
 			f := strings.Fields(in.args)
+			for len(f) > 0 && strings.HasPrefix(f[0], "--") {
+				f = f[1:] // --platform=...
+			}
 			s := stage{base: f[0]}
 			if len(f) == 3 && strings.EqualFold(f[1], "AS") {
 				s.name = f[2]
@@ -197,6 +203,7 @@ type object struct {
 	Metadata   struct {
 		Name        string            `yaml:"name"`
 		Namespace   string            `yaml:"namespace"`
+		Labels      map[string]string `yaml:"labels"`
 		Annotations map[string]string `yaml:"annotations"`
 	} `yaml:"metadata"`
 	Spec struct {
@@ -220,12 +227,30 @@ type podSpec struct {
 	Volumes            []volume    `yaml:"volumes"`
 }
 
+type probe struct {
+	HTTPGet *struct {
+		Path string `yaml:"path"`
+		Port string `yaml:"port"`
+	} `yaml:"httpGet"`
+	PeriodSeconds    int `yaml:"periodSeconds"`
+	FailureThreshold int `yaml:"failureThreshold"`
+}
+
+type containerPort struct {
+	Name          string `yaml:"name"`
+	ContainerPort int    `yaml:"containerPort"`
+}
+
 type container struct {
-	Name          string   `yaml:"name"`
-	Image         string   `yaml:"image"`
-	Args          []string `yaml:"args"`
-	RestartPolicy string   `yaml:"restartPolicy"`
-	Env           []struct {
+	Name           string          `yaml:"name"`
+	Image          string          `yaml:"image"`
+	Args           []string        `yaml:"args"`
+	RestartPolicy  string          `yaml:"restartPolicy"`
+	Ports          []containerPort `yaml:"ports"`
+	LivenessProbe  *probe          `yaml:"livenessProbe"`
+	ReadinessProbe *probe          `yaml:"readinessProbe"`
+	StartupProbe   *probe          `yaml:"startupProbe"`
+	Env            []struct {
 		Name  string `yaml:"name"`
 		Value string `yaml:"value"`
 	} `yaml:"env"`
@@ -319,9 +344,6 @@ func checkMounter(t *testing.T, p podSpec, c container) volume {
 	// Bidirectional propagation is only allowed in privileged containers.
 	if sc.Privileged == nil || !*sc.Privileged {
 		t.Errorf("%s: not privileged, which Bidirectional propagation requires", c.Name)
-	}
-	if !slices.Contains(sc.Capabilities.Add, "SYS_ADMIN") {
-		t.Errorf("%s: CAP_SYS_ADMIN is not added", c.Name)
 	}
 	if sc.RunAsUser == nil || *sc.RunAsUser != 0 {
 		t.Errorf("%s: must run as root to mount without fusermount3", c.Name)
@@ -450,5 +472,205 @@ func TestSidecar(t *testing.T) {
 	}
 	for _, c := range pod.Containers {
 		checkConsumer(t, c, v.Name)
+	}
+}
+
+// readmeImage is the image the README's "docker buildx build ... -t IMAGE
+// --push" pushes, which the manifests must name: nobody publishes an image
+// for them, so the operator builds and pushes it.
+func readmeImage(t *testing.T) string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`docker buildx build [^\n]*(?:\\\n[^\n]*)*? -t (\S+)[^\n]*(?:\\\n[^\n]*)*? --push`).FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("the README shows no docker buildx build ... -t IMAGE ... --push")
+	}
+	return string(m[1])
+}
+
+// TestIssue10_10_BaseImagesPinnedByDigest: every FROM names its image by tag
+// and digest (a tag alone can change under the build), the multi-arch build
+// compiles on the build platform for the target one, and the Dockerfile says
+// how to refresh the digests.
+func TestIssue10_10_BaseImagesPinnedByDigest(t *testing.T) {
+	raw, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned := regexp.MustCompile(`^[a-z0-9./-]+(:[A-Za-z0-9._-]+)@sha256:[0-9a-f]{64}$`)
+	st := stages(t, parseDockerfile(t, "Dockerfile"))
+	for _, s := range st {
+		if !pinned.MatchString(s.base) {
+			t.Errorf("FROM %s: not pinned as image:tag@sha256:DIGEST", s.base)
+		}
+	}
+	if !bytes.Contains(raw, []byte("docker buildx imagetools inspect")) {
+		t.Error("the Dockerfile does not say how to refresh the digests (docker buildx imagetools inspect)")
+	}
+	ins := parseDockerfile(t, "Dockerfile")
+	if !slices.ContainsFunc(ins, func(in instruction) bool {
+		return in.cmd == "FROM" && strings.HasPrefix(in.args, "--platform=$BUILDPLATFORM ") && strings.HasSuffix(in.args, " AS "+st[0].name)
+	}) {
+		t.Error("the build stage does not run on $BUILDPLATFORM (a multi-arch build would compile under emulation)")
+	}
+	var goBuild string
+	for _, in := range st[0].all("RUN") {
+		if strings.Contains(in.args, "go build") {
+			goBuild = in.args
+		}
+	}
+	if !strings.Contains(goBuild, "GOARCH=${TARGETARCH}") {
+		t.Errorf("the go build does not target $TARGETARCH: %s", goBuild)
+	}
+}
+
+// dockerignored reports whether .dockerignore's patterns leave path (slash
+// separated, relative to the context) out of the build context: the last
+// matching pattern decides, "!" re-includes, a pattern matching a directory
+// covers what is below it, "**" matches any number of directories.
+func dockerignored(patterns []string, path string) bool {
+	out := false
+	for _, p := range patterns {
+		neg := strings.HasPrefix(p, "!")
+		p = strings.TrimPrefix(strings.TrimPrefix(p, "!"), "/")
+		var re strings.Builder
+		re.WriteString("^")
+		for i := 0; i < len(p); i++ {
+			switch {
+			case strings.HasPrefix(p[i:], "**/"):
+				re.WriteString("(?:.*/)?")
+				i += 2
+			case strings.HasPrefix(p[i:], "**"):
+				re.WriteString(".*")
+				i++
+			case p[i] == '*':
+				re.WriteString("[^/]*")
+			case p[i] == '?':
+				re.WriteString("[^/]")
+			default:
+				re.WriteString(regexp.QuoteMeta(p[i : i+1]))
+			}
+		}
+		re.WriteString("(?:/.*)?$")
+		if regexp.MustCompile(re.String()).MatchString(path) {
+			out = !neg
+		}
+	}
+	return out
+}
+
+// TestIssue10_10_DockerIgnore: the build context (the repository root)
+// leaves out what the image's build never reads (.git, test files, built
+// packages) and keeps every file "go build" of the binary needs.
+func TestIssue10_10_DockerIgnore(t *testing.T) {
+	root := filepath.Join("..", "..")
+	raw, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patterns []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			patterns = append(patterns, line)
+		}
+	}
+	for _, path := range []string{".git", ".git/config", "dist/secretsfs_1.2.3_amd64.deb", "fs/fs_test.go", "test/emulator/testdata/seed.json"} {
+		if !dockerignored(patterns, path) {
+			t.Errorf("%s is in the build context", path)
+		}
+	}
+	// What the build reads: go.mod, go.sum and the Go files of every
+	// package of this module the binary is built from.
+	out, err := exec.Command("go", "list", "-deps", "-f", `{{if and .Module .Module.Main}}{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}}
+{{end}}{{range .EmbedFiles}}{{$d}}/{{.}}
+{{end}}{{end}}`, "github.com/secretsfs/secretsfs").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	needed := []string{"go.mod", "go.sum"}
+	for _, f := range strings.Fields(string(out)) {
+		rel, err := filepath.Rel(abs, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		needed = append(needed, filepath.ToSlash(rel))
+	}
+	if len(needed) < 20 {
+		t.Fatalf("only %d files found for the build: %v", len(needed), needed)
+	}
+	for _, path := range needed {
+		if dockerignored(patterns, path) {
+			t.Errorf("%s is needed by the build but left out of the context", path)
+		}
+	}
+}
+
+// TestIssue10_10_Manifests: the containers that run secretsfs run the image
+// the README builds and pushes, are privileged without redundant
+// capabilities, are probed on /healthz (liveness and readiness; the
+// sidecar's startup probe holds the application back until the mount
+// serves), and the DaemonSet's namespace admits privileged pods.
+func TestIssue10_10_Manifests(t *testing.T) {
+	objs := manifests(t, "daemonset.yaml")
+	ds := find(t, objs, "DaemonSet")
+	// Pod Security admission: the privileged container needs the
+	// namespace's level to be privileged, or the pods are refused.
+	ns := find(t, objs, "Namespace")
+	for _, mode := range []string{"enforce", "audit", "warn"} {
+		if got := ns.Metadata.Labels["pod-security.kubernetes.io/"+mode]; got != "privileged" {
+			t.Errorf("namespace %s: pod-security.kubernetes.io/%s=%q, want privileged", ns.Metadata.Name, mode, got)
+		}
+	}
+	if ds.Metadata.Namespace != ns.Metadata.Name {
+		t.Errorf("the DaemonSet is in %q, the labelled namespace is %q", ds.Metadata.Namespace, ns.Metadata.Name)
+	}
+	dep := find(t, manifests(t, "sidecar.yaml"), "Deployment")
+	if len(dep.Spec.Template.Spec.InitContainers) == 0 {
+		t.Fatal("no sidecar")
+	}
+	sidecar := dep.Spec.Template.Spec.InitContainers[0]
+	// The application starts once the sidecar's startup probe passes: once
+	// the mount serves.
+	if sp := sidecar.StartupProbe; sp == nil || sp.HTTPGet == nil || sp.HTTPGet.Path != "/healthz" {
+		t.Errorf("the sidecar has no startup probe on /healthz: %+v", sp)
+	}
+	for _, c := range []container{ds.Spec.Template.Spec.Containers[0], sidecar} {
+		if c.Image != readmeImage(t) {
+			t.Errorf("%s: image %q, not the one the README builds and pushes (%q)", c.Name, c.Image, readmeImage(t))
+		}
+		sc := c.SecurityContext
+		if sc == nil {
+			t.Fatalf("%s: no securityContext", c.Name)
+		}
+		// A privileged container has every capability: adding one is noise
+		// that suggests the others are dropped.
+		if len(sc.Capabilities.Add) > 0 {
+			t.Errorf("%s: privileged, yet adds capabilities %v", c.Name, sc.Capabilities.Add)
+		}
+		// Liveness and readiness: /healthz on the metrics port, which must
+		// then listen beyond loopback.
+		for name, probe := range map[string]*probe{"livenessProbe": c.LivenessProbe, "readinessProbe": c.ReadinessProbe} {
+			if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != "/healthz" {
+				t.Errorf("%s: %s is not an HTTP GET of /healthz: %+v", c.Name, name, probe)
+				continue
+			}
+			port := slices.IndexFunc(c.Ports, func(p containerPort) bool {
+				return p.Name == probe.HTTPGet.Port || fmt.Sprint(p.ContainerPort) == probe.HTTPGet.Port
+			})
+			if port < 0 || !slices.Contains(c.Args, fmt.Sprintf("--metrics-listen=0.0.0.0:%d", c.Ports[port].ContainerPort)) ||
+				!slices.Contains(c.Args, "--metrics-allow-remote") {
+				t.Errorf("%s: %s probes port %q, but the daemon does not serve /healthz there (args %v, ports %+v)", c.Name, name, probe.HTTPGet.Port, c.Args, c.Ports)
+			}
+		}
+		if c.LivenessProbe != nil && c.LivenessProbe.PeriodSeconds*max(c.LivenessProbe.FailureThreshold, 3) < 60 {
+			t.Errorf("%s: the liveness probe restarts the daemon (and drops the mount) within a minute of failing: %+v", c.Name, c.LivenessProbe)
+		}
 	}
 }
