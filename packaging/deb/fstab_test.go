@@ -1,0 +1,285 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/secretsfs/secretsfs/test/emulator"
+	"github.com/secretsfs/secretsfs/test/testutil"
+)
+
+// mountNS is a mount namespace of a test's own in which /sbin holds the
+// packaged mount helpers, so that the real mount(8), which looks for
+// helpers in /sbin only, runs them without anything being installed on the
+// machine. Every mount made in it stays in it: the test reaches the files
+// through /proc/PID/root of the process that holds the namespace.
+type mountNS struct {
+	t      *testing.T
+	holder int    // pid of the process holding the namespace
+	bin    string // the test's copy of the packaged binary
+	env    []string
+}
+
+// newMountNS starts the namespace; its cleanup stops every daemon running
+// bin (by pid), then the holder.
+func newMountNS(t *testing.T, tmp, bin string) *mountNS {
+	t.Helper()
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare (util-linux) is not installed")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("mounting through mount(8) in a namespace of its own needs root")
+	}
+	// The helpers, as the package installs them, pointing at bin.
+	sbin := filepath.Join(tmp, "sbin")
+	if err := os.Mkdir(sbin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ns := &mountNS{t: t, bin: bin, env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}}
+	for _, name := range []string{"mount.fuse.secretsfs", "mount.secretsfs"} {
+		packaged := filepath.Join(pkg.root, "sbin", name)
+		fi, err := os.Lstat(packaged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			err = os.Symlink(bin, filepath.Join(sbin, name))
+		} else {
+			var data []byte
+			if data, err = os.ReadFile(packaged); err == nil {
+				err = os.WriteFile(filepath.Join(sbin, name), data, 0o755)
+			}
+			ns.env = append(ns.env, "SECRETSFS_BIN="+bin)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	holder := exec.Command("unshare", "--mount", "--propagation", "private", "--", "sleep", "infinity")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ns.holder = holder.Process.Pid
+	done := make(chan struct{})
+	go func() { holder.Wait(); close(done) }()
+	t.Cleanup(func() {
+		stopDaemons(t, bin)
+		holder.Process.Kill()
+		<-done
+	})
+	self, _ := os.Readlink("/proc/self/ns/mnt")
+	waitUntil(t, "the namespace", func() bool {
+		mnt, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", ns.holder))
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", ns.holder))
+		return mnt != "" && mnt != self && string(comm) == "sleep\n"
+	})
+	realSbin, err := filepath.EvalSymlinks("/sbin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := ns.command("mount", "--bind", sbin, realSbin).CombinedOutput(); err != nil {
+		t.Fatalf("bind-mounting the helpers on /sbin in the namespace: %v: %s", err, out)
+	}
+	return ns
+}
+
+// command runs name in the namespace, with mount(8)'s environment when
+// run at boot: PATH only.
+func (ns *mountNS) command(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command("nsenter", append([]string{"--target", strconv.Itoa(ns.holder), "--mount", "--", name}, args...)...)
+	cmd.Env = ns.env
+	return cmd
+}
+
+// run runs name in the namespace with its output in a file (not a pipe,
+// which a daemon could keep open), and returns its exit status and output.
+func (ns *mountNS) run(name string, args ...string) (int, string) {
+	ns.t.Helper()
+	out, err := os.CreateTemp(ns.t.TempDir(), "out")
+	if err != nil {
+		ns.t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := ns.command(name, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	err = cmd.Run()
+	status := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		status = ee.ExitCode()
+	} else if err != nil {
+		ns.t.Fatalf("%s: %v", name, err)
+	}
+	data, _ := os.ReadFile(out.Name())
+	return status, string(data)
+}
+
+// path is where the test reaches path of the namespace.
+func (ns *mountNS) path(p string) string { return fmt.Sprintf("/proc/%d/root%s", ns.holder, p) }
+
+// mountsOn counts the mounts of the namespace on dir, stacked ones too.
+func (ns *mountNS) mountsOn(dir string) (n int, types []string) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", ns.holder))
+	if err != nil {
+		ns.t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 10 || strings.ReplaceAll(f[4], `\040`, " ") != dir {
+			continue
+		}
+		for i, x := range f {
+			if x == "-" && i+1 < len(f) {
+				types = append(types, f[i+1])
+			}
+		}
+		n++
+	}
+	return n, types
+}
+
+// stopDaemons stops every process running bin with SIGTERM, by pid, and
+// kills those that do not exit within 10 s.
+func stopDaemons(t *testing.T, bin string) {
+	for _, pid := range daemonsOf(t, bin) {
+		syscall.Kill(pid, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(daemonsOf(t, bin)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, pid := range daemonsOf(t, bin) {
+		t.Errorf("daemon %d did not exit within 10 s of SIGTERM; killing it", pid)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// fstabEmulator starts an emulator holding app/db, a JSON secret, and
+// other/key, and writes an env-file with the settings an operator would put
+// there: region, credentials, endpoint.
+func fstabEmulator(t *testing.T, tmp string, extra ...string) (envFile string) {
+	t.Helper()
+	e := emulator.New()
+	srv, err := emulator.Start(e, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	if _, err := e.CreateSecret(emulator.Secret{Name: "app/db", SecretString: aws.String(`{"password":"p4ss"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateSecret(emulator.Secret{Name: "other/key", SecretString: aws.String("k")}); err != nil {
+		t.Fatal(err)
+	}
+	envFile = filepath.Join(tmp, "secretsfs.env")
+	lines := append([]string{
+		"# settings of the fstab mounts",
+		"AWS_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID=test",
+		"AWS_SECRET_ACCESS_KEY=test",
+		"AWS_CONFIG_FILE=/dev/null",
+		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+		"AWS_EC2_METADATA_DISABLED=true",
+		"SECRETSFS_ENDPOINT_URL=" + srv.URL(),
+	}, extra...)
+	if err := os.WriteFile(envFile, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return envFile
+}
+
+// writeFstab writes an fstab file of the given lines.
+func writeFstab(t *testing.T, tmp string, lines ...string) string {
+	t.Helper()
+	path := filepath.Join(tmp, "fstab")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// readmeFstabLine is the fstab line of the README's /etc/fstab example.
+func readmeFstabLine(t *testing.T) string {
+	t.Helper()
+	src, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(src, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "\n# /etc/fstab\n")
+	if !ok {
+		t.Fatal("the README has no /etc/fstab example")
+	}
+	line, _, _ := strings.Cut(after, "\n")
+	if !strings.Contains(line, "fuse.secretsfs") {
+		t.Fatalf("the README's fstab example is %q", line)
+	}
+	return line
+}
+
+// Issue 10, item 9: the README's fstab example, mounted as it is written
+// (with this test's mount point and env-file), lets a member of its group
+// who is not its owner read the secrets.
+func TestIssue10_09_ReadmeFstabExampleServesTheGroup(t *testing.T) {
+	needPackage(t)
+	testutil.RequireFUSE(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv (util-linux) is not installed")
+	}
+	tmp, bin, mnt := fstabSetup(t, "secretsfs-issue10-09")
+	for _, dir := range []string{filepath.Dir(tmp), tmp} { // the reader must reach mnt
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	envFile := fstabEmulator(t, tmp)
+	f := strings.Fields(readmeFstabLine(t))
+	if len(f) != 6 {
+		t.Fatalf("the README's fstab line has %d fields: %q", len(f), f)
+	}
+	f[1] = mnt
+	var opts []string
+	owner, group := "", ""
+	for _, o := range strings.Split(f[3], ",") {
+		name, value, _ := strings.Cut(o, "=")
+		switch strings.ReplaceAll(name, "-", "_") {
+		case "env_file":
+			o = "env-file=" + envFile
+		case "uid":
+			owner = value
+		case "gid":
+			group = value
+		}
+		opts = append(opts, o)
+	}
+	if owner == "" || group == "" || owner == "1001" {
+		t.Fatalf("the README's example sets uid=%q gid=%q; this test reads as uid 1001 in that group", owner, group)
+	}
+	f[3] = strings.Join(opts, ",")
+	fstab := writeFstab(t, tmp, strings.Join(f, " "))
+	ns := newMountNS(t, tmp, bin)
+	if status, out := ns.run("mount", "-T", fstab, mnt); status != 0 {
+		t.Fatalf("mount: status %d: %s", status, out)
+	}
+	for _, path := range []string{"app/db/password", "app/db/AWSCURRENT"} {
+		status, out := ns.run("setpriv", "--reuid", "1001", "--regid", group, "--clear-groups", "cat", filepath.Join(mnt, path))
+		if status != 0 || !strings.Contains(out, "p4ss") {
+			t.Errorf("cat %s as uid 1001, gid %s (not the owner, in the group): status %d, %q", path, group, status, out)
+		}
+	}
+	// Others are still kept out.
+	if status, _ := ns.run("setpriv", "--reuid", "1001", "--regid", "1001", "--clear-groups", "cat", filepath.Join(mnt, "app/db/password")); status == 0 {
+		t.Error("a user outside the group read the secret")
+	}
+}
