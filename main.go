@@ -24,6 +24,7 @@ import (
 	"github.com/secretsfs/secretsfs/mount"
 	"github.com/secretsfs/secretsfs/mount/mapping"
 	"github.com/secretsfs/secretsfs/packaging/cligen"
+	"github.com/secretsfs/secretsfs/packaging/fstab"
 	"github.com/secretsfs/secretsfs/test/emulator"
 )
 
@@ -44,11 +45,25 @@ type actions struct {
 	// check checks a mapping file against Secrets Manager without mounting
 	// (mount.Check).
 	check func(ctx context.Context, cfg mount.Config, stdout io.Writer) error
+	// fstab runs the mount(8) helper (fstab.Helper) with mount(8)'s
+	// arguments and returns its exit status.
+	fstab func(ctx context.Context, args []string, stderr io.Writer) int
 }
 
 // defaultActions returns the real implementations.
 func defaultActions() actions {
-	return actions{emulator: runEmulator, mount: mount.Run, demo: mount.Demo, check: mount.Check}
+	return actions{emulator: runEmulator, mount: mount.Run, demo: mount.Demo, check: mount.Check, fstab: runFstabHelper}
+}
+
+// runFstabHelper is the real mount(8) helper: it starts this very binary as
+// "secretsfs mount".
+func runFstabHelper(ctx context.Context, args []string, stderr io.Writer) int {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: cannot find the secretsfs binary: %v\n", args[0], err)
+		return 1
+	}
+	return fstab.Helper{Flags: mountFlags(), Exe: exe, Environ: os.Environ(), Stderr: stderr}.Run(ctx, args)
 }
 
 // runEmulator is the real emulator action.
@@ -207,8 +222,13 @@ func exitCode(err error) int {
 	}
 }
 
-// run is main without the process exit, for tests.
+// run is main without the process exit, for tests. Run under the name of
+// the mount(8) helper (/sbin/mount.fuse.secretsfs is a symbolic link to the
+// binary), it is the helper.
 func run(ctx context.Context, act actions, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && fstab.IsHelper(args[0]) {
+		return act.fstab(ctx, args, stderr)
+	}
 	err := newApp(act, stdout, stderr).RunContext(ctx, args)
 	if err != nil {
 		fmt.Fprintf(stderr, "secretsfs: %v\n", err)
@@ -218,8 +238,9 @@ func run(ctx context.Context, act actions, args []string, stdout, stderr io.Writ
 
 func main() {
 	// A write to stdout or stderr after their reader went away (the fstab
-	// helper hands the daemon mount(8)'s output) must fail with EPIPE, not
-	// kill the daemon and leave its mount answering ENOTCONN. Asking for
+	// helper reads the daemon's stderr until the mount serves, then exits)
+	// must fail with EPIPE, not kill the daemon and leave its mount
+	// answering ENOTCONN. Asking for
 	// SIGPIPE does that; unlike signal.Ignore it is not inherited by the
 	// on_change commands, which get the default disposition.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
@@ -300,6 +321,10 @@ func mountFlags() []cli.Flag {
 			Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", Category: catLogs, Value: d.LogFormat, EnvVars: envVar("log-format"),
 			Usage: "text or json"},
+		&cli.StringFlag{Name: "log-file", Category: catLogs, EnvVars: envVar("log-file"), TakesFile: true, DefaultText: "stderr",
+			Usage: "append the log to `FILE` (created with mode 0600; reopened on SIGHUP and after a rotation)"},
+		&cli.BoolFlag{Name: "syslog", Category: catLogs, EnvVars: envVar("syslog"),
+			Usage: "send the log to the system log (the journal under systemd); stderr where there is none"},
 
 		&cli.StringFlag{Name: "config", Category: catMapping, EnvVars: envVar("config"), TakesFile: true,
 			Usage: "mapping `FILE` (YAML): files at chosen paths, formats, templates, settings; the mount then shows only those files"},
@@ -412,6 +437,8 @@ func mountConfig(c *cli.Context) (mount.Config, error) {
 	cfg.Secrets = c.StringSlice("secret")
 	cfg.LogLevel = c.String("log-level")
 	cfg.LogFormat = c.String("log-format")
+	cfg.LogFile = c.String("log-file")
+	cfg.Syslog = c.Bool("syslog")
 	cfg.Features = mountFeatures(c)
 	cfg.Mapping = m
 	cfg.ExposeAll = c.Bool("expose-all")

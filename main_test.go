@@ -586,3 +586,20 @@ func TestIssue10_08_ManPageListsEveryEnvironmentVariable(t *testing.T) {
 		}
 	}
 }
+
+// Run as /sbin/mount.fuse.secretsfs or mount.secretsfs (links to the
+// binary), secretsfs is the mount(8) helper and gets mount(8)'s arguments.
+func TestFstabHelperDispatch(t *testing.T) {
+	for _, argv0 := range []string{"/sbin/mount.fuse.secretsfs", "mount.secretsfs"} {
+		var got []string
+		act := actions{fstab: func(_ context.Context, args []string, _ io.Writer) int {
+			got = args
+			return 32
+		}}
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), act, []string{argv0, "none", "/mnt", "-o", "rw"}, &out, &errOut)
+		if code != 32 || !slices.Equal(got, []string{argv0, "none", "/mnt", "-o", "rw"}) {
+			t.Errorf("%s: exit %d, helper got %q", argv0, code, got)
+		}
+	}
+}

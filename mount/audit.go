@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,16 +22,13 @@ import (
 // and version, and which process asked. It never holds a value.
 type auditLog struct {
 	mountDir string
-	path     string // the file's path; "" for stderr
 	log      *slog.Logger
-	procDir  string // /proc, replaced in tests
+	procDir  string      // /proc, replaced in tests
+	w        io.Writer   // stderr or file
+	file     *appendFile // nil for stderr
 
 	mu     sync.Mutex
-	w      io.Writer // guarded by mu
-	f      *os.File  // the open file, nil for stderr; guarded by mu
-	failed bool      // a write failed and was logged; guarded by mu
-	// reopenFailed: reopening failed and was logged; guarded by mu
-	reopenFailed bool
+	failed bool // a write failed and was logged; guarded by mu
 }
 
 // auditLine is the JSON form of one audited open.
@@ -54,70 +50,34 @@ type auditLine struct {
 }
 
 // openAuditLog opens the audit log: "-" is stderr; a file is opened for
-// appending and created with mode 0600, never through a symbolic link.
+// appending and created with mode 0600, never through a symbolic link, and
+// follows a log rotation (appendFile).
 func openAuditLog(path, mountDir string, stderr io.Writer, log *slog.Logger) (*auditLog, error) {
 	a := &auditLog{mountDir: mountDir, log: log, procDir: "/proc"}
 	if path == "-" {
 		a.w = stderr
 		return a, nil
 	}
-	f, err := openAuditFile(path)
+	f, err := openAppendFile(path, func(err error) {
+		log.Error("the audit log was moved and cannot be opened again; writing to the moved file", "error", err)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("--audit-log: %w", err)
 	}
-	a.path, a.w, a.f = path, f, f
+	a.w, a.file = f, f
 	return a, nil
-}
-
-// openAuditFile opens path for appending, creating it with mode 0600. A
-// symbolic link is refused: whoever can place one must not choose where
-// the daemon writes.
-func openAuditFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
-	if errors.Is(err, unix.ELOOP) {
-		return nil, fmt.Errorf("%s is a symbolic link; give the path of the file itself", path)
-	}
-	return f, err
 }
 
 // Reopen opens the audit file again by its path, as after a rotation
 // (SIGHUP); the file already open is kept when that fails.
 func (a *auditLog) Reopen() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.reopenLocked()
-}
-
-// reopenLocked does Reopen's work. The caller holds mu.
-func (a *auditLog) reopenLocked() error {
-	if a.f == nil {
+	if a.file == nil {
 		return nil
 	}
-	f, err := openAuditFile(a.path)
-	if err != nil {
+	if err := a.file.Reopen(); err != nil {
 		return fmt.Errorf("reopening the audit log: %w", err)
 	}
-	a.f.Close()
-	a.w, a.f, a.failed, a.reopenFailed = f, f, false, false
 	return nil
-}
-
-// followRotation reopens the audit file when its path no longer names the
-// file open (renamed or removed by a log rotation). The caller holds mu.
-func (a *auditLog) followRotation() {
-	if a.f == nil {
-		return
-	}
-	named, err := os.Lstat(a.path)
-	if err == nil {
-		if open, err := a.f.Stat(); err != nil || os.SameFile(named, open) {
-			return
-		}
-	}
-	if err := a.reopenLocked(); err != nil && !a.reopenFailed {
-		a.reopenFailed = true
-		a.log.Error("the audit log was moved and cannot be opened again; writing to the moved file", "error", err)
-	}
 }
 
 var _ sfs.Auditor = (*auditLog)(nil)
@@ -150,7 +110,6 @@ func (a *auditLog) Open(ev sfs.OpenEvent) {
 	data = append(data, '\n')
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.followRotation()
 	if _, err := a.w.Write(data); err != nil && !a.failed {
 		a.failed = true
 		a.log.Error("writing the audit log failed; later failures are not logged", "error", err)
@@ -168,12 +127,10 @@ func auditEvent(ev sfs.OpenEvent) string {
 
 // Close closes the audit log file.
 func (a *auditLog) Close() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.f == nil {
+	if a.file == nil {
 		return nil
 	}
-	return a.f.Close()
+	return a.file.Close()
 }
 
 // processOf finds the process a thread belongs to (its Tgid) and the

@@ -125,6 +125,13 @@ type Config struct {
 	LogLevel string
 	// LogFormat is text or json.
 	LogFormat string
+	// LogFile, when set, is the file the log is appended to instead of
+	// stderr (created with mode 0600; reopened on SIGHUP and after a
+	// rotation).
+	LogFile string
+	// Syslog sends the log to the system log (the journal under systemd)
+	// instead of stderr; where there is none the log stays on stderr.
+	Syslog bool
 
 	// Version goes into the User-Agent of every AWS call
 	// ("secretsfs/<version>").
@@ -251,6 +258,9 @@ func (c Config) Validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("--log-format", "is %q; give text or json", c.LogFormat)
+	}
+	if c.LogFile != "" && c.Syslog {
+		bad("--log-file", "and --syslog both choose where the log goes; give one of them")
 	}
 	errs = append(errs, c.Features.validate(c.KernelCache)...)
 	if c.ExposeAll && c.Mapping == nil {

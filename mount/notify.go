@@ -1,10 +1,12 @@
 package mount
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"syscall"
 )
 
 // sdNotify sends state to the service manager, as sd_notify(3) does: one
@@ -37,8 +39,14 @@ func notifyServing(log *slog.Logger, status string) {
 }
 
 // notifyStopping tells systemd that the daemon is shutting down (STOPPING=1).
+// Started by the fstab mount helper, the daemon finds nobody listening any
+// more: the helper exits once the mount serves. That is no warning.
 func notifyStopping(log *slog.Logger) {
-	if err := sdNotify("STOPPING=1\nSTATUS=unmounting"); err != nil {
+	err := sdNotify("STOPPING=1\nSTATUS=unmounting")
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT):
+		log.Debug("nobody listens on NOTIFY_SOCKET any more", "err", err)
+	case err != nil:
 		log.Warn("could not notify the service manager", "err", err)
 	}
 }

@@ -25,27 +25,43 @@ type runDeps struct {
 	clock cache.Clock
 	// hygiene locks memory and disables core dumps; nil functions skip it.
 	hygiene hygieneCalls
+	// syslog connects to the system log for --syslog; nil means there is
+	// none.
+	syslog func() (syslogWriter, error)
 }
 
 func systemDeps() runDeps {
-	return runDeps{mountPoint: systemMountPoint(), mount: fuseMount, clock: systemClock{}, hygiene: systemHygiene()}
+	return runDeps{mountPoint: systemMountPoint(), mount: fuseMount, clock: systemClock{}, hygiene: systemHygiene(), syslog: dialSyslog}
 }
 
 // Run runs the daemon until ctx ends: it validates cfg and the mount point,
 // clears a stale mount, builds the AWS client, the cache and the catalog,
 // mounts, prints one line to stdout once serving, and unmounts when ctx ends,
 // returning nil. SIGHUP forces a refresh of every cached secret and reopens
-// the audit log file (after a log rotation). Logs go to
-// stderr; no secret value is ever logged.
+// the audit log and log files (after a log rotation). Logs go to stderr,
+// the --log-file or syslog; no secret value is ever logged.
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	return run(ctx, cfg, stdout, stderr, systemDeps())
 }
 
-func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) error {
+func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	log := newLogger(cfg, stderr)
+	dl, err := openLog(cfg, stderr, d.syslog)
+	if err != nil {
+		return err
+	}
+	defer dl.close()
+	if !dl.toStderr() {
+		// The caller prints the error on stderr; the log gets it too.
+		defer func() {
+			if err != nil {
+				dl.Error("exiting", "err", err)
+			}
+		}()
+	}
+	log := dl.Logger
 	var hyg hygieneOutcome
 	if d.hygiene.mlockall != nil {
 		hyg = applyHygiene(d.hygiene, cfg.NoMlock, log)
@@ -165,6 +181,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) e
 			log.Info("unmounted from outside (umount); exiting", "mountpoint", dir)
 			external = true
 		case <-hup:
+			dl.reopen()
 			feat.reopenLogs()
 			if !refreshing.CompareAndSwap(false, true) {
 				log.Info("SIGHUP: a forced refresh is already running")

@@ -19,11 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-
 	"golang.org/x/sys/unix"
-
-	"github.com/secretsfs/secretsfs/test/emulator"
 
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
@@ -164,7 +160,7 @@ func TestContents(t *testing.T) {
 	}
 	want := map[string]string{
 		"/usr/bin/secretsfs":                                  "-rwxr-xr-x",
-		"/sbin/mount.fuse.secretsfs":                          "-rwxr-xr-x",
+		"/sbin/mount.fuse.secretsfs":                          "lrwxrwxrwx -> /usr/bin/secretsfs",
 		"/sbin/mount.secretsfs":                               "lrwxrwxrwx -> mount.fuse.secretsfs",
 		"/lib/systemd/system/secretsfs.service":               "-rw-r--r--",
 		"/lib/systemd/system/secretsfs@.service":              "-rw-r--r--",
@@ -551,10 +547,9 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 
 // helperEnv is the environment mount(8) would give the helper, plus AWS
 // settings that keep the daemon away from any real account.
-func helperEnv(bin string) []string {
+func helperEnv() []string {
 	return []string{
 		"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-		"SECRETSFS_BIN=" + bin,
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true",
 	}
@@ -566,19 +561,7 @@ func helperEnv(bin string) []string {
 func TestFstabHelperMounts(t *testing.T) {
 	needPackage(t)
 	testutil.RequireFUSE(t)
-	e := emulator.New()
-	srv, err := emulator.Start(e, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	if _, err := e.CreateSecret(emulator.Secret{Name: "app/db", SecretString: aws.String(`{"password":"p4ss"}`)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.CreateSecret(emulator.Secret{Name: "other/key", SecretString: aws.String("k")}); err != nil {
-		t.Fatal(err)
-	}
-
+	srv := startEmulator(t)
 	tmp, bin, mnt := fstabSetup(t, "secretsfs-fstab-test")
 	logFile := filepath.Join(tmp, "daemon.log")
 	envFile := filepath.Join(tmp, "secretsfs.env")
@@ -600,14 +583,14 @@ func TestFstabHelperMounts(t *testing.T) {
 
 	// What mount -t fuse.secretsfs -o ... secretsfs MNT runs (mount(8) puts
 	// the fstab options after -o, including generic ones it also handles).
-	helper := filepath.Join(pkg.root, "sbin", "mount.fuse.secretsfs")
+	helper := helperLink(t, tmp, bin)
 	opts := strings.Join([]string{
 		"rw", "nosuid", "nodev", "noauto", "_netdev", "x-systemd.requires=network-online.target",
 		"endpoint-url=" + srv.URL(), "prefix=app/", "refresh_interval=1s", "file_mode=0440",
 		"allow_other", "env-file=" + envFile, "log-file=" + logFile, "mount-timeout=20",
 	}, ",")
 	cmd := exec.Command(helper, "secretsfs", mnt, "-o", opts)
-	cmd.Env = helperEnv(bin)
+	cmd.Env = helperEnv()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
@@ -662,6 +645,25 @@ func TestFstabHelperMounts(t *testing.T) {
 	}
 }
 
+// helperLink makes the helper as the package installs it, a symbolic link
+// named mount.fuse.secretsfs, pointing at the test's copy of the binary.
+func helperLink(t *testing.T, tmp, bin string) string {
+	t.Helper()
+	target, err := os.Readlink(filepath.Join(pkg.root, "sbin", "mount.fuse.secretsfs"))
+	if err != nil || target != "/usr/bin/secretsfs" {
+		t.Fatalf("the packaged helper is not a link to /usr/bin/secretsfs: %q, %v", target, err)
+	}
+	dir := filepath.Join(tmp, "helper")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "mount.fuse.secretsfs")
+	if err := os.Symlink(bin, link); err != nil {
+		t.Fatal(err)
+	}
+	return link
+}
+
 // fstabSetup makes a temporary directory holding a copy of the packaged
 // binary under a name only the calling test uses, so that its daemons are
 // found by pid from /proc/PID/exe, and an empty mount point.
@@ -687,8 +689,8 @@ func fstabSetup(t *testing.T, name string) (tmp, bin, mnt string) {
 // (1 usage, 32 mount failure), with no daemon left behind.
 func TestFstabHelperFailures(t *testing.T) {
 	needPackage(t)
-	helper := filepath.Join(pkg.root, "sbin", "mount.fuse.secretsfs")
 	tmp, bin, mnt := fstabSetup(t, "secretsfs-fstab-fail")
+	helper := helperLink(t, tmp, bin)
 	t.Cleanup(func() {
 		for _, pid := range daemonsOf(t, bin) {
 			syscall.Kill(pid, syscall.SIGKILL)
@@ -702,18 +704,18 @@ func TestFstabHelperFailures(t *testing.T) {
 	}{
 		{"unknown option", []string{"none", mnt, "-o", "rw,colour=blue"}, 1, "unknown option colour=blue"},
 		{"flag without value", []string{"none", mnt, "-o", "region"}, 1, "option region needs a value"},
-		{"value on a switch", []string{"none", mnt, "-o", "allow_other=1"}, 1, "option allow_other takes no value"},
+		{"bad value on a switch", []string{"none", mnt, "-o", "allow_other=maybe"}, 1, "option allow_other=maybe: give allow_other alone, or allow_other=true"},
 		{"missing mount point", []string{"none", filepath.Join(tmp, "nope"), "-o", "rw"}, 32, "does not exist"},
 		{"too few arguments", []string{"none"}, 1, "usage:"},
 		// The daemon rejects the value and exits 2; the helper reports it.
 		{"daemon refuses", []string{"none", mnt, "-o", "refresh-interval=soon"}, 32, "refresh-interval"},
-		{"fake (-f) with verbose", []string{"none", mnt, "-fv", "-o", "secret=a,secret=b"}, 0, "--secret=a --secret=b " + mnt},
+		{"fake (-f) with verbose", []string{"none", mnt, "-fv", "-o", "secret=a,secret=b"}, 0, "--secret=a --secret=b --syslog " + mnt},
 		{"sloppy (-s)", []string{"none", mnt, "-s", "-f", "-o", "colour=blue"}, 0, ""},
 		{"-t type is accepted", []string{"none", mnt, "-f", "-t", "fuse.secretsfs", "-o", "ro"}, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(helper, tc.args...)
-			cmd.Env = helperEnv(bin)
+			cmd.Env = helperEnv()
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err := cmd.Run()

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,9 +20,9 @@ import (
 )
 
 // mountNS is a mount namespace of a test's own in which /sbin holds the
-// packaged mount helpers, so that the real mount(8), which looks for
-// helpers in /sbin only, runs them without anything being installed on the
-// machine. Every mount made in it stays in it: the test reaches the files
+// packaged mount helpers (links to the test's copy of the binary), so that
+// the real mount(8), which looks for helpers in /sbin only, runs them
+// without anything being installed on the machine. Every mount made in it stays in it: the test reaches the files
 // through /proc/PID/root of the process that holds the namespace.
 type mountNS struct {
 	t      *testing.T
@@ -46,21 +48,14 @@ func newMountNS(t *testing.T, tmp, bin string) *mountNS {
 	}
 	ns := &mountNS{t: t, bin: bin, env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}}
 	for _, name := range []string{"mount.fuse.secretsfs", "mount.secretsfs"} {
-		packaged := filepath.Join(pkg.root, "sbin", name)
-		fi, err := os.Lstat(packaged)
+		target, err := os.Readlink(filepath.Join(pkg.root, "sbin", name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fi.Mode()&os.ModeSymlink != 0 {
-			err = os.Symlink(bin, filepath.Join(sbin, name))
-		} else {
-			var data []byte
-			if data, err = os.ReadFile(packaged); err == nil {
-				err = os.WriteFile(filepath.Join(sbin, name), data, 0o755)
-			}
-			ns.env = append(ns.env, "SECRETSFS_BIN="+bin)
+		if target == "/usr/bin/secretsfs" {
+			target = bin
 		}
-		if err != nil {
+		if err := os.Symlink(target, filepath.Join(sbin, name)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -162,10 +157,9 @@ func stopDaemons(t *testing.T, bin string) {
 	}
 }
 
-// fstabEmulator starts an emulator holding app/db, a JSON secret, and
-// other/key, and writes an env-file with the settings an operator would put
-// there: region, credentials, endpoint.
-func fstabEmulator(t *testing.T, tmp string, extra ...string) (envFile string) {
+// startEmulator starts an emulator holding app/db, a JSON secret, and
+// other/key.
+func startEmulator(t *testing.T) *emulator.Server {
 	t.Helper()
 	e := emulator.New()
 	srv, err := emulator.Start(e, "127.0.0.1:0")
@@ -179,6 +173,14 @@ func fstabEmulator(t *testing.T, tmp string, extra ...string) (envFile string) {
 	if _, err := e.CreateSecret(emulator.Secret{Name: "other/key", SecretString: aws.String("k")}); err != nil {
 		t.Fatal(err)
 	}
+	return srv
+}
+
+// fstabEmulator starts the emulator and writes an env-file with the
+// settings an operator would put there: region, credentials, endpoint.
+func fstabEmulator(t *testing.T, tmp string, extra ...string) (envFile string) {
+	t.Helper()
+	srv := startEmulator(t)
 	envFile = filepath.Join(tmp, "secretsfs.env")
 	lines := append([]string{
 		"# settings of the fstab mounts",
@@ -204,6 +206,70 @@ func writeFstab(t *testing.T, tmp string, lines ...string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// Issue 10, item 1: mount(8) run with its output captured, as Ansible,
+// cloud-init or "ssh host mount" run it, returns as soon as the mount
+// serves: the daemon does not keep mount's output open. Through the real
+// /bin/mount and an fstab file given with -T.
+func TestIssue10_01_MountReturnsWithOutputCaptured(t *testing.T) {
+	needPackage(t)
+	testutil.RequireFUSE(t)
+	tmp, bin, mnt := fstabSetup(t, "secretsfs-issue10-01")
+	envFile := fstabEmulator(t, tmp)
+	fstab := writeFstab(t, tmp, "secretsfs "+mnt+" fuse.secretsfs secret=app/db,mount_timeout=20,env-file="+envFile+" 0 0")
+	ns := newMountNS(t, tmp, bin)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := ns.command("sh", "-c", `out=$(mount -T "$1" "$2" 2>&1); echo "status=$? output=$out"`, "sh", fstab, mnt)
+	cmd.WaitDelay = time.Second
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-waited:
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		err = <-waited
+		t.Fatalf(`out=$(mount %s) did not return within 30 s (%v); output so far %q`, mnt, err, out.String())
+	}
+	took := time.Since(start)
+	t.Logf("out=$(mount ...) returned after %v: %q", took, out.String())
+	if err != nil || strings.TrimSpace(out.String()) != "status=0 output=" {
+		t.Fatalf("out=$(mount ...): %v, %q; want status 0 and no output", err, out.String())
+	}
+	if took > 10*time.Second {
+		t.Fatalf("mount took %v to return", took)
+	}
+	got, err := os.ReadFile(ns.path(filepath.Join(mnt, "app/db/password")))
+	if err != nil || string(got) != "p4ss" {
+		t.Fatalf("read app/db/password = %q, %v", got, err)
+	}
+	pids := daemonsOf(t, bin)
+	if len(pids) != 1 {
+		t.Fatalf("%d daemons, want 1", len(pids))
+	}
+	// With mount's output gone, the daemon writes its log (SIGHUP logs a
+	// refresh) and keeps serving.
+	if err := syscall.Kill(pids[0], syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if got, err := os.ReadFile(ns.path(filepath.Join(mnt, "app/db/password"))); err != nil || string(got) != "p4ss" {
+			t.Fatalf("after SIGHUP: read = %q, %v", got, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(daemonsOf(t, bin)) != 1 {
+		t.Fatal("the daemon died after mount's output was closed")
+	}
 }
 
 // readmeFstabLine is the fstab line of the README's /etc/fstab example.

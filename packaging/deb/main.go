@@ -134,13 +134,15 @@ func build(o options) (string, error) {
 		{path: "/usr/share/bash-completion/completions/secretsfs", mode: 0o644, data: generated["bash"]},
 		{path: "/usr/share/zsh/vendor-completions/_secretsfs", mode: 0o644, data: generated["zsh"]},
 		{path: "/usr/share/fish/vendor_completions.d/secretsfs.fish", mode: 0o644, data: generated["fish"]},
+		// The mount(8) helpers are the binary itself, which acts as the
+		// helper when run under one of these names.
+		{path: "/sbin/mount.fuse.secretsfs", link: true, data: []byte("/usr/bin/secretsfs")},
 		{path: "/sbin/mount.secretsfs", link: true, data: []byte("mount.fuse.secretsfs")},
 	}
 	for _, f := range []struct {
 		src, dst string
 		mode     fs.FileMode
 	}{
-		{"fstab/mount.fuse.secretsfs", "/sbin/mount.fuse.secretsfs", 0o755},
 		{"systemd/secretsfs.service", "/lib/systemd/system/secretsfs.service", 0o644},
 		{"systemd/secretsfs@.service", "/lib/systemd/system/secretsfs@.service", 0o644},
 		// It may come to hold credentials.
