@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/secretsfs/secretsfs/mount"
+	"github.com/secretsfs/secretsfs/packaging/fstab"
 	"github.com/secretsfs/secretsfs/test/emulator"
 )
 
@@ -601,5 +603,102 @@ func TestFstabHelperDispatch(t *testing.T) {
 		if code != 32 || !slices.Equal(got, []string{argv0, "none", "/mnt", "-o", "rw"}) {
 			t.Errorf("%s: exit %d, helper got %q", argv0, code, got)
 		}
+	}
+}
+
+// Issue 10, item 2: every flag of "secretsfs mount" is an fstab option,
+// with "_" or "-", also under mount -s (which used to drop the ones the
+// helper did not know, such as max_stale). The list is the command's own
+// flag definitions: a flag added later is covered without touching this
+// test, and a flag of a new type fails it until it gets a sample value.
+func TestIssue10_02_EveryMountFlagIsAnFstabOption(t *testing.T) {
+	dir := t.TempDir()
+	// The daemon: a script that records its arguments.
+	argsFile := filepath.Join(dir, "args")
+	exe := filepath.Join(dir, "secretsfs")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\nprintf '%s\\n' \"$@\" > "+argsFile+"\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var options []string
+	want := map[string]string{}
+	for i, f := range mountFlags() {
+		name := f.Names()[0]
+		opt := name
+		if i%2 == 0 {
+			opt = strings.ReplaceAll(name, "-", "_")
+		}
+		switch f.(type) {
+		case *cli.BoolFlag:
+			options = append(options, opt)
+			want[name] = "true"
+		case *cli.DurationFlag:
+			options = append(options, opt+"=90s")
+			want[name] = "1m30s"
+		case *cli.IntFlag, *cli.UintFlag:
+			options = append(options, opt+"=7")
+			want[name] = "7"
+		case *cli.Float64Flag:
+			options = append(options, opt+"=1.5")
+			want[name] = "1.5"
+		case *cli.StringFlag:
+			options = append(options, opt+"=sample-"+name)
+			want[name] = "sample-" + name
+		case *cli.StringSliceFlag:
+			options = append(options, opt+"=a-"+name, opt+"=b-"+name)
+			want[name] = "[a-" + name + " b-" + name + "]"
+		default:
+			t.Fatalf("flag --%s is a %T: give this test a sample value for it", name, f)
+		}
+	}
+	for _, sloppy := range []bool{false, true} {
+		os.Remove(argsFile)
+		args := []string{"/sbin/mount.fuse.secretsfs", "secretsfs", "/mnt/x", "-o", "rw,nosuid," + strings.Join(options, ",")}
+		if sloppy {
+			args = append(args, "-s")
+		}
+		var stderr bytes.Buffer
+		h := fstab.Helper{Flags: mountFlags(), Exe: exe, Environ: []string{"PATH=/usr/bin:/bin"}, Stderr: &stderr}
+		if status := h.Run(context.Background(), args); status != 32 || strings.Contains(stderr.String(), "option") {
+			t.Fatalf("sloppy %v: status %d, stderr %q; want the daemon started (and failing, 32) with no complaint about an option", sloppy, status, stderr.String())
+		}
+		data, err := os.ReadFile(argsFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		daemonArgs := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+		// The daemon's command line, parsed by the mount command's flags.
+		got := map[string]string{}
+		app := &cli.App{Name: "secretsfs", Commands: []*cli.Command{{
+			Name: "mount", Flags: mountFlags(),
+			Action: func(c *cli.Context) error {
+				if c.Args().First() != "/mnt/x" {
+					t.Errorf("MOUNTPOINT = %q", c.Args().First())
+				}
+				for _, f := range mountFlags() {
+					name := f.Names()[0]
+					if _, list := f.(*cli.StringSliceFlag); list && c.IsSet(name) {
+						got[name] = fmt.Sprint(c.StringSlice(name))
+					} else if c.IsSet(name) {
+						got[name] = fmt.Sprint(c.Value(name))
+					}
+				}
+				return nil
+			},
+		}}}
+		if err := app.Run(append([]string{"secretsfs"}, daemonArgs...)); err != nil {
+			t.Fatalf("the daemon's arguments %q do not parse: %v", daemonArgs, err)
+		}
+		for name, w := range want {
+			if got[name] != w {
+				t.Errorf("sloppy %v: --%s = %q, want %q", sloppy, name, got[name], w)
+			}
+		}
+	}
+	// Not everything is accepted: an unknown option is still refused.
+	var stderr bytes.Buffer
+	h := fstab.Helper{Flags: mountFlags(), Exe: exe, Stderr: &stderr}
+	if status := h.Run(context.Background(), []string{"mount.fuse.secretsfs", "none", "/mnt/x", "-o", "colour=blue"}); status != 1 ||
+		!strings.Contains(stderr.String(), "unknown option colour=blue") {
+		t.Fatalf("colour=blue: status %d, %q", status, stderr.String())
 	}
 }
