@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/secretsfs/secretsfs/packaging/envfile"
 	"github.com/secretsfs/secretsfs/test/emulator"
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
@@ -269,6 +270,89 @@ func TestIssue10_01_MountReturnsWithOutputCaptured(t *testing.T) {
 	}
 	if len(daemonsOf(t, bin)) != 1 {
 		t.Fatal("the daemon died after mount's output was closed")
+	}
+}
+
+// Issue 10, item 5: the env-file is data read with systemd's rules, not
+// shell code: an unquoted value with spaces reaches the daemon whole.
+func TestIssue10_05_EnvFileIsDataInTheHelper(t *testing.T) {
+	needPackage(t)
+	testutil.RequireFUSE(t)
+	tmp, bin, mnt := fstabSetup(t, "secretsfs-issue10-05")
+	marker := filepath.Join(tmp, "ran")
+	envFile := fstabEmulator(t, tmp,
+		"SECRETSFS_ON_CHANGE_COMMAND=logger secret rotated",
+		"; a comment, systemd style",
+		`SECRETSFS_LOG_LEVEL="debug"`,
+		"SECRETSFS_TAG=team=a\\",
+		"pp",
+		"SECRETSFS_DEFAULT_STAGE=AWSCURRENT # not a comment: part of the value",
+		"SECRETSFS_DEFAULT_STAGE=AWSCURRENT",
+		"UNUSED=$(touch "+marker+")",
+	)
+	fstab := writeFstab(t, tmp, "secretsfs "+mnt+" fuse.secretsfs log_file="+filepath.Join(tmp, "log")+",mount_timeout=20,env-file="+envFile+" 0 0")
+	ns := newMountNS(t, tmp, bin)
+	if status, out := ns.run("mount", "-T", fstab, mnt); status != 0 {
+		t.Fatalf("mount: status %d: %s", status, out)
+	}
+	pids := daemonsOf(t, bin)
+	if len(pids) != 1 {
+		t.Fatalf("%d daemons, want 1", len(pids))
+	}
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pids[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, kv := range strings.Split(string(environ), "\x00") {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	for k, want := range map[string]string{
+		"SECRETSFS_ON_CHANGE_COMMAND": "logger secret rotated",
+		"SECRETSFS_LOG_LEVEL":         "debug",
+		"SECRETSFS_TAG":               "team=app",
+		"SECRETSFS_DEFAULT_STAGE":     "AWSCURRENT",
+		"UNUSED":                      "$(touch " + marker + ")",
+	} {
+		if env[k] != want {
+			t.Errorf("the daemon's %s = %q, want %q", k, env[k], want)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("a command substitution in the env-file was run")
+	}
+}
+
+// The settings file the package installs, with its examples uncommented,
+// means the same to systemd and to the helper: every line is a valid
+// assignment whose value is the text after "=".
+func TestIssue10_05_PackagedEnvFileParses(t *testing.T) {
+	needPackage(t)
+	data, err := os.ReadFile(filepath.Join(pkg.root, "etc/secretsfs/secretsfs.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := envfile.Parse(data); err != nil {
+		t.Fatalf("as shipped: %v", err)
+	}
+	want := map[string]string{}
+	var lines []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "#"), "="); ok && strings.HasPrefix(line, "#") && !strings.Contains(k, " ") {
+			line = k + "=" + v
+			want[k] = v
+		}
+		lines = append(lines, line)
+	}
+	vars, err := envfile.Parse([]byte(strings.Join(lines, "\n")))
+	if err != nil || len(vars) != len(want) || len(want) < 5 {
+		t.Fatalf("uncommented: %d assignments of %d, %v", len(vars), len(want), err)
+	}
+	for _, v := range vars {
+		if want[v.Name] != v.Value {
+			t.Errorf("%s = %q, want %q", v.Name, v.Value, want[v.Name])
+		}
 	}
 }
 
