@@ -305,6 +305,8 @@ func mountFlags() []cli.Flag {
 			Usage: "permission of directories, in `OCTAL`"},
 		&cli.BoolFlag{Name: "allow-other", Category: catFiles, EnvVars: envVar("allow-other"),
 			Usage: "let other users into the mount; the kernel then enforces the modes (as non-root: user_allow_other in /etc/fuse.conf)"},
+		&cli.StringFlag{Name: "fsname", Category: catFiles, Value: d.FsName, EnvVars: envVar("fsname"),
+			Usage: "the filesystem's `NAME` (source) in /proc/mounts; the fstab helper gives the entry's first field, by which mount -a knows the entry is mounted"},
 		&cli.BoolFlag{Name: "kernel-cache", Category: catFiles, EnvVars: envVar("kernel-cache"),
 			Usage: "fast mode: reads are served from the kernel's page cache until a version changes (no per-open snapshot or audit)"},
 
@@ -424,6 +426,7 @@ func mountConfig(c *cli.Context) (mount.Config, error) {
 	}
 	cfg.AllowOther = c.Bool("allow-other")
 	cfg.KernelCache = c.Bool("kernel-cache")
+	cfg.FsName = c.String("fsname")
 	cfg.Prefixes = c.StringSlice("prefix")
 	for _, s := range c.StringSlice("tag") {
 		t, err := mount.ParseTag(s)

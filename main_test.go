@@ -234,6 +234,8 @@ func wantFull() mount.Config {
 	c.Tags = []mount.Tag{{Key: "env", Value: "prod"}, {Key: "team", Value: ""}}
 	c.ListInterval = 30 * time.Second
 	c.LogLevel, c.LogFormat = "debug", "json"
+	c.LogFile = "/var/log/secretsfs.log"
+	c.FsName = "app-secrets"
 	c.Version = buildVersion()
 	return c
 }
@@ -247,7 +249,8 @@ func TestMountFlagsReachConfig(t *testing.T) {
 		"--role-arn", "arn:aws:iam::123456789012:role/secretsfs", "--uid", "1000", "--gid", "1001",
 		"--file-mode", "0440", "--dir-mode", "550", "--allow-other", "--kernel-cache",
 		"--prefix", "prod/", "--prefix", "shared/", "--tag", "env=prod", "--tag", "team=",
-		"--list-interval", "30s", "--log-level", "debug", "--log-format", "json", "/mnt/s")
+		"--list-interval", "30s", "--log-level", "debug", "--log-format", "json",
+		"--log-file", "/var/log/secretsfs.log", "--fsname", "app-secrets", "/mnt/s")
 	if code != 0 || s.calls != 1 {
 		t.Fatalf("exit %d, %d calls; stderr %s", code, s.calls, errOut)
 	}
@@ -279,6 +282,8 @@ func TestMountEnvVarsReachConfig(t *testing.T) {
 		"SECRETSFS_LIST_INTERVAL":       "30s",
 		"SECRETSFS_LOG_LEVEL":           "debug",
 		"SECRETSFS_LOG_FORMAT":          "json",
+		"SECRETSFS_LOG_FILE":            "/var/log/secretsfs.log",
+		"SECRETSFS_FSNAME":              "app-secrets",
 	} {
 		t.Setenv(k, v)
 	}
@@ -344,6 +349,10 @@ func TestMountBadValues(t *testing.T) {
 		{args: []string{"--list-interval", "-5m", "/m"}, flag: "--list-interval"},
 		{args: []string{"--log-level", "loud", "/m"}, flag: "--log-level"},
 		{args: []string{"--log-format", "xml", "/m"}, flag: "--log-format"},
+		{args: []string{"--log-file", "/var/log/s.log", "--syslog", "/m"}, flag: "--log-file"},
+		{args: []string{"--fsname", "a b", "/m"}, flag: "--fsname"},
+		{args: []string{"--fsname", "a,b", "/m"}, flag: "--fsname"},
+		{args: []string{"--fsname", "", "/m"}, flag: "--fsname"},
 		{env: map[string]string{"SECRETSFS_REFRESH_INTERVAL": "soon"}, args: []string{"/m"}, flag: "refresh-interval"},
 		{env: map[string]string{"SECRETSFS_ALLOW_OTHER": "maybe"}, args: []string{"/m"}, flag: "allow-other"},
 		{env: map[string]string{"SECRETSFS_FILE_MODE": "999"}, args: []string{"/m"}, flag: "--file-mode"},

@@ -89,6 +89,10 @@ type Options struct {
 	// kernel's page cache until a version changes (no per-open snapshot
 	// in the daemon, no per-open audit).
 	KernelCache bool
+	// FsName is the filesystem's source in /proc/mounts ("secretsfs" when
+	// empty). Under /etc/fstab it is the entry's first field, which is how
+	// "mount -a" recognises the entry as mounted.
+	FsName string
 	// Debug logs every FUSE request (no values).
 	Debug  bool
 	Logger *slog.Logger

@@ -35,6 +35,9 @@ func Mount(dir string, opts Options) (*Server, error) {
 	if opts.DirMode == 0 {
 		opts.DirMode = 0o500
 	}
+	if opts.FsName == "" {
+		opts.FsName = "secretsfs"
+	}
 	r := newRoot(opts)
 	if len(opts.Files) > 0 {
 		t, err := newMappedTree(opts.Files)
@@ -59,7 +62,7 @@ func Mount(dir string, opts Options) (*Server, error) {
 	r.registerDir(top)
 	server, err := mountObserved(dir, top, opts.Observer, &gofs.Options{
 		MountOptions: fuse.MountOptions{
-			FsName:               "secretsfs",
+			FsName:               opts.FsName,
 			Name:                 "secretsfs",
 			AllowOther:           opts.AllowOther,
 			Options:              mountOpts,

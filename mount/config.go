@@ -21,6 +21,7 @@ import (
 const (
 	DefaultFileMode     os.FileMode = 0o400
 	DefaultDirMode      os.FileMode = 0o500
+	DefaultFsName                   = "secretsfs"
 	DefaultListInterval             = 5 * time.Minute
 	DefaultLogLevel                 = "info"
 	DefaultLogFormat                = "text"
@@ -106,6 +107,10 @@ type Config struct {
 	// KernelCache serves reads from the kernel's page cache (fast, no
 	// per-open audit) instead of per-open snapshots from the daemon.
 	KernelCache bool
+	// FsName is the filesystem's source in /proc/mounts; the fstab helper
+	// sets it to the entry's first field, so that "mount -a" recognises
+	// the entry as mounted and leaves it alone.
+	FsName string
 
 	// Prefixes narrow listing mode to secrets whose names start with one of
 	// them.
@@ -170,6 +175,7 @@ func DefaultConfig() Config {
 		GID:               uint32(os.Getgid()),
 		FileMode:          DefaultFileMode,
 		DirMode:           DefaultDirMode,
+		FsName:            DefaultFsName,
 		ListInterval:      DefaultListInterval,
 		LogLevel:          DefaultLogLevel,
 		LogFormat:         DefaultLogFormat,
@@ -231,6 +237,9 @@ func (c Config) Validate() error {
 	}
 	if c.DirMode&^os.ModePerm != 0 {
 		bad("--dir-mode", "is %s; give permission bits only, in octal, such as 0500", formatMode(c.DirMode))
+	}
+	if !validFsName(c.FsName) {
+		bad("--fsname", "is %q; give 1 to 255 characters without spaces, commas, backslashes or control characters, such as %s (from /etc/fstab: the entry's first field)", c.FsName, DefaultFsName)
 	}
 	for _, p := range c.Prefixes {
 		if !mapping.ValidSecretName(p) {
@@ -299,4 +308,18 @@ func validRegion(s string) bool {
 		}
 	}
 	return len(s) <= 64
+}
+
+// validFsName accepts what can stand as a filesystem's source both in a
+// mount(2) call and in fusermount3's comma-separated options.
+func validFsName(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r == ',' || r == '\\' || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }

@@ -143,6 +143,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) (
 		DirMode:      cfg.DirMode,
 		AllowOther:   cfg.AllowOther,
 		KernelCache:  cfg.KernelCache,
+		FsName:       cfg.FsName,
 		Logger:       log.With("component", "fs"),
 	}
 	feat.fsOptions(&fsOpts)

@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // mountPoint checks and prepares the directory the filesystem is mounted on.
@@ -17,19 +20,45 @@ type mountPoint struct {
 	stat func(name string) (os.FileInfo, error)
 	// detach lazily unmounts whatever is mounted on dir.
 	detach func(ctx context.Context, dir string) error
+	// mounted returns the mount on top of dir, if any; nil means none.
+	mounted func(dir string) (mountEntry, bool)
+	// statfs asks the filesystem on dir for its statistics: unlike stat,
+	// which the kernel may answer from its cache, it always reaches a FUSE
+	// daemon, so a dead one's mount answers ENOTCONN.
+	statfs func(dir string) error
 }
 
 // systemMountPoint works on the real filesystem.
 func systemMountPoint() mountPoint {
-	return mountPoint{stat: os.Stat, detach: lazyUnmount}
+	return mountPoint{stat: os.Stat, detach: lazyUnmount, mounted: mountedOn, statfs: statfs}
+}
+
+func statfs(dir string) error {
+	var st unix.Statfs_t
+	return unix.Statfs(dir, &st)
 }
 
 // prepare validates dir and clears a stale mount left by a daemon that died
-// (stat answers ENOTCONN, "transport endpoint is not connected"). It returns
-// whether it cleared one.
+// ("transport endpoint is not connected"). A mount point that a live
+// secretsfs serves is refused: mounting again would stack a second daemon on
+// the first ("mount DIR" twice, "mount -a" with an entry mount(8) does not
+// recognise as mounted). It returns whether it cleared a stale mount.
 func (m mountPoint) prepare(ctx context.Context, dir string, log *slog.Logger) (cleared bool, err error) {
 	fi, err := m.stat(dir)
-	if isStale(err) {
+	stale := isStale(err)
+	if err == nil && m.mounted != nil {
+		real, rerr := filepath.EvalSymlinks(dir)
+		if rerr != nil {
+			real = dir
+		}
+		if top, ok := m.mounted(real); ok && top.fstype == liveType {
+			if m.statfs == nil || !isStale(m.statfs(dir)) {
+				return false, fmt.Errorf("mount point %s is already mounted: a running secretsfs serves it (source %q); unmount it first (umount %s) or choose another directory", dir, top.source, dir)
+			}
+			stale = true // stat was answered from the kernel's cache
+		}
+	}
+	if stale {
 		log.Warn("the mount point holds a stale mount of a daemon that is gone; unmounting it", "mountpoint", dir)
 		if err := m.detach(ctx, dir); err != nil {
 			return false, fmt.Errorf("mount point %s holds a stale mount that could not be unmounted (try umount -l %s): %w", dir, dir, err)
@@ -49,6 +78,9 @@ func (m mountPoint) prepare(ctx context.Context, dir string, log *slog.Logger) (
 	}
 	return cleared, nil
 }
+
+// liveType is the type of a secretsfs mount in mountinfo.
+const liveType = "fuse.secretsfs"
 
 // isStale reports whether err is what a dead FUSE daemon's mount answers.
 func isStale(err error) bool { return errors.Is(err, syscall.ENOTCONN) }

@@ -19,6 +19,8 @@ type fakeMountPoint struct {
 	file      bool    // answer a regular file instead of a directory
 	detached  int
 	detachErr error
+	top       mountEntry // what is mounted on the mount point, if anything
+	statfsErr error
 }
 
 type fakeInfo struct{ dir bool }
@@ -45,6 +47,10 @@ func (f *fakeMountPoint) mountPoint() mountPoint {
 			return fakeInfo{dir: !f.file}, nil
 		},
 		detach: func(context.Context, string) error { f.detached++; return f.detachErr },
+		mounted: func(dir string) (mountEntry, bool) {
+			return f.top, f.top.fstype != "" && dir == "/mnt"
+		},
+		statfs: func(string) error { return f.statfsErr },
 	}
 }
 
@@ -64,6 +70,12 @@ func TestMountPointPrepare(t *testing.T) {
 		{name: "missing", fake: fakeMountPoint{stats: []error{syscall.ENOENT}}, wantErr: "mkdir -p"},
 		{name: "a file", fake: fakeMountPoint{stats: []error{nil}, file: true}, wantErr: "not a directory"},
 		{name: "denied", fake: fakeMountPoint{stats: []error{syscall.EACCES}}, wantErr: "permission denied"},
+		// Issue 10, item 4.
+		{name: "served by a live secretsfs", fake: fakeMountPoint{stats: []error{nil}, top: mountEntry{fstype: "fuse.secretsfs", source: "none"}},
+			wantErr: `is already mounted: a running secretsfs serves it (source "none"); unmount it first (umount /mnt)`},
+		{name: "another filesystem mounted there", fake: fakeMountPoint{stats: []error{nil}, top: mountEntry{fstype: "tmpfs", source: "tmpfs"}}},
+		{name: "stale secretsfs whose attributes the kernel still caches", fake: fakeMountPoint{stats: []error{nil}, top: mountEntry{fstype: "fuse.secretsfs"}, statfsErr: syscall.ENOTCONN},
+			wantCleared: true, wantDetach: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cleared, err := tc.fake.mountPoint().prepare(context.Background(), "/mnt", log)

@@ -59,3 +59,45 @@ func TestRunExitsWhenUnmountedOutside(t *testing.T) {
 		t.Fatalf("run tried to unmount again: %s", stderr.String())
 	}
 }
+
+// Issue 10, item 4: a second daemon on a mount point the first one serves
+// is refused before it connects to AWS or mounts anything; the first keeps
+// serving, alone.
+func TestIssue10_04_SecondDaemonOnALiveMountIsRefused(t *testing.T) {
+	testutil.RequireFUSE(t)
+	f := newEmu(t)
+	f.create(t, "app/db", "v")
+	dir := t.TempDir()
+	cfg := emuConfig(t, f, dir)
+	d := systemDeps()
+	d.hup = make(chan os.Signal)
+	stdout, _, stop := runInBackground(t, cfg, d)
+	t.Cleanup(func() {
+		stop()
+		if testutil.MountType(dir) != "" {
+			syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+	})
+	waitFor(t, "the serving line", func() bool { return stdout.String() != "" })
+
+	second := &syncBuffer{}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // so that a second daemon that serves ends
+	defer cancel()
+	err := run(ctx, cfg, second, &syncBuffer{}, d)
+	if err == nil || !strings.Contains(err.Error(), "is already mounted: a running secretsfs serves it") || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("the second run = %v, want a refusal naming %s", err, dir)
+	}
+	if second.String() != "" {
+		t.Fatalf("the second daemon served: %q", second.String())
+	}
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), " "+dir+" "); n != 1 {
+		t.Fatalf("%d mounts on %s, want 1", n, dir)
+	}
+	if got, err := os.ReadFile(dir + "/app/db/AWSCURRENT"); err != nil || string(got) != "v" {
+		t.Fatalf("the first mount: %q, %v", got, err)
+	}
+}

@@ -709,7 +709,7 @@ func TestFstabHelperFailures(t *testing.T) {
 		{"too few arguments", []string{"none"}, 1, "usage:"},
 		// The daemon rejects the value and exits 2; the helper reports it.
 		{"daemon refuses", []string{"none", mnt, "-o", "refresh-interval=soon"}, 32, "refresh-interval"},
-		{"fake (-f) with verbose", []string{"none", mnt, "-fv", "-o", "secret=a,secret=b"}, 0, "--secret=a --secret=b --syslog " + mnt},
+		{"fake (-f) with verbose", []string{"none", mnt, "-fv", "-o", "secret=a,secret=b"}, 0, "--secret=a --secret=b --fsname=none --syslog " + mnt},
 		{"sloppy (-s)", []string{"none", mnt, "-s", "-f", "-o", "colour=blue"}, 0, ""},
 		{"-t type is accepted", []string{"none", mnt, "-f", "-t", "fuse.secretsfs", "-o", "ro"}, 0, ""},
 	} {

@@ -356,6 +356,72 @@ func TestIssue10_05_PackagedEnvFileParses(t *testing.T) {
 	}
 }
 
+// Issue 10, item 4: "mount -a" twice leaves exactly one mount and one
+// daemon per entry, whatever the source field says ("none" included), and
+// mounting a mount point that a live secretsfs serves is refused with a
+// clear message, by mount(8) through the helper and by the daemon itself.
+func TestIssue10_04_MountAllTwiceLeavesOneMountAndOneDaemon(t *testing.T) {
+	needPackage(t)
+	testutil.RequireFUSE(t)
+	tmp, bin, mnt := fstabSetup(t, "secretsfs-issue10-04")
+	mnt2 := filepath.Join(tmp, "mnt2")
+	if err := os.Mkdir(mnt2, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	envFile := fstabEmulator(t, tmp)
+	opts := "secret=app/db,mount_timeout=20,env-file=" + envFile
+	fstab := writeFstab(t, tmp,
+		"secretsfs "+mnt+" fuse.secretsfs "+opts+" 0 0",
+		"none "+mnt2+" fuse.secretsfs "+opts+" 0 0",
+	)
+	ns := newMountNS(t, tmp, bin)
+	for i := range 2 {
+		if status, out := ns.run("mount", "-a", "-T", fstab); status != 0 {
+			t.Fatalf("mount -a #%d: status %d: %s", i+1, status, out)
+		}
+		for _, dir := range []string{mnt, mnt2} {
+			if n, types := ns.mountsOn(dir); n != 1 || types[0] != "fuse.secretsfs" {
+				t.Fatalf("after mount -a #%d: %d mounts on %s (%v), want one secretsfs", i+1, n, dir, types)
+			}
+		}
+		if pids := daemonsOf(t, bin); len(pids) != 2 {
+			t.Fatalf("after mount -a #%d: %d daemons, want 2 (one per entry)", i+1, len(pids))
+		}
+	}
+	// "mount DIR" of a mounted entry: refused, as for a mounted device.
+	status, out := ns.run("mount", "-T", fstab, mnt2)
+	if status != 32 || !strings.Contains(out, "already") || !strings.Contains(out, mnt2) {
+		t.Fatalf("mount %s again: status %d, %q; want 32 and a message that it is already mounted", mnt2, status, out)
+	}
+	// And the daemon itself, started by hand.
+	status, out = ns.run(bin, "mount", "--secret=app/db", "--endpoint-url=http://127.0.0.1:1", "--region=us-east-1", mnt)
+	if status == 0 || !strings.Contains(out, "already") {
+		t.Fatalf("secretsfs mount %s again: status %d, %q; want a refusal", mnt, status, out)
+	}
+	for _, dir := range []string{mnt, mnt2} {
+		if n, _ := ns.mountsOn(dir); n != 1 {
+			t.Fatalf("%d mounts on %s, want 1", n, dir)
+		}
+	}
+	if pids := daemonsOf(t, bin); len(pids) != 2 {
+		t.Fatalf("%d daemons, want 2", len(pids))
+	}
+	// A stale mount (its daemon killed) is still replaced.
+	for _, pid := range daemonsOf(t, bin) {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	waitUntil(t, "the daemons to die", func() bool { return len(daemonsOf(t, bin)) == 0 })
+	if status, out := ns.run("mount", "-T", fstab, mnt); status != 0 {
+		t.Fatalf("mount over a stale mount: status %d: %q", status, out)
+	}
+	if n, _ := ns.mountsOn(mnt); n != 1 {
+		t.Fatalf("%d mounts on %s after replacing the stale one, want 1", n, mnt)
+	}
+	if got, err := os.ReadFile(ns.path(filepath.Join(mnt, "app/db/password"))); err != nil || string(got) != "p4ss" {
+		t.Fatalf("read after replacing the stale mount = %q, %v", got, err)
+	}
+}
+
 // readmeFstabLine is the fstab line of the README's /etc/fstab example.
 func readmeFstabLine(t *testing.T) string {
 	t.Helper()

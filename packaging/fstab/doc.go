@@ -15,7 +15,10 @@
 // helper's own: env_file=PATH (KEY=VALUE lines read as data with systemd's
 // EnvironmentFile= rules, package envfile, into the daemon's environment)
 // and mount_timeout=SECONDS. Generic mount options (rw, nofail, _netdev,
-// x-*...) are accepted and ignored.
+// x-*...) are accepted and ignored. SOURCE becomes the filesystem's name in
+// /proc/mounts (--fsname), which is how "mount -a" recognises the entry as
+// mounted and skips it; "mount DIR" of a mounted entry reaches the daemon,
+// which refuses a mount point a live secretsfs serves.
 //
 // The helper starts "secretsfs mount" in a session of its own, with stdin
 // and stdout on /dev/null and its log going to --log-file or to syslog

@@ -98,6 +98,7 @@ func testFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "allow-other"},
 		&cli.StringFlag{Name: "log-file"},
 		&cli.BoolFlag{Name: "syslog"},
+		&cli.StringFlag{Name: "fsname"},
 		&cli.StringFlag{Name: "on-change-command"},
 	}
 }
@@ -157,6 +158,8 @@ func TestMakePlan(t *testing.T) {
 		{"flags with _ or -, generic options ignored",
 			[]string{"rw", "nosuid", "_netdev", "x-systemd.requires=network.target", "comment=hi", "defaults", "refresh_interval=5m", "allow-other", "secret=a", "secret=b", "region=eu-west-1"}, false,
 			plan{args: []string{"--refresh-interval=5m", "--allow-other", "--secret=a", "--secret=b", "--region=eu-west-1", "--syslog"}, timeout: DefaultMountTimeout}, ""},
+		{"fsname given wins over the source", []string{"fsname=other"}, false,
+			plan{args: []string{"--fsname=other", "--syslog"}, timeout: DefaultMountTimeout}, ""},
 		{"a switch with a boolean value", []string{"allow_other=false"}, false,
 			plan{args: []string{"--allow-other=false", "--syslog"}, timeout: DefaultMountTimeout}, ""},
 		{"log_file chooses the log", []string{"log_file=/var/log/s.log"}, false,
@@ -188,6 +191,17 @@ func TestMakePlan(t *testing.T) {
 				t.Fatalf("makePlan = %+v, %v; want %+v", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// Issue 10, item 4: the source field becomes the filesystem's name, by
+// which mount -a recognises the entry as mounted.
+func TestIssue10_04_SourceIsTheFsName(t *testing.T) {
+	for _, source := range []string{"secretsfs", "none"} {
+		got, err := makePlan(invocation{source: source, options: []string{"secret=a"}}, testFlags())
+		if want := []string{"--secret=a", "--fsname=" + source, "--syslog"}; err != nil || !reflect.DeepEqual(got.args, want) {
+			t.Errorf("source %s: %q, %v; want %q", source, got.args, err, want)
+		}
 	}
 }
 
@@ -271,7 +285,7 @@ func TestIssue10_01_HelperReturnsOnceServingDetached(t *testing.T) {
 		}
 	}
 	args, _ := os.ReadFile(filepath.Join(dir, "args"))
-	if got := strings.Fields(string(args)); !reflect.DeepEqual(got, []string{"mount", "--secret=a", "--syslog", "/mnt/x"}) {
+	if got := strings.Fields(string(args)); !reflect.DeepEqual(got, []string{"mount", "--secret=a", "--fsname=secretsfs", "--syslog", "/mnt/x"}) {
 		t.Errorf("the daemon's arguments: %q", got)
 	}
 	environ, _ := os.ReadFile(filepath.Join(dir, "environ"))
@@ -293,7 +307,7 @@ func TestIssue10_01_HelperReturnsOnceServingDetached(t *testing.T) {
 // -v shows the command line and what the daemon wrote before serving.
 func TestHelperVerbose(t *testing.T) {
 	status, stderr, _ := runHelper(t, "ready", "-v")
-	if status != 0 || !strings.Contains(stderr, "running ") || !strings.Contains(stderr, "mount --secret=a --syslog /mnt/x") ||
+	if status != 0 || !strings.Contains(stderr, "running ") || !strings.Contains(stderr, "mount --secret=a --fsname=secretsfs --syslog /mnt/x") ||
 		!strings.Contains(stderr, "a warning before serving") {
 		t.Fatalf("status %d, stderr %q", status, stderr)
 	}

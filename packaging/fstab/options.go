@@ -185,7 +185,7 @@ func makePlan(inv invocation, flags []cli.Flag) (plan, error) {
 			byName[n] = f
 		}
 	}
-	logs := false
+	logs, named := false, false
 	var errs []error
 	for _, o := range inv.options {
 		name, value, hasValue := strings.Cut(o, "=")
@@ -223,6 +223,7 @@ func makePlan(inv invocation, flags []cli.Flag) (plan, error) {
 		}
 		flag := f.Names()[0]
 		logs = logs || flag == "log-file" || flag == "syslog"
+		named = named || flag == "fsname"
 		if _, isBool := f.(*cli.BoolFlag); isBool {
 			if !hasValue {
 				p.args = append(p.args, "--"+flag)
@@ -237,6 +238,11 @@ func makePlan(inv invocation, flags []cli.Flag) (plan, error) {
 			continue
 		}
 		p.args = append(p.args, "--"+flag+"="+value)
+	}
+	if !named && inv.source != "" {
+		// The entry's first field becomes the source in /proc/mounts:
+		// "mount -a" then finds the entry mounted and skips it.
+		p.args = append(p.args, "--fsname="+inv.source)
 	}
 	if !logs {
 		// Nothing of mount(8)'s output stays with the daemon: its log goes
