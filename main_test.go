@@ -711,3 +711,25 @@ func TestIssue10_02_EveryMountFlagIsAnFstabOption(t *testing.T) {
 		t.Fatalf("colour=blue: status %d, %q", status, stderr.String())
 	}
 }
+
+// Issue 10, item 7: the helper's man page, generated from this command
+// line, lists every flag of "secretsfs mount" as an fstab option, and the
+// helper's own options.
+func TestIssue10_07_FstabManPageListsEveryOption(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(context.Background(), actions{}, []string{"secretsfs", "gen", "fstab-man"}, &out, io.Discard); code != 0 {
+		t.Fatalf("gen fstab-man exited %d", code)
+	}
+	page := out.String()
+	for _, f := range mountFlags() {
+		name := strings.ReplaceAll(f.Names()[0], "-", "_")
+		if !strings.Contains(page, `\fB`+name+`\fP`) {
+			t.Errorf("the man page lacks the option %s", name)
+		}
+	}
+	for _, o := range fstab.OwnOptions() {
+		if !strings.Contains(page, `\fB`+o.Name+`\fP=\fI`+o.Value+`\fP`) {
+			t.Errorf("the man page lacks the helper's option %s=%s", o.Name, o.Value)
+		}
+	}
+}

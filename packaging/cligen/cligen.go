@@ -1,6 +1,8 @@
 // Package cligen writes the files a package installs next to the secretsfs
 // binary, generated from its command-line definition so that they never
-// drift from it: the man page and the bash, zsh and fish completion scripts.
+// drift from it: the man pages (secretsfs(1), and mount.fuse.secretsfs(8)
+// for the fstab helper, whose options are the mount command's flags) and
+// the bash, zsh and fish completion scripts.
 //
 // The binary exposes it as the hidden command "secretsfs gen KIND"; the .deb
 // build (packaging/deb) runs the freshly built binary to produce the files.
@@ -18,10 +20,10 @@ import (
 )
 
 // Kinds are the files Write can produce.
-func Kinds() []string { return []string{"bash", "fish", "man", "zsh"} }
+func Kinds() []string { return []string{"bash", "fish", "fstab-man", "man", "zsh"} }
 
-// Write writes the file of the given kind ("man", "bash", "zsh" or "fish")
-// for app to w.
+// Write writes the file of the given kind ("man", "fstab-man", "bash",
+// "zsh" or "fish") for app to w.
 func Write(app *cli.App, kind string, w io.Writer) error {
 	var s string
 	var err error
@@ -29,6 +31,8 @@ func Write(app *cli.App, kind string, w io.Writer) error {
 	case "man":
 		s, err = app.ToManWithSection(1)
 		s += manSections(app)
+	case "fstab-man":
+		s, err = fstabMan(app)
 	case "fish":
 		s, err = app.ToFishCompletion()
 	case "bash":
@@ -57,6 +61,7 @@ type ManPage struct {
 func ManPages() []ManPage {
 	return []ManPage{
 		{Name: "secretsfs", Section: 1, Write: func(app *cli.App, w io.Writer) error { return Write(app, "man", w) }},
+		{Name: "mount.fuse.secretsfs", Section: 8, Write: func(app *cli.App, w io.Writer) error { return Write(app, "fstab-man", w) }},
 	}
 }
 

@@ -15,7 +15,12 @@ func testApp() *cli.App {
 		Name:  "secretsfs",
 		Usage: "serve secrets",
 		Commands: []*cli.Command{
-			{Name: "mount", Usage: "mount them", Flags: []cli.Flag{&cli.StringFlag{Name: "region", Usage: "AWS region"}}},
+			{Name: "mount", Usage: "mount them", Flags: []cli.Flag{
+				&cli.StringFlag{Name: "region", Usage: "AWS `REGION`", EnvVars: []string{"SECRETSFS_REGION"}},
+				&cli.DurationFlag{Name: "max-stale", Usage: "bound", DefaultText: "no bound"},
+				&cli.BoolFlag{Name: "allow-other", Usage: "let others in"},
+				&cli.StringSliceFlag{Name: "secret", Usage: "a secret"},
+			}},
 			{Name: "gen", Hidden: true},
 		},
 	}
@@ -27,6 +32,9 @@ func TestWrite(t *testing.T) {
 		want []string
 	}{
 		{"man", []string{".TH secretsfs 1", "serve secrets", "mount them", "--region"}},
+		{"fstab-man", []string{".TH mount.fuse.secretsfs 8", "mount.fuse.secretsfs, mount.secretsfs",
+			"\\fBregion\\fP=\\fIREGION\\fP", "AWS REGION; variable SECRETSFS_REGION", "\\fBmax_stale\\fP=\\fIDURATION\\fP", "bound (default: no bound)",
+			"\\fBallow_other\\fP\n", "a secret; repeatable", "\\fBenv_file\\fP=\\fIPATH\\fP", "\\fBmount_timeout\\fP", "ENVIRONMENT FILE", "EXIT STATUS"}},
 		{"bash", []string{"complete -o bashdefault -o default -F _secretsfs secretsfs", "--generate-bash-completion"}},
 		{"zsh", []string{"#compdef secretsfs\n", "_secretsfs \"$@\"", "--generate-bash-completion"}},
 		{"fish", []string{"complete -c secretsfs", "mount"}},
@@ -50,7 +58,7 @@ func TestWrite(t *testing.T) {
 
 func TestWriteRejectsUnknownKind(t *testing.T) {
 	err := Write(testApp(), "tcsh", &bytes.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), "bash, fish, man, zsh") {
+	if err == nil || !strings.Contains(err.Error(), "bash, fish, fstab-man, man, zsh") {
 		t.Fatalf("Write(tcsh) = %v, want an error listing the kinds", err)
 	}
 }
@@ -103,5 +111,11 @@ func TestManEnvironmentComesFromTheFlags(t *testing.T) {
 		".TP\n\\fBSECRETSFS_REGION\\fR\n\\-\\-region (mount, check)\n.PP\n"
 	if !strings.Contains(env, want) || strings.Contains(env, "SECRETSFS_HIDDEN") {
 		t.Fatalf("ENVIRONMENT:\n%s\nwant the entries\n%s", env, want)
+	}
+}
+
+func TestFstabManNeedsTheMountCommand(t *testing.T) {
+	if err := Write(&cli.App{Name: "x"}, "fstab-man", &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "mount command") {
+		t.Fatalf("Write = %v", err)
 	}
 }

@@ -19,8 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"golang.org/x/sys/unix"
 
+	"github.com/secretsfs/secretsfs/test/emulator"
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
@@ -166,6 +168,8 @@ func TestContents(t *testing.T) {
 		"/lib/systemd/system/secretsfs@.service":              "-rw-r--r--",
 		"/etc/secretsfs/secretsfs.env":                        "-rw-------",
 		"/usr/share/man/man1/secretsfs.1.gz":                  "-rw-r--r--",
+		"/usr/share/man/man8/mount.fuse.secretsfs.8.gz":       "-rw-r--r--",
+		"/usr/share/man/man8/mount.secretsfs.8.gz":            "lrwxrwxrwx -> mount.fuse.secretsfs.8.gz",
 		"/usr/share/bash-completion/completions/secretsfs":    "-rw-r--r--",
 		"/usr/share/zsh/vendor-completions/_secretsfs":        "-rw-r--r--",
 		"/usr/share/fish/vendor_completions.d/secretsfs.fish": "-rw-r--r--",
@@ -259,6 +263,45 @@ func TestManPage(t *testing.T) {
 	if _, err := exec.LookPath("man"); err == nil {
 		out, err := exec.Command("man", "-l", "-P", "cat", gz.Name()).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "refresh-interval") {
+			t.Errorf("man -l: %v:\n%s", err, out)
+		}
+	}
+}
+
+// Issue 10, item 7: the package has the man page of the mount helpers,
+// mount.fuse.secretsfs(8), with mount.secretsfs(8) a link to it; it lists
+// the fstab options (the mount flags, the helper's own) and the env-file
+// syntax, and man renders it.
+func TestIssue10_07_HelperManPage(t *testing.T) {
+	needPackage(t)
+	dir := filepath.Join(pkg.root, "usr/share/man/man8")
+	for _, name := range []string{"mount.fuse.secretsfs.8.gz", "mount.secretsfs.8.gz"} {
+		gz, err := os.Open(filepath.Join(dir, name)) // the link resolves
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := gzip.NewReader(gz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, err := io.ReadAll(r)
+		gz.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{".TH mount.fuse.secretsfs 8", "mount.secretsfs", "ENVIRONMENT FILE", "EXIT STATUS",
+			`\fBenv_file\fP`, `\fBmount_timeout\fP`, `\fBmax_stale\fP`, `\fBon_change_command\fP`, `\fBlog_file\fP`, "EnvironmentFile="} {
+			if !bytes.Contains(page, []byte(want)) {
+				t.Errorf("%s lacks %q", name, want)
+			}
+		}
+		if r.Name != "" || !r.ModTime.IsZero() {
+			t.Errorf("%s: the gzip header records name %q, time %v (not reproducible)", name, r.Name, r.ModTime)
+		}
+	}
+	if _, err := exec.LookPath("man"); err == nil {
+		out, err := exec.Command("man", "-l", "-P", "cat", filepath.Join(dir, "mount.secretsfs.8.gz")).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "env_file=PATH") || !strings.Contains(string(out), "max_stale=DURATION") {
 			t.Errorf("man -l: %v:\n%s", err, out)
 		}
 	}
@@ -561,7 +604,7 @@ func helperEnv() []string {
 func TestFstabHelperMounts(t *testing.T) {
 	needPackage(t)
 	testutil.RequireFUSE(t)
-	srv := startEmulator(t)
+	srv := startEmulator(t, map[string]string{"app/db": `{"password":"p4ss"}`, "other/key": "k"})
 	tmp, bin, mnt := fstabSetup(t, "secretsfs-fstab-test")
 	logFile := filepath.Join(tmp, "daemon.log")
 	envFile := filepath.Join(tmp, "secretsfs.env")

@@ -68,6 +68,9 @@ func manPageLinks(files []file) []file {
 		if !f.link || !(strings.HasSuffix(dir, "/bin") || strings.HasSuffix(dir, "/sbin")) {
 			continue
 		}
+		if _, own := pages[path.Base(f.path)]; own {
+			continue // a program with a page of its own (the fstab helper)
+		}
 		page, ok := pages[path.Base(string(f.data))]
 		if !ok {
 			continue

@@ -13,10 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/secretsfs/secretsfs/packaging/envfile"
-	"github.com/secretsfs/secretsfs/test/emulator"
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
@@ -158,30 +156,11 @@ func stopDaemons(t *testing.T, bin string) {
 	}
 }
 
-// startEmulator starts an emulator holding app/db, a JSON secret, and
-// other/key.
-func startEmulator(t *testing.T) *emulator.Server {
-	t.Helper()
-	e := emulator.New()
-	srv, err := emulator.Start(e, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	if _, err := e.CreateSecret(emulator.Secret{Name: "app/db", SecretString: aws.String(`{"password":"p4ss"}`)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.CreateSecret(emulator.Secret{Name: "other/key", SecretString: aws.String("k")}); err != nil {
-		t.Fatal(err)
-	}
-	return srv
-}
-
 // fstabEmulator starts the emulator and writes an env-file with the
 // settings an operator would put there: region, credentials, endpoint.
 func fstabEmulator(t *testing.T, tmp string, extra ...string) (envFile string) {
 	t.Helper()
-	srv := startEmulator(t)
+	srv := startEmulator(t, map[string]string{"app/db": `{"password":"p4ss"}`, "other/key": "k"})
 	envFile = filepath.Join(tmp, "secretsfs.env")
 	lines := append([]string{
 		"# settings of the fstab mounts",

@@ -153,7 +153,7 @@ func TestIssue10_06_PurgeStopsAndDisablesEverything(t *testing.T) {
 		t.Skip("systemd runs here: the maintainer scripts would stop and start real units")
 	}
 	srv := startEmulator(t, map[string]string{"app/key": "k3y"})
-	env := append(helperEnv("/usr/bin/secretsfs"), "DEBIAN_FRONTEND=noninteractive")
+	env := append(helperEnv(), "DEBIAN_FRONTEND=noninteractive")
 
 	run(t, env, "dpkg", "-i", pkg.deb)
 	// Installed, not enabled: the service needs settings first.

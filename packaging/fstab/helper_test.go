@@ -99,6 +99,7 @@ func testFlags() []cli.Flag {
 		&cli.StringFlag{Name: "log-file"},
 		&cli.BoolFlag{Name: "syslog"},
 		&cli.StringFlag{Name: "fsname"},
+		&cli.StringFlag{Name: "audit-log"},
 		&cli.StringFlag{Name: "on-change-command"},
 	}
 }
@@ -178,6 +179,7 @@ func TestMakePlan(t *testing.T) {
 		{"env_file without a file", []string{"env_file"}, false, plan{}, "option env_file needs a file"},
 		{"a bad timeout", []string{"mount_timeout=-1"}, false, plan{}, "mount_timeout=-1: give a positive number of seconds"},
 		{"remount", []string{"remount"}, false, plan{}, "umount it and mount it again"},
+		{"the audit log on stderr", []string{"audit_log=-"}, false, plan{}, "audit_log=-: the daemon's stderr is closed once mount returns; give a file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := makePlan(invocation{options: tc.options, sloppy: tc.sloppy}, testFlags())

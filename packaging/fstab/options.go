@@ -44,7 +44,7 @@ func OwnOptions() []Option {
 			"KEY=VALUE lines with the syntax of systemd's EnvironmentFile=, read as data (see ENVIRONMENT FILE); " +
 			"repeatable, a later file wins; the options win over the file"},
 		{"mount_timeout", "SECONDS", fmt.Sprintf("how long to wait for the mount to serve, in seconds or as a duration such as 2m "+
-			"(default %v); then the daemon is stopped and the mount fails", DefaultMountTimeout)},
+			"(default %d); then the daemon is stopped and the mount fails", int(DefaultMountTimeout/time.Second))},
 	}
 }
 
@@ -222,6 +222,10 @@ func makePlan(inv invocation, flags []cli.Flag) (plan, error) {
 			continue
 		}
 		flag := f.Names()[0]
+		if flag == "audit-log" && value == "-" {
+			errs = append(errs, fmt.Errorf("option %s=-: the daemon's stderr is closed once mount returns; give a file (%s=/var/log/secretsfs/audit.log)", name, name))
+			continue
+		}
 		logs = logs || flag == "log-file" || flag == "syslog"
 		named = named || flag == "fsname"
 		if _, isBool := f.(*cli.BoolFlag); isBool {
