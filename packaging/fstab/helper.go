@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -75,8 +76,12 @@ func (h Helper) Run(ctx context.Context, args []string) int {
 		}
 		env = envfile.Apply(env, vars)
 	}
+	dir, err := filepath.Abs(inv.dir)
+	if err != nil {
+		return fail(exitUsage, "mount point %s: %v", inv.dir, err)
+	}
 	argv := append([]string{h.Exe, "mount"}, p.args...)
-	argv = append(argv, inv.dir)
+	argv = append(argv, dir)
 	if inv.verbose {
 		fmt.Fprintf(h.Stderr, "%s: running %s\n", prog, describe(argv))
 	}
@@ -88,7 +93,7 @@ func (h Helper) Run(ctx context.Context, args []string) int {
 		if out = bytes.TrimSpace(out); len(out) > 0 {
 			fmt.Fprintf(h.Stderr, "%s\n", out)
 		}
-		return fail(exitFailure, "secretsfs mount %s: %v", inv.dir, err)
+		return fail(exitFailure, "secretsfs mount %s: %v", dir, err)
 	}
 	if inv.verbose && len(out) > 0 {
 		fmt.Fprintf(h.Stderr, "%s", out)
@@ -131,6 +136,9 @@ func start(ctx context.Context, argv, env []string, timeout time.Duration) ([]by
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(withoutVar(env, "NOTIFY_SOCKET"), "NOTIFY_SOCKET="+addr)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, pw
+	// In /, as daemons run: a working directory elsewhere would keep that
+	// file system busy for as long as the mount lasts.
+	cmd.Dir = "/"
 	// A session of its own: no terminal, and not in mount(8)'s process
 	// group, so nothing sent to that group reaches the daemon.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

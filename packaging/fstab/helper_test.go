@@ -280,6 +280,9 @@ func TestIssue10_01_HelperReturnsOnceServingDetached(t *testing.T) {
 	if sid, err := unix.Getsid(pid); err != nil || sid != pid {
 		t.Errorf("the daemon's session is %d (%v), want its own", sid, err)
 	}
+	if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err != nil || cwd != "/" {
+		t.Errorf("the daemon's working directory is %q (%v), want /", cwd, err)
+	}
 	for fd, want := range map[int]string{0: "/dev/null", 1: "/dev/null", 2: "pipe:"} {
 		got, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, fd))
 		if err != nil || !strings.HasPrefix(got, want) {
