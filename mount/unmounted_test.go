@@ -12,16 +12,24 @@ import (
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
-// An umount from outside (as for a mount made from /etc/fstab) ends Run,
-// which returns nil without trying to unmount again.
-func TestRunExitsWhenUnmountedOutside(t *testing.T) {
+// realDaemonSetup is what a daemon needs to mount app/db for real (FUSE)
+// on a new directory.
+func realDaemonSetup(t *testing.T) (dir string, cfg Config, d runDeps) {
+	t.Helper()
 	testutil.RequireFUSE(t)
 	f := newEmu(t)
 	f.create(t, "app/db", "v")
-	dir := t.TempDir()
-	cfg := emuConfig(t, f, dir)
-	d := systemDeps()
+	dir = t.TempDir()
+	cfg = emuConfig(t, f, dir)
+	d = systemDeps()
 	d.hup = make(chan os.Signal)
+	return dir, cfg, d
+}
+
+// An umount from outside (as for a mount made from /etc/fstab) ends Run,
+// which returns nil without trying to unmount again.
+func TestRunExitsWhenUnmountedOutside(t *testing.T) {
+	dir, cfg, d := realDaemonSetup(t)
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -64,13 +72,7 @@ func TestRunExitsWhenUnmountedOutside(t *testing.T) {
 // is refused before it connects to AWS or mounts anything; the first keeps
 // serving, alone.
 func TestIssue10_04_SecondDaemonOnALiveMountIsRefused(t *testing.T) {
-	testutil.RequireFUSE(t)
-	f := newEmu(t)
-	f.create(t, "app/db", "v")
-	dir := t.TempDir()
-	cfg := emuConfig(t, f, dir)
-	d := systemDeps()
-	d.hup = make(chan os.Signal)
+	dir, cfg, d := realDaemonSetup(t)
 	stdout, _, stop := runInBackground(t, cfg, d)
 	t.Cleanup(func() {
 		stop()
