@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/secretsfs/secretsfs/packaging/envfile"
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
