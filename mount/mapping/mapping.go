@@ -147,18 +147,6 @@ func (f File) Render(ctx context.Context, fetch Fetch) ([]byte, error) {
 	return out, nil
 }
 
-// OnChange is what to do when a file's content changes: run Command, or send
-// Signal to the process whose pid is in PIDFile; at most once per Debounce.
-// This package only reads it.
-type OnChange struct {
-	Command  []string // argv; a single string is run with /bin/sh -c
-	Shell    bool     // Command was given as one string
-	Signal   string   // e.g. HUP, SIGHUP or 1
-	PIDFile  string
-	Debounce time.Duration
-	Line     int
-}
-
 // OnChangeOf returns the on_change that applies to a file: its own, else the
 // top-level one (nil when neither is given).
 func (c *Config) OnChangeOf(f File) *OnChange {
@@ -786,9 +774,7 @@ func (p *parser) id(s string, line int, where string) *uint32 {
 	return &v
 }
 
-var signals = []string{"HUP", "INT", "QUIT", "USR1", "USR2", "TERM", "ALRM", "WINCH", "CONT", "STOP", "TSTP"}
-
-// onChange reads an on_change mapping.
+// onChange reads an on_change mapping; OnChange.Problems checks its fields.
 func (p *parser) onChange(n *yaml.Node, where string) *OnChange {
 	fs, ok := p.fields(n, where, "command", "signal", "pidfile", "debounce")
 	if !ok {
@@ -796,6 +782,7 @@ func (p *parser) onChange(n *yaml.Node, where string) *OnChange {
 	}
 	oc := &OnChange{Line: n.Line}
 	if c := fs["command"]; c != nil {
+		oc.Command = []string{}
 		switch c.Kind {
 		case yaml.ScalarNode:
 			oc.Command, oc.Shell = []string{c.Value}, true
@@ -808,17 +795,9 @@ func (p *parser) onChange(n *yaml.Node, where string) *OnChange {
 				oc.Command = append(oc.Command, e.Value)
 			}
 		}
-		if len(oc.Command) == 0 || oc.Command[0] == "" {
-			p.errorf(c.Line, where+".command", "is empty; give a command line, or a list [program, arg, ...]")
-		}
 	}
 	if s := fs["signal"]; s != nil {
-		v, _ := p.scalar(s, where+".signal")
-		name := strings.TrimPrefix(strings.ToUpper(v), "SIG")
-		if _, err := strconv.Atoi(v); err != nil && !slices.Contains(signals, name) {
-			p.errorf(s.Line, where+".signal", "%q is not a signal; give a name such as HUP or a number", v)
-		}
-		oc.Signal = v
+		oc.Signal, _ = p.scalar(s, where+".signal")
 	}
 	if s := fs["pidfile"]; s != nil {
 		oc.PIDFile, _ = p.scalar(s, where+".pidfile")
@@ -826,20 +805,17 @@ func (p *parser) onChange(n *yaml.Node, where string) *OnChange {
 	if s := fs["debounce"]; s != nil {
 		v, _ := p.scalar(s, where+".debounce")
 		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
+		if err != nil {
 			p.errorf(s.Line, where+".debounce", "%q is not a duration; give e.g. 2s", v)
 		}
 		oc.Debounce = d
 	}
-	switch {
-	case oc.Command == nil && oc.Signal == "":
-		p.errorf(n.Line, where, "give command: or signal: with pidfile:")
-	case oc.Command != nil && oc.Signal != "":
-		p.errorf(n.Line, where, "give command: or signal:, not both")
-	case oc.Signal != "" && oc.PIDFile == "":
-		p.errorf(n.Line, where, "signal: needs pidfile:, the file holding the pid to signal")
-	case oc.Signal == "" && oc.PIDFile != "":
-		p.errorf(n.Line, where, "pidfile: goes with signal:")
+	for _, pr := range oc.Problems(func(field string) string { return field + ":" }) {
+		line, at := n.Line, where
+		if f := fs[pr.Field]; f != nil {
+			line, at = f.Line, where+"."+pr.Field
+		}
+		p.errorf(line, at, "%s", pr.Message)
 	}
 	return oc
 }

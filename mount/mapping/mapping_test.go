@@ -429,3 +429,21 @@ func TestDefect9_22_BadSecretIDsAreRefused(t *testing.T) {
 		mustParse(t, "files:\n  - path: a\n    secret: "+good+"\n  - path: b\n    template: '{{ secret \""+good+"\" }}'\n")
 	}
 }
+
+// TestDefect11_01_SignalsTheHookCannotSendAreRefused: a signal the hook
+// could not send (0, a negative number, a number beyond the last signal) is
+// refused when the mapping file is read, with FILE:LINE, top-level and in a
+// file's own on_change, not only when the hook runs.
+func TestDefect11_01_SignalsTheHookCannotSendAreRefused(t *testing.T) {
+	for _, sig := range []string{"99", "0", "-1"} {
+		for text, want := range map[string]string{
+			"on_change:\n  signal: \"" + sig + "\"\n  pidfile: /p\n":                                      `secretsfs.yaml:2: on_change.signal: "` + sig + `" is not a signal`,
+			"files:\n  - path: a\n    secret: x\n    on_change: {signal: \"" + sig + "\", pidfile: /p}\n": `secretsfs.yaml:4: files[0].on_change.signal: "` + sig + `" is not a signal`,
+		} {
+			_, err := Parse("secretsfs.yaml", []byte(text))
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%q:\n got %v\nwant %s", text, err, want)
+			}
+		}
+	}
+}
