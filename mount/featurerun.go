@@ -182,7 +182,6 @@ func (f *featureSet) mappedWatches(files []sfs.MappedFile) []*mappedWatch {
 	for _, mf := range files {
 		byPath[mf.Path] = mf
 	}
-	hooks := make(map[*mapping.OnChange]*ChangeHook)
 	var out []*mappedWatch
 	for _, file := range m.Files {
 		oc := m.OnChangeOf(file)
@@ -190,16 +189,12 @@ func (f *featureSet) mappedWatches(files []sfs.MappedFile) []*mappedWatch {
 		if oc == nil || !ok {
 			continue
 		}
-		if hooks[oc] == nil {
-			hooks[oc] = &ChangeHook{Command: oc.Command, Shell: oc.Shell, Signal: oc.Signal,
-				PIDFile: oc.PIDFile, Debounce: oc.Debounce}
-		}
 		out = append(out, &mappedWatch{
 			path:   filepath.Join(f.dir, filepath.FromSlash(file.Path)),
 			ids:    mf.SecretIDs,
 			ref:    f.shownBy(file),
 			render: mf.Render,
-			hook:   hooks[oc],
+			hook:   (*ChangeHook)(oc), // the files of one on_change share it
 		})
 	}
 	return out

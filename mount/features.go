@@ -4,11 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/secretsfs/secretsfs/mount/mapping"
 )
 
 // Features are the daemon's settings beyond serving files: change hooks,
@@ -37,22 +36,11 @@ type Features struct {
 	NoMlock bool
 }
 
-// ChangeHook is what to do when a file's content changes: run Command, or
-// send Signal to the process whose pid is in PIDFile. Runs are coalesced per
-// hook: one run once Debounce has passed without another change of a file
-// the hook covers, naming every file changed since its last run.
-type ChangeHook struct {
-	// Command is the program and its arguments, run without a shell; when
-	// Shell is set it has one element, run with /bin/sh -c.
-	Command []string
-	Shell   bool
-	// Signal is a signal name (HUP, SIGHUP) or number.
-	Signal  string
-	PIDFile string
-	// Debounce is how long a file must stay unchanged before the hook runs;
-	// zero means DefaultDebounce.
-	Debounce time.Duration
-}
+// ChangeHook is a change hook: the --on-change-* flags, or a mapping file's
+// on_change. Its fields and their rules are mapping.OnChange's, the one
+// spec of a hook; it is a type of its own only to carry the runner's
+// methods.
+type ChangeHook mapping.OnChange
 
 // describe names the hook in logs: the program, or the signal and pid
 // file; never the rest of a command line, nor a shell command's leading
@@ -76,7 +64,7 @@ func (h *ChangeHook) describe() string {
 }
 
 // DefaultDebounce is the on_change debounce when none is given.
-const DefaultDebounce = time.Second
+const DefaultDebounce = mapping.DefaultDebounce
 
 // validate reports the features' problems, naming each flag.
 func (f Features) validate(kernelCache bool) []error {
@@ -85,8 +73,12 @@ func (f Features) validate(kernelCache bool) []error {
 		errs = append(errs, fmt.Errorf("%s: %s", flag, fmt.Sprintf(format, args...)))
 	}
 	if h := f.OnChange; h != nil {
-		for _, err := range h.validate() {
-			bad("--on-change-command/--on-change-signal", "%v", err)
+		for _, p := range (*mapping.OnChange)(h).Problems(onChangeFlag) {
+			if p.Field == "" {
+				errs = append(errs, errors.New(p.Message)) // it names the flags
+				continue
+			}
+			bad(onChangeFlag(p.Field), "%s", p.Message)
 		}
 	}
 	if f.MaxStale < 0 {
@@ -107,47 +99,8 @@ func (f Features) validate(kernelCache bool) []error {
 	return errs
 }
 
-// validate checks a hook's fields.
-func (h *ChangeHook) validate() []error {
-	var errs []error
-	switch {
-	case len(h.Command) == 0 && h.Signal == "":
-		errs = append(errs, errors.New("give a command, or a signal with a pid file"))
-	case len(h.Command) > 0 && h.Signal != "":
-		errs = append(errs, errors.New("give a command or a signal, not both"))
-	case h.Signal != "" && h.PIDFile == "":
-		errs = append(errs, errors.New("a signal needs --on-change-pidfile, the file holding the pid to signal"))
-	case h.Signal == "" && h.PIDFile != "":
-		errs = append(errs, errors.New("--on-change-pidfile goes with --on-change-signal"))
-	}
-	if len(h.Command) > 0 && h.Command[0] == "" {
-		errs = append(errs, errors.New("the command is empty"))
-	}
-	if h.Signal != "" {
-		if _, err := ParseSignal(h.Signal); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if h.Debounce < 0 {
-		errs = append(errs, fmt.Errorf("debounce %v is negative", h.Debounce))
-	}
-	return errs
-}
-
-// ParseSignal reads a signal given as a name (HUP, SIGHUP, hup) or number.
-func ParseSignal(s string) (unix.Signal, error) {
-	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
-		return unix.Signal(n), nil
-	}
-	name := strings.ToUpper(s)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	if sig := unix.SignalNum(name); sig != 0 {
-		return sig, nil
-	}
-	return 0, fmt.Errorf("%q is not a signal; give a name such as HUP or USR1, or a number", s)
-}
+// onChangeFlag names the flag of an on_change field.
+func onChangeFlag(field string) string { return "--on-change-" + field }
 
 // loopbackHost reports whether host names only the local machine.
 func loopbackHost(host string) bool {

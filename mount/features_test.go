@@ -55,19 +55,6 @@ func TestFeaturesValidateNamesTheFlag(t *testing.T) {
 	}
 }
 
-func TestParseSignal(t *testing.T) {
-	for in, want := range map[string]syscall.Signal{"HUP": syscall.SIGHUP, "sigusr1": syscall.SIGUSR1, "SIGTERM": syscall.SIGTERM, "10": syscall.Signal(10)} {
-		if got, err := ParseSignal(in); err != nil || got != want {
-			t.Errorf("ParseSignal(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "FOO", "0", "99"} {
-		if _, err := ParseSignal(in); err == nil {
-			t.Errorf("ParseSignal(%q) accepted", in)
-		}
-	}
-}
-
 func TestHookEnvDropsCredentialsAndNamesTheChange(t *testing.T) {
 	env := hookEnv([]string{"PATH=/bin", "AWS_SECRET_ACCESS_KEY=k", "AWS_ACCESS_KEY_ID=i", "AWS_SESSION_TOKEN=t", "AWS_REGION=r", "SECRETSFS_LOG_LEVEL=debug"},
 		[]string{"/mnt/a/password"}, &changedFile{path: "/mnt/a/password", secretID: "a", stage: "AWSCURRENT", versionID: "v2"})

@@ -23,6 +23,7 @@ import (
 
 	"github.com/secretsfs/secretsfs/cache"
 	sfs "github.com/secretsfs/secretsfs/fs"
+	"github.com/secretsfs/secretsfs/mount/mapping"
 )
 
 // hookTimeout bounds one run of an on_change command; the command's process
@@ -497,7 +498,7 @@ func hookEnv(base, paths []string, one *changedFile) []string {
 // file must be one that only root or the daemon's user can have written
 // (trustedPIDFile); it is checked and read through one open descriptor.
 func signalPIDFile(signal, pidFile string) error {
-	sig, err := ParseSignal(signal)
+	sig, err := mapping.ParseSignal(signal)
 	if err != nil {
 		return err
 	}
