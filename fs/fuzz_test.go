@@ -28,6 +28,9 @@ func FuzzSecretNamePath(f *testing.F) {
 		if ok != wantOK {
 			t.Fatalf("splitSecretName(%q) ok = %v, want %v", name, ok, wantOK)
 		}
+		if dir, dirOK := DirOf(name); dirOK != ok || (ok && dir != name) {
+			t.Fatalf("DirOf(%q) = %q, %v; splitSecretName ok = %v", name, dir, dirOK, ok)
+		}
 		ix := newIndex()
 		added := ix.add(SecretRef{Name: name, ID: "id:" + name})
 		if added != ok {

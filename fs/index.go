@@ -70,12 +70,12 @@ func (ix *index) shows(path, id string) bool {
 }
 
 func (ix *index) addLocked(r SecretRef) bool {
-	segs, ok := splitSecretName(r.Name)
+	dir, ok := DirOf(r.Name)
 	if !ok {
 		return false
 	}
 	path := ""
-	for _, s := range segs {
+	for _, s := range strings.Split(dir, "/") {
 		parent := ix.dirs[path]
 		parent.children[s] = struct{}{}
 		path = join(path, s)

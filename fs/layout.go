@@ -25,6 +25,69 @@ func splitSecretName(name string) (segs []string, ok bool) {
 	return segs, true
 }
 
+// DirOf is the one rule for where the default layout shows a secret: the
+// directory, relative to the mount and "/"-separated, of a secret with this
+// name. ok is false for a name the tree hides, one with a segment that
+// cannot be a file name ("/a", "a/", "a//b", "a/./b", "a/../b", a NUL, a
+// segment over 255 bytes); such a name is never cleaned into another path.
+func DirOf(name string) (dir string, ok bool) {
+	if _, ok := splitSecretName(name); !ok {
+		return "", false
+	}
+	return name, true
+}
+
+// keysFollow reports whether a move of stage moves the JSON key files: they
+// show the default stage's value.
+func keysFollow(stage, defaultStage string) bool { return stage == defaultStage }
+
+// Snapshot is one side of a stage's move, as ChangedFiles compares it.
+type Snapshot struct {
+	// Exists is false when the stage pointed at no version (before it
+	// appeared, or after it was removed).
+	Exists bool
+	// Known is false when the value is not at hand (a version the caller
+	// no longer holds): every file it could give counts as changed.
+	Known bool
+	Data  []byte
+}
+
+// ChangedFiles lists the names, in a secret's directory of the default
+// layout, whose bytes a move of stage from old to new changes: the stage's
+// file, and when the stage is the default one, each JSON key file that
+// appeared, went or changed (a key named like the stage is hidden by the
+// stage's file). Only valid file names are listed, sorted.
+func ChangedFiles(stage, defaultStage string, old, new Snapshot) []string {
+	if !validFileName(stage) {
+		return nil
+	}
+	var names []string
+	if !old.Known || !old.Exists || !new.Exists || !bytes.Equal(old.Data, new.Data) {
+		names = append(names, stage)
+	}
+	if keysFollow(stage, defaultStage) {
+		var newKeys, oldKeys map[string][]byte
+		if new.Exists {
+			newKeys, _ = jsonKeys(new.Data)
+		}
+		if old.Known && old.Exists {
+			oldKeys, _ = jsonKeys(old.Data)
+		}
+		for k, nv := range newKeys {
+			if ov, ok := oldKeys[k]; k != stage && (!old.Known || !ok || !bytes.Equal(ov, nv)) {
+				names = append(names, k)
+			}
+		}
+		for k := range oldKeys {
+			if _, ok := newKeys[k]; k != stage && !ok {
+				names = append(names, k)
+			}
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
 // jsonKeys returns the files a JSON secret's top-level keys give: a string
 // value as its bytes, any other value as compact JSON. ok is false when the
 // value is not a JSON object. Keys that are not valid file names are left

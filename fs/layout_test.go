@@ -58,3 +58,82 @@ func TestMergeEntriesClashOrder(t *testing.T) {
 		t.Fatalf("mergeEntries = %v, want %v", got, want)
 	}
 }
+
+// TestDirOf: the directory a secret's name gives is the name itself, and
+// only for names whose every segment is a valid file name; no name is
+// cleaned into another one's path.
+func TestDirOf(t *testing.T) {
+	long := strings.Repeat("x", 256)
+	for _, c := range []struct {
+		name, dir string
+		ok        bool
+	}{
+		{"a", "a", true},
+		{"a/b", "a/b", true},
+		{"prod/db.v2", "prod/db.v2", true},
+		{"/a", "", false},
+		{"a/", "", false},
+		{"a//b", "", false},
+		{"a/./b", "", false},
+		{"a/../b", "", false},
+		{"..", "", false},
+		{".", "", false},
+		{"", "", false},
+		{"a\x00b", "", false},
+		{long, "", false},
+		{"a/" + long, "", false},
+		{strings.Repeat("x", 255), strings.Repeat("x", 255), true},
+	} {
+		dir, ok := DirOf(c.name)
+		if dir != c.dir || ok != c.ok {
+			t.Errorf("DirOf(%q) = %q, %v; want %q, %v", c.name, dir, ok, c.dir, c.ok)
+		}
+		if ix := newIndex(); ix.add(SecretRef{Name: c.name, ID: "x"}) != c.ok {
+			t.Errorf("the index adds %q: %v, DirOf ok %v", c.name, !c.ok, c.ok)
+		}
+	}
+}
+
+// TestChangedFiles: the files of a secret's directory whose bytes a
+// stage's move changes.
+func TestChangedFiles(t *testing.T) {
+	known := func(s string) Snapshot { return Snapshot{Exists: true, Known: true, Data: []byte(s)} }
+	none := Snapshot{Known: true}
+	unknown := Snapshot{Exists: true}
+	v1 := `{"user":"app","password":"p1","gone":"x"}`
+	v2 := `{"user":"app","password":"p2","new":1}`
+	for _, c := range []struct {
+		what     string
+		stage    string
+		old, new Snapshot
+		want     []string
+	}{
+		{"the default stage moves: its file and each key that changed", "AWSCURRENT", known(v1), known(v2),
+			[]string{"AWSCURRENT", "gone", "new", "password"}},
+		{"another stage appears: only its own file", "AWSPREVIOUS", none, known(v1), []string{"AWSPREVIOUS"}},
+		{"a new version with the same bytes changes nothing", "AWSCURRENT", known(v2), known(v2), nil},
+		{"the old value is not at hand: every file of the new", "AWSCURRENT", unknown, known(v2),
+			[]string{"AWSCURRENT", "new", "password", "user"}},
+		{"the default stage appears", "AWSCURRENT", none, known(v1), []string{"AWSCURRENT", "gone", "password", "user"}},
+		{"the default stage is removed: its file and every key", "AWSCURRENT", known(v1), none,
+			[]string{"AWSCURRENT", "gone", "password", "user"}},
+		{"another stage removed", "AWSPENDING", known(v1), none, []string{"AWSPENDING"}},
+		{"not JSON any more: the keys go", "AWSCURRENT", known(`{"k":"v"}`), known("plain"), []string{"AWSCURRENT", "k"}},
+		{"a key named like the stage is hidden by the stage's file", "AWSCURRENT", known(`{"AWSCURRENT":"1"}`), known(`{"AWSCURRENT":"2"}`),
+			[]string{"AWSCURRENT"}},
+		{"a stage that cannot be a file name", "a/b", known("1"), known("2"), nil},
+		{"keys that cannot be file names", "AWSCURRENT", known(`{"..":"1","a/b":"1"}`), known(`{"..":"2","a/b":"2"}`),
+			[]string{"AWSCURRENT"}},
+	} {
+		if got := ChangedFiles(c.stage, "AWSCURRENT", c.old, c.new); !slices.Equal(got, c.want) {
+			t.Errorf("%s: ChangedFiles = %q, want %q", c.what, got, c.want)
+		}
+	}
+	// The keys follow the configured default stage, not AWSCURRENT.
+	if got, want := ChangedFiles("LIVE", "LIVE", known(v1), known(v2)), []string{"LIVE", "gone", "new", "password"}; !slices.Equal(got, want) {
+		t.Errorf("default stage LIVE: ChangedFiles = %q, want %q", got, want)
+	}
+	if got, want := ChangedFiles("AWSCURRENT", "LIVE", known(v1), known(v2)), []string{"AWSCURRENT"}; !slices.Equal(got, want) {
+		t.Errorf("AWSCURRENT beside default stage LIVE: ChangedFiles = %q, want %q", got, want)
+	}
+}

@@ -113,7 +113,7 @@ func (iv *invalidator) apply(c Change) {
 		}
 		return
 	}
-	keysMoved := c.Stage == r.opts.DefaultStage
+	keysMoved := keysFollow(c.Stage, r.opts.DefaultStage)
 	for _, f := range r.filesOf(c.SecretID) {
 		l, ok := f.src.(*layoutFile)
 		if !ok {
