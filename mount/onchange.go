@@ -1,7 +1,6 @@
 package mount
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -134,7 +133,7 @@ func (r *changeRunner) start() (stop func()) {
 func (r *changeRunner) pinShown() {
 	shown := make(map[string]bool)
 	for _, ref := range r.catalog.List() {
-		if _, ok := layoutDir(ref); ok {
+		if _, ok := sfs.DirOf(ref.Name); ok {
 			shown[ref.ID] = true
 		}
 	}
@@ -167,25 +166,17 @@ func (r *changeRunner) unpinAll() {
 	}
 }
 
-// dirs returns the directories (relative to the mount) where the default
-// layout shows a secret.
+// dirs returns the directories (relative to the mount, "/"-separated)
+// where the default layout shows a secret: fs decides (DirOf), so a name
+// the mount hides has none, and none is cleaned into another's path.
 func (r *changeRunner) dirs(id string) []string {
 	var out []string
 	for _, ref := range r.catalog.List() {
-		if dir, ok := layoutDir(ref); ok && ref.ID == id {
+		if dir, ok := sfs.DirOf(ref.Name); ok && ref.ID == id {
 			out = append(out, dir)
 		}
 	}
 	return out
-}
-
-// layoutDir is the directory (relative to the mount) where the default
-// layout shows a secret; a name with an empty path segment is not shown.
-func layoutDir(ref sfs.SecretRef) (string, bool) {
-	if strings.Contains(ref.Name, "//") {
-		return "", false
-	}
-	return filepath.FromSlash(strings.Trim(ref.Name, "/")), true
 }
 
 // handle schedules the hooks of every file the change altered.
@@ -205,23 +196,22 @@ func (r *changeRunner) handle(ch cache.Change) {
 	var paths []string
 	for _, name := range r.changedFiles(ch) {
 		for _, d := range dirs {
-			paths = append(paths, filepath.Join(r.mountDir, d, name))
+			paths = append(paths, filepath.Join(r.mountDir, filepath.FromSlash(d), name))
 		}
 	}
 	r.schedule(r.hook, paths, fileRef{secretID: ch.SecretID, stage: ch.Stage})
 }
 
 // changedFiles lists the names, in the secret's directory, whose bytes the
-// change altered: the stage's file, and for the default stage each JSON key
-// file that appeared, went or changed. The old version is compared only when
-// the cache still holds its value (no call is made for it); otherwise every
-// file of the new version counts as changed.
+// change altered, as fs decides (ChangedFiles). The old version is compared
+// only when the cache still holds its value (no call is made for it);
+// otherwise every file of the new version counts as changed.
 func (r *changeRunner) changedFiles(ch cache.Change) []string {
-	oldData, oldOK := r.cachedValue(ch.SecretID, ch.OldVersionID)
-	defer clear(oldData)
-	var newData []byte
-	newOK := ch.NewVersionID == ""
-	if !newOK {
+	var oldSnap, newSnap sfs.Snapshot
+	oldSnap.Data, oldSnap.Known = r.cachedValue(ch.SecretID, ch.OldVersionID)
+	oldSnap.Exists = ch.OldVersionID != ""
+	defer clear(oldSnap.Data)
+	if ch.NewVersionID != "" {
 		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
 		v, err := r.c.GetValueByVersion(ctx, ch.SecretID, ch.NewVersionID)
 		cancel()
@@ -230,35 +220,10 @@ func (r *changeRunner) changedFiles(ch cache.Change) []string {
 			r.log.Warn("on_change: the new version cannot be read; not running the hook", "secret", ch.SecretID, "stage", ch.Stage, "version", ch.NewVersionID, "error", err)
 			return nil
 		}
-		newData, newOK = v.Data, true
-		defer clear(newData)
+		newSnap = sfs.Snapshot{Exists: true, Known: true, Data: v.Data}
+		defer clear(newSnap.Data)
 	}
-	var names []string
-	if !oldOK || ch.OldVersionID == "" || ch.NewVersionID == "" || !bytes.Equal(oldData, newData) {
-		names = append(names, ch.Stage)
-	}
-	if ch.Stage != r.defaultStage {
-		return names
-	}
-	newKeys := sfs.KeyFiles(newData)
-	if !oldOK {
-		for k := range newKeys {
-			names = append(names, k)
-		}
-		return names
-	}
-	oldKeys := sfs.KeyFiles(oldData)
-	for k, nv := range newKeys {
-		if ov, ok := oldKeys[k]; !ok || !bytes.Equal(ov, nv) {
-			names = append(names, k)
-		}
-	}
-	for k := range oldKeys {
-		if _, ok := newKeys[k]; !ok {
-			names = append(names, k)
-		}
-	}
-	return names
+	return sfs.ChangedFiles(ch.Stage, r.defaultStage, oldSnap, newSnap)
 }
 
 // cachedValue returns a version's value if the cache holds it; ok is true

@@ -408,3 +408,61 @@ func TestOnChangePinsFollowTheCatalog(t *testing.T) {
 		t.Fatalf("a listing after stop pinned %v", got)
 	}
 }
+
+// TestDefect11_03_HookPathIsThePathTheMountShows: the catalog lists "b"
+// and names the mount hides ("a/../b", "a/./b", "/a", "a//b"). A rotation
+// of a hidden name's secret runs no hook (today "a/../b" runs it with
+// SECRETSFS_PATH=<mnt>/b/AWSCURRENT, b's file), nothing hidden is pinned,
+// and the only run naming <mnt>/b is b's own change.
+func TestDefect11_03_HookPathIsThePathTheMountShows(t *testing.T) {
+	c, client, clock := fakeClockCache(t)
+	ctx := context.Background()
+	hidden := []string{"a/../b", "a/./b", "/a", "a//b"}
+	versions := map[string]string{}
+	for _, id := range append([]string{"b"}, hidden...) {
+		versions[id] = client.PutString(id, "v1 of "+id)
+		if _, err := c.GetValue(ctx, id, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mnt := t.TempDir()
+	hook := &ChangeHook{Command: []string{"true"}, Debounce: time.Second}
+	r := &changeRunner{mountDir: mnt, hook: hook, catalog: staticCatalog(append([]string{"b"}, hidden...))}
+	rec := &hookRecorder{}
+	startRunner(t, r, c, clock, rec.exec)
+	r.pinMu.Lock()
+	pinned := slices.Sorted(maps.Keys(r.pins))
+	r.pinMu.Unlock()
+	if !slices.Equal(pinned, []string{"b"}) {
+		t.Errorf("pinned %q, want only the secret the mount shows: [b]", pinned)
+	}
+
+	// rotate hands a new version of id to the runner, waits out the
+	// debounce and returns the runs it caused, as "SECRET_ID -> PATHS".
+	rotate := func(id string) []string {
+		t.Helper()
+		before, _, _ := rec.state()
+		v := client.PutString(id, "v2 of "+id)
+		r.handle(cache.Change{SecretID: id, Stage: "AWSCURRENT", OldVersionID: versions[id], NewVersionID: v})
+		versions[id] = v
+		clock.Advance(hook.Debounce)
+		waitFor(t, "the runner to be idle", r.idle)
+		after, _, _ := rec.state()
+		var runs []string
+		for i := before; i < after; i++ {
+			sid, _ := rec.env(i, "SECRETSFS_SECRET_ID")
+			paths, _ := rec.env(i, "SECRETSFS_PATHS")
+			runs = append(runs, sid+" -> "+paths)
+		}
+		return runs
+	}
+	for _, id := range hidden {
+		if runs := rotate(id); len(runs) != 0 {
+			t.Errorf("rotating %q, a name the mount hides, ran the hook: %q", id, runs)
+		}
+	}
+	want := "b -> " + filepath.Join(mnt, "b", "AWSCURRENT")
+	if runs := rotate("b"); !slices.Equal(runs, []string{want}) {
+		t.Errorf("rotating b ran %q, want [%q]", runs, want)
+	}
+}
