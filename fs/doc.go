@@ -29,7 +29,7 @@
 //     (go-fuse would drop any other), and a file's node leaves the
 //     registry when the kernel forgets it (OnForget), so the registry is
 //     the size of what the kernel holds.
-//   - Every error becomes an errno in one function, errnoOf (through
+//   - Every error becomes an errno in one function, ErrnoOf (through
 //     toErrno, which logs an unknown error once). A mapped file's failure
 //     is logged where it is rendered, once per change of its cause
 //     (failureLog), whatever its errno.

@@ -10,10 +10,10 @@ import (
 )
 
 // toErrno maps an error from the store or catalog to what a reader sees
-// (errnoOf). Unknown errors are logged once each, unless already logged
+// (ErrnoOf). Unknown errors are logged once each, unless already logged
 // where they arose (a mapped file's: see failureLog).
 func (r *root) toErrno(ctx context.Context, err error) syscall.Errno {
-	errno := errnoOf(ctx, err)
+	errno := ErrnoOf(ctx, err)
 	var done *loggedError
 	if errno == syscall.EIO && !errors.As(err, &done) {
 		r.logged.once(r.log, err)
@@ -21,11 +21,12 @@ func (r *root) toErrno(ctx context.Context, err error) syscall.Errno {
 	return errno
 }
 
-// errnoOf maps an error to an errno: missing things are ENOENT, refusals
+// ErrnoOf maps an error to an errno: missing things are ENOENT, refusals
 // EACCES, a request the caller interrupted (ctx is the request's) EINTR, and
 // everything else (unreachable service, throttling, internal errors, a call
-// that timed out) EIO.
-func errnoOf(ctx context.Context, err error) syscall.Errno {
+// that timed out) EIO. It is what a reader of the mount gets, and the one
+// place that decides it: the daemon's check reports the same.
+func ErrnoOf(ctx context.Context, err error) syscall.Errno {
 	switch {
 	case err == nil:
 		return 0

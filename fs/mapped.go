@@ -122,7 +122,7 @@ func (m *mappedSource) content(ctx context.Context) (Value, error) {
 	if err != nil {
 		err = fmt.Errorf("mapped file %s: %w", m.f.Path, err)
 	}
-	if errno := errnoOf(ctx, err); errno != syscall.EINTR {
+	if errno := ErrnoOf(ctx, err); errno != syscall.EINTR {
 		m.r.mapped.failures.note(m.r.log, m.f.Path, errno, err)
 	}
 	if err != nil {

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	iofs "io/fs"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/secretsfs/secretsfs/cache"
+	sfs "github.com/secretsfs/secretsfs/fs"
 	"github.com/secretsfs/secretsfs/mount/mapping"
 )
 
@@ -57,7 +59,7 @@ func Check(ctx context.Context, cfg Config, stdout io.Writer) error {
 		status, size := "ok", fmt.Sprint(len(v.Data))
 		clear(v.Data)
 		if err != nil {
-			status, size = checkStatus(err), "-"
+			status, size = checkStatus(ctx, err), "-"
 			problems = append(problems, fmt.Sprintf("%s (%s): %v", entry.At(), f.Path, strings.TrimPrefix(err.Error(), entry.At()+": ")))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%04o\t%d:%d\t%s\t%s\n", f.Path, entry.Describe(), uint32(f.Mode.Perm()), f.UID, f.GID, size, status)
@@ -80,16 +82,12 @@ func fileOf(m *mapping.Config, path string) mapping.File {
 }
 
 // checkStatus is the table's short word for a problem: what a reader of the
-// mounted file would get.
-func checkStatus(err error) string {
-	var te *mapping.TemplateError
-	switch {
-	case errors.As(err, &te):
-		return "EIO (template)"
-	case errors.Is(err, iofs.ErrNotExist):
-		return "ENOENT"
-	case errors.Is(err, iofs.ErrPermission):
-		return "EACCES"
+// mounted file would get (fs.ErrnoOf decides), and why when a template
+// failed.
+func checkStatus(ctx context.Context, err error) string {
+	status := unix.ErrnoName(sfs.ErrnoOf(ctx, err))
+	if te := (*mapping.TemplateError)(nil); errors.As(err, &te) {
+		status += " (template)"
 	}
-	return "EIO"
+	return status
 }
