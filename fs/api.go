@@ -70,10 +70,23 @@ type Catalog interface {
 	OnChange(fn func()) (cancel func())
 }
 
+// Clock tells the time and waits; the daemon passes its cache's clock, so
+// that tests drive the filesystem's time with the same fake one. It is the
+// shape of cache.Clock (no implementation lives in fs).
+type Clock interface {
+	Now() time.Time
+	// Alarm returns a channel that receives the time once the clock
+	// reaches t; at once if it already has.
+	Alarm(t time.Time) <-chan time.Time
+}
+
 // Options configure a mount.
 type Options struct {
 	Store   Store
 	Catalog Catalog
+	// Clock times what the filesystem times: the audit's timestamps and the
+	// wait for the kernel's caches of a file to be dropped. Required.
+	Clock Clock
 	// DefaultStage is the stage whose value a JSON secret's key files are
 	// taken from (AWSCURRENT unless configured otherwise).
 	DefaultStage string

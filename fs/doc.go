@@ -42,4 +42,10 @@
 //   - Opens in per-open mode are reported to an optional Auditor with the
 //     caller's thread, uid and gid, and so are lookups of a file that is
 //     refused before an OPEN could come.
+//   - The layout's rules are decided here alone and exported for the
+//     daemon's hooks: where a secret is shown (DirOf) and which files of
+//     its directory a stage's move changes (ChangedFiles).
+//   - Time comes from the injected Options.Clock (the daemon passes its
+//     cache's clock): the audit's timestamps and the wait for the kernel's
+//     caches to be dropped. fs has no clock of its own.
 package fs

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secretsfs/secretsfs/cache/cachetest"
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
@@ -203,6 +204,9 @@ func refs(names ...string) []SecretRef {
 	return out
 }
 
+// testEpoch is the time of the mounts' fake clocks.
+var testEpoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
 // mountFS mounts a filesystem in a temporary directory for the test and
 // unmounts it when the test ends. Without /dev/fuse it skips, unless
 // SECRETSFS_TEST_REQUIRE_FUSE is set (as CI does).
@@ -212,11 +216,15 @@ func mountFS(t *testing.T, opts Options) string {
 	return dir
 }
 
-// mountServer is mountFS that also returns the server.
+// mountServer is mountFS that also returns the server. Without a Clock in
+// opts the mount gets a fake one that stands still at testEpoch.
 func mountServer(t *testing.T, opts Options) (*Server, string) {
 	t.Helper()
 	testutil.RequireFUSE(t)
 	dir := t.TempDir()
+	if opts.Clock == nil {
+		opts.Clock = cachetest.NewClock(testEpoch)
+	}
 	srv, err := Mount(dir, opts)
 	if err != nil {
 		t.Fatalf("Mount: %v", err)

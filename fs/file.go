@@ -125,7 +125,7 @@ func (f *fileNode) dropCache(ctx context.Context) {
 	select {
 	case <-f.r.inval.node(f):
 	case <-ctx.Done():
-	case <-time.After(time.Second):
+	case <-f.r.opts.Clock.Alarm(f.r.opts.Clock.Now().Add(time.Second)):
 		f.r.log.Warn("dropping the kernel's cache of a file is slow", "file", f.src.path())
 	}
 }

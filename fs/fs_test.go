@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -175,5 +176,19 @@ func TestToErrno(t *testing.T) {
 		if got := r.toErrno(tc.ctx, tc.err); got != tc.want {
 			t.Errorf("toErrno(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestMountNeedsAClock: a mount without a clock is refused, naming the
+// field, before anything is mounted.
+func TestMountNeedsAClock(t *testing.T) {
+	s, c := layoutStore()
+	srv, err := Mount(t.TempDir(), Options{Store: s, Catalog: c})
+	if err == nil {
+		srv.Unmount()
+		t.Fatal("mounted without a clock")
+	}
+	if !strings.Contains(err.Error(), "Options.Clock") {
+		t.Fatalf("error %q does not name Options.Clock", err)
 	}
 }

@@ -26,6 +26,9 @@ func Mount(dir string, opts Options) (*Server, error) {
 	if opts.Store == nil || opts.Catalog == nil {
 		return nil, errors.New("fs: Options.Store and Options.Catalog are required")
 	}
+	if opts.Clock == nil {
+		return nil, errors.New("fs: Options.Clock is required: pass the cache's clock")
+	}
 	if opts.DefaultStage == "" {
 		opts.DefaultStage = "AWSCURRENT"
 	}

@@ -58,7 +58,7 @@ func (r *root) audit(ctx context.Context, ev OpenEvent) {
 	if r.opts.Auditor == nil {
 		return
 	}
-	ev.Time = time.Now()
+	ev.Time = r.opts.Clock.Now()
 	if c, ok := fuse.FromContext(ctx); ok {
 		ev.TID, ev.UID, ev.GID = c.Pid, c.Uid, c.Gid
 	}

@@ -6,8 +6,11 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/secretsfs/secretsfs/cache/cachetest"
 )
 
 type opKey struct {
@@ -64,7 +67,8 @@ func TestObserverSeesEveryRequestWithItsErrno(t *testing.T) {
 func TestAuditorSeesEveryOpenWithItsCaller(t *testing.T) {
 	s, c := layoutStore()
 	o := &recordingObserver{}
-	mnt := mountFS(t, Options{Store: s, Catalog: c, Auditor: o})
+	clock := cachetest.NewClock(testEpoch)
+	mnt := mountFS(t, Options{Store: s, Catalog: c, Auditor: o, Clock: clock})
 	// Looked up while it works; opened once it fails (the kernel keeps
 	// the entry for a second).
 	if _, err := os.Stat(filepath.Join(mnt, "bin/AWSCURRENT")); err != nil {
@@ -77,6 +81,7 @@ func TestAuditorSeesEveryOpenWithItsCaller(t *testing.T) {
 	if _, err := os.ReadFile(filepath.Join(mnt, "tagged/BLUE")); err != nil {
 		t.Fatal(err)
 	}
+	clock.Advance(time.Minute) // the last open is stamped a minute later
 	os.ReadFile(filepath.Join(mnt, "bin/AWSCURRENT"))
 	evs := o.events()
 	if len(evs) != 3 {
@@ -92,8 +97,15 @@ func TestAuditorSeesEveryOpenWithItsCaller(t *testing.T) {
 		if ev.Path != w.Path || ev.SecretID != w.SecretID || ev.Stage != w.Stage || ev.Key != w.Key || ev.VersionID != w.VersionID || ev.Errno != w.Errno {
 			t.Errorf("event %d = %+v, want %+v", i, ev, w)
 		}
-		if ev.TID == 0 || ev.UID != uint32(os.Geteuid()) || ev.GID != uint32(os.Getegid()) || ev.Time.IsZero() {
-			t.Errorf("event %d caller: tid %d uid %d gid %d time %v", i, ev.TID, ev.UID, ev.GID, ev.Time)
+		if ev.TID == 0 || ev.UID != uint32(os.Geteuid()) || ev.GID != uint32(os.Getegid()) {
+			t.Errorf("event %d caller: tid %d uid %d gid %d", i, ev.TID, ev.UID, ev.GID)
+		}
+		at := testEpoch
+		if i == 2 {
+			at = at.Add(time.Minute)
+		}
+		if !ev.Time.Equal(at) {
+			t.Errorf("event %d at %v, want the mount's clock: %v", i, ev.Time, at)
 		}
 	}
 }

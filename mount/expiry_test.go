@@ -57,7 +57,7 @@ func TestDefect9_03_MaxStaleExpiryFailsReadsAtOnce(t *testing.T) {
 	if err := feat.attach(c, cat); err != nil {
 		t.Fatal(err)
 	}
-	opts := sfs.Options{Catalog: cat, KernelCache: true, Logger: log}
+	opts := sfs.Options{Catalog: cat, KernelCache: true, Logger: log, Clock: clock}
 	feat.fsOptions(&opts)
 	srv, err := sfs.Mount(dir, opts)
 	if err != nil {

@@ -136,6 +136,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) (
 	fsOpts := sfs.Options{
 		Store:        store{c: c},
 		Catalog:      cat,
+		Clock:        d.clock,
 		DefaultStage: cfg.DefaultStage,
 		UID:          cfg.UID,
 		GID:          cfg.GID,

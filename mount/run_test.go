@@ -118,7 +118,7 @@ func TestRunServesReloadsAndUnmounts(t *testing.T) {
 	srv.mu.Lock()
 	opts := srv.opts
 	srv.mu.Unlock()
-	if opts.UID != 1234 || opts.GID != 5678 || opts.FileMode != 0o440 || opts.DirMode != 0o550 || !opts.AllowOther || !opts.KernelCache || opts.DefaultStage != "AWSCURRENT" || opts.Logger == nil {
+	if opts.UID != 1234 || opts.GID != 5678 || opts.FileMode != 0o440 || opts.DirMode != 0o550 || !opts.AllowOther || !opts.KernelCache || opts.DefaultStage != "AWSCURRENT" || opts.Logger == nil || opts.Clock == nil {
 		t.Fatalf("fs options = %+v", opts)
 	}
 	if got := names(opts.Catalog.List()); strings.Join(got, ",") != "app/db,app/key" {
