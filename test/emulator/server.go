@@ -254,6 +254,11 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	err := s.http.Close()
+	if errors.Is(err, net.ErrClosed) {
+		// A listener closed on purpose by a refusal, which http.Server
+		// still tracks until its Serve returns: nothing failed.
+		err = nil
+	}
 	s.serving.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
