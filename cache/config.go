@@ -152,13 +152,5 @@ func (c Config) validate() error {
 // retryDelay is the wait after a failure preceded by n consecutive failures:
 // min(base * growth^n, max).
 func (c Config) retryDelay(n int) time.Duration {
-	d := float64(c.ExceptionRetryDelayBase)
-	limit := float64(c.ExceptionRetryDelayMax)
-	for i := 0; i < n && d < limit; i++ {
-		d *= c.ExceptionRetryGrowthFactor
-	}
-	if d > limit {
-		d = limit
-	}
-	return time.Duration(d)
+	return Backoff{Base: c.ExceptionRetryDelayBase, Growth: c.ExceptionRetryGrowthFactor, Max: c.ExceptionRetryDelayMax}.Delay(n)
 }

@@ -78,13 +78,10 @@ type catalogOptions struct {
 	Logger   *slog.Logger
 }
 
-// retryDelay is the wait after the n-th consecutive failure (n >= 1).
+// retryDelay is the wait after the n-th consecutive failure (n >= 1):
+// RetryMin doubling up to Interval, by the cache's backoff rule.
 func (o catalogOptions) retryDelay(n int) time.Duration {
-	d := o.RetryMin
-	for i := 1; i < n && d < o.Interval; i++ {
-		d *= 2
-	}
-	return min(d, o.Interval)
+	return cache.Backoff{Base: o.RetryMin, Growth: 2, Max: o.Interval}.Delay(n - 1)
 }
 
 // background runs one goroutine of a catalog until stopped.
