@@ -25,6 +25,11 @@ type Rand interface {
 	Int64N(n int64) int64
 }
 
+// SystemClock returns the real time. It is the only real Clock in
+// secretsfs: every other package takes a Clock and is given this one in
+// production and a fake in tests.
+func SystemClock() Clock { return systemClock{} }
+
 type systemClock struct{}
 
 func (systemClock) Now() time.Time                     { return time.Now() }

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"github.com/secretsfs/secretsfs/cache"
 	"github.com/secretsfs/secretsfs/test/emulator"
 )
 
@@ -90,22 +91,22 @@ func Demo(ctx context.Context, dc DemoConfig, stdout, stderr io.Writer) error {
 	defer wg.Wait()
 	cfg.onServing = func() {
 		printDemoTips(stdout, cfg.MountPoint, srv.URL(), dc.RotateEvery)
-		wg.Go(func() { rotateDemo(rctx, emu, dc.RotateEvery, stdout) })
+		wg.Go(func() { rotateDemo(rctx, cache.SystemClock(), emu, dc.RotateEvery, stdout) })
 	}
 	err = Run(rctx, cfg, stdout, stderr)
 	stop()
 	return err
 }
 
-// rotateDemo rotates demo/db every d until ctx ends.
-func rotateDemo(ctx context.Context, emu *emulator.Emulator, d time.Duration, stdout io.Writer) {
-	t := time.NewTicker(d)
-	defer t.Stop()
+// rotateDemo rotates demo/db every d, as clock tells it, until ctx ends.
+func rotateDemo(ctx context.Context, clock cache.Clock, emu *emulator.Emulator, d time.Duration, stdout io.Writer) {
+	next := clock.Now()
 	for {
+		next = next.Add(d)
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-clock.Alarm(next):
 			vid, err := emu.RotateSecret("demo/db")
 			if err != nil {
 				fmt.Fprintf(stdout, "demo: rotating demo/db failed: %v\n", err)

@@ -1,8 +1,6 @@
 package mount
 
 import (
-	"time"
-
 	sfs "github.com/secretsfs/secretsfs/fs"
 )
 
@@ -22,9 +20,3 @@ func fuseMount(dir string, opts sfs.Options) (mountedFS, error) {
 	}
 	return srv, nil
 }
-
-// systemClock is the real time, for the catalog.
-type systemClock struct{}
-
-func (systemClock) Now() time.Time                     { return time.Now() }
-func (systemClock) Alarm(t time.Time) <-chan time.Time { return time.After(time.Until(t)) }

@@ -31,7 +31,7 @@ type runDeps struct {
 }
 
 func systemDeps() runDeps {
-	return runDeps{mountPoint: systemMountPoint(), mount: fuseMount, clock: systemClock{}, hygiene: systemHygiene(), syslog: dialSyslog}
+	return runDeps{mountPoint: systemMountPoint(), mount: fuseMount, clock: cache.SystemClock(), hygiene: systemHygiene(), syslog: dialSyslog}
 }
 
 // Run runs the daemon until ctx ends: it validates cfg and the mount point,
