@@ -36,12 +36,7 @@ func Check(ctx context.Context, cfg Config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cc := cache.DefaultConfig()
-	cc.RefreshAhead = 0 // one pass, no background work
-	cc.DefaultVersionStage = cfg.DefaultStage
-	cc.ExceptionRetryDelayBase = cfg.RetryDelayBase
-	cc.ExceptionRetryDelayMax = cfg.RetryDelayMax
-	c, err := cache.New(client, cc)
+	c, err := cache.New(client, checkCacheConfig(cfg))
 	if err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
@@ -70,6 +65,16 @@ func Check(ctx context.Context, cfg Config, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: %d files ok\n", cfg.Mapping.Source, len(cfg.Mapping.Files))
 	return nil
+}
+
+// checkCacheConfig is the cache's configuration for Check: the daemon's
+// (Config.Cache), so that check reads as the mount would, but for background
+// refresh, which one pass that exits does not need. Check prints a table, not
+// logs, and exports no metrics: no Logger, no Observer.
+func checkCacheConfig(cfg Config) cache.Config {
+	cc := cfg.Cache(cache.SystemClock(), nil, nil)
+	cc.RefreshAhead = 0
+	return cc
 }
 
 func fileOf(m *mapping.Config, path string) mapping.File {

@@ -3,6 +3,7 @@ package mount
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/url"
 	"os"
@@ -184,6 +185,25 @@ func DefaultConfig() Config {
 
 // ExplicitMode reports whether only the secrets named in Secrets are shown.
 func (c Config) ExplicitMode() bool { return len(c.Secrets) > 0 }
+
+// Cache is the cache's configuration for these settings: the one place where
+// the mount's settings become the cache's, for the daemon and for check
+// alike. Settings of the cache that the mount does not expose keep the
+// cache's defaults. log receives the cache's warnings (nil discards them);
+// obs, when not nil, is told of every call to Secrets Manager.
+func (c Config) Cache(clock cache.Clock, log *slog.Logger, obs cache.Observer) cache.Config {
+	cc := cache.DefaultConfig()
+	cc.MaxCacheSize = c.MaxCacheSize
+	cc.ExceptionRetryDelayBase = c.RetryDelayBase
+	cc.ExceptionRetryGrowthFactor = c.RetryGrowthFactor
+	cc.ExceptionRetryDelayMax = c.RetryDelayMax
+	cc.DefaultVersionStage = c.DefaultStage
+	cc.SecretRefreshInterval = c.RefreshInterval
+	cc.Clock = clock
+	cc.Logger = log
+	cc.Observer = obs
+	return cc
+}
 
 // Validate checks every field and returns one error per bad field, each
 // naming its command-line flag and the fix, joined with errors.Join.

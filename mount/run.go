@@ -86,22 +86,12 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) (
 	if err != nil {
 		return err
 	}
-	cc := cache.DefaultConfig()
-	cc.MaxCacheSize = cfg.MaxCacheSize
-	cc.ExceptionRetryDelayBase = cfg.RetryDelayBase
-	cc.ExceptionRetryGrowthFactor = cfg.RetryGrowthFactor
-	cc.ExceptionRetryDelayMax = cfg.RetryDelayMax
-	cc.DefaultVersionStage = cfg.DefaultStage
-	cc.SecretRefreshInterval = cfg.RefreshInterval
-	cc.Logger = log.With("component", "cache")
-	cc.Clock = d.clock
 	feat, err := newFeatureSet(cfg, dir, d.clock, hyg, stderr, log)
 	if err != nil {
 		return err
 	}
 	defer feat.close()
-	cc.Observer = feat.cacheObserver()
-	c, err := cache.New(client, cc)
+	c, err := cache.New(client, cfg.Cache(d.clock, log.With("component", "cache"), feat.cacheObserver()))
 	if err != nil {
 		return fmt.Errorf("cache: %w", err)
 	}
