@@ -8,8 +8,14 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
+
 	sfs "github.com/secretsfs/secretsfs/fs"
 )
+
+// resolveConcurrency bounds the DescribeSecret calls explicit mode makes at
+// once while it resolves ids to names.
+const resolveConcurrency = 8
 
 // explicitCatalog shows only the secrets named on the command line, each at
 // its name's path. It never lists: an id is resolved to its name with
@@ -85,12 +91,10 @@ func (c *explicitCatalog) resolve(ctx context.Context) {
 	c.mu.Unlock()
 
 	names := make([]string, len(todo))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
+	var g errgroup.Group
+	g.SetLimit(resolveConcurrency)
 	for j, i := range todo {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			id := c.ids[i]
 			meta, err := c.describe(ctx, id)
 			switch {
@@ -103,9 +107,10 @@ func (c *explicitCatalog) resolve(ctx context.Context) {
 			case ctx.Err() == nil:
 				c.opts.Logger.Warn("secret could not be described; it is shown under its id and asked for again", "secret", id, "err", err)
 			}
+			return nil // an id left unresolved is retried; it stops no other
 		})
 	}
-	wg.Wait()
+	g.Wait()
 
 	c.mu.Lock()
 	learnt, unresolved := false, 0

@@ -12,9 +12,15 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/secretsfs/secretsfs/cache"
 	sfs "github.com/secretsfs/secretsfs/fs"
 )
+
+// refreshConcurrency bounds the forced refreshes SIGHUP runs at once, and so
+// the Secrets Manager calls of one sweep over every cached secret.
+const refreshConcurrency = 8
 
 // runDeps are what Run needs from the system, replaced in tests.
 type runDeps struct {
@@ -200,21 +206,20 @@ func refreshAll(ctx context.Context, c *cache.Cache, log *slog.Logger) {
 	ids := c.SecretIDs()
 	log.Info("SIGHUP: refreshing every cached secret", "secrets", len(ids))
 	var ok, failed atomic.Int64
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
+	var g errgroup.Group
+	g.SetLimit(refreshConcurrency)
 	for _, id := range ids {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			if err := c.RefreshNow(ctx, id); err != nil {
 				failed.Add(1)
 				log.Warn("forced refresh failed", "secret", id, "err", err)
-				return
+				return nil // one failure stops no other refresh
 			}
 			ok.Add(1)
+			return nil
 		})
 	}
-	wg.Wait()
+	g.Wait()
 	log.Info("SIGHUP: forced refresh done", "refreshed", ok.Load(), "failed", failed.Load())
 }
 
