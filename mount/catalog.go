@@ -37,8 +37,9 @@ const (
 // secretMeta is what a describeFunc learns about a secret id.
 type secretMeta struct {
 	Name string
-	// Tags are the secret's tags; TagsKnown says whether they were asked
-	// for (the cache's Describe does not keep them).
+	// Tags are the secret's tags; TagsKnown says whether Tags is the full
+	// set. The cache keeps every secret's tags, so metaOfInfo always sets
+	// it; a tag filter never accepts a secret whose tags are not known.
 	Tags      []Tag
 	TagsKnown bool
 	// Deleted is true when the secret is scheduled for deletion.

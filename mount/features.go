@@ -26,7 +26,8 @@ type Features struct {
 	// endpoint; empty means none.
 	MetricsListen string
 	// MetricsAllowRemote allows a MetricsListen address other than
-	// loopback. Metrics carry secret names, not values.
+	// loopback. /metrics never names a secret; /healthz names the secrets
+	// it cannot serve, never a value.
 	MetricsAllowRemote bool
 	// AuditLog is the file that gets one JSON line per open of a secret
 	// file ("-" for stderr); empty means none. Needs per-open mode.
@@ -90,7 +91,7 @@ func (f Features) validate(kernelCache bool) []error {
 		case err != nil:
 			bad("--metrics-listen", "is %q; give HOST:PORT such as 127.0.0.1:9464", f.MetricsListen)
 		case !f.MetricsAllowRemote && !loopbackHost(host):
-			bad("--metrics-listen", "%q is not a loopback address; use 127.0.0.1:PORT, or add --metrics-allow-remote to serve metrics (which name your secrets) to the network", f.MetricsListen)
+			bad("--metrics-listen", "%q is not a loopback address; use 127.0.0.1:PORT, or add --metrics-allow-remote to serve metrics to the network (/healthz names failing secrets)", f.MetricsListen)
 		}
 	}
 	if f.AuditLog != "" && kernelCache {
