@@ -511,7 +511,7 @@ func mountFeatures(c *cli.Context) mount.Features {
 	}
 	cmd, sig, pidFile := c.String("on-change-command"), c.String("on-change-signal"), c.String("on-change-pidfile")
 	if cmd != "" || sig != "" || pidFile != "" {
-		h := &mount.ChangeHook{Signal: sig, PIDFile: pidFile, Debounce: c.Duration("on-change-debounce")}
+		h := &mapping.OnChange{Signal: sig, PIDFile: pidFile, Debounce: c.Duration("on-change-debounce")}
 		if cmd != "" {
 			h.Command, h.Shell = []string{cmd}, true
 		}

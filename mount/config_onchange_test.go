@@ -10,7 +10,7 @@ import (
 // validateSignal validates a config whose --on-change-signal is sig.
 func validateSignal(sig string) error {
 	c := validConfig()
-	c.OnChange = &ChangeHook{Signal: sig, PIDFile: "/p"}
+	c.OnChange = &mapping.OnChange{Signal: sig, PIDFile: "/p"}
 	return c.Validate()
 }
 

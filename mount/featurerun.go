@@ -3,12 +3,11 @@ package mount
 import (
 	"io"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"github.com/secretsfs/secretsfs/cache"
 	sfs "github.com/secretsfs/secretsfs/fs"
-	"github.com/secretsfs/secretsfs/mount/mapping"
+	"github.com/secretsfs/secretsfs/mount/hooks"
 )
 
 // featureSet runs the Features of one daemon: it is built before the cache
@@ -116,24 +115,21 @@ func (f *featureSet) fsOptions(o *sfs.Options) {
 // the mapped files as mounted.
 func (f *featureSet) serving(files []sfs.MappedFile) {
 	f.health.mounted.Store(true)
-	mapped := f.mappedWatches(files)
-	if f.cfg.OnChange == nil && len(mapped) == 0 {
-		return
-	}
-	r := &changeRunner{
-		mapped:       mapped,
-		log:          f.log.With("component", "on_change"),
-		c:            f.c,
-		clock:        f.clock,
-		mountDir:     f.dir,
-		defaultStage: f.cfg.DefaultStage,
-		catalog:      f.cat,
-		hook:         f.cfg.OnChange,
-	}
+	var ran func(ok bool)
 	if f.metrics != nil {
-		r.ran = f.metrics.hookRan
+		ran = f.metrics.hookRan
 	}
-	f.stopHook = r.start()
+	f.stopHook = hooks.Start(hooks.Config{
+		MountDir:     f.dir,
+		DefaultStage: f.cfg.DefaultStage,
+		Hook:         f.cfg.OnChange,
+		Shown:        f.cat,
+		Watches:      hooks.WatchesOf(f.cfg.Mapping, files, f.dir, f.cfg.DefaultStage),
+		Source:       f.c,
+		Clock:        f.clock,
+		Logger:       f.log.With("component", "on_change"),
+		Ran:          ran,
+	})
 }
 
 // reopenLogs opens the audit log file again by its path (SIGHUP, after a
@@ -168,51 +164,4 @@ func (f *featureSet) close() {
 	if f.audit != nil {
 		f.audit.Close()
 	}
-}
-
-// mappedWatches pairs each mapped file that has an on_change (its own or
-// the top-level one) with its rendering. The files that share the top-level
-// on_change share one hook, run once for all of them.
-func (f *featureSet) mappedWatches(files []sfs.MappedFile) []*mappedWatch {
-	m := f.cfg.Mapping
-	if m == nil {
-		return nil
-	}
-	byPath := make(map[string]sfs.MappedFile, len(files))
-	for _, mf := range files {
-		byPath[mf.Path] = mf
-	}
-	var out []*mappedWatch
-	for _, file := range m.Files {
-		oc := m.OnChangeOf(file)
-		mf, ok := byPath[file.Path]
-		if oc == nil || !ok {
-			continue
-		}
-		out = append(out, &mappedWatch{
-			path:   filepath.Join(f.dir, filepath.FromSlash(file.Path)),
-			ids:    mf.SecretIDs,
-			ref:    f.shownBy(file),
-			render: mf.Render,
-			hook:   (*ChangeHook)(oc), // the files of one on_change share it
-		})
-	}
-	return out
-}
-
-// shownBy tells what a mapped file shows, for its hook's environment: the
-// secret and the stage or version it names; for a template, the default
-// stage of the first secret it names.
-func (f *featureSet) shownBy(file mapping.File) fileRef {
-	ref := fileRef{secretID: file.Ref.SecretID, stage: file.Ref.Stage, versionID: file.Ref.VersionID}
-	if file.Template != nil {
-		ref = fileRef{}
-		if ids := file.SecretIDs(); len(ids) > 0 {
-			ref.secretID = ids[0]
-		}
-	}
-	if ref.stage == "" && ref.versionID == "" {
-		ref.stage = f.cfg.DefaultStage
-	}
-	return ref
 }

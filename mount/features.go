@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/secretsfs/secretsfs/mount/mapping"
@@ -16,7 +15,7 @@ import (
 type Features struct {
 	// OnChange, when set, runs for every file of the default layout whose
 	// content changes (the --on-change-* flags).
-	OnChange *ChangeHook
+	OnChange *mapping.OnChange
 	// MaxStale bounds how long a value may be served stale while refreshes
 	// fail, counted from the secret's last successful refresh; beyond it
 	// the file reads EIO. Zero means no bound (the reference's behaviour):
@@ -37,33 +36,6 @@ type Features struct {
 	NoMlock bool
 }
 
-// ChangeHook is a change hook: the --on-change-* flags, or a mapping file's
-// on_change. Its fields and their rules are mapping.OnChange's, the one
-// spec of a hook; it is a type of its own only to carry the runner's
-// methods.
-type ChangeHook mapping.OnChange
-
-// describe names the hook in logs: the program, or the signal and pid
-// file; never the rest of a command line, nor a shell command's leading
-// VAR=value words, which may carry a credential.
-func (h *ChangeHook) describe() string {
-	if h.Signal != "" {
-		return fmt.Sprintf("signal %s to the pid in %s", h.Signal, h.PIDFile)
-	}
-	if len(h.Command) == 0 {
-		return "command"
-	}
-	if !h.Shell {
-		return "command " + h.Command[0]
-	}
-	for _, word := range strings.Fields(h.Command[0]) {
-		if !strings.Contains(word, "=") {
-			return "shell command " + word
-		}
-	}
-	return "shell command"
-}
-
 // DefaultDebounce is the on_change debounce when none is given.
 const DefaultDebounce = mapping.DefaultDebounce
 
@@ -74,7 +46,7 @@ func (f Features) validate(kernelCache bool) []error {
 		errs = append(errs, fmt.Errorf("%s: %s", flag, fmt.Sprintf(format, args...)))
 	}
 	if h := f.OnChange; h != nil {
-		for _, p := range (*mapping.OnChange)(h).Problems(onChangeFlag) {
+		for _, p := range h.Problems(onChangeFlag) {
 			if p.Field == "" {
 				errs = append(errs, errors.New(p.Message)) // it names the flags
 				continue

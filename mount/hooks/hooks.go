@@ -1,21 +1,12 @@
-package mount
+package hooks
 
 import (
 	"context"
-	"crypto/sha256"
-	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -38,32 +29,77 @@ const maxHookRuns = 4
 // the command fail to start.
 const maxPathsEnv = 64 << 10
 
-// changeRunner runs change hooks for the files whose content a change of
-// the cache altered. It subscribes to the cache, works out which files'
-// bytes really changed, and runs each hook once per burst of changes: once
+// Source is the cache the runner follows; *cache.Cache is one.
+type Source interface {
+	Subscribe(fn func(cache.Change)) (cancel func())
+	Pin(secretID string) (unpin func())
+	Info(secretID string) (info cache.SecretInfo, ok bool)
+	GetValueByVersion(ctx context.Context, secretID, versionID string) (cache.Value, error)
+}
+
+// Shown says which secrets the default layout shows, and under which
+// names; any fs.Catalog is one.
+type Shown interface {
+	List() []sfs.SecretRef
+	OnChange(fn func()) (cancel func())
+}
+
+// Config is what the runner needs of one mount.
+type Config struct {
+	// MountDir is the mount's absolute path; DefaultStage the cache's.
+	MountDir, DefaultStage string
+	// Hook runs for the files of the default layout; nil means none. The
+	// secrets those files show are pinned in the cache while it runs, so
+	// that a change is noticed whether anything reads them or not.
+	Hook *mapping.OnChange
+	// Shown is the catalog of the default layout; needed with Hook.
+	Shown Shown
+	// Watches are the mapped files that have a hook.
+	Watches []Watch
+	Source  Source
+	// Clock times the debounce and the runs.
+	Clock  cache.Clock
+	Logger *slog.Logger // nil: no logs
+	// Ran, when set, is told of every run (for metrics).
+	Ran func(ok bool)
+	// Exec runs a command; nil runs the process (tests replace it).
+	Exec func(ctx context.Context, argv, env []string) error
+}
+
+// Start runs the hooks of cfg until stop is called; stop waits for the
+// runs under way to end (a command is killed). With no hook and no watch
+// it does nothing.
+func Start(cfg Config) (stop func()) {
+	if cfg.Hook == nil && len(cfg.Watches) == 0 {
+		return func() {}
+	}
+	return newRunner(cfg).start()
+}
+
+// runner runs change hooks for the files whose content a change of the
+// cache altered. It subscribes to the cache, works out which files' bytes
+// really changed, and runs each hook once per burst of changes: once
 // Debounce has passed without another change of a file it covers, with
 // every file changed since its last run named in the environment. Runs of
 // one hook never overlap, and at most maxHookRuns run at once. A failing
 // hook is logged, never fatal. Neither logs nor the hook's environment ever
 // carry a value; the hook's output is discarded for the same reason.
-type changeRunner struct {
+type runner struct {
 	log          *slog.Logger
-	c            *cache.Cache
+	c            Source
 	clock        cache.Clock
 	mountDir     string
 	defaultStage string
 	// catalog says which secrets the default layout shows, and where.
-	catalog sfs.Catalog
-	// hook runs for the files of the default layout; nil means none. The
-	// secrets those files show are pinned in the cache while it is set, so
-	// that a change is noticed whether anything reads them or not.
-	hook *ChangeHook
+	catalog Shown
+	// hook runs for the files of the default layout; nil means none.
+	hook *mapping.OnChange
 	// mapped are the mapped files that have a hook; files that share an
-	// on_change share its *ChangeHook, and so its runs.
+	// on_change share its *mapping.OnChange, and so its runs.
 	mapped []*mappedWatch
 	// ran, when set, is told of every run, for metrics.
 	ran func(ok bool)
-	// exec runs a command; nil means runProcess.
+	// exec runs a command.
 	exec func(ctx context.Context, argv, env []string) error
 
 	ctx    context.Context
@@ -72,19 +108,44 @@ type changeRunner struct {
 	slots  *semaphore.Weighted // maxHookRuns
 
 	mu      sync.Mutex
-	bursts  map[*ChangeHook]*burst // guarded by mu
-	stopped bool                   // guarded by mu
+	bursts  map[*mapping.OnChange]*burst // guarded by mu
+	stopped bool                         // guarded by mu
 
 	pinMu      sync.Mutex
 	pins       map[string]func() // secret id -> unpin; guarded by pinMu
 	pinsClosed bool              // guarded by pinMu
 }
 
+// newRunner builds the runner of cfg; start runs it.
+func newRunner(cfg Config) *runner {
+	r := &runner{
+		log:          cfg.Logger,
+		c:            cfg.Source,
+		clock:        cfg.Clock,
+		mountDir:     cfg.MountDir,
+		defaultStage: cfg.DefaultStage,
+		catalog:      cfg.Shown,
+		hook:         cfg.Hook,
+		ran:          cfg.Ran,
+		exec:         cfg.Exec,
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.exec == nil {
+		r.exec = runProcess
+	}
+	for _, w := range cfg.Watches {
+		r.mapped = append(r.mapped, newMappedWatch(w))
+	}
+	return r
+}
+
 // burst is what a hook has to run for: the files changed since its last
 // run started.
 type burst struct {
-	hook *ChangeHook
-	// The fields below are guarded by the changeRunner's mu.
+	hook *mapping.OnChange
+	// The fields below are guarded by the runner's mu.
 	files  map[string]fileRef // absolute path -> what it shows
 	last   time.Time          // when a file last changed
 	active bool               // a goroutine waits out the debounce and runs it
@@ -96,13 +157,10 @@ type fileRef struct {
 }
 
 // start subscribes the runner to the cache.
-func (r *changeRunner) start() (stop func()) {
+func (r *runner) start() (stop func()) {
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	r.bursts = make(map[*ChangeHook]*burst)
+	r.bursts = make(map[*mapping.OnChange]*burst)
 	r.slots = semaphore.NewWeighted(maxHookRuns)
-	if r.exec == nil {
-		r.exec = runProcess
-	}
 	for _, w := range r.mapped {
 		w.changed(r.ctx) // the content to compare the first change with
 	}
@@ -130,7 +188,7 @@ func (r *changeRunner) start() (stop func()) {
 // pinned, and an application that read its secret once at start-up must
 // still have its hook run after a rotation. Mapped files need nothing
 // here: the filesystem pins every secret they use.
-func (r *changeRunner) pinShown() {
+func (r *runner) pinShown() {
 	shown := make(map[string]bool)
 	for _, ref := range r.catalog.List() {
 		if _, ok := sfs.DirOf(ref.Name); ok {
@@ -156,7 +214,7 @@ func (r *changeRunner) pinShown() {
 }
 
 // unpinAll undoes pinShown for good.
-func (r *changeRunner) unpinAll() {
+func (r *runner) unpinAll() {
 	r.pinMu.Lock()
 	defer r.pinMu.Unlock()
 	r.pinsClosed = true
@@ -169,7 +227,7 @@ func (r *changeRunner) unpinAll() {
 // dirs returns the directories (relative to the mount, "/"-separated)
 // where the default layout shows a secret: fs decides (DirOf), so a name
 // the mount hides has none, and none is cleaned into another's path.
-func (r *changeRunner) dirs(id string) []string {
+func (r *runner) dirs(id string) []string {
 	var out []string
 	for _, ref := range r.catalog.List() {
 		if dir, ok := sfs.DirOf(ref.Name); ok && ref.ID == id {
@@ -180,7 +238,7 @@ func (r *changeRunner) dirs(id string) []string {
 }
 
 // handle schedules the hooks of every file the change altered.
-func (r *changeRunner) handle(ch cache.Change) {
+func (r *runner) handle(ch cache.Change) {
 	for _, w := range r.mapped {
 		if slices.Contains(w.ids, ch.SecretID) && w.changed(r.ctx) {
 			r.schedule(w.hook, []string{w.path}, w.ref)
@@ -196,7 +254,7 @@ func (r *changeRunner) handle(ch cache.Change) {
 	var paths []string
 	for _, name := range r.changedFiles(ch) {
 		for _, d := range dirs {
-			paths = append(paths, filepath.Join(r.mountDir, filepath.FromSlash(d), name))
+			paths = append(paths, absPath(r.mountDir, d+"/"+name))
 		}
 	}
 	r.schedule(r.hook, paths, fileRef{secretID: ch.SecretID, stage: ch.Stage})
@@ -206,7 +264,7 @@ func (r *changeRunner) handle(ch cache.Change) {
 // change altered, as fs decides (ChangedFiles). The old version is compared
 // only when the cache still holds its value (no call is made for it);
 // otherwise every file of the new version counts as changed.
-func (r *changeRunner) changedFiles(ch cache.Change) []string {
+func (r *runner) changedFiles(ch cache.Change) []string {
 	var oldSnap, newSnap sfs.Snapshot
 	oldSnap.Data, oldSnap.Known = r.cachedValue(ch.SecretID, ch.OldVersionID)
 	oldSnap.Exists = ch.OldVersionID != ""
@@ -228,7 +286,7 @@ func (r *changeRunner) changedFiles(ch cache.Change) []string {
 
 // cachedValue returns a version's value if the cache holds it; ok is true
 // with no data for an empty version id.
-func (r *changeRunner) cachedValue(id, vid string) ([]byte, bool) {
+func (r *runner) cachedValue(id, vid string) ([]byte, bool) {
 	if vid == "" {
 		return nil, true
 	}
@@ -250,7 +308,7 @@ func (r *changeRunner) cachedValue(id, vid string) ([]byte, bool) {
 
 // schedule adds changed files to the hook's burst and makes sure a
 // goroutine will run the hook once the burst is over.
-func (r *changeRunner) schedule(hook *ChangeHook, paths []string, ref fileRef) {
+func (r *runner) schedule(hook *mapping.OnChange, paths []string, ref fileRef) {
 	if len(paths) == 0 {
 		return
 	}
@@ -276,7 +334,7 @@ func (r *changeRunner) schedule(hook *ChangeHook, paths []string, ref fileRef) {
 
 // drive runs a hook once its burst is over, and again for as long as files
 // changed during the run, until the daemon stops.
-func (r *changeRunner) drive(b *burst) {
+func (r *runner) drive(b *burst) {
 	for {
 		if !r.quiet(b) || !r.acquire(b.hook) {
 			return
@@ -299,10 +357,10 @@ func (r *changeRunner) drive(b *burst) {
 
 // quiet waits until no file of the burst has changed for the hook's
 // debounce; false when the daemon stops first.
-func (r *changeRunner) quiet(b *burst) bool {
+func (r *runner) quiet(b *burst) bool {
 	d := b.hook.Debounce
 	if d == 0 {
-		d = DefaultDebounce
+		d = mapping.DefaultDebounce
 	}
 	for {
 		r.mu.Lock()
@@ -321,19 +379,19 @@ func (r *changeRunner) quiet(b *burst) bool {
 
 // acquire takes one of the maxHookRuns slots, waiting while all are busy;
 // false when the daemon stops first.
-func (r *changeRunner) acquire(hook *ChangeHook) bool {
+func (r *runner) acquire(hook *mapping.OnChange) bool {
 	if r.slots.TryAcquire(1) {
 		return true
 	}
-	r.log.Debug("on_change: waiting for a free hook slot", "hook", hook.describe(), "slots", maxHookRuns)
+	r.log.Debug("on_change: waiting for a free hook slot", "hook", describe(hook), "slots", maxHookRuns)
 	return r.slots.Acquire(r.ctx, 1) == nil
 }
 
 // run runs the hook once for the files of a burst. The environment
 // describes the files as they are when it starts: a later change than the
 // one that put a file in the burst may have moved its stage on since.
-func (r *changeRunner) run(hook *ChangeHook, files map[string]fileRef) {
-	start := time.Now()
+func (r *runner) run(hook *mapping.OnChange, files map[string]fileRef) {
+	start := r.clock.Now()
 	var err error
 	if hook.Signal != "" {
 		err = signalPIDFile(hook.Signal, hook.PIDFile)
@@ -360,15 +418,15 @@ func (r *changeRunner) run(hook *ChangeHook, files map[string]fileRef) {
 	slices.Sort(secrets)
 	secrets = slices.Compact(secrets)
 	if err != nil {
-		r.log.Warn("on_change failed", "hook", hook.describe(), "files", len(files), "secrets", secrets, "error", err)
+		r.log.Warn("on_change failed", "hook", describe(hook), "files", len(files), "secrets", secrets, "error", err)
 		return
 	}
-	r.log.Info("on_change ran", "hook", hook.describe(), "files", len(files), "secrets", secrets, "took", time.Since(start).Round(time.Millisecond))
+	r.log.Info("on_change ran", "hook", describe(hook), "files", len(files), "secrets", secrets, "took", r.clock.Now().Sub(start).Round(time.Millisecond))
 }
 
 // versionOf returns the version a file shows now, from what the cache
 // knows (no call is made); "" when its stage is gone.
-func (r *changeRunner) versionOf(ref fileRef) string {
+func (r *runner) versionOf(ref fileRef) string {
 	if ref.versionID != "" {
 		return ref.versionID
 	}
@@ -377,176 +435,4 @@ func (r *changeRunner) versionOf(ref fileRef) string {
 		return ""
 	}
 	return info.Stages[ref.stage]
-}
-
-// runProcess runs a command with the given environment, from /, with no
-// input or output, in a process group of its own that is killed when it
-// runs longer than hookTimeout or ctx ends (the daemon stops).
-func runProcess(ctx context.Context, argv, env []string) error {
-	tctx, cancel := context.WithTimeout(ctx, hookTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(tctx, argv[0], argv[1:]...)
-	cmd.Dir = "/"
-	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Run(); err != nil {
-		if tctx.Err() != nil && ctx.Err() == nil {
-			return fmt.Errorf("command %q ran longer than %v and was killed", argv[0], hookTimeout)
-		}
-		return fmt.Errorf("command %q: %w", argv[0], err)
-	}
-	return nil
-}
-
-// hookEnvAllowed tells whether a hook inherits a variable of the daemon's
-// environment: where to find programs, who and where it runs, its locale
-// (every LC_* variable) and terminal. Everything else is left out, so no
-// credential reaches a hook whatever its name (AWS_SESSION_TOKEN,
-// AWS_CONTAINER_AUTHORIZATION_TOKEN, AWS_WEB_IDENTITY_TOKEN_FILE, a
-// VAULT_TOKEN...). The README's "Reacting to change" lists the same.
-func hookEnvAllowed(name string) bool {
-	switch name {
-	case "PATH", "HOME", "LANG", "LANGUAGE", "TZ", "USER", "LOGNAME", "SHELL", "TERM", "TMPDIR":
-		return true
-	}
-	return len(name) > len("LC_") && strings.HasPrefix(name, "LC_")
-}
-
-// changedFile is what the environment says of the one file a run is for.
-type changedFile struct {
-	path, secretID, stage, versionID string
-}
-
-// hookEnv is the allowed part of the daemon's environment (hookEnvAllowed),
-// plus what changed, never a value: SECRETSFS_PATHS, the absolute paths of
-// the changed files (sorted), one a line (at most maxPathsEnv bytes; when
-// some are left out, SECRETSFS_PATHS_TRUNCATED=1); and when one file
-// changed, SECRETSFS_PATH (its path), SECRETSFS_SECRET_ID, SECRETSFS_STAGE
-// and SECRETSFS_VERSION_ID.
-func hookEnv(base, paths []string, one *changedFile) []string {
-	var env []string
-	for _, kv := range base {
-		if k, _, ok := strings.Cut(kv, "="); ok && hookEnvAllowed(k) {
-			env = append(env, kv)
-		}
-	}
-	var list strings.Builder
-	truncated := false
-	for _, p := range paths {
-		if list.Len()+len(p)+1 > maxPathsEnv {
-			truncated = true
-			break
-		}
-		if list.Len() > 0 {
-			list.WriteByte('\n')
-		}
-		list.WriteString(p)
-	}
-	env = append(env, "SECRETSFS_PATHS="+list.String())
-	if truncated {
-		env = append(env, "SECRETSFS_PATHS_TRUNCATED=1")
-	}
-	if one != nil {
-		env = append(env,
-			"SECRETSFS_PATH="+one.path,
-			"SECRETSFS_SECRET_ID="+one.secretID,
-			"SECRETSFS_STAGE="+one.stage,
-			"SECRETSFS_VERSION_ID="+one.versionID,
-		)
-	}
-	return env
-}
-
-// signalPIDFile sends a signal to the process whose pid the file holds. The
-// file must be one that only root or the daemon's user can have written
-// (trustedPIDFile); it is checked and read through one open descriptor.
-func signalPIDFile(signal, pidFile string) error {
-	sig, err := mapping.ParseSignal(signal)
-	if err != nil {
-		return err
-	}
-	f, err := os.Open(pidFile)
-	if err != nil {
-		return fmt.Errorf("pid file: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("pid file: %w", err)
-	}
-	if err := trustedPIDFile(pidFile, fi, os.Geteuid()); err != nil {
-		return err
-	}
-	data, err := io.ReadAll(io.LimitReader(f, 64))
-	if err != nil {
-		return fmt.Errorf("pid file: %w", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid <= 0 {
-		return fmt.Errorf("pid file %s does not hold a process id", pidFile)
-	}
-	if err := syscall.Kill(pid, sig); err != nil {
-		if errors.Is(err, syscall.ESRCH) {
-			return fmt.Errorf("no process %d (from %s)", pid, pidFile)
-		}
-		return fmt.Errorf("signal %v to pid %d: %w", sig, pid, err)
-	}
-	return nil
-}
-
-// trustedPIDFile refuses a pid file that a user other than root or the
-// daemon's (euid) owns, or that group or others may write: whoever can
-// write it could have the daemon signal any process it may signal.
-func trustedPIDFile(path string, fi os.FileInfo, euid int) error {
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("pid file %s is not a regular file", path)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fmt.Errorf("pid file %s: cannot tell its owner", path)
-	}
-	if st.Uid != 0 && int(st.Uid) != euid {
-		return fmt.Errorf("pid file %s is owned by uid %d, not by root or the daemon's user (uid %d), so the signal is not sent: whoever owns it could have any process signalled; have the pid file written by root or by the daemon's user (chown root %s)", path, st.Uid, euid, path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
-		return fmt.Errorf("pid file %s is writable by group or others (mode %04o), so the signal is not sent: anyone who can write it could have any process signalled; chmod go-w %s", path, perm, path)
-	}
-	return nil
-}
-
-// mappedWatch is a mapped file with a hook. Its content is rendered again
-// whenever a secret it uses changes, and compared by SHA-256 with the last
-// rendering, so the hook runs only when the bytes changed.
-type mappedWatch struct {
-	path   string // absolute
-	ids    []string
-	ref    fileRef // what the hook's environment says it shows
-	render func(ctx context.Context) (sfs.Value, error)
-	hook   *ChangeHook
-
-	mu    sync.Mutex
-	sum   [sha256.Size]byte // guarded by mu
-	known bool              // sum is set; guarded by mu
-}
-
-// changed renders the file and reports whether its content differs from
-// the last rendering (or there was none). A failed rendering changes
-// nothing: readers get an error, and the hook runs once it works again with
-// other bytes.
-func (w *mappedWatch) changed(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	v, err := w.render(ctx)
-	if err != nil {
-		return false
-	}
-	sum := sha256.Sum256(v.Data)
-	clear(v.Data)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	changed := !w.known || sum != w.sum
-	w.sum, w.known = sum, true
-	return changed
 }

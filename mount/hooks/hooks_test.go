@@ -1,4 +1,4 @@
-package mount
+package hooks
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/secretsfs/secretsfs/cache/cachetest"
 	sfs "github.com/secretsfs/secretsfs/fs"
 	"github.com/secretsfs/secretsfs/mount/mapping"
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // hookRecorder stands in for the hook processes: it records each run's
@@ -30,7 +31,7 @@ type hookRecorder struct {
 	hold    chan struct{}
 }
 
-// exec is a changeRunner's exec; with hold set it waits for release.
+// exec is a Config.Exec; with hold set it waits for release.
 func (h *hookRecorder) exec(ctx context.Context, argv, env []string) error {
 	h.mu.Lock()
 	h.envs = append(h.envs, env)
@@ -70,19 +71,18 @@ func (h *hookRecorder) env(i int, name string) (string, bool) {
 	return "", false
 }
 
-// startRunner starts r over c with the fake clock, running commands with
-// exec, and stops it when the test ends.
-func startRunner(t *testing.T, r *changeRunner, c *cache.Cache, clock *cachetest.Clock, exec func(ctx context.Context, argv, env []string) error) {
+// startRunner starts the runner of cfg over c with the fake clock,
+// running commands with exec, and stops it when the test ends.
+func startRunner(t *testing.T, cfg Config, c *cache.Cache, clock *cachetest.Clock, exec func(ctx context.Context, argv, env []string) error) *runner {
 	t.Helper()
-	r.c, r.clock, r.exec, r.defaultStage = c, clock, exec, "AWSCURRENT"
-	if r.log == nil {
-		r.log = slog.New(slog.DiscardHandler)
+	cfg.Source, cfg.Clock, cfg.Exec, cfg.DefaultStage = c, clock, exec, "AWSCURRENT"
+	if cfg.Shown == nil {
+		cfg.Shown = staticCatalog(nil)
 	}
-	if r.catalog == nil {
-		r.catalog = staticCatalog(nil)
-	}
+	r := newRunner(cfg)
 	stop := r.start()
 	t.Cleanup(stop)
+	return r
 }
 
 // staticCatalog is a catalog that shows the same secrets, each at its id.
@@ -96,14 +96,10 @@ func (c staticCatalog) List() []sfs.SecretRef {
 	return refs
 }
 
-func (staticCatalog) Find(context.Context, string) (sfs.SecretRef, bool, error) {
-	return sfs.SecretRef{}, false, nil
-}
-
 func (staticCatalog) OnChange(func()) (cancel func()) { return func() {} }
 
 // pendingFiles returns how many files a hook's burst holds.
-func (r *changeRunner) pendingFiles(hook *ChangeHook) int {
+func (r *runner) pendingFiles(hook *mapping.OnChange) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if b := r.bursts[hook]; b != nil {
@@ -113,7 +109,7 @@ func (r *changeRunner) pendingFiles(hook *ChangeHook) int {
 }
 
 // idle reports whether no hook has files pending or a run under way.
-func (r *changeRunner) idle() bool {
+func (r *runner) idle() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, b := range r.bursts {
@@ -145,10 +141,9 @@ func TestDefect9_09_OneRunPerHookPerBurst(t *testing.T) {
 		t.Fatal(err)
 	}
 	mnt := t.TempDir()
-	hook := &ChangeHook{Command: []string{"true"}, Debounce: time.Second}
-	r := &changeRunner{mountDir: mnt, hook: hook, catalog: staticCatalog{"db"}}
+	hook := &mapping.OnChange{Command: []string{"true"}, Debounce: time.Second}
 	rec := &hookRecorder{}
-	startRunner(t, r, c, clock, rec.exec)
+	r := startRunner(t, Config{MountDir: mnt, Hook: hook, Shown: staticCatalog{"db"}}, c, clock, rec.exec)
 
 	v2 := client.PutString("db", jsonOfKeys(400, 2))
 	if err := c.RefreshNow(ctx, "db"); err != nil {
@@ -199,16 +194,16 @@ func TestDefect9_09_HookRunsAtOnceAreBounded(t *testing.T) {
 		v, err := c.GetValue(ctx, "db", "")
 		return sfs.Value{Data: v.Data}, err
 	}
-	r := &changeRunner{}
+	var cfg Config
 	const hooks = 10
 	for i := range hooks {
-		r.mapped = append(r.mapped, &mappedWatch{path: fmt.Sprintf("/mnt/f%d", i), ids: []string{"db"}, render: render,
-			hook: &ChangeHook{Command: []string{"true"}, Debounce: time.Second}})
+		cfg.Watches = append(cfg.Watches, Watch{Path: fmt.Sprintf("/mnt/f%d", i), SecretIDs: []string{"db"}, Render: render,
+			Hook: &mapping.OnChange{Command: []string{"true"}, Debounce: time.Second}})
 	}
-	logs := &syncBuffer{}
-	r.log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := &testutil.SyncBuffer{}
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rec := &hookRecorder{hold: make(chan struct{})}
-	startRunner(t, r, c, clock, rec.exec)
+	r := startRunner(t, cfg, c, clock, rec.exec)
 
 	client.PutString("db", "v2")
 	if err := c.RefreshNow(context.Background(), "db"); err != nil {
@@ -244,16 +239,16 @@ func TestOnChangeRunsARealCommand(t *testing.T) {
 	client.PutString("db", "v1")
 	out := filepath.Join(t.TempDir(), "out")
 	content := "a"
-	r := &changeRunner{mapped: []*mappedWatch{{path: "/mnt/f", ids: []string{"db"}, ref: fileRef{secretID: "db", stage: "AWSCURRENT"},
-		render: func(context.Context) (sfs.Value, error) { return sfs.Value{Data: []byte(content)}, nil },
-		hook:   &ChangeHook{Command: []string{`echo "$(pwd) $SECRETSFS_PATH $SECRETSFS_SECRET_ID" > ` + out}, Shell: true}}}}
 	var ok []bool
 	var mu sync.Mutex
-	r.ran = func(b bool) { mu.Lock(); ok = append(ok, b); mu.Unlock() }
-	startRunner(t, r, c, clock, runProcess)
+	cfg := Config{Watches: []Watch{{Path: "/mnt/f", SecretIDs: []string{"db"}, SecretID: "db", Stage: "AWSCURRENT",
+		Render: func(context.Context) (sfs.Value, error) { return sfs.Value{Data: []byte(content)}, nil },
+		Hook:   &mapping.OnChange{Command: []string{`echo "$(pwd) $SECRETSFS_PATH $SECRETSFS_SECRET_ID" > ` + out}, Shell: true}}},
+		Ran: func(b bool) { mu.Lock(); ok = append(ok, b); mu.Unlock() }}
+	r := startRunner(t, cfg, c, clock, runProcess)
 	content = "b"
 	r.handle(cache.Change{SecretID: "db", Stage: "AWSCURRENT", OldVersionID: "x", NewVersionID: "y"})
-	clock.Advance(DefaultDebounce)
+	clock.Advance(mapping.DefaultDebounce)
 	waitFor(t, "the command", func() bool { mu.Lock(); defer mu.Unlock(); return len(ok) == 1 })
 	got, err := os.ReadFile(out)
 	if err != nil || string(got) != "/ /mnt/f db\n" || !ok[0] {
@@ -276,11 +271,20 @@ func TestDefect9_21_TheRunNamesTheVersionServedWhenItStarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{DefaultStage: "AWSCURRENT", Mapping: m}
-	f := &featureSet{cfg: cfg, dir: "/mnt"}
-	r := &changeRunner{mapped: f.mappedWatches(mappedFiles(m, store{c: c}, cfg))}
+	// The mapped file as mount builds it: the password key of db.
+	files := []sfs.MappedFile{{Path: "app/password", SecretIDs: []string{"db"}, Render: func(ctx context.Context) (sfs.Value, error) {
+		v, err := c.GetValue(ctx, "db", "")
+		if err != nil {
+			return sfs.Value{}, err
+		}
+		var keys map[string]string
+		if err := json.Unmarshal(v.Data, &keys); err != nil {
+			return sfs.Value{}, err
+		}
+		return sfs.Value{Data: []byte(keys["password"])}, nil
+	}}}
 	rec := &hookRecorder{}
-	startRunner(t, r, c, clock, rec.exec)
+	r := startRunner(t, Config{Watches: WatchesOf(m, files, "/mnt", "AWSCURRENT")}, c, clock, rec.exec)
 	hook := r.mapped[0].hook
 
 	client.PutString("db", `{"user":"a","password":"p2"}`)
@@ -291,7 +295,7 @@ func TestDefect9_21_TheRunNamesTheVersionServedWhenItStarts(t *testing.T) {
 	if v, err := c.GetValue(ctx, "db", ""); err != nil || v.VersionID != v3 {
 		t.Fatalf("the file does not serve the second rotation's version: %v %v", v.VersionID, err)
 	}
-	clock.Advance(DefaultDebounce)
+	clock.Advance(mapping.DefaultDebounce)
 	waitFor(t, "the run", func() bool { started, _, _ := rec.state(); return started == 1 && r.idle() })
 	for name, want := range map[string]string{
 		"SECRETSFS_PATH":       "/mnt/app/password",
@@ -314,19 +318,15 @@ func TestDefect9_18_HookFiresWithoutFurtherReads(t *testing.T) {
 	client.PutString("db", "v1")
 	ctx := context.Background()
 	out := filepath.Join(t.TempDir(), "ran")
-	cfg := Config{DefaultStage: "AWSCURRENT"}
-	cfg.OnChange = &ChangeHook{Command: []string{"/bin/sh", "-c", "echo ran >> " + out}}
-	f, err := newFeatureSet(cfg, t.TempDir(), clock, hygieneOutcome{}, os.Stderr, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat := newExplicitCatalog([]string{"db"}, describeThroughCache(c), testOptions(clock))
-	startCatalog(t, cat)
-	if err := f.attach(c, cat); err != nil {
-		t.Fatal(err)
-	}
-	f.serving(nil)
-	t.Cleanup(f.stopping)
+	stop := Start(Config{
+		MountDir:     t.TempDir(),
+		DefaultStage: "AWSCURRENT",
+		Hook:         &mapping.OnChange{Command: []string{"/bin/sh", "-c", "echo ran >> " + out}},
+		Shown:        staticCatalog{"db"},
+		Source:       c,
+		Clock:        clock,
+	})
+	t.Cleanup(stop)
 	if _, err := c.GetValue(ctx, "db", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -358,10 +358,6 @@ func (c *changingCatalog) List() []sfs.SecretRef {
 	return slices.Clone(c.refs)
 }
 
-func (c *changingCatalog) Find(context.Context, string) (sfs.SecretRef, bool, error) {
-	return sfs.SecretRef{}, false, nil
-}
-
 func (c *changingCatalog) OnChange(fn func()) (cancel func()) {
 	c.mu.Lock()
 	c.fn = fn
@@ -385,7 +381,7 @@ func (c *changingCatalog) set(refs ...sfs.SecretRef) {
 func TestOnChangePinsFollowTheCatalog(t *testing.T) {
 	c, _, clock := fakeClockCache(t)
 	cat := &changingCatalog{refs: []sfs.SecretRef{{Name: "a", ID: "a"}, {Name: "b", ID: "b"}, {Name: "bad//name", ID: "c"}}}
-	r := &changeRunner{catalog: cat, hook: &ChangeHook{Command: []string{"true"}}, c: c, clock: clock, log: slog.New(slog.DiscardHandler)}
+	r := newRunner(Config{Shown: cat, Hook: &mapping.OnChange{Command: []string{"true"}}, Source: c, Clock: clock})
 	stop := r.start()
 	pinned := func() []string {
 		r.pinMu.Lock()
@@ -426,10 +422,9 @@ func TestDefect11_03_HookPathIsThePathTheMountShows(t *testing.T) {
 		}
 	}
 	mnt := t.TempDir()
-	hook := &ChangeHook{Command: []string{"true"}, Debounce: time.Second}
-	r := &changeRunner{mountDir: mnt, hook: hook, catalog: staticCatalog(append([]string{"b"}, hidden...))}
+	hook := &mapping.OnChange{Command: []string{"true"}, Debounce: time.Second}
 	rec := &hookRecorder{}
-	startRunner(t, r, c, clock, rec.exec)
+	r := startRunner(t, Config{MountDir: mnt, Hook: hook, Shown: staticCatalog(append([]string{"b"}, hidden...))}, c, clock, rec.exec)
 	r.pinMu.Lock()
 	pinned := slices.Sorted(maps.Keys(r.pins))
 	r.pinMu.Unlock()
@@ -464,5 +459,51 @@ func TestDefect11_03_HookPathIsThePathTheMountShows(t *testing.T) {
 	want := "b -> " + filepath.Join(mnt, "b", "AWSCURRENT")
 	if runs := rotate("b"); !slices.Equal(runs, []string{want}) {
 		t.Errorf("rotating b ran %q, want [%q]", runs, want)
+	}
+}
+
+func TestChangedFilesComparesBytes(t *testing.T) {
+	c, client, clock := fakeClockCache(t)
+	v1 := client.PutString("db", `{"user":"app","password":"p1","gone":"x"}`)
+	r := newRunner(Config{Source: c, DefaultStage: "AWSCURRENT"})
+	r.ctx = context.Background()
+	if _, err := c.GetValue(context.Background(), "db", ""); err != nil {
+		t.Fatal(err)
+	}
+	v2 := client.PutString("db", `{"user":"app","password":"p2","new":1}`)
+	clock.Advance(time.Hour)
+	if _, err := c.GetValue(context.Background(), "db", ""); err != nil {
+		t.Fatal(err)
+	}
+	got := r.changedFiles(cache.Change{SecretID: "db", Stage: "AWSCURRENT", OldVersionID: v1, NewVersionID: v2})
+	slices.Sort(got)
+	if want := []string{"AWSCURRENT", "gone", "new", "password"}; !slices.Equal(got, want) {
+		t.Fatalf("changed files = %v, want %v", got, want)
+	}
+	// Another stage: only its own file.
+	if got := r.changedFiles(cache.Change{SecretID: "db", Stage: "AWSPREVIOUS", NewVersionID: v1}); !slices.Equal(got, []string{"AWSPREVIOUS"}) {
+		t.Fatalf("AWSPREVIOUS appearing: %v", got)
+	}
+	// A new version with the same bytes changes nothing.
+	v3 := client.PutString("db", `{"user":"app","password":"p2","new":1}`)
+	clock.Advance(time.Hour)
+	c.GetValue(context.Background(), "db", "")
+	if got := r.changedFiles(cache.Change{SecretID: "db", Stage: "AWSCURRENT", OldVersionID: v2, NewVersionID: v3}); len(got) != 0 {
+		t.Fatalf("same bytes, new version: %v changed", got)
+	}
+}
+
+func TestMappedWatchFiresOnlyWhenTheBytesChange(t *testing.T) {
+	content := "a"
+	w := newMappedWatch(Watch{Render: func(context.Context) (sfs.Value, error) { return sfs.Value{Data: []byte(content)}, nil }})
+	ctx := context.Background()
+	for i, step := range []struct {
+		set  string
+		want bool
+	}{{"a", true}, {"a", false}, {"b", true}, {"b", false}} {
+		content = step.set
+		if got := w.changed(ctx); got != step.want {
+			t.Errorf("step %d (%q): changed = %v, want %v", i, step.set, got, step.want)
+		}
 	}
 }
