@@ -32,7 +32,7 @@
 // Beyond serving files (features.go, featurerun.go): on_change hooks run a
 // command (without a shell for a list, /bin/sh -c for a string) or signal a
 // pid file's process, only for files whose bytes changed, once per hook per
-// burst of changes, at most four at once (onchange.go); --max-stale turns a
+// burst of changes, at most four at once (mount/hooks); --max-stale turns a
 // value stale for too long into EIO (store.go) and has the kernel's caches of
 // its files dropped at that moment (expiry.go); Prometheus metrics in a
 // registry of their own and /healthz
