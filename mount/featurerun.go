@@ -8,6 +8,7 @@ import (
 	"github.com/secretsfs/secretsfs/cache"
 	sfs "github.com/secretsfs/secretsfs/fs"
 	"github.com/secretsfs/secretsfs/mount/hooks"
+	"github.com/secretsfs/secretsfs/mount/telemetry"
 )
 
 // featureSet runs the Features of one daemon: it is built before the cache
@@ -19,9 +20,9 @@ type featureSet struct {
 	dir      string
 	clock    cache.Clock // times the hooks' debounce
 	log      *slog.Logger
-	metrics  *metrics     // nil without --metrics-listen
-	expiry   *staleExpiry // nil without --max-stale
-	audit    *auditLog
+	metrics  *metrics         // nil without --metrics-listen
+	expiry   *staleExpiry     // nil without --max-stale
+	audit    *telemetry.Audit // nil without --audit-log
 	health   *health
 	server   *metricsServer
 	stopHook func()
@@ -37,13 +38,11 @@ func newFeatureSet(cfg Config, dir string, clock cache.Clock, hyg hygieneOutcome
 	if cfg.MaxStale > 0 {
 		f.expiry = newStaleExpiry(cfg.MaxStale, clock)
 	}
-	if cfg.AuditLog != "" {
-		a, err := openAuditLog(cfg.AuditLog, dir, stderr, log.With("component", "audit"))
-		if err != nil {
-			return nil, err
-		}
-		f.audit = a
+	a, err := telemetry.OpenAudit(cfg.AuditLog, dir, stderr, log.With("component", "audit"))
+	if err != nil {
+		return nil, err
 	}
+	f.audit = a
 	return f, nil
 }
 
@@ -106,9 +105,7 @@ func (f *featureSet) fsOptions(o *sfs.Options) {
 	if f.metrics != nil {
 		o.Observer = f.metrics
 	}
-	if f.audit != nil {
-		o.Auditor = f.audit
-	}
+	o.Auditor = f.audit.Auditor() // a nil interface without --audit-log
 }
 
 // serving marks the mount healthy and starts the change hooks; files are
@@ -161,7 +158,5 @@ func (f *featureSet) close() {
 	if f.server != nil {
 		f.server.close()
 	}
-	if f.audit != nil {
-		f.audit.Close()
-	}
+	f.audit.Close()
 }

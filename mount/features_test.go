@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -49,27 +47,6 @@ func TestFeaturesValidateNamesTheFlag(t *testing.T) {
 		case c.want != "" && (got == nil || !strings.Contains(got.Error(), c.want)):
 			t.Errorf("%+v: %v, want an error containing %q", c.f, got, c.want)
 		}
-	}
-}
-
-func TestProcessOfMapsAThreadToItsProcess(t *testing.T) {
-	proc := t.TempDir()
-	os.MkdirAll(filepath.Join(proc, "101"), 0o755)
-	os.MkdirAll(filepath.Join(proc, "100"), 0o755)
-	os.WriteFile(filepath.Join(proc, "101", "status"), []byte("Name:\tapp\nUmask:\t0022\nState:\tS\nTgid:\t100\nPid:\t101\n"), 0o644)
-	os.Symlink("/usr/bin/app", filepath.Join(proc, "100", "exe"))
-	if pid, exe := processOf(proc, 101); pid != 100 || exe != "/usr/bin/app" {
-		t.Fatalf("processOf(101) = %d %q, want 100 /usr/bin/app", pid, exe)
-	}
-	if pid, exe := processOf(proc, 0); pid != 0 || exe != "" {
-		t.Fatalf("processOf(0) = %d %q", pid, exe)
-	}
-	if pid, _ := processOf(proc, 999); pid != 0 {
-		t.Fatalf("processOf of a gone thread = %d", pid)
-	}
-	// This very thread, through the real /proc.
-	if pid, exe := processOf("/proc", uint32(syscall.Gettid())); pid != os.Getpid() || exe == "" {
-		t.Fatalf("processOf(self) = %d %q, want %d", pid, exe, os.Getpid())
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"log/syslog"
 	"strings"
+
+	"github.com/secretsfs/secretsfs/mount/telemetry"
 )
 
 // parseLevel reads a log level name.
@@ -71,7 +73,7 @@ func dialSyslog() (syslogWriter, error) {
 // daemonLog is where the daemon logs: stderr, the --log-file or syslog.
 type daemonLog struct {
 	*slog.Logger
-	file   *appendFile // --log-file; nil otherwise
+	file   *telemetry.AppendFile // --log-file; nil otherwise
 	syslog syslogWriter
 }
 
@@ -81,7 +83,7 @@ type daemonLog struct {
 func openLog(cfg Config, stderr io.Writer, dial func() (syslogWriter, error)) (daemonLog, error) {
 	switch {
 	case cfg.LogFile != "":
-		f, err := openAppendFile(cfg.LogFile, nil)
+		f, err := telemetry.OpenAppendFile(cfg.LogFile, nil)
 		if err != nil {
 			return daemonLog{}, fmt.Errorf("--log-file: %w", err)
 		}
@@ -114,7 +116,7 @@ func (d daemonLog) reopen() {
 		d.Error("SIGHUP: the log file could not be opened again; still writing to the old one", "error", err)
 		return
 	}
-	d.Info("SIGHUP: log file reopened", "file", d.file.path)
+	d.Info("SIGHUP: log file reopened", "file", d.file.Path())
 }
 
 // close closes the file or the connection to syslog.

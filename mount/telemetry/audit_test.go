@@ -1,4 +1,4 @@
-package mount
+package telemetry
 
 import (
 	"bytes"
@@ -34,7 +34,7 @@ func TestDefect9_15_AuditLogRefusesASymlink(t *testing.T) {
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
 	}
-	a, err := openAuditLog(link, "/mnt", nil, slog.New(slog.DiscardHandler))
+	a, err := OpenAudit(link, "/mnt", nil, slog.New(slog.DiscardHandler))
 	if err == nil {
 		auditOpen(a, "app/db/AWSCURRENT")
 		a.Close()
@@ -53,7 +53,7 @@ func TestDefect9_15_AuditLogFollowsARotationByRenaming(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "audit.log")
 	var logs bytes.Buffer
-	a, err := openAuditLog(path, "/mnt", nil, slog.New(slog.NewTextHandler(&logs, nil)))
+	a, err := OpenAudit(path, "/mnt", nil, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,38 +106,9 @@ func TestDefect9_15_AuditLogFollowsARotationByRenaming(t *testing.T) {
 	}
 }
 
-func TestDefect9_15_SIGHUPReopensTheAuditLog(t *testing.T) {
-	f := newEmu(t)
-	path := filepath.Join(t.TempDir(), "audit.log")
-	cfg := emuConfig(t, f, t.TempDir())
-	cfg.AuditLog = path
-	srv := &fakeServer{}
-	hup := make(chan os.Signal, 1)
-	stdout, _, stop := runInBackground(t, cfg, srv.deps(hup))
-	waitFor(t, "the serving line", func() bool { return stdout.String() != "" })
-	if err := os.Rename(path, path+".1"); err != nil {
-		t.Fatal(err)
-	}
-	hup <- syscall.SIGHUP
-	waitFor(t, "the audit log opened again at its path", func() bool {
-		_, err := os.Stat(path)
-		return err == nil
-	})
-	srv.mu.Lock()
-	auditor := srv.opts.Auditor
-	srv.mu.Unlock()
-	auditOpen(auditor, "app/db/AWSCURRENT")
-	if !fileHas(path, "app/db/AWSCURRENT") {
-		t.Fatal("the line after SIGHUP is not in the reopened file")
-	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestDefect9_20_ARefusedLookupIsALookupLine(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
-	a, err := openAuditLog(path, "/mnt", nil, slog.New(slog.DiscardHandler))
+	a, err := OpenAudit(path, "/mnt", nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,5 +117,45 @@ func TestDefect9_20_ARefusedLookupIsALookupLine(t *testing.T) {
 	if !fileHas(path, `"event":"lookup","path":"/mnt/app/settings.ini","secret_id":"app/db"`) || !fileHas(path, `"result":"EIO"`) {
 		data, _ := os.ReadFile(path)
 		t.Fatalf("audit line %s", data)
+	}
+}
+
+func TestProcessOfMapsAThreadToItsProcess(t *testing.T) {
+	proc := t.TempDir()
+	os.MkdirAll(filepath.Join(proc, "101"), 0o755)
+	os.MkdirAll(filepath.Join(proc, "100"), 0o755)
+	os.WriteFile(filepath.Join(proc, "101", "status"), []byte("Name:\tapp\nUmask:\t0022\nState:\tS\nTgid:\t100\nPid:\t101\n"), 0o644)
+	os.Symlink("/usr/bin/app", filepath.Join(proc, "100", "exe"))
+	if pid, exe := processOf(proc, 101); pid != 100 || exe != "/usr/bin/app" {
+		t.Fatalf("processOf(101) = %d %q, want 100 /usr/bin/app", pid, exe)
+	}
+	if pid, exe := processOf(proc, 0); pid != 0 || exe != "" {
+		t.Fatalf("processOf(0) = %d %q", pid, exe)
+	}
+	if pid, _ := processOf(proc, 999); pid != 0 {
+		t.Fatalf("processOf of a gone thread = %d", pid)
+	}
+	// This very thread, through the real /proc.
+	if pid, exe := processOf("/proc", uint32(syscall.Gettid())); pid != os.Getpid() || exe == "" {
+		t.Fatalf("processOf(self) = %d %q, want %d", pid, exe, os.Getpid())
+	}
+}
+
+// TestNoAuditLogIsANilAuditor: without --audit-log there is no Audit, and
+// its Auditor is a nil interface, never one holding a nil pointer (which
+// fs would call).
+func TestNoAuditLogIsANilAuditor(t *testing.T) {
+	a, err := OpenAudit("", "/mnt", nil, slog.New(slog.DiscardHandler))
+	if a != nil || err != nil {
+		t.Fatalf("OpenAudit(\"\") = %v, %v; want nil, nil", a, err)
+	}
+	if aud := a.Auditor(); aud != nil {
+		t.Fatalf("Auditor of no audit log = %#v, want a nil interface", aud)
+	}
+	if err := a.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

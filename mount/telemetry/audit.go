@@ -1,4 +1,4 @@
-package mount
+package telemetry
 
 import (
 	"bufio"
@@ -18,14 +18,14 @@ import (
 	sfs "github.com/secretsfs/secretsfs/fs"
 )
 
-// auditLog writes one JSON line per open of a secret file: when, which file
+// Audit writes one JSON line per open of a secret file: when, which file
 // and version, and which process asked. It never holds a value.
-type auditLog struct {
+type Audit struct {
 	mountDir string
 	log      *slog.Logger
 	procDir  string      // /proc, replaced in tests
 	w        io.Writer   // stderr or file
-	file     *appendFile // nil for stderr
+	file     *AppendFile // nil for stderr
 
 	mu     sync.Mutex
 	failed bool // a write failed and was logged; guarded by mu
@@ -49,16 +49,20 @@ type auditLine struct {
 	Exe       string `json:"exe"`
 }
 
-// openAuditLog opens the audit log: "-" is stderr; a file is opened for
+// OpenAudit opens the audit log: "-" is stderr; a file is opened for
 // appending and created with mode 0600, never through a symbolic link, and
-// follows a log rotation (appendFile).
-func openAuditLog(path, mountDir string, stderr io.Writer, log *slog.Logger) (*auditLog, error) {
-	a := &auditLog{mountDir: mountDir, log: log, procDir: "/proc"}
+// follows a log rotation (AppendFile). An empty path is no audit log: nil,
+// and nil error.
+func OpenAudit(path, mountDir string, stderr io.Writer, log *slog.Logger) (*Audit, error) {
+	if path == "" {
+		return nil, nil
+	}
+	a := &Audit{mountDir: mountDir, log: log, procDir: "/proc"}
 	if path == "-" {
 		a.w = stderr
 		return a, nil
 	}
-	f, err := openAppendFile(path, func(err error) {
+	f, err := OpenAppendFile(path, func(err error) {
 		log.Error("the audit log was moved and cannot be opened again; writing to the moved file", "error", err)
 	})
 	if err != nil {
@@ -68,10 +72,20 @@ func openAuditLog(path, mountDir string, stderr io.Writer, log *slog.Logger) (*a
 	return a, nil
 }
 
+// Auditor is a as the filesystem's auditor: a nil interface when a is nil,
+// never an interface holding a nil pointer.
+func (a *Audit) Auditor() sfs.Auditor {
+	if a == nil {
+		return nil
+	}
+	return a
+}
+
 // Reopen opens the audit file again by its path, as after a rotation
-// (SIGHUP); the file already open is kept when that fails.
-func (a *auditLog) Reopen() error {
-	if a.file == nil {
+// (SIGHUP); the file already open is kept when that fails. Nothing to do
+// for stderr or no audit log (a nil a).
+func (a *Audit) Reopen() error {
+	if a == nil || a.file == nil {
 		return nil
 	}
 	if err := a.file.Reopen(); err != nil {
@@ -80,11 +94,11 @@ func (a *auditLog) Reopen() error {
 	return nil
 }
 
-var _ sfs.Auditor = (*auditLog)(nil)
+var _ sfs.Auditor = (*Audit)(nil)
 
 // Open writes the line of one open. The caller's process is looked up now,
 // while its OPEN request is outstanding and the process therefore exists.
-func (a *auditLog) Open(ev sfs.OpenEvent) {
+func (a *Audit) Open(ev sfs.OpenEvent) {
 	line := auditLine{
 		Time:      ev.Time.UTC().Format(time.RFC3339Nano),
 		Event:     auditEvent(ev),
@@ -125,9 +139,9 @@ func auditEvent(ev sfs.OpenEvent) string {
 	return "open"
 }
 
-// Close closes the audit log file.
-func (a *auditLog) Close() error {
-	if a.file == nil {
+// Close closes the audit log file; nil a is no audit log.
+func (a *Audit) Close() error {
+	if a == nil || a.file == nil {
 		return nil
 	}
 	return a.file.Close()

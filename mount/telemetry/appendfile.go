@@ -1,4 +1,4 @@
-package mount
+package telemetry
 
 import (
 	"errors"
@@ -9,12 +9,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// appendFile is a log file the daemon appends to: the audit log
+// AppendFile is a log file the daemon appends to: the audit log
 // (--audit-log) and its own log (--log-file). It is opened by its path,
 // created with mode 0600, never through a symbolic link, and follows a log
 // rotation: when the path no longer names the open file (renamed or removed
 // by logrotate) the next write opens the path again; SIGHUP reopens it too.
-type appendFile struct {
+type AppendFile struct {
 	path string
 	// lost is called once when a rotation cannot be followed (the
 	// writes then go on to the file already open); nil ignores it.
@@ -25,13 +25,14 @@ type appendFile struct {
 	reopenFailed bool     // lost was called; guarded by mu
 }
 
-// openAppendFile opens path for appending.
-func openAppendFile(path string, lost func(error)) (*appendFile, error) {
+// OpenAppendFile opens path for appending; lost is told once when a
+// rotation cannot be followed (nil ignores it).
+func OpenAppendFile(path string, lost func(error)) (*AppendFile, error) {
 	f, err := openForAppend(path)
 	if err != nil {
 		return nil, err
 	}
-	return &appendFile{path: path, lost: lost, f: f}, nil
+	return &AppendFile{path: path, lost: lost, f: f}, nil
 }
 
 // openForAppend opens path for appending, creating it with mode 0600. A
@@ -46,7 +47,7 @@ func openForAppend(path string) (*os.File, error) {
 }
 
 // Write appends p, following a rotation first.
-func (a *appendFile) Write(p []byte) (int, error) {
+func (a *AppendFile) Write(p []byte) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.followRotation()
@@ -55,14 +56,14 @@ func (a *appendFile) Write(p []byte) (int, error) {
 
 // Reopen opens the file again by its path, as after a rotation (SIGHUP);
 // the file already open is kept when that fails.
-func (a *appendFile) Reopen() error {
+func (a *AppendFile) Reopen() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.reopenLocked()
 }
 
 // reopenLocked does Reopen's work. The caller holds mu.
-func (a *appendFile) reopenLocked() error {
+func (a *AppendFile) reopenLocked() error {
 	f, err := openForAppend(a.path)
 	if err != nil {
 		return err
@@ -74,7 +75,7 @@ func (a *appendFile) reopenLocked() error {
 
 // followRotation reopens the file when its path no longer names the file
 // open. The caller holds mu.
-func (a *appendFile) followRotation() {
+func (a *AppendFile) followRotation() {
 	named, err := os.Lstat(a.path)
 	if err == nil {
 		if open, err := a.f.Stat(); err != nil || os.SameFile(named, open) {
@@ -89,8 +90,11 @@ func (a *appendFile) followRotation() {
 	}
 }
 
+// Path is the path the file was opened by.
+func (a *AppendFile) Path() string { return a.path }
+
 // Close closes the file.
-func (a *appendFile) Close() error {
+func (a *AppendFile) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.f.Close()
