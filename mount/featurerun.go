@@ -20,11 +20,11 @@ type featureSet struct {
 	dir      string
 	clock    cache.Clock // times the hooks' debounce
 	log      *slog.Logger
-	metrics  *metrics         // nil without --metrics-listen
-	expiry   *staleExpiry     // nil without --max-stale
-	audit    *telemetry.Audit // nil without --audit-log
-	health   *health
-	server   *metricsServer
+	metrics  *telemetry.Metrics // nil without --metrics-listen
+	expiry   *staleExpiry       // nil without --max-stale
+	audit    *telemetry.Audit   // nil without --audit-log
+	health   *telemetry.Health
+	server   *telemetry.Server
 	stopHook func()
 	c        *cache.Cache
 	cat      catalog
@@ -33,7 +33,7 @@ type featureSet struct {
 func newFeatureSet(cfg Config, dir string, clock cache.Clock, hyg hygieneOutcome, stderr io.Writer, log *slog.Logger) (*featureSet, error) {
 	f := &featureSet{cfg: cfg, dir: dir, clock: clock, log: log}
 	if cfg.MetricsListen != "" {
-		f.metrics = newMetrics(hyg)
+		f.metrics = telemetry.NewMetrics(hyg.memoryLocked)
 	}
 	if cfg.MaxStale > 0 {
 		f.expiry = newStaleExpiry(cfg.MaxStale, clock)
@@ -51,7 +51,7 @@ func newFeatureSet(cfg Config, dir string, clock cache.Clock, hyg hygieneOutcome
 func (f *featureSet) cacheObserver() cache.Observer {
 	var obs observers
 	if f.metrics != nil {
-		obs = append(obs, f.metrics)
+		obs = append(obs, f.metrics.CacheObserver())
 	}
 	if f.expiry != nil {
 		obs = append(obs, f.expiry)
@@ -84,12 +84,12 @@ func (o observers) Refresh(secretID string, err error, took time.Duration) {
 // metrics address.
 func (f *featureSet) attach(c *cache.Cache, cat catalog) error {
 	f.c, f.cat = c, cat
-	f.health = &health{c: c, maxStale: f.cfg.MaxStale, now: f.clock.Now}
+	f.health = telemetry.NewHealth(c, f.cfg.MaxStale, f.clock)
 	if f.metrics == nil {
 		return nil
 	}
-	f.metrics.watch(c, func() int { return len(cat.List()) }, f.health)
-	srv, err := listenMetrics(f.cfg.MetricsListen, f.metrics, f.health, f.log.With("component", "metrics"))
+	f.metrics.Watch(telemetry.Source{Cache: c, Served: func() int { return len(cat.List()) }}, f.health)
+	srv, err := telemetry.Serve(f.cfg.MetricsListen, f.metrics, f.health, f.log.With("component", "metrics"))
 	if err != nil {
 		return err
 	}
@@ -102,19 +102,17 @@ func (f *featureSet) fsOptions(o *sfs.Options) {
 	st := store{c: f.c, maxStale: f.cfg.MaxStale, clock: f.clock, expiry: f.expiry}
 	o.Store = st
 	o.Refresher = st
-	if f.metrics != nil {
-		o.Observer = f.metrics
-	}
-	o.Auditor = f.audit.Auditor() // a nil interface without --audit-log
+	o.Observer = f.metrics.FSObserver() // a nil interface without --metrics-listen
+	o.Auditor = f.audit.Auditor()       // a nil interface without --audit-log
 }
 
 // serving marks the mount healthy and starts the change hooks; files are
 // the mapped files as mounted.
 func (f *featureSet) serving(files []sfs.MappedFile) {
-	f.health.mounted.Store(true)
+	f.health.SetMounted(true)
 	var ran func(ok bool)
 	if f.metrics != nil {
-		ran = f.metrics.hookRan
+		ran = f.metrics.HookRan
 	}
 	f.stopHook = hooks.Start(hooks.Config{
 		MountDir:     f.dir,
@@ -146,7 +144,7 @@ func (f *featureSet) reopenLogs() {
 // is unmounted.
 func (f *featureSet) stopping() {
 	if f.health != nil {
-		f.health.mounted.Store(false)
+		f.health.SetMounted(false)
 	}
 	if f.stopHook != nil {
 		f.stopHook()
@@ -156,7 +154,7 @@ func (f *featureSet) stopping() {
 // close releases the rest once unmounted.
 func (f *featureSet) close() {
 	if f.server != nil {
-		f.server.close()
+		f.server.Close()
 	}
 	f.audit.Close()
 }

@@ -10,42 +10,6 @@ import (
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
-// TestDefect9_22_OnChangeRunsAreShownBeforeAnyHookRuns: the documented
-// series of secretsfs_on_change_runs_total, outcome ok and failed, are on
-// /metrics from the start, at 0, so that a rate or an alert on failures
-// works before the first run.
-func TestDefect9_22_OnChangeRunsAreShownBeforeAnyHookRuns(t *testing.T) {
-	m := newMetrics(hygieneOutcome{})
-	runs := func() map[string]float64 {
-		t.Helper()
-		fams, err := m.reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]float64{}
-		for _, f := range fams {
-			if f.GetName() != "secretsfs_on_change_runs_total" {
-				continue
-			}
-			for _, s := range f.GetMetric() {
-				for _, l := range s.GetLabel() {
-					if l.GetName() == "outcome" {
-						out[l.GetValue()] = s.GetCounter().GetValue()
-					}
-				}
-			}
-		}
-		return out
-	}
-	if got := runs(); len(got) != 2 || got["ok"] != 0 || got["failed"] != 0 {
-		t.Fatalf("before any run: %v, want ok and failed at 0", got)
-	}
-	m.hookRan(false)
-	if got := runs(); got["ok"] != 0 || got["failed"] != 1 {
-		t.Fatalf("after a failed run: %v", got)
-	}
-}
-
 // TestIssue10_03_MemoryLockedMetric: whether the daemon's memory is locked
 // is on /metrics as secretsfs_memory_locked (1 locked, 0 not), beside the
 // warning at start when mlockall fails, so that a unit or container that
