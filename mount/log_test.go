@@ -8,6 +8,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // fakeSyslog records the messages sent to syslog with their severity.
@@ -104,7 +106,7 @@ func TestLogFileGetsTheLog(t *testing.T) {
 	srv := &fakeServer{}
 	hup := make(chan os.Signal, 1)
 	_, stderr, stop := runInBackground(t, cfg, srv.deps(hup))
-	waitFor(t, "the serving line in the log file", func() bool { return fileHas(path, "msg=serving") })
+	waitFor(t, "the serving line in the log file", func() bool { return testutil.FileHas(path, "msg=serving") })
 	if info, err := os.Stat(path); err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("the log file: %v, %v; want mode 0600", info, err)
 	}
@@ -112,7 +114,7 @@ func TestLogFileGetsTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	hup <- syscall.SIGHUP
-	waitFor(t, "the log file reopened", func() bool { return fileHas(path, "SIGHUP") })
+	waitFor(t, "the log file reopened", func() bool { return testutil.FileHas(path, "SIGHUP") })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +125,7 @@ func TestLogFileGetsTheLog(t *testing.T) {
 	// A failure is returned (main prints it on stderr) and logged.
 	cfg.MountPoint = filepath.Join(t.TempDir(), "missing")
 	err := run(t.Context(), cfg, &syncBuffer{}, &syncBuffer{}, srv.deps(nil))
-	if err == nil || !fileHas(path, "exiting") || !fileHas(path, "does not exist") {
+	if err == nil || !testutil.FileHas(path, "exiting") || !testutil.FileHas(path, "does not exist") {
 		t.Fatalf("run = %v; the log file does not have the error", err)
 	}
 }

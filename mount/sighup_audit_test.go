@@ -3,24 +3,13 @@ package mount
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	sfs "github.com/secretsfs/secretsfs/fs"
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
-
-// auditOpen records one open of path through a.
-func auditOpen(a sfs.Auditor, path string) {
-	a.Open(sfs.OpenEvent{Time: time.Now(), Path: path, SecretID: "app/db", Stage: "AWSCURRENT", VersionID: "v1"})
-}
-
-// fileHas reports whether a file exists and contains s.
-func fileHas(path, s string) bool {
-	data, err := os.ReadFile(path)
-	return err == nil && strings.Contains(string(data), s)
-}
 
 func TestDefect9_15_SIGHUPReopensTheAuditLog(t *testing.T) {
 	f := newEmu(t)
@@ -42,8 +31,8 @@ func TestDefect9_15_SIGHUPReopensTheAuditLog(t *testing.T) {
 	srv.mu.Lock()
 	auditor := srv.opts.Auditor
 	srv.mu.Unlock()
-	auditOpen(auditor, "app/db/AWSCURRENT")
-	if !fileHas(path, "app/db/AWSCURRENT") {
+	auditor.Open(sfs.OpenEvent{Time: time.Now(), Path: "app/db/AWSCURRENT", SecretID: "app/db", Stage: "AWSCURRENT", VersionID: "v1"})
+	if !testutil.FileHas(path, "app/db/AWSCURRENT") {
 		t.Fatal("the line after SIGHUP is not in the reopened file")
 	}
 	if err := stop(); err != nil {

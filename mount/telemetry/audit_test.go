@@ -11,17 +11,12 @@ import (
 	"time"
 
 	sfs "github.com/secretsfs/secretsfs/fs"
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // auditOpen records one open of path through a.
 func auditOpen(a sfs.Auditor, path string) {
 	a.Open(sfs.OpenEvent{Time: time.Now(), Path: path, SecretID: "app/db", Stage: "AWSCURRENT", VersionID: "v1"})
-}
-
-// fileHas reports whether a file exists and contains s.
-func fileHas(path, s string) bool {
-	data, err := os.ReadFile(path)
-	return err == nil && strings.Contains(string(data), s)
 }
 
 func TestDefect9_15_AuditLogRefusesASymlink(t *testing.T) {
@@ -64,10 +59,10 @@ func TestDefect9_15_AuditLogFollowsARotationByRenaming(t *testing.T) {
 		t.Fatal(err)
 	}
 	auditOpen(a, "after")
-	if !fileHas(path+".1", "/mnt/before") || fileHas(path+".1", "/mnt/after") {
+	if !testutil.FileHas(path+".1", "/mnt/before") || testutil.FileHas(path+".1", "/mnt/after") {
 		t.Fatal("the rotated file does not hold exactly the line written before the rotation")
 	}
-	if !fileHas(path, "/mnt/after") {
+	if !testutil.FileHas(path, "/mnt/after") {
 		t.Fatal("the line written after the rotation is not in a new file at the audit log's path")
 	}
 	if info, err := os.Stat(path); err != nil || info.Mode().Perm() != 0o600 {
@@ -82,7 +77,7 @@ func TestDefect9_15_AuditLogFollowsARotationByRenaming(t *testing.T) {
 		t.Fatal(err)
 	}
 	auditOpen(a, "third")
-	if !fileHas(path, "/mnt/third") || fileHas(path+".2", "/mnt/third") {
+	if !testutil.FileHas(path, "/mnt/third") || testutil.FileHas(path+".2", "/mnt/third") {
 		t.Fatal("the line after the second rotation is not in the file created by the rotation")
 	}
 	// Replaced by a symlink: not followed; the line goes to the file
@@ -98,7 +93,7 @@ func TestDefect9_15_AuditLogFollowsARotationByRenaming(t *testing.T) {
 		t.Fatal(err)
 	}
 	auditOpen(a, "fourth")
-	if fileHas(target, "fourth") || !fileHas(path+".3", "/mnt/fourth") {
+	if testutil.FileHas(target, "fourth") || !testutil.FileHas(path+".3", "/mnt/fourth") {
 		t.Fatal("after the path became a symlink the line went to its target, or was lost")
 	}
 	if !strings.Contains(logs.String(), "symbolic link") {
@@ -114,7 +109,7 @@ func TestDefect9_20_ARefusedLookupIsALookupLine(t *testing.T) {
 	}
 	defer a.Close()
 	a.Open(sfs.OpenEvent{Time: time.Now(), Path: "app/settings.ini", SecretID: "app/db", Errno: syscall.EIO, AtLookup: true})
-	if !fileHas(path, `"event":"lookup","path":"/mnt/app/settings.ini","secret_id":"app/db"`) || !fileHas(path, `"result":"EIO"`) {
+	if !testutil.FileHas(path, `"event":"lookup","path":"/mnt/app/settings.ini","secret_id":"app/db"`) || !testutil.FileHas(path, `"result":"EIO"`) {
 		data, _ := os.ReadFile(path)
 		t.Fatalf("audit line %s", data)
 	}

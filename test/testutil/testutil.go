@@ -260,6 +260,12 @@ func Do(tb testing.TB, req *http.Request) (status int, body string) {
 	return resp.StatusCode, string(b)
 }
 
+// FileHas reports whether a file exists and contains s.
+func FileHas(path, s string) bool {
+	data, err := os.ReadFile(path)
+	return err == nil && strings.Contains(string(data), s)
+}
+
 // ListDir returns a directory's entries in order, directories with a
 // trailing "/", failing the test if it cannot be read.
 func ListDir(tb testing.TB, dir string) []string {
