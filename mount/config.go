@@ -282,8 +282,8 @@ func (c Config) Validate() error {
 	if c.ExplicitMode() && (len(c.Prefixes) > 0 || len(c.Tags) > 0) {
 		bad("--secret", "shows only the named secrets, while --prefix and --tag narrow a listing; use one or the other")
 	}
-	if _, err := parseLevel(c.LogLevel); err != nil {
-		bad("--log-level", "is %q; give debug, info, warn or error", c.LogLevel)
+	if _, err := ParseLevel(c.LogLevel); err != nil {
+		bad("--log-level", "%v", err)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("--log-format", "is %q; give text or json", c.LogFormat)

@@ -11,8 +11,9 @@ import (
 	"github.com/secretsfs/secretsfs/mount/telemetry"
 )
 
-// parseLevel reads a log level name.
-func parseLevel(s string) (slog.Level, error) {
+// ParseLevel reads a log level name (--log-level); its error completes
+// "--log-level: ".
+func ParseLevel(s string) (slog.Level, error) {
 	switch strings.ToLower(s) {
 	case "debug":
 		return slog.LevelDebug, nil
@@ -23,14 +24,14 @@ func parseLevel(s string) (slog.Level, error) {
 	case "error":
 		return slog.LevelError, nil
 	}
-	return 0, fmt.Errorf("unknown log level %q", s)
+	return 0, fmt.Errorf("is %q; give debug, info, warn or error", s)
 }
 
 // newHandler is the daemon's log handler writing to w, at cfg's level and in
 // its format (cfg has been validated); dropTime leaves the time out, for a
 // destination that stamps every line itself.
 func newHandler(cfg Config, w io.Writer, dropTime bool) slog.Handler {
-	level, err := parseLevel(cfg.LogLevel)
+	level, err := ParseLevel(cfg.LogLevel)
 	if err != nil {
 		level = slog.LevelInfo
 	}
