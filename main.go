@@ -16,11 +16,13 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/secretsfs/secretsfs/cache"
 	"github.com/secretsfs/secretsfs/mount"
 	"github.com/secretsfs/secretsfs/mount/mapping"
 	"github.com/secretsfs/secretsfs/packaging/cligen"
@@ -39,9 +41,9 @@ type actions struct {
 	// its URL to stdout and its log to stderr.
 	emulator func(ctx context.Context, cfg emulator.CommandConfig, stdout, stderr io.Writer) error
 	// mount runs the daemon until ctx ends (mount.Run).
-	mount func(ctx context.Context, cfg mount.Config, stdout, stderr io.Writer) error
-	// demo runs the daemon against the built-in emulator (mount.Demo).
-	demo func(ctx context.Context, cfg mount.DemoConfig, stdout, stderr io.Writer) error
+	mount func(ctx context.Context, cfg mount.Config, env mount.Env) error
+	// demo runs the daemon against the built-in emulator (demoRunner.run).
+	demo func(ctx context.Context, cfg demoConfig, stdout, stderr io.Writer) error
 	// check checks a mapping file against Secrets Manager without mounting
 	// (mount.Check).
 	check func(ctx context.Context, cfg mount.Config, stdout io.Writer) error
@@ -52,7 +54,13 @@ type actions struct {
 
 // defaultActions returns the real implementations.
 func defaultActions() actions {
-	return actions{emulator: runEmulator, mount: mount.Run, demo: mount.Demo, check: mount.Check, fstab: runFstabHelper}
+	return actions{
+		emulator: runEmulator,
+		mount:    mount.Run,
+		demo:     demoRunner{daemon: mount.Run, clock: cache.SystemClock()}.run,
+		check:    mount.Check,
+		fstab:    runFstabHelper,
+	}
 }
 
 // runFstabHelper is the real mount(8) helper: it starts this very binary as
@@ -374,7 +382,7 @@ func mountCommand(act actions) *cli.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			return act.mount(c.Context, cfg, c.App.Writer, c.App.ErrWriter)
+			return act.mount(c.Context, cfg, mount.Env{Stdout: c.App.Writer, Stderr: c.App.ErrWriter})
 		},
 	}
 }
@@ -476,7 +484,7 @@ func demoCommand(act actions) *cli.Command {
 			if c.NArg() > 1 {
 				return usageError{fmt.Errorf("MOUNTPOINT: give at most one directory, got %d arguments", c.NArg())}
 			}
-			dc := mount.DemoConfig{
+			dc := demoConfig{
 				MountPoint:      c.Args().First(),
 				RotateEvery:     c.Duration("rotate-interval"),
 				RefreshInterval: c.Duration("refresh-interval"),
@@ -489,13 +497,108 @@ func demoCommand(act actions) *cli.Command {
 					return usageError{fmt.Errorf("--%s: is %v; give at least %v, such as 5s", f, c.Duration(f), mount.MinRefreshInterval)}
 				}
 			}
-			check := mount.DefaultConfig()
-			check.MountPoint, check.LogLevel = "-", dc.LogLevel
-			if err := check.Validate(); err != nil {
-				return usageError{err}
+			if _, err := mount.ParseLevel(dc.LogLevel); err != nil {
+				return usageError{fmt.Errorf("--log-level: %w", err)}
 			}
 			return act.demo(c.Context, dc, c.App.Writer, c.App.ErrWriter)
 		},
+	}
+}
+
+// demoConfig configures "secretsfs demo".
+type demoConfig struct {
+	// MountPoint is where to mount; empty means a new temporary directory,
+	// removed on exit.
+	MountPoint string
+	// RotateEvery is how often emulator.DemoSecret is rotated.
+	RotateEvery time.Duration
+	// RefreshInterval is the daemon's refresh interval, short so that
+	// rotations show quickly.
+	RefreshInterval time.Duration
+	// KernelCache selects the fast, kernel-cached serving mode.
+	KernelCache bool
+	LogLevel    string
+	Version     string
+}
+
+// demoRunner runs the demo: the daemon against the emulator, started in
+// process on loopback with sample secrets.
+type demoRunner struct {
+	daemon func(ctx context.Context, cfg mount.Config, env mount.Env) error // mount.Run
+	clock  cache.Clock                                                      // times the rotations
+}
+
+// run serves the demo until ctx ends. It rotates emulator.DemoSecret every
+// dc.RotateEvery and prints what to try once the mount serves. It needs no
+// AWS account, reads none of the user's AWS settings and changes no
+// environment variable.
+func (r demoRunner) run(ctx context.Context, dc demoConfig, stdout, stderr io.Writer) error {
+	emu := emulator.New()
+	if err := emulator.SeedDemo(emu); err != nil {
+		return fmt.Errorf("demo: seed the emulator: %w", err)
+	}
+	srv, err := emulator.Start(emu, emulator.DefaultListen)
+	if err != nil {
+		return fmt.Errorf("demo: start the emulator: %w", err)
+	}
+	defer srv.Close()
+
+	dir := dc.MountPoint
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "secretsfs-demo-"); err != nil {
+			return fmt.Errorf("demo: make a mount point: %w", err)
+		}
+		defer os.Remove(dir) // empty again once unmounted
+	}
+
+	cfg := mount.DefaultConfig()
+	cfg.MountPoint = dir
+	cfg.RefreshInterval = dc.RefreshInterval
+	cfg.ListInterval = max(dc.RefreshInterval, mount.MinListInterval)
+	cfg.RetryDelayMax = 5 * time.Second
+	cfg.Region = emu.Region()
+	cfg.EndpointURL = srv.URL()
+	cfg.KernelCache = dc.KernelCache
+	cfg.Version = dc.Version
+	if dc.LogLevel != "" {
+		cfg.LogLevel = dc.LogLevel
+	}
+
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	env := mount.Env{
+		Stdout: stdout,
+		Stderr: stderr,
+		OnServing: func() {
+			emulator.WriteDemoTips(stdout, dir, srv.URL(), dc.RotateEvery)
+			wg.Go(func() { rotateDemo(rctx, emu, r.clock, dc.RotateEvery, stdout) })
+		},
+		// A fake key and none of the user's AWS settings: the emulator only
+		// checks that a request is signed.
+		StaticKeyID:     "AKIDSECRETSFSDEMO",
+		StaticSecretKey: "secretsfs-demo",
+	}
+	err = r.daemon(rctx, cfg, env)
+	stop()
+	return err
+}
+
+// rotateDemo rotates emulator.DemoSecret every d on clock until ctx ends.
+func rotateDemo(ctx context.Context, emu *emulator.Emulator, clock cache.Clock, d time.Duration, stdout io.Writer) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-clock.Alarm(clock.Now().Add(d)):
+		}
+		vid, err := emu.RotateSecret(emulator.DemoSecret)
+		if err != nil {
+			fmt.Fprintf(stdout, "demo: rotating %s failed: %v\n", emulator.DemoSecret, err)
+			continue
+		}
+		fmt.Fprintf(stdout, "demo: rotated %s to version %s (new password); the files follow within seconds\n", emulator.DemoSecret, vid)
 	}
 }
 

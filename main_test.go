@@ -21,9 +21,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/urfave/cli/v2"
 
+	"github.com/secretsfs/secretsfs/cache/cachetest"
 	"github.com/secretsfs/secretsfs/mount"
 	"github.com/secretsfs/secretsfs/packaging/fstab"
 	"github.com/secretsfs/secretsfs/test/emulator"
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 func runArgs(t *testing.T, act actions, args ...string) (code int, stdout, stderr string) {
@@ -195,17 +197,17 @@ func TestEmulatorCommandServes(t *testing.T) {
 type mountStub struct {
 	calls int
 	cfg   mount.Config
-	demo  mount.DemoConfig
+	demo  demoConfig
 }
 
 func (s *mountStub) actions() actions {
 	return actions{
-		mount: func(_ context.Context, cfg mount.Config, _, _ io.Writer) error {
+		mount: func(_ context.Context, cfg mount.Config, _ mount.Env) error {
 			s.calls++
 			s.cfg = cfg
 			return nil
 		},
-		demo: func(_ context.Context, cfg mount.DemoConfig, _, _ io.Writer) error {
+		demo: func(_ context.Context, cfg demoConfig, _, _ io.Writer) error {
 			s.calls++
 			s.demo = cfg
 			return nil
@@ -405,12 +407,107 @@ func TestDemoCommand(t *testing.T) {
 	if code, _, _ := runArgs(t, s.actions(), "demo", "--kernel-cache", "--rotate-interval", "3s", "/tmp/x"); code != 0 || s.demo.MountPoint != "/tmp/x" || !s.demo.KernelCache || s.demo.RotateEvery != 3*time.Second {
 		t.Fatalf("demo /tmp/x: exit %d, %+v", code, s.demo)
 	}
-	for _, args := range [][]string{{"/a", "/b"}, {"--rotate-interval", "0s"}, {"--log-level", "loud"}} {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"/a", "/b"}, "MOUNTPOINT: give at most one directory"},
+		{[]string{"--rotate-interval", "0s"}, "--rotate-interval: is 0s; give at least 1s"},
+		{[]string{"--log-level", "loud"}, `--log-level: is "loud"; give debug, info, warn or error`},
+	} {
 		calls := s.calls
-		code, _, errOut := runArgs(t, s.actions(), append([]string{"demo"}, args...)...)
-		if code != 2 || s.calls != calls || errOut == "" {
-			t.Errorf("demo %v: exit %d, stderr %q; want 2", args, code, errOut)
+		code, _, errOut := runArgs(t, s.actions(), append([]string{"demo"}, tc.args...)...)
+		if code != 2 || s.calls != calls || !strings.Contains(errOut, tc.want) {
+			t.Errorf("demo %v: exit %d, stderr %q; want 2 and %q", tc.args, code, errOut, tc.want)
 		}
+	}
+}
+
+// TestDemoRotatesOnTheInjectedClock runs the demo with a stand-in daemon:
+// the daemon gets the emulator's endpoint and a static key that the
+// emulator accepts, the tips follow the serving call, and demo/db rotates
+// each time the clock reaches the rotation interval, not before.
+func TestDemoRotatesOnTheInjectedClock(t *testing.T) {
+	const every = 7 * time.Second
+	clock := cachetest.NewClock(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
+	var stdout testutil.SyncBuffer
+	type served struct {
+		cfg mount.Config
+		sm  *secretsmanager.Client
+	}
+	got := make(chan served, 1)
+	daemon := func(ctx context.Context, cfg mount.Config, env mount.Env) error {
+		if env.Stdout != &stdout || env.StaticKeyID == "" || env.StaticSecretKey == "" {
+			return fmt.Errorf("env = %+v; want stdout and a static key", env)
+		}
+		got <- served{cfg, secretsmanager.NewFromConfig(aws.Config{
+			Region:      cfg.Region,
+			Credentials: credentials.NewStaticCredentialsProvider(env.StaticKeyID, env.StaticSecretKey, ""),
+		}, func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(cfg.EndpointURL) })}
+		env.OnServing()
+		<-ctx.Done()
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- demoRunner{daemon: daemon, clock: clock}.run(ctx, demoConfig{RotateEvery: every, RefreshInterval: 2 * time.Second}, &stdout, io.Discard)
+	}()
+	var s served
+	select {
+	case s = <-got:
+	case err := <-done:
+		t.Fatalf("the demo ended before serving: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("demo: %v", err)
+		}
+		if _, err := os.Stat(s.cfg.MountPoint); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the temporary mount point %s is left behind: %v", s.cfg.MountPoint, err)
+		}
+	})
+	if s.cfg.RefreshInterval != 2*time.Second || s.cfg.ListInterval != mount.MinListInterval || !strings.HasPrefix(s.cfg.EndpointURL, "http://127.0.0.1:") {
+		t.Errorf("daemon config: refresh %v, list %v, endpoint %q", s.cfg.RefreshInterval, s.cfg.ListInterval, s.cfg.EndpointURL)
+	}
+	password := func() string {
+		t.Helper()
+		out, err := s.sm.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(emulator.DemoSecret)})
+		if err != nil {
+			t.Fatalf("GetSecretValue with the demo's key: %v", err)
+		}
+		return aws.ToString(out.SecretString)
+	}
+	first := password()
+	if !strings.Contains(first, "correct-horse-battery-staple") {
+		t.Fatalf("demo/db = %q, want the sample", first)
+	}
+	if !strings.Contains(stdout.String(), "cat "+filepath.Join(s.cfg.MountPoint, "demo/db/password")) {
+		t.Errorf("the tips do not name the mount point %s:\n%s", s.cfg.MountPoint, stdout.String())
+	}
+
+	waiting := func() {
+		testutil.Eventually(t, 10*time.Second, "the rotation to wait on the clock", func() bool { return clock.Waiters() == 1 })
+	}
+	waiting()
+	clock.Advance(every - time.Nanosecond)
+	if clock.Waiters() != 1 || strings.Contains(stdout.String(), "demo: rotated") || password() != first {
+		t.Fatalf("rotated before the interval:\n%s", stdout.String())
+	}
+	seen := first
+	for n := 1; n <= 2; n++ {
+		clock.Advance(time.Nanosecond)
+		testutil.Eventually(t, 10*time.Second, "rotation report", func() bool {
+			return strings.Count(stdout.String(), "demo: rotated demo/db to version ") == n
+		})
+		if now := password(); now == seen {
+			t.Fatalf("rotation %d did not change demo/db", n)
+		} else {
+			seen = now
+		}
+		waiting()
+		clock.Advance(every - time.Nanosecond)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -16,9 +17,9 @@ import (
 )
 
 // newSecretsClient builds the Secrets Manager client the daemon uses: the
-// SDK's default chain narrowed by region and profile, an optional role
-// assumed through STS, and an optional endpoint.
-func newSecretsClient(ctx context.Context, cfg Config) (*secretsmanager.Client, error) {
+// SDK's default chain narrowed by region and profile (or env's static key
+// alone), an optional role assumed through STS, and an optional endpoint.
+func newSecretsClient(ctx context.Context, cfg Config, env Env) (*secretsmanager.Client, error) {
 	opts := []func(*config.LoadOptions) error{}
 	if cfg.Region != "" {
 		opts = append(opts, config.WithRegion(cfg.Region))
@@ -27,10 +28,13 @@ func newSecretsClient(ctx context.Context, cfg Config) (*secretsmanager.Client, 
 		opts = append(opts, config.WithSharedConfigProfile(cfg.Profile))
 	}
 	var awsCfg aws.Config
-	if cfg.awsConfig != nil {
-		awsCfg = cfg.awsConfig.Copy()
-		if cfg.Region != "" {
-			awsCfg.Region = cfg.Region
+	if (env.StaticKeyID == "") != (env.StaticSecretKey == "") {
+		return nil, errors.New("mount.Env: give both StaticKeyID and StaticSecretKey, or neither")
+	}
+	if env.StaticKeyID != "" {
+		awsCfg = aws.Config{
+			Region:      cfg.Region,
+			Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(env.StaticKeyID, env.StaticSecretKey, "")),
 		}
 	} else {
 		var err error

@@ -71,7 +71,7 @@ func TestRoleARNAssumesTheRoleThroughSTS(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.RoleARN = "arn:aws:iam::123456789012:role/secretsfs"
 	cfg.EndpointURL = sm.URL
-	client, err := newSecretsClient(context.Background(), cfg)
+	client, err := newSecretsClient(context.Background(), cfg, Env{})
 	if err != nil {
 		t.Fatal(err)
 	}

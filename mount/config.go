@@ -3,6 +3,7 @@ package mount
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net/url"
@@ -11,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
 
 	"github.com/secretsfs/secretsfs/cache"
@@ -154,10 +154,32 @@ type Config struct {
 	// ExposeAll shows the default layout beside the mapped files; a mapped
 	// path wins over a default-layout name it clashes with.
 	ExposeAll bool
+}
 
-	// Settings the command line cannot reach, for Demo and tests.
-	awsConfig *aws.Config // replaces the SDK's default chain when set
-	onServing func()      // called once the mount serves
+// Env is what the program that runs the daemon gives it beside its Config:
+// where its output goes, and what a program embedding it (the demo, later a
+// driver serving many mounts) needs to hook in or replace.
+type Env struct {
+	// Stdout gets the "serving" line; Stderr the log (unless --log-file or
+	// --syslog). Nil means io.Discard.
+	Stdout, Stderr io.Writer
+	// OnServing, when set, is called once the mount serves.
+	OnServing func()
+	// StaticKeyID and StaticSecretKey, when set, sign every AWS call instead
+	// of the SDK's default credential chain, and no shared AWS configuration
+	// (profiles, ~/.aws) is read: the demo's fake key for its emulator.
+	StaticKeyID, StaticSecretKey string
+}
+
+// withDefaults returns env with io.Discard for missing writers.
+func (env Env) withDefaults() Env {
+	if env.Stdout == nil {
+		env.Stdout = io.Discard
+	}
+	if env.Stderr == nil {
+		env.Stderr = io.Discard
+	}
+	return env
 }
 
 // DefaultConfig returns the defaults: the cache's (refresh every hour, 1024

@@ -39,8 +39,10 @@
 // (metrics.go); a JSON audit line per open naming the reading process
 // (audit.go); mlockall and no core dumps (hygiene.go).
 //
-// Demo runs the same daemon against the in-process Secrets Manager emulator
-// of package test/emulator, with sample secrets and a periodic rotation.
+// Run takes, beside its Config, an Env: the output writers, a call once the
+// mount serves and a static AWS key. `secretsfs demo` (in main) uses them to
+// run this daemon against the in-process emulator of package test/emulator;
+// this package imports nothing from test/ (test/layering checks it).
 //
 // Secret values never reach a log line or an error message.
 package mount

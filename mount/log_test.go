@@ -124,7 +124,7 @@ func TestLogFileGetsTheLog(t *testing.T) {
 
 	// A failure is returned (main prints it on stderr) and logged.
 	cfg.MountPoint = filepath.Join(t.TempDir(), "missing")
-	err := run(t.Context(), cfg, &syncBuffer{}, &syncBuffer{}, srv.deps(nil))
+	err := run(t.Context(), cfg, Env{Stdout: &syncBuffer{}, Stderr: &syncBuffer{}}, srv.deps(nil))
 	if err == nil || !testutil.FileHas(path, "exiting") || !testutil.FileHas(path, "does not exist") {
 		t.Fatalf("run = %v; the log file does not have the error", err)
 	}

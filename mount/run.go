@@ -3,7 +3,6 @@ package mount
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -44,16 +43,18 @@ func systemDeps() runDeps {
 // clears a stale mount, builds the AWS client, the cache and the catalog,
 // mounts, prints one line to stdout once serving, and unmounts when ctx ends,
 // returning nil. SIGHUP forces a refresh of every cached secret and reopens
-// the audit log and log files (after a log rotation). Logs go to stderr,
-// the --log-file or syslog; no secret value is ever logged.
-func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
-	return run(ctx, cfg, stdout, stderr, systemDeps())
+// the audit log and log files (after a log rotation). Logs go to
+// env.Stderr, the --log-file or syslog; no secret value is ever logged.
+func Run(ctx context.Context, cfg Config, env Env) error {
+	return run(ctx, cfg, env, systemDeps())
 }
 
-func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) (err error) {
+func run(ctx context.Context, cfg Config, env Env, d runDeps) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	env = env.withDefaults()
+	stdout, stderr := env.Stdout, env.Stderr
 	dl, err := openLog(cfg, stderr, d.syslog)
 	if err != nil {
 		return err
@@ -88,7 +89,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) (
 		return err
 	}
 
-	client, err := newSecretsClient(ctx, cfg)
+	client, err := newSecretsClient(ctx, cfg, env)
 	if err != nil {
 		return err
 	}
@@ -164,8 +165,8 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer, d runDeps) (
 	log.Info("serving", "mountpoint", dir, "secrets", n, "mapped_files", len(fsOpts.Files), "mode", mode, "explicit", cfg.ExplicitMode())
 	notifyServing(log, fmt.Sprintf("serving %d secrets at %s", n, dir))
 	feat.serving(fsOpts.Files)
-	if cfg.onServing != nil {
-		cfg.onServing()
+	if env.OnServing != nil {
+		env.OnServing()
 	}
 
 	var refreshing atomic.Bool

@@ -70,7 +70,7 @@ func runInBackground(t *testing.T, cfg Config, d runDeps) (stdout, stderr *syncB
 	stdout, stderr = &syncBuffer{}, &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, stdout, stderr, d) }()
+	go func() { done <- run(ctx, cfg, Env{Stdout: stdout, Stderr: stderr}, d) }()
 	var once sync.Once
 	var err error
 	stop = func() error {
@@ -204,7 +204,7 @@ func TestRunRejectsBeforeMounting(t *testing.T) {
 		d := srv.deps(nil)
 		d.mount = func(string, sfs.Options) (mountedFS, error) { mounted = true; return srv, nil }
 		var stdout bytes.Buffer
-		err := run(context.Background(), emuConfig(t, f, tc.dir), &stdout, &bytes.Buffer{}, d)
+		err := run(context.Background(), emuConfig(t, f, tc.dir), Env{Stdout: &stdout}, d)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || mounted || stdout.Len() != 0 {
 			t.Errorf("run(%q) = %v (mounted %v, stdout %q); want an error containing %q and no mount", tc.dir, err, mounted, stdout.String(), tc.want)
 		}
@@ -216,7 +216,7 @@ func TestRunReportsMountFailure(t *testing.T) {
 	d := systemDeps()
 	d.hup = make(chan os.Signal)
 	d.mount = func(string, sfs.Options) (mountedFS, error) { return nil, errors.New("no fuse") }
-	err := run(context.Background(), emuConfig(t, f, t.TempDir()), &bytes.Buffer{}, &bytes.Buffer{}, d)
+	err := run(context.Background(), emuConfig(t, f, t.TempDir()), Env{}, d)
 	if err == nil || !strings.Contains(err.Error(), "no fuse") {
 		t.Fatalf("run() = %v", err)
 	}

@@ -34,7 +34,7 @@ func TestRunExitsWhenUnmountedOutside(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, stdout, stderr, d) }()
+	go func() { done <- run(ctx, cfg, Env{Stdout: stdout, Stderr: stderr}, d) }()
 	t.Cleanup(func() {
 		cancel()
 		<-done
@@ -85,7 +85,7 @@ func TestIssue10_04_SecondDaemonOnALiveMountIsRefused(t *testing.T) {
 	second := &syncBuffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // so that a second daemon that serves ends
 	defer cancel()
-	err := run(ctx, cfg, second, &syncBuffer{}, d)
+	err := run(ctx, cfg, Env{Stdout: second, Stderr: &syncBuffer{}}, d)
 	if err == nil || !strings.Contains(err.Error(), "is already mounted: a running secretsfs serves it") || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("the second run = %v, want a refusal naming %s", err, dir)
 	}
