@@ -69,13 +69,16 @@ var (
 // apiError is an error from a Secrets Manager call, classified into one of
 // the domain errors while keeping the SDK's error.
 type apiError struct {
-	op   string // "DescribeSecret", "GetSecretValue"
-	id   string // the secret id as the caller gave it
+	op   string // "DescribeSecret", "GetSecretValue", "ListSecrets"
+	id   string // the secret id as the caller gave it; "" for a listing
 	kind error  // ErrNotFound, ErrAccessDenied, ErrUnavailable or nil
 	err  error  // the SDK's error
 }
 
 func (e *apiError) Error() string {
+	if e.id == "" { // a call about no one secret, such as ListSecrets
+		return fmt.Sprintf("%s: %v", e.op, e.err)
+	}
 	return fmt.Sprintf("%s %q: %v", e.op, e.id, e.err)
 }
 

@@ -11,10 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
-	"github.com/aws/smithy-go"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
@@ -31,7 +27,6 @@ const (
 	defaultLookupBurst = 50               // ... and how many may come at once
 	defaultRetryMin    = time.Second      // first retry after a failed listing
 	defaultFindTimeout = 30 * time.Second // bound of one DescribeSecret by Find
-	maxFilterValues    = 10               // values per ListSecrets filter
 )
 
 // secretMeta is what a describeFunc learns about a secret id.
@@ -54,6 +49,12 @@ type describeFunc func(ctx context.Context, id string) (secretMeta, error)
 // cache; keep says whether the secret is wanted (worth caching). A secret
 // that does not exist gives an error matching fs.ErrNotExist.
 type lookupFunc func(ctx context.Context, name string, keep func(secretMeta) bool) (secretMeta, error)
+
+// lister lists the secrets of an account; *cache.Lister is one. The
+// listing may hold more than the filter asks for.
+type lister interface {
+	List(ctx context.Context, f cache.ListFilter) ([]cache.Listed, error)
+}
 
 // catalogOptions are the timings and the plumbing of a catalog.
 type catalogOptions struct {
@@ -174,7 +175,7 @@ type catalog interface {
 // listingCatalog shows what ListSecrets returns, narrowed by name prefixes
 // and tags, listed again every interval.
 type listingCatalog struct {
-	api      secretsmanager.ListSecretsAPIClient
+	lister   lister
 	lookup   lookupFunc
 	prefixes []string
 	tags     []Tag
@@ -201,9 +202,9 @@ type foundRef struct {
 
 var _ catalog = (*listingCatalog)(nil)
 
-func newListingCatalog(api secretsmanager.ListSecretsAPIClient, lookup lookupFunc, prefixes []string, tags []Tag, opts catalogOptions) *listingCatalog {
+func newListingCatalog(l lister, lookup lookupFunc, prefixes []string, tags []Tag, opts catalogOptions) *listingCatalog {
 	return &listingCatalog{
-		api:      api,
+		lister:   l,
 		lookup:   lookup,
 		prefixes: slices.Clone(prefixes),
 		tags:     slices.Clone(tags),
@@ -413,43 +414,26 @@ func (c *listingCatalog) relist(ctx context.Context) error {
 	return nil
 }
 
-// listAll pages through ListSecrets and returns the secrets that pass the
-// filters, sorted by name.
+// listAll lists the secrets and returns those that pass the filters,
+// sorted by name.
 func (c *listingCatalog) listAll(ctx context.Context) ([]sfs.SecretRef, error) {
-	in := &secretsmanager.ListSecretsInput{
-		MaxResults: aws.Int32(100),
-		Filters:    serverFilters(c.prefixes, c.tags),
+	listed, err := c.lister.List(ctx, cache.ListFilter{NamePrefixes: c.prefixes, Tags: c.tags})
+	if err != nil {
+		return nil, listError(err)
 	}
-	p := secretsmanager.NewListSecretsPaginator(c.api, in)
 	var refs []sfs.SecretRef
-	for p.HasMorePages() {
-		out, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, listError(err)
-		}
-		for _, e := range out.SecretList {
-			if c.keep(e) {
-				refs = append(refs, sfs.SecretRef{Name: *e.Name, ID: *e.Name})
-			}
+	for _, s := range listed {
+		if c.keep(s) {
+			refs = append(refs, sfs.SecretRef{Name: s.Name, ID: s.Name})
 		}
 	}
 	slices.SortFunc(refs, func(a, b sfs.SecretRef) int { return strings.Compare(a.Name, b.Name) })
 	return slices.CompactFunc(refs, func(a, b sfs.SecretRef) bool { return a.Name == b.Name }), nil
 }
 
-// keep applies the exact filters to one entry of a listing.
-func (c *listingCatalog) keep(e types.SecretListEntry) bool {
-	if e.Name == nil || *e.Name == "" || e.DeletedDate != nil || !c.matchesPrefix(*e.Name) {
-		return false
-	}
-	if len(c.tags) == 0 {
-		return true
-	}
-	have := make([]Tag, 0, len(e.Tags))
-	for _, t := range e.Tags {
-		have = append(have, Tag{Key: aws.ToString(t.Key), Value: aws.ToString(t.Value)})
-	}
-	return hasTags(have, c.tags)
+// keep applies the exact filters to one secret of a listing.
+func (c *listingCatalog) keep(s cache.Listed) bool {
+	return s.Name != "" && !s.Deleted && c.matchesPrefix(s.Name) && (len(c.tags) == 0 || hasTags(s.Tags, c.tags))
 }
 
 // hasTags reports whether have holds every tag of want, key and value alike.
@@ -462,59 +446,9 @@ func hasTags(have, want []Tag) bool {
 	return true
 }
 
-// serverFilters narrows a listing on the service's side as far as the
-// service can express it; keep applies the exact rules afterwards.
-//
-// The service matches prefixes, ORs the values of one filter and ANDs
-// different filter keys; a value starting with "!" negates. So the name
-// prefixes become one "name" filter (all of them ORed, exactly our rule), and
-// of the tags, which must all be present, the first one the filter syntax can
-// carry becomes a "tag-key" and a "tag-value" filter: a superset of the
-// secrets that carry it, since the key and the value may match different
-// tags, or longer keys and values. Anything the syntax cannot carry is left
-// to keep.
-func serverFilters(prefixes []string, tags []Tag) []types.Filter {
-	var fs []types.Filter
-	if len(prefixes) > 0 && len(prefixes) <= maxFilterValues && allFilterable(prefixes...) {
-		fs = append(fs, types.Filter{Key: types.FilterNameStringTypeName, Values: slices.Clone(prefixes)})
-	}
-	for _, t := range tags {
-		if !allFilterable(t.Key) {
-			continue
-		}
-		fs = append(fs, types.Filter{Key: types.FilterNameStringTypeTagKey, Values: []string{t.Key}})
-		if allFilterable(t.Value) {
-			fs = append(fs, types.Filter{Key: types.FilterNameStringTypeTagValue, Values: []string{t.Value}})
-		}
-		break
-	}
-	return fs
-}
-
-// allFilterable reports whether every value can be sent as a filter value
-// that matches its prefix: 1 to 512 characters of the filter's pattern
-// (^\!?[a-zA-Z0-9 :_@\/\+\=\.\-\!]*$), not starting with "!".
-func allFilterable(values ...string) bool {
-	for _, v := range values {
-		if v == "" || len(v) > 512 || strings.HasPrefix(v, "!") {
-			return false
-		}
-		for _, r := range v {
-			switch {
-			case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
-			case strings.ContainsRune(" :_@/+=.-!", r):
-			default:
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // listError adds a hint to a refused listing.
 func listError(err error) error {
-	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorCode() == "AccessDeniedException" {
+	if errors.Is(err, cache.ErrAccessDenied) {
 		return fmt.Errorf("list secrets: %w (grant secretsmanager:ListSecrets, or name the secrets with --secret)", err)
 	}
 	return fmt.Errorf("list secrets: %w", err)

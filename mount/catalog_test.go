@@ -9,7 +9,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/secretsfs/secretsfs/cache"
 	"github.com/secretsfs/secretsfs/cache/cachetest"
@@ -18,7 +17,7 @@ import (
 )
 
 func newTestListing(f *emuFixture, clock *cachetest.Clock, prefixes []string, tags []Tag) *listingCatalog {
-	return newListingCatalog(f.client, lookupThroughCache(uncachedCache(f, clock)), prefixes, tags, testOptions(clock))
+	return newListingCatalog(cache.NewLister(f.client), lookupThroughCache(uncachedCache(f, clock)), prefixes, tags, testOptions(clock))
 }
 
 // uncachedCache is a cache that keeps nothing between calls (no refresh
@@ -68,7 +67,7 @@ func TestListingTagsMatchExactPairs(t *testing.T) {
 	f.create(t, "i", "v", "team", "x", "env", "prod")    // both, other order
 	f.create(t, "j", "v", "env", "prod", "te am", "x y") // unrelated tag with spaces
 	f.create(t, "k", "v", "team", "x", "env", "prod!")   // value with a character of negation
-	c := newTestListing(f, cachetest.NewClock(t0), nil, []Tag{{"env", "prod"}, {"team", "x"}})
+	c := newTestListing(f, cachetest.NewClock(t0), nil, []Tag{{Key: "env", Value: "prod"}, {Key: "team", Value: "x"}})
 	startCatalog(t, c)
 	if got, want := names(c.List()), []string{"b", "i"}; !slices.Equal(got, want) {
 		t.Fatalf("List() = %v, want %v", got, want)
@@ -80,35 +79,10 @@ func TestListingTagsTheServiceCannotFilter(t *testing.T) {
 	f.create(t, "a", "v", "!odd", "")
 	f.create(t, "b", "v", "!odd", "x")
 	f.create(t, "c", "v", "other", "")
-	c := newTestListing(f, cachetest.NewClock(t0), nil, []Tag{{"!odd", ""}})
+	c := newTestListing(f, cachetest.NewClock(t0), nil, []Tag{{Key: "!odd", Value: ""}})
 	startCatalog(t, c)
 	if got, want := names(c.List()), []string{"a"}; !slices.Equal(got, want) {
 		t.Fatalf("List() = %v, want %v", got, want)
-	}
-}
-
-func TestServerFilters(t *testing.T) {
-	key := func(f types.Filter) string { return fmt.Sprintf("%s=%v", f.Key, f.Values) }
-	for _, tc := range []struct {
-		prefixes []string
-		tags     []Tag
-		want     []string
-	}{
-		{nil, nil, nil},
-		{[]string{"a/", "b/"}, nil, []string{"name=[a/ b/]"}},
-		{nil, []Tag{{"env", "prod"}, {"team", "x"}}, []string{"tag-key=[env]", "tag-value=[prod]"}},
-		{nil, []Tag{{"env", ""}}, []string{"tag-key=[env]"}},
-		{nil, []Tag{{"!neg", "v"}, {"k", "v2"}}, []string{"tag-key=[k]", "tag-value=[v2]"}},
-		{nil, []Tag{{"kéy", "v"}}, nil},
-		{[]string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"}, nil, nil}, // more than the service takes
-	} {
-		var got []string
-		for _, f := range serverFilters(tc.prefixes, tc.tags) {
-			got = append(got, key(f))
-		}
-		if !slices.Equal(got, tc.want) {
-			t.Errorf("serverFilters(%v, %v) = %v, want %v", tc.prefixes, tc.tags, got, tc.want)
-		}
 	}
 }
 
@@ -271,7 +245,7 @@ func TestFindAsksForUnlistedNamesAndRemembersMisses(t *testing.T) {
 
 func TestFindChecksTags(t *testing.T) {
 	f := newEmu(t)
-	c := newTestListing(f, cachetest.NewClock(t0), nil, []Tag{{"env", "prod"}})
+	c := newTestListing(f, cachetest.NewClock(t0), nil, []Tag{{Key: "env", Value: "prod"}})
 	startCatalog(t, c)
 	f.create(t, "tagged", "v", "env", "prod")
 	f.create(t, "untagged", "v", "env", "dev")
@@ -291,7 +265,7 @@ func TestFindThroughTheCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c0.Close()
-	c := newListingCatalog(f.client, lookupThroughCache(c0), nil, nil, testOptions(cachetest.NewClock(t0)))
+	c := newListingCatalog(cache.NewLister(f.client), lookupThroughCache(c0), nil, nil, testOptions(cachetest.NewClock(t0)))
 	startCatalog(t, c)
 	f.create(t, "late", "v")
 	if _, ok, err := c.Find(context.Background(), "late"); !ok || err != nil {
@@ -421,7 +395,7 @@ func TestDefect9_04_FindAndListingKeepToTheScope(t *testing.T) {
 	f.create(t, "other/tagged", "v", "team", "a")
 	clock := cachetest.NewClock(t0)
 	c0 := scopedCache(t, f, clock)
-	c := newListingCatalog(f.client, lookupThroughCache(c0), []string{"team/"}, []Tag{{"team", "a"}}, testOptions(clock))
+	c := newListingCatalog(cache.NewLister(f.client), lookupThroughCache(c0), []string{"team/"}, []Tag{{Key: "team", Value: "a"}}, testOptions(clock))
 	startCatalog(t, c)
 	ctx := context.Background()
 	if got := names(c.List()); !slices.Equal(got, []string{"team/listed"}) {

@@ -46,14 +46,9 @@ const (
 	MinRetryDelayMax = time.Second
 )
 
-// Tag is a tag a listed secret must carry, with exactly this key and value.
-type Tag struct {
-	Key   string
-	Value string
-}
-
-// String returns the tag as KEY=VALUE, the form ParseTag reads.
-func (t Tag) String() string { return t.Key + "=" + t.Value }
+// Tag is a tag a listed secret must carry, with exactly this key and value;
+// its String is KEY=VALUE, the form ParseTag reads.
+type Tag = cache.Tag
 
 // Config holds everything the daemon needs. Start from DefaultConfig; Validate
 // names the command-line flag of each bad field and how to fix it.

@@ -80,7 +80,7 @@ func TestValidateAcceptsGoodValues(t *testing.T) {
 	c := validConfig()
 	c.Region, c.EndpointURL = "eu-west-1", "http://127.0.0.1:4566"
 	c.RoleARN = "arn:aws-cn:iam::123456789012:role/path/secretsfs"
-	c.Prefixes, c.Tags = []string{"prod/", "a+b=c.d@e-f_g"}, []Tag{{"env", ""}, {"k é", "v"}}
+	c.Prefixes, c.Tags = []string{"prod/", "a+b=c.d@e-f_g"}, []Tag{{Key: "env", Value: ""}, {Key: "k é", Value: "v"}}
 	c.FileMode, c.DirMode, c.LogLevel, c.LogFormat = 0o440, 0o550, "debug", "json"
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate() = %v", err)
@@ -88,7 +88,7 @@ func TestValidateAcceptsGoodValues(t *testing.T) {
 }
 
 func TestParseTag(t *testing.T) {
-	for in, want := range map[string]Tag{"env=prod": {"env", "prod"}, "k=": {"k", ""}, "a=b=c": {"a", "b=c"}} {
+	for in, want := range map[string]Tag{"env=prod": {Key: "env", Value: "prod"}, "k=": {Key: "k", Value: ""}, "a=b=c": {Key: "a", Value: "b=c"}} {
 		if got, err := ParseTag(in); err != nil || got != want {
 			t.Errorf("ParseTag(%q) = %+v, %v", in, got, err)
 		}

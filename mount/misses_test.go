@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/secretsfs/secretsfs/cache"
 	"github.com/secretsfs/secretsfs/cache/cachetest"
 	"github.com/secretsfs/secretsfs/test/emulator"
 )
@@ -32,7 +33,7 @@ func TestDefect9_05_InventedNamesLeaveTheCacheAlone(t *testing.T) {
 	}
 	clock := cachetest.NewClock(t0)
 	c0 := scopedCache(t, f, clock)
-	c := newListingCatalog(f.client, lookupThroughCache(c0), nil, nil, testOptions(clock))
+	c := newListingCatalog(cache.NewLister(f.client), lookupThroughCache(c0), nil, nil, testOptions(clock))
 	startCatalog(t, c)
 	ctx := context.Background()
 	for _, n := range real {
@@ -80,7 +81,7 @@ func TestDefect9_05_MissSetIsBounded(t *testing.T) {
 	clock := cachetest.NewClock(t0)
 	opts := testOptions(clock)
 	opts.MaxMisses, opts.LookupRate = 8, rate.Inf
-	c := newListingCatalog(f.client, lookupThroughCache(uncachedCache(f, clock)), nil, nil, opts)
+	c := newListingCatalog(cache.NewLister(f.client), lookupThroughCache(uncachedCache(f, clock)), nil, nil, opts)
 	startCatalog(t, c)
 	describes := func() int { return f.emu.Calls(emulator.OpDescribeSecret) }
 	remembered := func() int {
@@ -125,7 +126,7 @@ func TestDefect9_05_LookupsBeyondTheRateCostNoCall(t *testing.T) {
 	clock := cachetest.NewClock(t0)
 	opts := testOptions(clock)
 	opts.LookupRate, opts.LookupBurst = 2, 5
-	c := newListingCatalog(f.client, lookupThroughCache(uncachedCache(f, clock)), nil, nil, opts)
+	c := newListingCatalog(cache.NewLister(f.client), lookupThroughCache(uncachedCache(f, clock)), nil, nil, opts)
 	startCatalog(t, c)
 	f.create(t, "app/new", "v")
 	ctx := context.Background()

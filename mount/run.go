@@ -120,7 +120,7 @@ func run(ctx context.Context, cfg Config, env Env, d runDeps) (err error) {
 	} else if cfg.ExplicitMode() {
 		cat = newExplicitCatalog(cfg.Secrets, describeThroughCache(c), opts)
 	} else {
-		cat = newListingCatalog(client, lookupThroughCache(c), cfg.Prefixes, cfg.Tags, opts)
+		cat = newListingCatalog(cache.NewLister(client), lookupThroughCache(c), cfg.Prefixes, cfg.Tags, opts)
 	}
 	if err := cat.Start(ctx); err != nil {
 		return nil // ctx ended before anything was mounted
