@@ -76,37 +76,3 @@ func sessionName() string {
 	}
 	return string(out)
 }
-
-// describeThroughCache resolves an id with the cache's Describe, which keeps
-// the answer for the first read.
-func describeThroughCache(c *cache.Cache) describeFunc {
-	return func(ctx context.Context, id string) (secretMeta, error) {
-		info, err := c.Describe(ctx, id)
-		if err != nil {
-			return secretMeta{}, err
-		}
-		return metaOfInfo(info), nil
-	}
-}
-
-// lookupThroughCache asks about a name with the cache's Lookup: always a
-// DescribeSecret of its own (a cached answer may predate a change of tags),
-// kept in the cache for the first read only when keep accepts it, so that
-// names outside the mount's scope never take a place in the cache.
-func lookupThroughCache(c *cache.Cache) lookupFunc {
-	return func(ctx context.Context, name string, keep func(secretMeta) bool) (secretMeta, error) {
-		info, err := c.Lookup(ctx, name, func(info cache.SecretInfo) bool { return keep(metaOfInfo(info)) })
-		if err != nil {
-			return secretMeta{}, err
-		}
-		return metaOfInfo(info), nil
-	}
-}
-
-func metaOfInfo(info cache.SecretInfo) secretMeta {
-	meta := secretMeta{Name: info.Name, Deleted: info.ScheduledForDeletion, TagsKnown: true}
-	for k, v := range info.Tags {
-		meta.Tags = append(meta.Tags, Tag{Key: k, Value: v})
-	}
-	return meta
-}

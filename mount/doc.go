@@ -11,23 +11,10 @@
 // secret on SIGHUP, and unmounts cleanly when its context ends (SIGINT or
 // SIGTERM in the real command).
 //
-// A catalog works in one of two modes. In listing mode the tree comes from
-// ListSecrets, narrowed by name prefixes and tags, and is listed again every
-// list interval; a name the listing lacks is asked for with DescribeSecret
-// (a call of its own, never a cached answer, whose tags decide) before the
-// filesystem answers ENOENT; misses are remembered briefly in a bounded set
-// (misses.go), and those calls are rate-limited per mount, a name beyond the
-// rate being a miss without a call, so that invented names cost neither
-// unbounded calls nor memory nor a place in the cache. A secret found that
-// way is shown until the next listing, which alone decides from then on, so
-// one that leaves the scope disappears with it.
-// ListSecrets filters on prefixes of names, tag keys and tag values, and
-// different filter keys are ANDed while the values of one key are ORed, so
-// the service cannot express "tag KEY has value VALUE": the catalog narrows
-// the listing on the service's side as far as it can and applies the exact
-// rules to every entry itself. In explicit mode only the named secrets are
-// shown, each at its name's path (an ARN is resolved with DescribeSecret),
-// and ListSecrets is never called, so that permission is not needed.
+// The catalog (package mount/catalog) says which secrets the mount shows: a
+// listing narrowed by prefixes and tags, or only the secrets named with
+// --secret (or, with a mapping, only the mapped files); catalogOf (mode.go)
+// picks the mode.
 //
 // Beyond serving files (features.go, featurerun.go): on_change hooks run a
 // command (without a shell for a list, /bin/sh -c for a string) or signal a

@@ -16,6 +16,7 @@ import (
 	"github.com/secretsfs/secretsfs/cache"
 	"github.com/secretsfs/secretsfs/cache/cachetest"
 	sfs "github.com/secretsfs/secretsfs/fs"
+	"github.com/secretsfs/secretsfs/mount/catalog"
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
@@ -49,7 +50,7 @@ func TestDefect9_03_MaxStaleExpiryFailsReadsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	cat := newExplicitCatalog([]string{"db"}, describeThroughCache(c), catalogOptions{Interval: time.Minute, RetryMin: time.Second, Clock: clock, Logger: log})
+	cat := catalog.NewExplicit([]string{"db"}, c, catalog.Options{Interval: time.Minute, RetryMin: time.Second, Clock: clock, Logger: log})
 	if err := cat.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

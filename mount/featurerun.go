@@ -27,7 +27,7 @@ type featureSet struct {
 	server   *telemetry.Server
 	stopHook func()
 	c        *cache.Cache
-	cat      catalog
+	cat      sfs.Catalog
 }
 
 func newFeatureSet(cfg Config, dir string, clock cache.Clock, hyg hygieneOutcome, stderr io.Writer, log *slog.Logger) (*featureSet, error) {
@@ -82,7 +82,7 @@ func (o observers) Refresh(secretID string, err error, took time.Duration) {
 
 // attach connects the features to the cache and the catalog and binds the
 // metrics address.
-func (f *featureSet) attach(c *cache.Cache, cat catalog) error {
+func (f *featureSet) attach(c *cache.Cache, cat sfs.Catalog) error {
 	f.c, f.cat = c, cat
 	f.health = telemetry.NewHealth(c, f.cfg.MaxStale, f.clock)
 	if f.metrics == nil {

@@ -1,15 +1,11 @@
 package mount
 
 import (
-	"context"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/secretsfs/secretsfs/cache/cachetest"
 	sfs "github.com/secretsfs/secretsfs/fs"
 	"github.com/secretsfs/secretsfs/test/emulator"
 	"github.com/secretsfs/secretsfs/test/emutest"
@@ -41,31 +37,10 @@ func (f *emuFixture) create(t *testing.T, name, value string, tags ...string) st
 // isolateAWS keeps the developer's AWS settings out of a test.
 func isolateAWS(t *testing.T) { emutest.IsolateAWS(t) }
 
-func testOptions(clock *cachetest.Clock) catalogOptions {
-	return catalogOptions{
-		Interval:    time.Minute,
-		MissTTL:     10 * time.Second,
-		MaxMisses:   defaultMaxMisses,
-		LookupRate:  defaultLookupRate,
-		LookupBurst: defaultLookupBurst,
-		RetryMin:    time.Second,
-		Clock:       clock,
-		// Errors show in the test output, to explain a failure.
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-	}
-}
-
 // waitFor polls cond until it holds or a deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	testutil.Eventually(t, 10*time.Second, what, cond)
-}
-
-// advanceWhenWaiting moves the fake clock once a goroutine waits on it.
-func advanceWhenWaiting(t *testing.T, clock *cachetest.Clock, d time.Duration) {
-	t.Helper()
-	waitFor(t, "a goroutine waiting on the clock", func() bool { return clock.Waiters() > 0 })
-	clock.Advance(d)
 }
 
 func names(refs []sfs.SecretRef) []string {
@@ -74,12 +49,4 @@ func names(refs []sfs.SecretRef) []string {
 		out[i] = r.Name
 	}
 	return out
-}
-
-func startCatalog(t *testing.T, c catalog) {
-	t.Helper()
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(c.Stop)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/secretsfs/secretsfs/cache"
 	sfs "github.com/secretsfs/secretsfs/fs"
+	"github.com/secretsfs/secretsfs/mount/catalog"
 )
 
 // refreshConcurrency bounds the forced refreshes SIGHUP runs at once, and so
@@ -104,24 +105,8 @@ func run(ctx context.Context, cfg Config, env Env, d runDeps) (err error) {
 	}
 	defer c.Close()
 
-	opts := catalogOptions{
-		Interval:    cfg.ListInterval,
-		MissTTL:     defaultMissTTL,
-		MaxMisses:   defaultMaxMisses,
-		LookupRate:  defaultLookupRate,
-		LookupBurst: defaultLookupBurst,
-		RetryMin:    defaultRetryMin,
-		Clock:       d.clock,
-		Logger:      log.With("component", "catalog"),
-	}
-	var cat catalog
-	if cfg.Mapping != nil && !cfg.ExposeAll {
-		cat = newExplicitCatalog(nil, describeThroughCache(c), opts) // only the mapped files
-	} else if cfg.ExplicitMode() {
-		cat = newExplicitCatalog(cfg.Secrets, describeThroughCache(c), opts)
-	} else {
-		cat = newListingCatalog(cache.NewLister(client), lookupThroughCache(c), cfg.Prefixes, cfg.Tags, opts)
-	}
+	cat := catalogOf(cfg, cache.NewLister(client), c,
+		catalog.DefaultOptions(cfg.ListInterval, d.clock, log.With("component", "catalog")))
 	if err := cat.Start(ctx); err != nil {
 		return nil // ctx ended before anything was mounted
 	}

@@ -1,4 +1,4 @@
-package mount
+package catalog
 
 import (
 	"context"
@@ -12,10 +12,11 @@ import (
 	"github.com/secretsfs/secretsfs/cache"
 	"github.com/secretsfs/secretsfs/cache/cachetest"
 	"github.com/secretsfs/secretsfs/test/emulator"
+	"github.com/secretsfs/secretsfs/test/emutest"
 )
 
 // findMiss asserts that Find says no to a name.
-func findMiss(t *testing.T, c *listingCatalog, name string) {
+func findMiss(t *testing.T, c *Listing, name string) {
 	t.Helper()
 	if ref, ok, err := c.Find(context.Background(), name); ok || err != nil {
 		t.Fatalf("Find(%s) = %+v, %v, %v; want a miss", name, ref, ok, err)
@@ -26,14 +27,14 @@ func findMiss(t *testing.T, c *listingCatalog, name string) {
 // the cached secrets alone: none is evicted, and an outage afterwards still
 // finds them all in the cache.
 func TestDefect9_05_InventedNamesLeaveTheCacheAlone(t *testing.T) {
-	f := newEmu(t)
+	f := emutest.New(t)
 	real := []string{"app/a", "app/b", "app/c"}
 	for _, n := range real {
-		f.create(t, n, "value of "+n)
+		f.Create(t, n, "value of "+n)
 	}
 	clock := cachetest.NewClock(t0)
 	c0 := scopedCache(t, f, clock)
-	c := newListingCatalog(cache.NewLister(f.client), lookupThroughCache(c0), nil, nil, testOptions(clock))
+	c := NewListing(cache.NewLister(f.Client), c0, nil, nil, testOptions(clock))
 	startCatalog(t, c)
 	ctx := context.Background()
 	for _, n := range real {
@@ -42,7 +43,7 @@ func TestDefect9_05_InventedNamesLeaveTheCacheAlone(t *testing.T) {
 		}
 	}
 	before := slices.Sorted(slices.Values(c0.SecretIDs()))
-	describes := f.emu.Calls(emulator.OpDescribeSecret)
+	describes := f.Emu.Calls(emulator.OpDescribeSecret)
 
 	const invented = 1100
 	step := time.Duration(float64(time.Second) / float64(c.opts.LookupRate)) // one lookup's worth of the rate
@@ -50,7 +51,7 @@ func TestDefect9_05_InventedNamesLeaveTheCacheAlone(t *testing.T) {
 		clock.Advance(step)
 		findMiss(t, c, fmt.Sprintf("made/up/%d", i))
 	}
-	if n := f.emu.Calls(emulator.OpDescribeSecret) - describes; n != invented {
+	if n := f.Emu.Calls(emulator.OpDescribeSecret) - describes; n != invented {
 		t.Fatalf("%d DescribeSecret calls for %d invented names within the rate, want one each", n, invented)
 	}
 	if after := slices.Sorted(slices.Values(c0.SecretIDs())); !slices.Equal(after, before) {
@@ -66,7 +67,7 @@ func TestDefect9_05_InventedNamesLeaveTheCacheAlone(t *testing.T) {
 		t.Fatalf("%d misses remembered, want at most the %d of the last MissTTL", misses, limit)
 	}
 
-	f.emu.InjectFault(emulator.AllOperations, emulator.Fault{ErrorType: emulator.ErrInternalServiceError})
+	f.Emu.InjectFault(emulator.AllOperations, emulator.Fault{ErrorType: emulator.ErrInternalServiceError})
 	for _, n := range real {
 		if v, err := c0.GetValue(ctx, n, ""); err != nil || string(v.Data) != "value of "+n {
 			t.Errorf("%s during the outage: %q, %v", n, v.Data, err)
@@ -77,13 +78,13 @@ func TestDefect9_05_InventedNamesLeaveTheCacheAlone(t *testing.T) {
 // The misses Find remembers are bounded in number (the oldest go first) and
 // in time.
 func TestDefect9_05_MissSetIsBounded(t *testing.T) {
-	f := newEmu(t)
+	f := emutest.New(t)
 	clock := cachetest.NewClock(t0)
 	opts := testOptions(clock)
 	opts.MaxMisses, opts.LookupRate = 8, rate.Inf
-	c := newListingCatalog(cache.NewLister(f.client), lookupThroughCache(uncachedCache(f, clock)), nil, nil, opts)
+	c := NewListing(cache.NewLister(f.Client), uncachedCache(f, clock), nil, nil, opts)
 	startCatalog(t, c)
-	describes := func() int { return f.emu.Calls(emulator.OpDescribeSecret) }
+	describes := func() int { return f.Emu.Calls(emulator.OpDescribeSecret) }
 	remembered := func() int {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -121,16 +122,16 @@ func TestDefect9_05_MissSetIsBounded(t *testing.T) {
 // beyond it they are misses without a call, and are not remembered as
 // misses. Listed names need no call and are answered meanwhile.
 func TestDefect9_05_LookupsBeyondTheRateCostNoCall(t *testing.T) {
-	f := newEmu(t)
-	f.create(t, "app/listed", "v")
+	f := emutest.New(t)
+	f.Create(t, "app/listed", "v")
 	clock := cachetest.NewClock(t0)
 	opts := testOptions(clock)
 	opts.LookupRate, opts.LookupBurst = 2, 5
-	c := newListingCatalog(cache.NewLister(f.client), lookupThroughCache(uncachedCache(f, clock)), nil, nil, opts)
+	c := NewListing(cache.NewLister(f.Client), uncachedCache(f, clock), nil, nil, opts)
 	startCatalog(t, c)
-	f.create(t, "app/new", "v")
+	f.Create(t, "app/new", "v")
 	ctx := context.Background()
-	describes := func() int { return f.emu.Calls(emulator.OpDescribeSecret) }
+	describes := func() int { return f.Emu.Calls(emulator.OpDescribeSecret) }
 
 	for i := range 20 {
 		findMiss(t, c, fmt.Sprintf("made/up/%d", i))

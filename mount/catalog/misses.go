@@ -1,4 +1,4 @@
-package mount
+package catalog
 
 import (
 	"container/list"

@@ -1,15 +1,15 @@
-package mount
+package catalog
 
 import (
 	"context"
 	"errors"
-	iofs "io/fs"
 	"slices"
 	"strings"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/secretsfs/secretsfs/cache"
 	sfs "github.com/secretsfs/secretsfs/fs"
 )
 
@@ -17,16 +17,16 @@ import (
 // once while it resolves ids to names.
 const resolveConcurrency = 8
 
-// explicitCatalog shows only the secrets named on the command line, each at
+// Explicit shows only the secrets named on the command line, each at
 // its name's path. It never lists: an id is resolved to its name with
 // DescribeSecret (through the cache, which then holds its metadata for the
 // first read). An id that cannot be resolved is shown under the id itself, so
 // that reading its files reports why (ENOENT, EACCES, EIO), and is asked for
 // again with backoff until it resolves.
-type explicitCatalog struct {
+type Explicit struct {
 	ids      []string
-	describe describeFunc
-	opts     catalogOptions
+	describe Describer
+	opts     Options
 	subs     subscribers
 
 	mu       sync.Mutex
@@ -35,21 +35,23 @@ type explicitCatalog struct {
 	bg       background
 }
 
-var _ catalog = (*explicitCatalog)(nil)
+var _ Catalog = (*Explicit)(nil)
 
 // hiddenName marks an id that names the same secret as another one; no
 // secret name contains NUL.
 const hiddenName = "\x00"
 
-func newExplicitCatalog(ids []string, describe describeFunc, opts catalogOptions) *explicitCatalog {
+// NewExplicit returns a catalog in explicit mode showing the secrets ids
+// name (names or ARNs), resolved with d.
+func NewExplicit(ids []string, d Describer, opts Options) *Explicit {
 	ids = slices.Clone(ids)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	return &explicitCatalog{ids: ids, describe: describe, opts: opts, names: make([]string, len(ids))}
+	return &Explicit{ids: ids, describe: d, opts: opts, names: make([]string, len(ids))}
 }
 
 // Start resolves every id, then keeps resolving those that failed.
-func (c *explicitCatalog) Start(ctx context.Context) error {
+func (c *Explicit) Start(ctx context.Context) error {
 	c.resolve(ctx)
 	if err := ctx.Err(); err != nil {
 		return err
@@ -59,9 +61,9 @@ func (c *explicitCatalog) Start(ctx context.Context) error {
 }
 
 // Stop ends the background resolution.
-func (c *explicitCatalog) Stop() { c.bg.stop() }
+func (c *Explicit) Stop() { c.bg.stop() }
 
-func (c *explicitCatalog) loop(ctx context.Context) {
+func (c *Explicit) loop(ctx context.Context) {
 	for {
 		c.mu.Lock()
 		failures := c.failures
@@ -80,7 +82,7 @@ func (c *explicitCatalog) loop(ctx context.Context) {
 
 // resolve asks about every unresolved id and tells the subscribers when a
 // name was learnt.
-func (c *explicitCatalog) resolve(ctx context.Context) {
+func (c *Explicit) resolve(ctx context.Context) {
 	c.mu.Lock()
 	var todo []int
 	for i, n := range c.names {
@@ -96,13 +98,13 @@ func (c *explicitCatalog) resolve(ctx context.Context) {
 	for j, i := range todo {
 		g.Go(func() error {
 			id := c.ids[i]
-			meta, err := c.describe(ctx, id)
+			info, err := c.describe.Describe(ctx, id)
 			switch {
-			case err == nil && meta.Name != "":
-				names[j] = meta.Name
+			case err == nil && info.Name != "":
+				names[j] = info.Name
 			case err == nil:
 				c.opts.Logger.Warn("secret has no name; it is shown under its id", "secret", id)
-			case errors.Is(err, iofs.ErrNotExist):
+			case errors.Is(err, cache.ErrNotFound):
 				c.opts.Logger.Warn("secret not found; it is shown under its id and its files give ENOENT until it exists", "secret", id)
 			case ctx.Err() == nil:
 				c.opts.Logger.Warn("secret could not be described; it is shown under its id and asked for again", "secret", id, "err", err)
@@ -141,7 +143,7 @@ func (c *explicitCatalog) resolve(ctx context.Context) {
 
 // List returns the secrets to show: each resolved id at its name, each
 // unresolved one under the id itself.
-func (c *explicitCatalog) List() []sfs.SecretRef {
+func (c *Explicit) List() []sfs.SecretRef {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]sfs.SecretRef, 0, len(c.ids))
@@ -159,9 +161,9 @@ func (c *explicitCatalog) List() []sfs.SecretRef {
 }
 
 // Find says no: only the named secrets are shown.
-func (c *explicitCatalog) Find(context.Context, string) (sfs.SecretRef, bool, error) {
+func (c *Explicit) Find(context.Context, string) (sfs.SecretRef, bool, error) {
 	return sfs.SecretRef{}, false, nil
 }
 
 // OnChange calls fn after an id that had failed was resolved.
-func (c *explicitCatalog) OnChange(fn func()) (cancel func()) { return c.subs.add(fn) }
+func (c *Explicit) OnChange(fn func()) (cancel func()) { return c.subs.add(fn) }

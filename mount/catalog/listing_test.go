@@ -1,4 +1,4 @@
-package mount
+package catalog
 
 import (
 	"context"
@@ -14,22 +14,23 @@ import (
 	"github.com/secretsfs/secretsfs/cache/cachetest"
 	sfs "github.com/secretsfs/secretsfs/fs"
 	"github.com/secretsfs/secretsfs/test/emulator"
+	"github.com/secretsfs/secretsfs/test/emutest"
 )
 
-func newTestListing(f *emuFixture, clock *cachetest.Clock, prefixes []string, tags []Tag) *listingCatalog {
-	return newListingCatalog(cache.NewLister(f.client), lookupThroughCache(uncachedCache(f, clock)), prefixes, tags, testOptions(clock))
+func newTestListing(f *emutest.Fixture, clock *cachetest.Clock, prefixes []string, tags []cache.Tag) *Listing {
+	return NewListing(cache.NewLister(f.Client), uncachedCache(f, clock), prefixes, tags, testOptions(clock))
 }
 
 // uncachedCache is a cache that keeps nothing between calls (no refresh
 // interval, no backoff), so that every Describe reaches the emulator as the
 // catalog's own memory decides.
-func uncachedCache(f *emuFixture, clock *cachetest.Clock) *cache.Cache {
+func uncachedCache(f *emutest.Fixture, clock *cachetest.Clock) *cache.Cache {
 	cfg := cache.DefaultConfig()
 	cfg.SecretRefreshInterval = 0
 	cfg.ExceptionRetryDelayBase = 0
 	cfg.RefreshAhead = 0
 	cfg.Clock = clock
-	c, err := cache.New(f.client, cfg)
+	c, err := cache.New(f.Client, cfg)
 	if err != nil {
 		panic(err)
 	}
@@ -37,9 +38,9 @@ func uncachedCache(f *emuFixture, clock *cachetest.Clock) *cache.Cache {
 }
 
 func TestListingPrefixes(t *testing.T) {
-	f := newEmu(t)
+	f := emutest.New(t)
 	for _, n := range []string{"prod/db", "prod/api", "production", "staging/db", "dev/prod/x"} {
-		f.create(t, n, "v")
+		f.Create(t, n, "v")
 	}
 	c := newTestListing(f, cachetest.NewClock(t0), []string{"prod/", "staging/"}, nil)
 	startCatalog(t, c)
@@ -56,18 +57,18 @@ func TestListingPrefixes(t *testing.T) {
 }
 
 func TestListingTagsMatchExactPairs(t *testing.T) {
-	f := newEmu(t)
-	f.create(t, "a", "v", "env", "prod")                 // the pair
-	f.create(t, "b", "v", "env", "prod", "team", "x")    // the pair among others
-	f.create(t, "c", "v", "env", "dev", "owner", "prod") // key and value on different tags
-	f.create(t, "d", "v", "envx", "prod")                // a longer key
-	f.create(t, "e", "v", "env", "production")           // a longer value
-	f.create(t, "g", "v", "team", "x")                   // only the second tag
-	f.create(t, "h", "v", "env", "prod", "team", "y")    // the second tag's value differs
-	f.create(t, "i", "v", "team", "x", "env", "prod")    // both, other order
-	f.create(t, "j", "v", "env", "prod", "te am", "x y") // unrelated tag with spaces
-	f.create(t, "k", "v", "team", "x", "env", "prod!")   // value with a character of negation
-	c := newTestListing(f, cachetest.NewClock(t0), nil, []Tag{{Key: "env", Value: "prod"}, {Key: "team", Value: "x"}})
+	f := emutest.New(t)
+	f.Create(t, "a", "v", "env", "prod")                 // the pair
+	f.Create(t, "b", "v", "env", "prod", "team", "x")    // the pair among others
+	f.Create(t, "c", "v", "env", "dev", "owner", "prod") // key and value on different tags
+	f.Create(t, "d", "v", "envx", "prod")                // a longer key
+	f.Create(t, "e", "v", "env", "production")           // a longer value
+	f.Create(t, "g", "v", "team", "x")                   // only the second tag
+	f.Create(t, "h", "v", "env", "prod", "team", "y")    // the second tag's value differs
+	f.Create(t, "i", "v", "team", "x", "env", "prod")    // both, other order
+	f.Create(t, "j", "v", "env", "prod", "te am", "x y") // unrelated tag with spaces
+	f.Create(t, "k", "v", "team", "x", "env", "prod!")   // value with a character of negation
+	c := newTestListing(f, cachetest.NewClock(t0), nil, []cache.Tag{{Key: "env", Value: "prod"}, {Key: "team", Value: "x"}})
 	startCatalog(t, c)
 	if got, want := names(c.List()), []string{"b", "i"}; !slices.Equal(got, want) {
 		t.Fatalf("List() = %v, want %v", got, want)
@@ -75,11 +76,11 @@ func TestListingTagsMatchExactPairs(t *testing.T) {
 }
 
 func TestListingTagsTheServiceCannotFilter(t *testing.T) {
-	f := newEmu(t)
-	f.create(t, "a", "v", "!odd", "")
-	f.create(t, "b", "v", "!odd", "x")
-	f.create(t, "c", "v", "other", "")
-	c := newTestListing(f, cachetest.NewClock(t0), nil, []Tag{{Key: "!odd", Value: ""}})
+	f := emutest.New(t)
+	f.Create(t, "a", "v", "!odd", "")
+	f.Create(t, "b", "v", "!odd", "x")
+	f.Create(t, "c", "v", "other", "")
+	c := newTestListing(f, cachetest.NewClock(t0), nil, []cache.Tag{{Key: "!odd", Value: ""}})
 	startCatalog(t, c)
 	if got, want := names(c.List()), []string{"a"}; !slices.Equal(got, want) {
 		t.Fatalf("List() = %v, want %v", got, want)
@@ -87,24 +88,24 @@ func TestListingTagsTheServiceCannotFilter(t *testing.T) {
 }
 
 func TestListingPaginates(t *testing.T) {
-	f := newEmu(t)
+	f := emutest.New(t)
 	const n = 230
 	for i := range n {
-		f.create(t, fmt.Sprintf("s/%03d", i), "v")
+		f.Create(t, fmt.Sprintf("s/%03d", i), "v")
 	}
 	c := newTestListing(f, cachetest.NewClock(t0), nil, nil)
 	startCatalog(t, c)
 	if got := len(c.List()); got != n {
 		t.Fatalf("listed %d secrets, want %d", got, n)
 	}
-	if calls := f.emu.Calls(emulator.OpListSecrets); calls < 3 {
+	if calls := f.Emu.Calls(emulator.OpListSecrets); calls < 3 {
 		t.Fatalf("%d ListSecrets calls for %d secrets, want at least 3 pages", calls, n)
 	}
 }
 
 func TestListingNoticesNewAndDeletedSecrets(t *testing.T) {
-	f := newEmu(t)
-	f.create(t, "a", "v")
+	f := emutest.New(t)
+	f.Create(t, "a", "v")
 	clock := cachetest.NewClock(t0)
 	c := newTestListing(f, clock, nil, nil)
 	changed := make(chan struct{}, 10)
@@ -122,12 +123,12 @@ func TestListingNoticesNewAndDeletedSecrets(t *testing.T) {
 
 	// An interval without a change tells nobody.
 	advanceWhenWaiting(t, clock, time.Minute)
-	waitFor(t, "the second listing", func() bool { return f.emu.Calls(emulator.OpListSecrets) == 2 })
+	waitFor(t, "the second listing", func() bool { return f.Emu.Calls(emulator.OpListSecrets) == 2 })
 	waitFor(t, "the loop to wait again", func() bool { return clock.Waiters() > 0 })
 	if len(changed) != 0 {
 		t.Fatal("OnChange called although the listing did not change")
 	}
-	f.create(t, "b", "v")
+	f.Create(t, "b", "v")
 	advanceWhenWaiting(t, clock, time.Minute)
 	select {
 	case <-changed:
@@ -141,7 +142,7 @@ func TestListingNoticesNewAndDeletedSecrets(t *testing.T) {
 		t.Fatalf("OnChange called %d extra times", len(changed))
 	}
 
-	if _, err := f.client.DeleteSecret(context.Background(), deleteInput("a")); err != nil {
+	if _, err := f.Client.DeleteSecret(context.Background(), deleteInput("a")); err != nil {
 		t.Fatal(err)
 	}
 	advanceWhenWaiting(t, clock, time.Minute)
@@ -156,9 +157,9 @@ func TestListingNoticesNewAndDeletedSecrets(t *testing.T) {
 }
 
 func TestListingRetriesAFailedFirstListing(t *testing.T) {
-	f := newEmu(t)
-	f.create(t, "a", "v")
-	f.emu.InjectFault(emulator.OpListSecrets, emulator.Fault{ErrorType: emulator.ErrAccessDenied, Times: 2})
+	f := emutest.New(t)
+	f.Create(t, "a", "v")
+	f.Emu.InjectFault(emulator.OpListSecrets, emulator.Fault{ErrorType: emulator.ErrAccessDenied, Times: 2})
 	clock := cachetest.NewClock(t0)
 	c := newTestListing(f, clock, nil, nil)
 	startCatalog(t, c)
@@ -166,30 +167,30 @@ func TestListingRetriesAFailedFirstListing(t *testing.T) {
 		t.Fatalf("List() = %v after a failed listing", got)
 	}
 	advanceWhenWaiting(t, clock, time.Second) // first retry: fails again
-	waitFor(t, "the second attempt", func() bool { return f.emu.Calls(emulator.OpListSecrets) == 2 })
+	waitFor(t, "the second attempt", func() bool { return f.Emu.Calls(emulator.OpListSecrets) == 2 })
 	advanceWhenWaiting(t, clock, time.Second) // the retry delay doubled: not yet
 	advanceWhenWaiting(t, clock, time.Second)
 	waitFor(t, "the listing after the outage", func() bool { return len(c.List()) == 1 })
-	if n := f.emu.Calls(emulator.OpListSecrets); n != 3 {
+	if n := f.Emu.Calls(emulator.OpListSecrets); n != 3 {
 		t.Fatalf("%d ListSecrets calls, want 3 (1 s, then 2 s between attempts)", n)
 	}
 }
 
 func TestFindAsksForUnlistedNamesAndRemembersMisses(t *testing.T) {
-	f := newEmu(t)
-	f.create(t, "app/listed", "v")
+	f := emutest.New(t)
+	f.Create(t, "app/listed", "v")
 	clock := cachetest.NewClock(t0)
 	c := newTestListing(f, clock, []string{"app/"}, nil)
 	startCatalog(t, c)
 	ctx := context.Background()
-	describes := func() int { return f.emu.Calls(emulator.OpDescribeSecret) }
+	describes := func() int { return f.Emu.Calls(emulator.OpDescribeSecret) }
 
 	// A listed name needs no call.
 	if ref, ok, err := c.Find(ctx, "app/listed"); err != nil || !ok || ref.Name != "app/listed" {
 		t.Fatalf("Find(listed) = %+v, %v, %v", ref, ok, err)
 	}
 	// A secret created after the listing is found at once, and shown.
-	f.create(t, "app/new", "v")
+	f.Create(t, "app/new", "v")
 	if ref, ok, err := c.Find(ctx, "app/new"); err != nil || !ok || ref != (sfs.SecretRef{Name: "app/new", ID: "app/new"}) {
 		t.Fatalf("Find(new) = %+v, %v, %v", ref, ok, err)
 	}
@@ -209,7 +210,7 @@ func TestFindAsksForUnlistedNamesAndRemembersMisses(t *testing.T) {
 	if n := describes(); n != 2 {
 		t.Fatalf("%d DescribeSecret calls after three lookups of a missing name, want 2", n)
 	}
-	f.create(t, "app/missing", "v")
+	f.Create(t, "app/missing", "v")
 	clock.Advance(9 * time.Second)
 	if _, ok, _ := c.Find(ctx, "app/missing"); ok {
 		t.Fatal("a remembered miss was asked for again before its time")
@@ -233,22 +234,22 @@ func TestFindAsksForUnlistedNamesAndRemembersMisses(t *testing.T) {
 	}
 
 	// An error other than not found is returned and not remembered.
-	f.emu.InjectFault(emulator.OpDescribeSecret, emulator.Fault{ErrorType: emulator.ErrInternalServiceError, Times: 1})
+	f.Emu.InjectFault(emulator.OpDescribeSecret, emulator.Fault{ErrorType: emulator.ErrInternalServiceError, Times: 1})
 	if _, ok, err := c.Find(ctx, "app/flaky"); ok || err == nil {
 		t.Fatalf("Find during a fault = %v, %v; want an error", ok, err)
 	}
-	f.create(t, "app/flaky", "v")
+	f.Create(t, "app/flaky", "v")
 	if _, ok, err := c.Find(ctx, "app/flaky"); !ok || err != nil {
 		t.Fatalf("Find after the fault = %v, %v", ok, err)
 	}
 }
 
 func TestFindChecksTags(t *testing.T) {
-	f := newEmu(t)
-	c := newTestListing(f, cachetest.NewClock(t0), nil, []Tag{{Key: "env", Value: "prod"}})
+	f := emutest.New(t)
+	c := newTestListing(f, cachetest.NewClock(t0), nil, []cache.Tag{{Key: "env", Value: "prod"}})
 	startCatalog(t, c)
-	f.create(t, "tagged", "v", "env", "prod")
-	f.create(t, "untagged", "v", "env", "dev")
+	f.Create(t, "tagged", "v", "env", "prod")
+	f.Create(t, "untagged", "v", "env", "dev")
 	ctx := context.Background()
 	if _, ok, err := c.Find(ctx, "tagged"); !ok || err != nil {
 		t.Fatalf("Find(tagged) = %v, %v", ok, err)
@@ -259,15 +260,15 @@ func TestFindChecksTags(t *testing.T) {
 }
 
 func TestFindThroughTheCache(t *testing.T) {
-	f := newEmu(t)
-	c0, err := cache.New(f.client, cache.DefaultConfig())
+	f := emutest.New(t)
+	c0, err := cache.New(f.Client, cache.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c0.Close()
-	c := newListingCatalog(cache.NewLister(f.client), lookupThroughCache(c0), nil, nil, testOptions(cachetest.NewClock(t0)))
+	c := NewListing(cache.NewLister(f.Client), c0, nil, nil, testOptions(cachetest.NewClock(t0)))
 	startCatalog(t, c)
-	f.create(t, "late", "v")
+	f.Create(t, "late", "v")
 	if _, ok, err := c.Find(context.Background(), "late"); !ok || err != nil {
 		t.Fatalf("Find(late) = %v, %v", ok, err)
 	}
@@ -276,71 +277,17 @@ func TestFindThroughTheCache(t *testing.T) {
 	}
 	// The cache keeps the answer: reading the found secret costs no second
 	// DescribeSecret.
-	before := f.emu.Calls(emulator.OpDescribeSecret)
+	before := f.Emu.Calls(emulator.OpDescribeSecret)
 	if _, err := c0.GetValue(context.Background(), "late", ""); err != nil {
 		t.Fatal(err)
 	}
-	if after := f.emu.Calls(emulator.OpDescribeSecret); after != before {
+	if after := f.Emu.Calls(emulator.OpDescribeSecret); after != before {
 		t.Fatalf("reading a found secret made %d more DescribeSecret calls", after-before)
 	}
 }
 
-func TestExplicitCatalog(t *testing.T) {
-	f := newEmu(t)
-	f.create(t, "app/db", "v")
-	arn := f.create(t, "app/key", "v")
-	f.create(t, "not/shown", "v")
-	c0, err := cache.New(f.client, cache.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c0.Close()
-	c := newExplicitCatalog([]string{"app/db", arn, "app/missing", "app/db"}, describeThroughCache(c0), testOptions(cachetest.NewClock(t0)))
-	startCatalog(t, c)
-	want := []sfs.SecretRef{
-		{Name: "app/db", ID: "app/db"},
-		{Name: "app/key", ID: arn},
-		{Name: "app/missing", ID: "app/missing"},
-	}
-	if got := c.List(); !slices.Equal(got, want) {
-		t.Fatalf("List() = %+v, want %+v", got, want)
-	}
-	if _, ok, err := c.Find(context.Background(), "not/shown"); ok || err != nil {
-		t.Fatalf("Find in explicit mode = %v, %v", ok, err)
-	}
-	if n := f.emu.Calls(emulator.OpListSecrets); n != 0 {
-		t.Fatalf("explicit mode made %d ListSecrets calls", n)
-	}
-}
-
-func TestExplicitCatalogResolvesLater(t *testing.T) {
-	f := newEmu(t)
-	arn := f.create(t, "app/key", "v")
-	f.emu.InjectFault(emulator.OpDescribeSecret, emulator.Fault{ErrorType: emulator.ErrInternalServiceError, Times: 1})
-	clock := cachetest.NewClock(t0)
-	c := newExplicitCatalog([]string{arn}, describeThroughCache(uncachedCache(f, clock)), testOptions(clock))
-	changed := make(chan struct{}, 1)
-	defer c.OnChange(func() { changed <- struct{}{} })()
-	startCatalog(t, c)
-	if got := c.List(); len(got) != 1 || got[0].Name != arn {
-		t.Fatalf("List() while unresolved = %+v, want the ARN as the name", got)
-	}
-	advanceWhenWaiting(t, clock, time.Second)
-	select {
-	case <-changed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no OnChange after the id was resolved")
-	}
-	if got := c.List(); len(got) != 1 || got[0] != (sfs.SecretRef{Name: "app/key", ID: arn}) {
-		t.Fatalf("List() after resolving = %+v", got)
-	}
-	if n := f.emu.Calls(emulator.OpListSecrets); n != 0 {
-		t.Fatalf("explicit mode made %d ListSecrets calls", n)
-	}
-}
-
 func TestRetryDelay(t *testing.T) {
-	o := catalogOptions{RetryMin: time.Second, Interval: 5 * time.Second}
+	o := Options{RetryMin: time.Second, Interval: 5 * time.Second}
 	for n, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 5 * time.Second, 40: 5 * time.Second} {
 		if got := o.retryDelay(n); got != want {
 			t.Errorf("retryDelay(%d) = %v, want %v", n, got, want)
@@ -355,12 +302,12 @@ func deleteInput(name string) *secretsmanager.DeleteSecretInput {
 // scopedCache is a cache as the daemon builds it (a long refresh interval,
 // so a secret's tags are those of its last description) on the fake clock,
 // without background refresh, so that only the catalog waits on the clock.
-func scopedCache(t *testing.T, f *emuFixture, clock *cachetest.Clock) *cache.Cache {
+func scopedCache(t *testing.T, f *emutest.Fixture, clock *cachetest.Clock) *cache.Cache {
 	t.Helper()
 	cfg := cache.DefaultConfig()
 	cfg.RefreshAhead = 0
 	cfg.Clock = clock
-	c, err := cache.New(f.client, cfg)
+	c, err := cache.New(f.Client, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,20 +315,20 @@ func scopedCache(t *testing.T, f *emuFixture, clock *cachetest.Clock) *cache.Cac
 	return c
 }
 
-func untag(t *testing.T, f *emuFixture, name string, keys ...string) {
+func untag(t *testing.T, f *emutest.Fixture, name string, keys ...string) {
 	t.Helper()
-	if _, err := f.client.UntagResource(context.Background(), &secretsmanager.UntagResourceInput{SecretId: aws.String(name), TagKeys: keys}); err != nil {
+	if _, err := f.Client.UntagResource(context.Background(), &secretsmanager.UntagResourceInput{SecretId: aws.String(name), TagKeys: keys}); err != nil {
 		t.Fatalf("untag %s: %v", name, err)
 	}
 }
 
 // relistAfter moves the fake clock by d, to the next listing, and waits
 // until that listing is done.
-func relistAfter(t *testing.T, f *emuFixture, clock *cachetest.Clock, d time.Duration) {
+func relistAfter(t *testing.T, f *emutest.Fixture, clock *cachetest.Clock, d time.Duration) {
 	t.Helper()
-	n := f.emu.Calls(emulator.OpListSecrets)
+	n := f.Emu.Calls(emulator.OpListSecrets)
 	advanceWhenWaiting(t, clock, d)
-	waitFor(t, "the next listing", func() bool { return f.emu.Calls(emulator.OpListSecrets) > n })
+	waitFor(t, "the next listing", func() bool { return f.Emu.Calls(emulator.OpListSecrets) > n })
 	waitFor(t, "the listing loop to wait again", func() bool { return clock.Waiters() > 0 })
 }
 
@@ -389,13 +336,13 @@ func relistAfter(t *testing.T, f *emuFixture, clock *cachetest.Clock, d time.Dur
 // path, and one that leaves the scope is gone at the next listing and stays
 // unfound, however recently the cache described it in scope.
 func TestDefect9_04_FindAndListingKeepToTheScope(t *testing.T) {
-	f := newEmu(t)
-	f.create(t, "team/listed", "v", "team", "a")
-	f.create(t, "team/untagged", "v")
-	f.create(t, "other/tagged", "v", "team", "a")
+	f := emutest.New(t)
+	f.Create(t, "team/listed", "v", "team", "a")
+	f.Create(t, "team/untagged", "v")
+	f.Create(t, "other/tagged", "v", "team", "a")
 	clock := cachetest.NewClock(t0)
 	c0 := scopedCache(t, f, clock)
-	c := newListingCatalog(cache.NewLister(f.client), lookupThroughCache(c0), []string{"team/"}, []Tag{{Key: "team", Value: "a"}}, testOptions(clock))
+	c := NewListing(cache.NewLister(f.Client), c0, []string{"team/"}, []cache.Tag{{Key: "team", Value: "a"}}, testOptions(clock))
 	startCatalog(t, c)
 	ctx := context.Background()
 	if got := names(c.List()); !slices.Equal(got, []string{"team/listed"}) {
@@ -413,7 +360,7 @@ func TestDefect9_04_FindAndListingKeepToTheScope(t *testing.T) {
 
 	// Half an interval later, a new tagged secret is found by its path.
 	clock.Advance(c.opts.Interval / 2)
-	f.create(t, "team/late", "v", "team", "a")
+	f.Create(t, "team/late", "v", "team", "a")
 	if _, ok, err := c.Find(ctx, "team/late"); !ok || err != nil {
 		t.Fatalf("Find(team/late) = %v, %v", ok, err)
 	}

@@ -1,11 +1,9 @@
-package mount
+package catalog
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	iofs "io/fs"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -19,167 +17,14 @@ import (
 	"github.com/secretsfs/secretsfs/mount/mapping"
 )
 
-// Catalog timings and bounds that are not configurable.
-const (
-	defaultMissTTL     = 10 * time.Second // how long Find remembers a miss
-	defaultMaxMisses   = 1024             // how many misses Find remembers at most
-	defaultLookupRate  = 10               // DescribeSecret calls per second for names the listing lacks
-	defaultLookupBurst = 50               // ... and how many may come at once
-	defaultRetryMin    = time.Second      // first retry after a failed listing
-	defaultFindTimeout = 30 * time.Second // bound of one DescribeSecret by Find
-)
-
-// secretMeta is what a describeFunc learns about a secret id.
-type secretMeta struct {
-	Name string
-	// Tags are the secret's tags; TagsKnown says whether Tags is the full
-	// set. The cache keeps every secret's tags, so metaOfInfo always sets
-	// it; a tag filter never accepts a secret whose tags are not known.
-	Tags      []Tag
-	TagsKnown bool
-	// Deleted is true when the secret is scheduled for deletion.
-	Deleted bool
-}
-
-// describeFunc asks Secrets Manager about a secret id. A secret that does not
-// exist gives an error matching fs.ErrNotExist.
-type describeFunc func(ctx context.Context, id string) (secretMeta, error)
-
-// lookupFunc asks Secrets Manager about a name now, never answering from a
-// cache; keep says whether the secret is wanted (worth caching). A secret
-// that does not exist gives an error matching fs.ErrNotExist.
-type lookupFunc func(ctx context.Context, name string, keep func(secretMeta) bool) (secretMeta, error)
-
-// lister lists the secrets of an account; *cache.Lister is one. The
-// listing may hold more than the filter asks for.
-type lister interface {
-	List(ctx context.Context, f cache.ListFilter) ([]cache.Listed, error)
-}
-
-// catalogOptions are the timings and the plumbing of a catalog.
-type catalogOptions struct {
-	// Interval is the list interval; in explicit mode, the longest wait
-	// before ids that could not be resolved are asked for again.
-	Interval time.Duration
-	// MissTTL is how long Find remembers that a name does not exist.
-	MissTTL time.Duration
-	// MaxMisses bounds how many such names are remembered (the oldest are
-	// forgotten first), whatever the rate of lookups.
-	MaxMisses int
-	// LookupRate and LookupBurst bound the DescribeSecret calls Find makes
-	// for names the listing lacks, per catalog (per mount): calls per
-	// second, and how many may come at once. A name beyond them is a miss
-	// without a call, so that a user inventing names costs a bounded number
-	// of calls. More finds new secrets sooner under load; less bounds cost.
-	LookupRate  rate.Limit
-	LookupBurst int
-	// RetryMin is the first wait after a failed listing; it doubles after
-	// each further failure, up to Interval.
-	RetryMin time.Duration
-	Clock    cache.Clock
-	Logger   *slog.Logger
-}
-
-// retryDelay is the wait after the n-th consecutive failure (n >= 1):
-// RetryMin doubling up to Interval, by the cache's backoff rule.
-func (o catalogOptions) retryDelay(n int) time.Duration {
-	return cache.Backoff{Base: o.RetryMin, Growth: 2, Max: o.Interval}.Delay(n - 1)
-}
-
-// background runs one goroutine of a catalog until stopped.
-type background struct {
-	mu      sync.Mutex
-	cancel  context.CancelFunc // guarded by mu
-	done    chan struct{}      // guarded by mu
-	started bool               // guarded by mu
-}
-
-// start runs loop in a goroutine until ctx ends or stop is called.
-func (b *background) start(ctx context.Context, loop func(context.Context)) {
-	lctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	b.mu.Lock()
-	b.cancel, b.done, b.started = cancel, done, true
-	b.mu.Unlock()
-	go func() {
-		defer close(done)
-		loop(lctx)
-	}()
-}
-
-// stop ends the goroutine and waits for it; a no-op if never started.
-func (b *background) stop() {
-	b.mu.Lock()
-	cancel, done := b.cancel, b.done
-	b.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
-}
-
-// running reports whether start was called.
-func (b *background) running() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.started
-}
-
-// subscribers is a set of OnChange callbacks.
-type subscribers struct {
-	mu   sync.Mutex
-	next int            // guarded by mu
-	fns  map[int]func() // guarded by mu
-}
-
-func (s *subscribers) add(fn func()) (cancel func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fns == nil {
-		s.fns = make(map[int]func())
-	}
-	id := s.next
-	s.next++
-	s.fns[id] = fn
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		delete(s.fns, id)
-	}
-}
-
-// notify calls every callback, without holding the lock.
-func (s *subscribers) notify() {
-	s.mu.Lock()
-	fns := make([]func(), 0, len(s.fns))
-	for _, fn := range s.fns {
-		fns = append(fns, fn)
-	}
-	s.mu.Unlock()
-	for _, fn := range fns {
-		fn()
-	}
-}
-
-// catalog is an fs.Catalog that runs a background goroutine.
-type catalog interface {
-	sfs.Catalog
-	// Start makes the first listing (or resolves the explicit ids) and
-	// starts the background goroutine. A failing first listing is logged and
-	// retried; only a cancelled ctx makes Start fail.
-	Start(ctx context.Context) error
-	// Stop ends the background goroutine and waits for it.
-	Stop()
-}
-
-// listingCatalog shows what ListSecrets returns, narrowed by name prefixes
+// Listing shows what ListSecrets returns, narrowed by name prefixes
 // and tags, listed again every interval.
-type listingCatalog struct {
-	lister   lister
-	lookup   lookupFunc
+type Listing struct {
+	lister   Lister
+	describe Describer
 	prefixes []string
-	tags     []Tag
-	opts     catalogOptions
+	tags     []cache.Tag
+	opts     Options
 	subs     subscribers
 	group    singleflight.Group
 
@@ -200,12 +45,15 @@ type foundRef struct {
 	at  time.Time // when Find asked about it
 }
 
-var _ catalog = (*listingCatalog)(nil)
+var _ Catalog = (*Listing)(nil)
 
-func newListingCatalog(l lister, lookup lookupFunc, prefixes []string, tags []Tag, opts catalogOptions) *listingCatalog {
-	return &listingCatalog{
+// NewListing returns a catalog in listing mode: the secrets l lists whose
+// names start with one of prefixes and that carry every tag of tags (no
+// prefix or no tag: no such rule); d answers Find's lookups.
+func NewListing(l Lister, d Describer, prefixes []string, tags []cache.Tag, opts Options) *Listing {
+	return &Listing{
 		lister:   l,
-		lookup:   lookup,
+		describe: d,
 		prefixes: slices.Clone(prefixes),
 		tags:     slices.Clone(tags),
 		opts:     opts,
@@ -216,7 +64,7 @@ func newListingCatalog(l lister, lookup lookupFunc, prefixes []string, tags []Ta
 }
 
 // Start makes the first listing and starts re-listing in the background.
-func (c *listingCatalog) Start(ctx context.Context) error {
+func (c *Listing) Start(ctx context.Context) error {
 	if err := c.relist(ctx); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -228,9 +76,9 @@ func (c *listingCatalog) Start(ctx context.Context) error {
 }
 
 // Stop ends re-listing.
-func (c *listingCatalog) Stop() { c.bg.stop() }
+func (c *Listing) Stop() { c.bg.stop() }
 
-func (c *listingCatalog) loop(ctx context.Context) {
+func (c *Listing) loop(ctx context.Context) {
 	for {
 		c.mu.Lock()
 		wait := c.opts.Interval
@@ -250,13 +98,13 @@ func (c *listingCatalog) loop(ctx context.Context) {
 }
 
 // List returns the last listing plus the names Find found since.
-func (c *listingCatalog) List() []sfs.SecretRef {
+func (c *Listing) List() []sfs.SecretRef {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.listLocked()
 }
 
-func (c *listingCatalog) listLocked() []sfs.SecretRef {
+func (c *Listing) listLocked() []sfs.SecretRef {
 	out := slices.Clone(c.listed)
 	for _, f := range c.found {
 		out = append(out, f.ref)
@@ -267,13 +115,13 @@ func (c *listingCatalog) listLocked() []sfs.SecretRef {
 }
 
 // OnChange calls fn after a listing changed List's answer.
-func (c *listingCatalog) OnChange(fn func()) (cancel func()) { return c.subs.add(fn) }
+func (c *Listing) OnChange(fn func()) (cancel func()) { return c.subs.add(fn) }
 
 // Find asks DescribeSecret about a name the listing lacks. Names outside the
 // prefixes and names no secret can have are misses without a call, and so
 // are names beyond the rate of LookupRate; a secret without the tags is a
 // miss too. A miss is remembered for MissTTL, MaxMisses of them at most.
-func (c *listingCatalog) Find(ctx context.Context, name string) (sfs.SecretRef, bool, error) {
+func (c *Listing) Find(ctx context.Context, name string) (sfs.SecretRef, bool, error) {
 	if !mapping.ValidSecretName(name) || !c.matchesPrefix(name) {
 		return sfs.SecretRef{}, false, nil
 	}
@@ -318,19 +166,19 @@ type findResult struct {
 	ok  bool
 }
 
-func (c *listingCatalog) find(ctx context.Context, name string) (findResult, error) {
+func (c *Listing) find(ctx context.Context, name string) (findResult, error) {
 	asked := c.opts.Clock.Now()
 	if !c.lookups.AllowN(asked, 1) {
 		c.refuse(asked)
 		return findResult{}, nil
 	}
-	inScope := func(meta secretMeta) bool { return c.inScope(name, meta) }
-	meta, err := c.lookup(ctx, name, inScope)
-	miss := errors.Is(err, iofs.ErrNotExist)
+	inScope := func(info cache.SecretInfo) bool { return c.inScope(name, info) }
+	info, err := c.describe.Lookup(ctx, name, inScope)
+	miss := errors.Is(err, cache.ErrNotFound)
 	if err != nil && !miss {
 		return findResult{}, fmt.Errorf("find %q: %w", name, err)
 	}
-	miss = miss || !inScope(meta)
+	miss = miss || !inScope(info)
 	now := c.opts.Clock.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -346,7 +194,7 @@ func (c *listingCatalog) find(ctx context.Context, name string) (findResult, err
 
 // refuse counts a lookup refused by the rate limit, and logs the count at
 // most once a minute.
-func (c *listingCatalog) refuse(now time.Time) {
+func (c *Listing) refuse(now time.Time) {
 	c.mu.Lock()
 	c.refused++
 	n := c.refused
@@ -364,17 +212,21 @@ func (c *listingCatalog) refuse(now time.Time) {
 // inScope reports whether what DescribeSecret says of a name makes it a
 // secret to show: that very name, not scheduled for deletion, with every
 // tag asked for. (Find checks the prefixes before asking.)
-func (c *listingCatalog) inScope(name string, meta secretMeta) bool {
-	return !meta.Deleted && meta.Name == name && (len(c.tags) == 0 || meta.TagsKnown && hasTags(meta.Tags, c.tags))
+func (c *Listing) inScope(name string, info cache.SecretInfo) bool {
+	have := make([]cache.Tag, 0, len(info.Tags))
+	for k, v := range info.Tags {
+		have = append(have, cache.Tag{Key: k, Value: v})
+	}
+	return !info.ScheduledForDeletion && info.Name == name && hasTags(have, c.tags)
 }
 
-func (c *listingCatalog) matchesPrefix(name string) bool {
+func (c *Listing) matchesPrefix(name string) bool {
 	return len(c.prefixes) == 0 || slices.ContainsFunc(c.prefixes, func(p string) bool { return strings.HasPrefix(name, p) })
 }
 
 // relist lists the secrets, keeps those that pass the filters, and tells
 // the subscribers when List's answer changed.
-func (c *listingCatalog) relist(ctx context.Context) error {
+func (c *Listing) relist(ctx context.Context) error {
 	started := c.opts.Clock.Now()
 	refs, err := c.listAll(ctx)
 	now := c.opts.Clock.Now()
@@ -416,7 +268,7 @@ func (c *listingCatalog) relist(ctx context.Context) error {
 
 // listAll lists the secrets and returns those that pass the filters,
 // sorted by name.
-func (c *listingCatalog) listAll(ctx context.Context) ([]sfs.SecretRef, error) {
+func (c *Listing) listAll(ctx context.Context) ([]sfs.SecretRef, error) {
 	listed, err := c.lister.List(ctx, cache.ListFilter{NamePrefixes: c.prefixes, Tags: c.tags})
 	if err != nil {
 		return nil, listError(err)
@@ -432,12 +284,12 @@ func (c *listingCatalog) listAll(ctx context.Context) ([]sfs.SecretRef, error) {
 }
 
 // keep applies the exact filters to one secret of a listing.
-func (c *listingCatalog) keep(s cache.Listed) bool {
+func (c *Listing) keep(s cache.Listed) bool {
 	return s.Name != "" && !s.Deleted && c.matchesPrefix(s.Name) && (len(c.tags) == 0 || hasTags(s.Tags, c.tags))
 }
 
 // hasTags reports whether have holds every tag of want, key and value alike.
-func hasTags(have, want []Tag) bool {
+func hasTags(have, want []cache.Tag) bool {
 	for _, w := range want {
 		if !slices.Contains(have, w) {
 			return false
