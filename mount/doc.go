@@ -16,7 +16,7 @@
 // --secret (or, with a mapping, only the mapped files); catalogOf (mode.go)
 // picks the mode.
 //
-// Beyond serving files (features.go, featurerun.go): on_change hooks run a
+// Beyond serving files (features.go, wired in Daemon.Add): on_change hooks run a
 // command (without a shell for a list, /bin/sh -c for a string) or signal a
 // pid file's process, only for files whose bytes changed, once per hook per
 // burst of changes, at most four at once (mount/hooks); --max-stale turns a
@@ -25,6 +25,13 @@
 // registry of their own and /healthz
 // (metrics.go); a JSON audit line per open naming the reading process
 // (audit.go); mlockall and no core dumps (hygiene.go).
+//
+// A Daemon serves many mounts from one process (daemon.go): Add builds one
+// mount top to bottom (telemetry, the cache, the catalog, the store, the
+// mapped files, the mount, the hooks) and Mount.Unmount undoes it in reverse
+// order. Mounts of the same identity (region, profile, endpoint, role and
+// cache settings) share one cache from a pool counted by its mounts
+// (pool.go); the last one closes it. Run is a Daemon with one mount.
 //
 // Run takes, beside its Config, an Env: the output writers, a call once the
 // mount serves and a static AWS key. `secretsfs demo` (in main) uses them to

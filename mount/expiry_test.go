@@ -3,7 +3,6 @@ package mount
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -25,7 +24,7 @@ import (
 // value that turns too stale (--max-stale) while refreshes fail stops being
 // served at that moment: the file goes from its value to EIO, with no empty
 // read in between, instead of being served until the kernel's attribute
-// timeout and then read as empty. The daemon's own wiring (featureSet) over a
+// timeout and then read as empty. The daemon's own pieces (store, expiry) over a
 // cache on a fake clock, through a real mount.
 func TestDefect9_03_MaxStaleExpiryFailsReadsAtOnce(t *testing.T) {
 	testutil.RequireFUSE(t)
@@ -36,15 +35,12 @@ func TestDefect9_03_MaxStaleExpiryFailsReadsAtOnce(t *testing.T) {
 	client.PutString("db", "v1")
 	dir := t.TempDir()
 
-	feat, err := newFeatureSet(Config{Features: Features{MaxStale: maxStale}}, dir, clock, hygieneOutcome{}, io.Discard, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	expiry := newStaleExpiry(maxStale, clock)
 	cc := cache.DefaultConfig()
 	cc.Clock = clock
 	cc.SecretRefreshInterval = time.Minute
 	cc.ExceptionRetryDelayMax = time.Second
-	cc.Observer = feat.cacheObserver()
+	cc.Observer = expiry
 	c, err := cache.New(client, cc)
 	if err != nil {
 		t.Fatal(err)
@@ -55,11 +51,8 @@ func TestDefect9_03_MaxStaleExpiryFailsReadsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(cat.Stop)
-	if err := feat.attach(c, cat); err != nil {
-		t.Fatal(err)
-	}
-	opts := sfs.Options{Catalog: cat, KernelCache: true, Logger: log, Clock: clock}
-	feat.fsOptions(&opts)
+	st := store{c: c, maxStale: maxStale, clock: clock, expiry: expiry}
+	opts := sfs.Options{Store: st, Refresher: st, Catalog: cat, KernelCache: true, Logger: log, Clock: clock}
 	srv, err := sfs.Mount(dir, opts)
 	if err != nil {
 		t.Fatal(err)

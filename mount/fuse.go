@@ -10,7 +10,20 @@ type mountedFS interface {
 	Unmount() error
 	// Wait returns once the filesystem no longer serves.
 	Wait()
+	// Gone is closed when the filesystem stops serving, whoever unmounted
+	// it: the daemon, or someone running umount on the mount point (as
+	// "umount /run/secrets" does for a mount made from /etc/fstab). Nil
+	// never fires.
+	Gone() <-chan struct{}
 }
+
+// fuseServer is package fs's server with its Gone channel.
+type fuseServer struct {
+	*sfs.Server
+	gone chan struct{}
+}
+
+func (s fuseServer) Gone() <-chan struct{} { return s.gone }
 
 // fuseMount mounts the secretsfs node tree on dir.
 func fuseMount(dir string, opts sfs.Options) (mountedFS, error) {
@@ -18,5 +31,10 @@ func fuseMount(dir string, opts sfs.Options) (mountedFS, error) {
 	if err != nil {
 		return nil, err // not a typed nil in the interface
 	}
-	return srv, nil
+	gone := make(chan struct{})
+	go func() {
+		srv.Wait()
+		close(gone)
+	}()
+	return fuseServer{Server: srv, gone: gone}, nil
 }

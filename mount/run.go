@@ -2,11 +2,11 @@ package mount
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -15,7 +15,6 @@ import (
 
 	"github.com/secretsfs/secretsfs/cache"
 	sfs "github.com/secretsfs/secretsfs/fs"
-	"github.com/secretsfs/secretsfs/mount/catalog"
 )
 
 // refreshConcurrency bounds the forced refreshes SIGHUP runs at once, and so
@@ -40,9 +39,9 @@ func systemDeps() runDeps {
 	return runDeps{mountPoint: systemMountPoint(), mount: fuseMount, clock: cache.SystemClock(), hygiene: systemHygiene(), syslog: dialSyslog}
 }
 
-// Run runs the daemon until ctx ends: it validates cfg and the mount point,
-// clears a stale mount, builds the AWS client, the cache and the catalog,
-// mounts, prints one line to stdout once serving, and unmounts when ctx ends,
+// Run runs the daemon with one mount until ctx ends: it validates cfg and
+// the mount point, clears a stale mount, builds the AWS client, the cache
+// and the catalog (Daemon.Add), mounts, prints one line to stdout once serving, and unmounts when ctx ends,
 // returning nil. SIGHUP forces a refresh of every cached secret and reopens
 // the audit log and log files (after a log rotation). Logs go to
 // env.Stderr, the --log-file or syslog; no secret value is ever logged.
@@ -55,8 +54,7 @@ func run(ctx context.Context, cfg Config, env Env, d runDeps) (err error) {
 		return err
 	}
 	env = env.withDefaults()
-	stdout, stderr := env.Stdout, env.Stderr
-	dl, err := openLog(cfg, stderr, d.syslog)
+	dl, err := openLog(cfg, env.Stderr, d.syslog)
 	if err != nil {
 		return err
 	}
@@ -82,107 +80,46 @@ func run(ctx context.Context, cfg Config, env Env, d runDeps) (err error) {
 		hup = ch
 	}
 
-	dir, err := filepath.Abs(cfg.MountPoint)
+	daemon := newDaemon(env, d, log, hyg)
+	m, err := daemon.Add(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("mount point %s: %w", cfg.MountPoint, err)
-	}
-	if _, err := d.mountPoint.prepare(ctx, dir, log); err != nil {
-		return err
-	}
-
-	client, err := newSecretsClient(ctx, cfg, env)
-	if err != nil {
-		return err
-	}
-	feat, err := newFeatureSet(cfg, dir, d.clock, hyg, stderr, log)
-	if err != nil {
-		return err
-	}
-	defer feat.close()
-	c, err := cache.New(client, cfg.Cache(d.clock, log.With("component", "cache"), feat.cacheObserver()))
-	if err != nil {
-		return fmt.Errorf("cache: %w", err)
-	}
-	defer c.Close()
-
-	cat := catalogOf(cfg, cache.NewLister(client), c,
-		catalog.DefaultOptions(cfg.ListInterval, d.clock, log.With("component", "catalog")))
-	if err := cat.Start(ctx); err != nil {
-		return nil // ctx ended before anything was mounted
-	}
-	defer cat.Stop()
-	if err := feat.attach(c, cat); err != nil {
-		return err
-	}
-
-	fsOpts := sfs.Options{
-		Store:        store{c: c},
-		Catalog:      cat,
-		Clock:        d.clock,
-		DefaultStage: cfg.DefaultStage,
-		UID:          cfg.UID,
-		GID:          cfg.GID,
-		FileMode:     cfg.FileMode,
-		DirMode:      cfg.DirMode,
-		AllowOther:   cfg.AllowOther,
-		KernelCache:  cfg.KernelCache,
-		FsName:       cfg.FsName,
-		Logger:       log.With("component", "fs"),
-	}
-	feat.fsOptions(&fsOpts)
-	if cfg.Mapping != nil {
-		st, _ := fsOpts.Store.(store)
-		if st.c == nil {
-			st = store{c: c}
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return nil // ctx ended before anything was mounted
 		}
-		fsOpts.Files = mappedFiles(cfg.Mapping, st, cfg)
+		return err
 	}
-	srv, err := d.mount(dir, fsOpts)
-	if err != nil {
-		return fmt.Errorf("mount on %s: %w", dir, err)
-	}
-	mode := "per-open"
-	if cfg.KernelCache {
-		mode = "kernel-cache"
-	}
-	n := servedSecrets(cat.List(), cfg.Mapping)
-	fmt.Fprintf(stdout, "secretsfs: serving %d secrets at %s (%s mode)\n", n, dir, mode)
-	log.Info("serving", "mountpoint", dir, "secrets", n, "mapped_files", len(fsOpts.Files), "mode", mode, "explicit", cfg.ExplicitMode())
-	notifyServing(log, fmt.Sprintf("serving %d secrets at %s", n, dir))
-	feat.serving(fsOpts.Files)
+	notifyServing(log, fmt.Sprintf("serving %d secrets at %s", m.served, m.Dir))
 	if env.OnServing != nil {
 		env.OnServing()
 	}
 
 	var refreshing atomic.Bool
 	var wg sync.WaitGroup
-	gone := unmountedOutside(srv)
 	external := false
 	for ctx.Err() == nil && !external {
 		select {
 		case <-ctx.Done():
-		case <-gone:
-			log.Info("unmounted from outside (umount); exiting", "mountpoint", dir)
+		case <-m.Gone():
+			log.Info("unmounted from outside (umount); exiting", "mountpoint", m.Dir)
 			external = true
 		case <-hup:
 			dl.reopen()
-			feat.reopenLogs()
+			m.reopenAudit()
 			if !refreshing.CompareAndSwap(false, true) {
 				log.Info("SIGHUP: a forced refresh is already running")
 				continue
 			}
 			wg.Go(func() {
 				defer refreshing.Store(false)
-				refreshAll(ctx, c, log)
+				for _, c := range daemon.pool.caches() {
+					refreshAll(ctx, c, log)
+				}
 			})
 		}
 	}
 	notifyStopping(log)
-	feat.stopping()
 	wg.Wait()
-	if !external {
-		unmount(srv, dir, d.mountPoint, log)
-	}
+	m.Unmount() // not again when unmounted from outside
 	return nil
 }
 

@@ -45,6 +45,8 @@ func (f *fakeServer) Wait() {
 	f.waits++
 }
 
+func (f *fakeServer) Gone() <-chan struct{} { return nil }
+
 func (f *fakeServer) deps(hup chan os.Signal) runDeps {
 	d := systemDeps()
 	d.hup = hup
