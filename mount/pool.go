@@ -76,15 +76,14 @@ func (p *cachePool) acquire(ctx context.Context, cfg Config, env Env, clock cach
 	}
 	s.refs++
 	var once sync.Once
-	return s, func() { once.Do(func() { p.release(key) }) }, nil
+	return s, func() { once.Do(func() { p.release(key, s) }) }, nil
 }
 
-func (p *cachePool) release(key poolKey) {
+func (p *cachePool) release(key poolKey, s *shared) {
 	p.mu.Lock()
-	s := p.entries[key]
 	s.refs--
 	last := s.refs == 0
-	if last {
+	if last && p.entries[key] == s {
 		delete(p.entries, key)
 	}
 	p.mu.Unlock()
