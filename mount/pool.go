@@ -16,23 +16,16 @@ import (
 // Manager as the same identity (region, profile, endpoint, role; the static
 // key is the Daemon's, the same for all) with the same cache settings.
 type poolKey struct {
-	Region, Profile, EndpointURL, RoleARN string
-
-	RefreshInterval   time.Duration
-	MaxCacheSize      int
-	RetryDelayBase    time.Duration
-	RetryGrowthFactor float64
-	RetryDelayMax     time.Duration
-	DefaultStage      string
-	Version           string
+	Region, Profile, EndpointURL, RoleARN, Version string
+	// Cache is the cache's configuration without clock, logger or
+	// observer: Config.Cache alone says which settings reach the cache.
+	Cache cache.Config
 }
 
 func poolKeyOf(cfg Config) poolKey {
 	return poolKey{
 		Region: cfg.Region, Profile: cfg.Profile, EndpointURL: cfg.EndpointURL, RoleARN: cfg.RoleARN,
-		RefreshInterval: cfg.RefreshInterval, MaxCacheSize: cfg.MaxCacheSize, RetryDelayBase: cfg.RetryDelayBase,
-		RetryGrowthFactor: cfg.RetryGrowthFactor, RetryDelayMax: cfg.RetryDelayMax, DefaultStage: cfg.DefaultStage,
-		Version: cfg.Version,
+		Version: cfg.Version, Cache: cfg.Cache(nil, nil, nil),
 	}
 }
 
