@@ -77,7 +77,8 @@ func (m *Mount) close() {
 // ignored here) and serves a new mount: telemetry, the identity's cache, the
 // catalog, the store, the mapped files, the mount, then the hooks, each
 // built once and handed to the next. It prints the "serving" line on the
-// Daemon's stdout. ctx bounds the setup and the mount's background listing.
+// Daemon's stdout. ctx bounds the setup only: the mount serves until
+// Unmount.
 func (d *Daemon) Add(ctx context.Context, cfg Config) (_ *Mount, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -128,10 +129,14 @@ func (d *Daemon) Add(ctx context.Context, cfg Config) (_ *Mount, err error) {
 		m.onClose(sh.obs.add(expiry))
 	}
 
-	// The catalog: which secrets the mount shows.
+	// The catalog: which secrets the mount shows. Its background listing
+	// lives as long as the mount, not as long as ctx.
+	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
+	m.onClose(endLife)
+	defer context.AfterFunc(ctx, endLife)() // ctx ending during Add ends it
 	cat := catalogOf(cfg, cache.NewLister(sh.client), c, catalog.DefaultOptions(cfg.ListInterval, clock, log.With("component", "catalog")))
-	if err := cat.Start(ctx); err != nil {
-		return nil, err // ctx ended before anything was mounted
+	if err := cat.Start(life); err != nil {
+		return nil, ctx.Err() // ctx ended before anything was mounted
 	}
 	m.onClose(cat.Stop)
 
