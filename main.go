@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -276,95 +277,276 @@ const (
 	catObserve = "Observability and memory"
 )
 
-// mountFlags are the flags of "secretsfs mount", with the defaults of
-// mount.DefaultConfig.
-func mountFlags() []cli.Flag {
-	d := mount.DefaultConfig()
+// mountArgs is what the flags of "secretsfs mount" and "check" are bound
+// to: the daemon's configuration, and the few flags that are not a field of
+// it. Each command makes its own, so every parse starts from the defaults.
+type mountArgs struct {
+	cfg             mount.Config
+	config          string           // --config: the mapping file
+	onChangeCommand string           // --on-change-command
+	onChange        mapping.OnChange // --on-change-signal, -pidfile and -debounce
+}
+
+// newMountArgs holds the defaults: mount.DefaultConfig's, and the hook's
+// debounce.
+func newMountArgs() *mountArgs {
+	a := &mountArgs{cfg: mount.DefaultConfig()}
+	a.onChange.Debounce = mount.DefaultDebounce
+	return a
+}
+
+// mountFlags are the flags of "secretsfs mount", for those that only need
+// their definitions (the fstab helper).
+func mountFlags() []cli.Flag { return newMountArgs().flags() }
+
+// about is the help of a flag.
+type about struct {
+	cat, usage  string
+	defaultText string // shown as the default instead of the value
+	file        bool   // the value names a file
+}
+
+// The flag helpers take the flag's name once, derive its environment
+// variable and bind it to dst, whose value is the default.
+
+func durationFlag(name string, dst *time.Duration, a about) cli.Flag {
+	return &cli.DurationFlag{Name: name, Category: a.cat, Usage: a.usage, DefaultText: a.defaultText, EnvVars: envVar(name), Value: *dst, Destination: dst}
+}
+
+func intFlag(name string, dst *int, a about) cli.Flag {
+	return &cli.IntFlag{Name: name, Category: a.cat, Usage: a.usage, DefaultText: a.defaultText, EnvVars: envVar(name), Value: *dst, Destination: dst}
+}
+
+func float64Flag(name string, dst *float64, a about) cli.Flag {
+	return &cli.Float64Flag{Name: name, Category: a.cat, Usage: a.usage, DefaultText: a.defaultText, EnvVars: envVar(name), Value: *dst, Destination: dst}
+}
+
+func stringFlag(name string, dst *string, a about) cli.Flag {
+	return &cli.StringFlag{Name: name, Category: a.cat, Usage: a.usage, DefaultText: a.defaultText, TakesFile: a.file, EnvVars: envVar(name), Value: *dst, Destination: dst}
+}
+
+func boolFlag(name string, dst *bool, a about) cli.Flag {
+	return &cli.BoolFlag{Name: name, Category: a.cat, Usage: a.usage, DefaultText: a.defaultText, EnvVars: envVar(name), Value: *dst, Destination: dst}
+}
+
+// valueFlag is a flag whose value is one of the types below.
+func valueFlag(name string, v cli.Generic, a about) *cli.GenericFlag {
+	return &cli.GenericFlag{Name: name, Category: a.cat, Usage: a.usage, DefaultText: a.defaultText, TakesFile: a.file, EnvVars: envVar(name), Value: v}
+}
+
+// modeFlag is an octal permission.
+func modeFlag(name string, dst *os.FileMode, a about) cli.Flag {
+	return valueFlag(name, &modeValue{flag: name, dst: dst}, a)
+}
+
+// idFlag is a numeric user or group id.
+func idFlag(name string, dst *uint32, a about) cli.Flag {
+	return valueFlag(name, &idValue{flag: name, dst: dst}, a)
+}
+
+// listFlag is a repeatable flag: each value, split at commas, is parsed and
+// appended to *dst. Values from the command line replace those from the
+// environment, as for urfave's own slice flags.
+func listFlag[T any](name string, dst *[]T, parse func(string) (T, error), a about) cli.Flag {
+	f := valueFlag(name, &listValue[T]{flag: name, dst: dst, parse: parse}, a)
+	f.Destination = &listValue[T]{flag: name, dst: dst, parse: parse, replace: true}
+	return f
+}
+
+// modeValue is an octal permission bound to *dst.
+type modeValue struct {
+	flag string
+	dst  *os.FileMode
+}
+
+func (v *modeValue) Set(s string) error {
+	m, err := mount.ParseMode(s)
+	if err != nil {
+		return fmt.Errorf("--%s: %w", v.flag, err)
+	}
+	*v.dst = m
+	return nil
+}
+
+// Get makes the value a flag.Getter, for cli.Context.Value.
+func (v *modeValue) Get() any { return *v.dst }
+
+func (v *modeValue) String() string {
+	if v == nil || v.dst == nil {
+		return ""
+	}
+	return fmt.Sprintf("%04o", uint32(*v.dst))
+}
+
+// idValue is a numeric user or group id bound to *dst.
+type idValue struct {
+	flag string
+	dst  *uint32
+}
+
+func (v *idValue) Set(s string) error {
+	n, err := strconv.ParseUint(s, 10, 32)
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		return fmt.Errorf("--%s: %s is too large; give a numeric id below 2^32", v.flag, s)
+	case err != nil:
+		return fmt.Errorf("--%s: %q is not a numeric id; give a number such as 1000", v.flag, s)
+	}
+	*v.dst = uint32(n)
+	return nil
+}
+
+// Get makes the value a flag.Getter, for cli.Context.Value.
+func (v *idValue) Get() any { return *v.dst }
+
+func (v *idValue) String() string {
+	if v == nil || v.dst == nil {
+		return ""
+	}
+	return strconv.FormatUint(uint64(*v.dst), 10)
+}
+
+// listValue is the value of a listFlag.
+type listValue[T any] struct {
+	flag    string
+	dst     *[]T
+	parse   func(string) (T, error)
+	replace bool // the next Set empties *dst first
+}
+
+func (v *listValue[T]) Set(s string) error {
+	if v.replace {
+		*v.dst, v.replace = nil, false
+	}
+	for _, e := range strings.Split(s, ",") {
+		t, err := v.parse(strings.TrimSpace(e))
+		if err != nil {
+			return fmt.Errorf("--%s: %w", v.flag, err)
+		}
+		*v.dst = append(*v.dst, t)
+	}
+	return nil
+}
+
+// Get makes the value a flag.Getter, for cli.Context.Value.
+func (v *listValue[T]) Get() any { return *v.dst }
+
+func (v *listValue[T]) String() string {
+	if v == nil || v.dst == nil {
+		return ""
+	}
+	s := make([]string, len(*v.dst))
+	for i, e := range *v.dst {
+		s[i] = fmt.Sprint(e)
+	}
+	return strings.Join(s, ",")
+}
+
+// repeatable marks the values of flags that take several values.
+func (v *listValue[T]) repeatable() {}
+
+// isList tells whether f takes several values.
+func isList(f cli.Flag) bool {
+	g, ok := f.(*cli.GenericFlag)
+	if !ok {
+		return false
+	}
+	_, list := g.Value.(interface{ repeatable() })
+	return list
+}
+
+// anyString is the parse of a list of strings.
+func anyString(s string) (string, error) { return s, nil }
+
+// flags are the flags of "secretsfs mount", each bound to its field of a.
+func (a *mountArgs) flags() []cli.Flag {
+	c, f := &a.cfg, &a.cfg.Features
 	return []cli.Flag{
-		&cli.DurationFlag{Name: "refresh-interval", Category: catCache, Value: d.RefreshInterval, EnvVars: envVar("refresh-interval"),
-			Usage: fmt.Sprintf("how long a secret's metadata is trusted before it is asked for again (at least %v); shorter shows rotations sooner and costs more DescribeSecret calls", mount.MinRefreshInterval)},
-		&cli.IntFlag{Name: "max-cache-size", Category: catCache, Value: d.MaxCacheSize, EnvVars: envVar("max-cache-size"),
-			Usage: "how many secrets the cache keeps"},
-		&cli.DurationFlag{Name: "retry-delay-base", Category: catCache, Value: d.RetryDelayBase, EnvVars: envVar("retry-delay-base"),
-			Usage: fmt.Sprintf("wait after a secret's first failed refresh (at least %v)", mount.MinRetryDelayBase)},
-		&cli.Float64Flag{Name: "retry-growth-factor", Category: catCache, Value: d.RetryGrowthFactor, EnvVars: envVar("retry-growth-factor"),
-			Usage: "factor the wait grows by after each further failure (at least 1)"},
-		&cli.DurationFlag{Name: "retry-delay-max", Category: catCache, Value: d.RetryDelayMax, EnvVars: envVar("retry-delay-max"),
-			Usage: fmt.Sprintf("longest wait between retries (at least %v)", mount.MinRetryDelayMax)},
-		&cli.StringFlag{Name: "default-stage", Category: catCache, Value: d.DefaultStage, EnvVars: envVar("default-stage"),
-			Usage: "`STAGE` whose value a JSON secret's key files show"},
+		durationFlag("refresh-interval", &c.RefreshInterval, about{cat: catCache,
+			usage: fmt.Sprintf("how long a secret's metadata is trusted before it is asked for again (at least %v); shorter shows rotations sooner and costs more DescribeSecret calls", mount.MinRefreshInterval)}),
+		intFlag("max-cache-size", &c.MaxCacheSize, about{cat: catCache,
+			usage: "how many secrets the cache keeps"}),
+		durationFlag("retry-delay-base", &c.RetryDelayBase, about{cat: catCache,
+			usage: fmt.Sprintf("wait after a secret's first failed refresh (at least %v)", mount.MinRetryDelayBase)}),
+		float64Flag("retry-growth-factor", &c.RetryGrowthFactor, about{cat: catCache,
+			usage: "factor the wait grows by after each further failure (at least 1)"}),
+		durationFlag("retry-delay-max", &c.RetryDelayMax, about{cat: catCache,
+			usage: fmt.Sprintf("longest wait between retries (at least %v)", mount.MinRetryDelayMax)}),
+		stringFlag("default-stage", &c.DefaultStage, about{cat: catCache,
+			usage: "`STAGE` whose value a JSON secret's key files show"}),
 
-		&cli.StringFlag{Name: "region", Category: catAWS, EnvVars: envVar("region"),
-			Usage: "AWS `REGION` (default: the SDK's, e.g. AWS_REGION)"},
-		&cli.StringFlag{Name: "profile", Category: catAWS, EnvVars: envVar("profile"),
-			Usage: "shared configuration `PROFILE` (default: the SDK's, e.g. AWS_PROFILE)"},
-		&cli.StringFlag{Name: "endpoint-url", Category: catAWS, EnvVars: envVar("endpoint-url"),
-			Usage: "Secrets Manager endpoint `URL` (default: the SDK's; AWS_ENDPOINT_URL_SECRETS_MANAGER is honoured)"},
-		&cli.StringFlag{Name: "role-arn", Category: catAWS, EnvVars: envVar("role-arn"),
-			Usage: "IAM role `ARN` to assume through STS for every call"},
+		stringFlag("region", &c.Region, about{cat: catAWS,
+			usage: "AWS `REGION` (default: the SDK's, e.g. AWS_REGION)"}),
+		stringFlag("profile", &c.Profile, about{cat: catAWS,
+			usage: "shared configuration `PROFILE` (default: the SDK's, e.g. AWS_PROFILE)"}),
+		stringFlag("endpoint-url", &c.EndpointURL, about{cat: catAWS,
+			usage: "Secrets Manager endpoint `URL` (default: the SDK's; AWS_ENDPOINT_URL_SECRETS_MANAGER is honoured)"}),
+		stringFlag("role-arn", &c.RoleARN, about{cat: catAWS,
+			usage: "IAM role `ARN` to assume through STS for every call"}),
 
-		&cli.UintFlag{Name: "uid", Category: catFiles, Value: uint(d.UID), EnvVars: envVar("uid"), DefaultText: "the mounting user",
-			Usage: "numeric owner of every file and directory"},
-		&cli.UintFlag{Name: "gid", Category: catFiles, Value: uint(d.GID), EnvVars: envVar("gid"), DefaultText: "the mounting user's",
-			Usage: "numeric group of every file and directory"},
-		&cli.StringFlag{Name: "file-mode", Category: catFiles, Value: fmt.Sprintf("%04o", uint32(d.FileMode)), EnvVars: envVar("file-mode"),
-			Usage: "permission of secret files, in `OCTAL`"},
-		&cli.StringFlag{Name: "dir-mode", Category: catFiles, Value: fmt.Sprintf("%04o", uint32(d.DirMode)), EnvVars: envVar("dir-mode"),
-			Usage: "permission of directories, in `OCTAL`"},
-		&cli.BoolFlag{Name: "allow-other", Category: catFiles, EnvVars: envVar("allow-other"),
-			Usage: "let other users into the mount; the kernel then enforces the modes (as non-root: user_allow_other in /etc/fuse.conf)"},
-		&cli.StringFlag{Name: "fsname", Category: catFiles, Value: d.FsName, EnvVars: envVar("fsname"),
-			Usage: "the filesystem's `NAME` (source) in /proc/mounts; the fstab helper gives the entry's first field, by which mount -a knows the entry is mounted"},
-		&cli.BoolFlag{Name: "kernel-cache", Category: catFiles, EnvVars: envVar("kernel-cache"),
-			Usage: "fast mode: reads are served from the kernel's page cache until a version changes (no per-open snapshot or audit)"},
+		idFlag("uid", &c.UID, about{cat: catFiles, defaultText: "the mounting user",
+			usage: "numeric owner `ID` of every file and directory"}),
+		idFlag("gid", &c.GID, about{cat: catFiles, defaultText: "the mounting user's",
+			usage: "numeric group `ID` of every file and directory"}),
+		modeFlag("file-mode", &c.FileMode, about{cat: catFiles,
+			usage: "permission of secret files, in `OCTAL`"}),
+		modeFlag("dir-mode", &c.DirMode, about{cat: catFiles,
+			usage: "permission of directories, in `OCTAL`"}),
+		boolFlag("allow-other", &c.AllowOther, about{cat: catFiles,
+			usage: "let other users into the mount; the kernel then enforces the modes (as non-root: user_allow_other in /etc/fuse.conf)"}),
+		stringFlag("fsname", &c.FsName, about{cat: catFiles,
+			usage: "the filesystem's `NAME` (source) in /proc/mounts; the fstab helper gives the entry's first field, by which mount -a knows the entry is mounted"}),
+		boolFlag("kernel-cache", &c.KernelCache, about{cat: catFiles,
+			usage: "fast mode: reads are served from the kernel's page cache until a version changes (no per-open snapshot or audit)"}),
 
-		&cli.StringSliceFlag{Name: "prefix", Category: catListing, EnvVars: envVar("prefix"),
-			Usage: "show only secrets whose names start with `PREFIX` (repeatable; comma-separated in the variable)"},
-		&cli.StringSliceFlag{Name: "tag", Category: catListing, EnvVars: envVar("tag"),
-			Usage: "show only secrets carrying tag `KEY=VALUE` (repeatable, all must match; comma-separated in the variable)"},
-		&cli.DurationFlag{Name: "list-interval", Category: catListing, Value: d.ListInterval, EnvVars: envVar("list-interval"),
-			Usage: fmt.Sprintf("how often the secrets are listed again (at least %v)", mount.MinListInterval)},
-		&cli.StringSliceFlag{Name: "secret", Category: catListing, EnvVars: envVar("secret"),
-			Usage: "show only this secret, by name or ARN `ID` (repeatable); no ListSecrets permission needed"},
+		listFlag("prefix", &c.Prefixes, anyString, about{cat: catListing,
+			usage: "show only secrets whose names start with `PREFIX` (repeatable; comma-separated in the variable)"}),
+		listFlag("tag", &c.Tags, mount.ParseTag, about{cat: catListing,
+			usage: "show only secrets carrying tag `KEY=VALUE` (repeatable, all must match; comma-separated in the variable)"}),
+		durationFlag("list-interval", &c.ListInterval, about{cat: catListing,
+			usage: fmt.Sprintf("how often the secrets are listed again (at least %v)", mount.MinListInterval)}),
+		listFlag("secret", &c.Secrets, anyString, about{cat: catListing,
+			usage: "show only this secret, by name or ARN `ID` (repeatable); no ListSecrets permission needed"}),
 
-		&cli.StringFlag{Name: "log-level", Category: catLogs, Value: d.LogLevel, EnvVars: envVar("log-level"),
-			Usage: "debug, info, warn or error"},
-		&cli.StringFlag{Name: "log-format", Category: catLogs, Value: d.LogFormat, EnvVars: envVar("log-format"),
-			Usage: "text or json"},
-		&cli.StringFlag{Name: "log-file", Category: catLogs, EnvVars: envVar("log-file"), TakesFile: true, DefaultText: "stderr",
-			Usage: "append the log to `FILE` (created with mode 0600; reopened on SIGHUP and after a rotation)"},
-		&cli.BoolFlag{Name: "syslog", Category: catLogs, EnvVars: envVar("syslog"),
-			Usage: "send the log to the system log (the journal under systemd); stderr where there is none"},
+		stringFlag("log-level", &c.LogLevel, about{cat: catLogs,
+			usage: "debug, info, warn or error"}),
+		stringFlag("log-format", &c.LogFormat, about{cat: catLogs,
+			usage: "text or json"}),
+		stringFlag("log-file", &c.LogFile, about{cat: catLogs, file: true, defaultText: "stderr",
+			usage: "append the log to `FILE` (created with mode 0600; reopened on SIGHUP and after a rotation)"}),
+		boolFlag("syslog", &c.Syslog, about{cat: catLogs,
+			usage: "send the log to the system log (the journal under systemd); stderr where there is none"}),
 
-		&cli.StringFlag{Name: "config", Category: catMapping, EnvVars: envVar("config"), TakesFile: true,
-			Usage: "mapping `FILE` (YAML): files at chosen paths, formats, templates, settings; the mount then shows only those files"},
-		&cli.BoolFlag{Name: "expose-all", Category: catMapping, EnvVars: envVar("expose-all"),
-			Usage: "with --config, also show the default layout beside the mapped files"},
+		stringFlag("config", &a.config, about{cat: catMapping, file: true,
+			usage: "mapping `FILE` (YAML): files at chosen paths, formats, templates, settings; the mount then shows only those files"}),
+		boolFlag("expose-all", &c.ExposeAll, about{cat: catMapping,
+			usage: "with --config, also show the default layout beside the mapped files"}),
 
-		&cli.StringFlag{Name: "on-change-command", Category: catChange, EnvVars: envVar("on-change-command"),
-			Usage: "`COMMAND` run with /bin/sh -c when files' content changes, once per burst; SECRETSFS_PATHS names the files"},
-		&cli.StringFlag{Name: "on-change-signal", Category: catChange, EnvVars: envVar("on-change-signal"),
-			Usage: "`SIGNAL` (e.g. HUP) sent to the pid in --on-change-pidfile when a file's content changes"},
-		&cli.StringFlag{Name: "on-change-pidfile", Category: catChange, EnvVars: envVar("on-change-pidfile"), TakesFile: true,
-			Usage: "`FILE` holding the pid that --on-change-signal goes to"},
-		&cli.DurationFlag{Name: "on-change-debounce", Category: catChange, Value: mount.DefaultDebounce, EnvVars: envVar("on-change-debounce"),
-			Usage: "how long the files must stay unchanged before the on-change hook runs, once for all of them"},
-		&cli.DurationFlag{Name: "max-stale", Category: catChange, EnvVars: envVar("max-stale"), DefaultText: "no bound",
-			Usage: "while refreshes fail, serve a cached value at most this long after its last successful refresh, then EIO"},
+		stringFlag("on-change-command", &a.onChangeCommand, about{cat: catChange,
+			usage: "`COMMAND` run with /bin/sh -c when files' content changes, once per burst; SECRETSFS_PATHS names the files"}),
+		stringFlag("on-change-signal", &a.onChange.Signal, about{cat: catChange,
+			usage: "`SIGNAL` (e.g. HUP) sent to the pid in --on-change-pidfile when a file's content changes"}),
+		stringFlag("on-change-pidfile", &a.onChange.PIDFile, about{cat: catChange, file: true,
+			usage: "`FILE` holding the pid that --on-change-signal goes to"}),
+		durationFlag("on-change-debounce", &a.onChange.Debounce, about{cat: catChange,
+			usage: "how long the files must stay unchanged before the on-change hook runs, once for all of them"}),
+		durationFlag("max-stale", &f.MaxStale, about{cat: catChange, defaultText: "no bound",
+			usage: "while refreshes fail, serve a cached value at most this long after its last successful refresh, then EIO"}),
 
-		&cli.StringFlag{Name: "metrics-listen", Category: catObserve, EnvVars: envVar("metrics-listen"),
-			Usage: "serve Prometheus /metrics and /healthz on `HOST:PORT` (loopback only unless --metrics-allow-remote)"},
-		&cli.BoolFlag{Name: "metrics-allow-remote", Category: catObserve, EnvVars: envVar("metrics-allow-remote"),
-			Usage: "allow a --metrics-listen address other than loopback"},
-		&cli.StringFlag{Name: "audit-log", Category: catObserve, EnvVars: envVar("audit-log"), TakesFile: true,
-			Usage: "append one JSON line per open of a secret file to `FILE` (- for stderr); needs the per-open mode"},
-		&cli.BoolFlag{Name: "no-mlock", Category: catObserve, EnvVars: envVar("no-mlock"),
-			Usage: "do not lock the daemon's memory (mlockall); secrets may then be swapped to disk"},
+		stringFlag("metrics-listen", &f.MetricsListen, about{cat: catObserve,
+			usage: "serve Prometheus /metrics and /healthz on `HOST:PORT` (loopback only unless --metrics-allow-remote)"}),
+		boolFlag("metrics-allow-remote", &f.MetricsAllowRemote, about{cat: catObserve,
+			usage: "allow a --metrics-listen address other than loopback"}),
+		stringFlag("audit-log", &f.AuditLog, about{cat: catObserve, file: true,
+			usage: "append one JSON line per open of a secret file to `FILE` (- for stderr); needs the per-open mode"}),
+		boolFlag("no-mlock", &f.NoMlock, about{cat: catObserve,
+			usage: "do not lock the daemon's memory (mlockall); secrets may then be swapped to disk"}),
 	}
 }
 
 // mountCommand is "secretsfs mount".
 func mountCommand(act actions) *cli.Command {
+	a := newMountArgs()
 	return &cli.Command{
 		Name:      "mount",
 		Usage:     "mount the secrets on MOUNTPOINT and serve them until SIGINT or SIGTERM",
@@ -376,9 +558,9 @@ func mountCommand(act actions) *cli.Command {
 			"foreground, until SIGINT or SIGTERM; SIGHUP refreshes every cached secret at once\n" +
 			"and reopens the --audit-log file.\n" +
 			"Every flag can also be set with the environment variable shown next to it.",
-		Flags: mountFlags(),
+		Flags: a.flags(),
 		Action: func(c *cli.Context) error {
-			cfg, err := mountConfig(c)
+			cfg, err := a.mountConfig(c)
 			if err != nil {
 				return usageError{err}
 			}
@@ -387,14 +569,16 @@ func mountCommand(act actions) *cli.Command {
 	}
 }
 
-// mountConfig turns the parsed flags into a validated mount.Config.
-func mountConfig(c *cli.Context) (mount.Config, error) {
-	cfg := mount.DefaultConfig()
+// mountConfig completes the configuration the flags were bound to (the
+// mapping file's settings under them, MOUNTPOINT, the on-change hook) and
+// validates it.
+func (a *mountArgs) mountConfig(c *cli.Context) (mount.Config, error) {
 	var errs []error
-	m, err := mappingFile(c)
+	m, err := a.mappingFile(c)
 	if err != nil {
-		return cfg, err
+		return a.cfg, err
 	}
+	cfg := a.cfg
 	switch c.NArg() {
 	case 0:
 		if c.Command.Name == "check" {
@@ -405,54 +589,14 @@ func mountConfig(c *cli.Context) (mount.Config, error) {
 	default:
 		errs = append(errs, fmt.Errorf("MOUNTPOINT: give one directory, got %d arguments (flags go before MOUNTPOINT)", c.NArg()))
 	}
-	cfg.RefreshInterval = c.Duration("refresh-interval")
-	cfg.MaxCacheSize = c.Int("max-cache-size")
-	cfg.RetryDelayBase = c.Duration("retry-delay-base")
-	cfg.RetryGrowthFactor = c.Float64("retry-growth-factor")
-	cfg.RetryDelayMax = c.Duration("retry-delay-max")
-	cfg.DefaultStage = c.String("default-stage")
-	cfg.Region = c.String("region")
-	cfg.Profile = c.String("profile")
-	cfg.EndpointURL = c.String("endpoint-url")
-	cfg.RoleARN = c.String("role-arn")
-	for _, id := range []string{"uid", "gid"} {
-		if v := c.Uint(id); uint64(v) > uint64(^uint32(0)) {
-			errs = append(errs, fmt.Errorf("--%s: %d is too large; give a numeric id below 2^32", id, v))
+	if a.onChangeCommand != "" || a.onChange.Signal != "" || a.onChange.PIDFile != "" {
+		h := a.onChange
+		if a.onChangeCommand != "" {
+			h.Command, h.Shell = []string{a.onChangeCommand}, true
 		}
+		cfg.Features.OnChange = &h
 	}
-	cfg.UID = uint32(c.Uint("uid"))
-	cfg.GID = uint32(c.Uint("gid"))
-	if m, err := mount.ParseMode(c.String("file-mode")); err != nil {
-		errs = append(errs, fmt.Errorf("--file-mode: %w", err))
-	} else {
-		cfg.FileMode = m
-	}
-	if m, err := mount.ParseMode(c.String("dir-mode")); err != nil {
-		errs = append(errs, fmt.Errorf("--dir-mode: %w", err))
-	} else {
-		cfg.DirMode = m
-	}
-	cfg.AllowOther = c.Bool("allow-other")
-	cfg.KernelCache = c.Bool("kernel-cache")
-	cfg.FsName = c.String("fsname")
-	cfg.Prefixes = c.StringSlice("prefix")
-	for _, s := range c.StringSlice("tag") {
-		t, err := mount.ParseTag(s)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("--tag: %w", err))
-			continue
-		}
-		cfg.Tags = append(cfg.Tags, t)
-	}
-	cfg.ListInterval = c.Duration("list-interval")
-	cfg.Secrets = c.StringSlice("secret")
-	cfg.LogLevel = c.String("log-level")
-	cfg.LogFormat = c.String("log-format")
-	cfg.LogFile = c.String("log-file")
-	cfg.Syslog = c.Bool("syslog")
-	cfg.Features = mountFeatures(c)
 	cfg.Mapping = m
-	cfg.ExposeAll = c.Bool("expose-all")
 	cfg.Version = buildVersion()
 	if len(errs) == 0 {
 		if err := cfg.Validate(); err != nil {
@@ -602,36 +746,14 @@ func rotateDemo(ctx context.Context, emu *emulator.Emulator, clock cache.Clock, 
 	}
 }
 
-// mountFeatures reads the flags of change hooks, metrics, audit and memory
-// hygiene; Validate checks them.
-func mountFeatures(c *cli.Context) mount.Features {
-	f := mount.Features{
-		MaxStale:           c.Duration("max-stale"),
-		MetricsListen:      c.String("metrics-listen"),
-		MetricsAllowRemote: c.Bool("metrics-allow-remote"),
-		AuditLog:           c.String("audit-log"),
-		NoMlock:            c.Bool("no-mlock"),
-	}
-	cmd, sig, pidFile := c.String("on-change-command"), c.String("on-change-signal"), c.String("on-change-pidfile")
-	if cmd != "" || sig != "" || pidFile != "" {
-		h := &mapping.OnChange{Signal: sig, PIDFile: pidFile, Debounce: c.Duration("on-change-debounce")}
-		if cmd != "" {
-			h.Command, h.Shell = []string{cmd}, true
-		}
-		f.OnChange = h
-	}
-	return f
-}
-
 // mappingFile loads the --config file, if any, and gives its settings to
 // the flags that the command line and the environment did not set: a flag
 // wins over the file. A setting is a flag's name with "_" for "-".
-func mappingFile(c *cli.Context) (*mapping.Config, error) {
-	path := c.String("config")
-	if path == "" {
+func (a *mountArgs) mappingFile(c *cli.Context) (*mapping.Config, error) {
+	if a.config == "" {
 		return nil, nil
 	}
-	m, err := mapping.Load(path)
+	m, err := mapping.Load(a.config)
 	if err != nil {
 		return nil, err
 	}
@@ -653,7 +775,7 @@ func mappingFile(c *cli.Context) (*mapping.Config, error) {
 		case c.IsSet(s.Flag):
 			continue // given on the command line or in the environment
 		}
-		if _, list := f.(*cli.StringSliceFlag); !list && len(s.Values) != 1 {
+		if !isList(f) && len(s.Values) != 1 {
 			errs = append(errs, m.SettingError(s, "takes one value, got %d", len(s.Values)))
 			continue
 		}
@@ -668,6 +790,7 @@ func mappingFile(c *cli.Context) (*mapping.Config, error) {
 
 // checkCommand is "secretsfs check".
 func checkCommand(act actions) *cli.Command {
+	a := newMountArgs()
 	return &cli.Command{
 		Name:  "check",
 		Usage: "check a mapping file and every secret it names, and show what would be mounted",
@@ -680,15 +803,15 @@ func checkCommand(act actions) *cli.Command {
 			"printing any value. Exits 1 naming each file that would fail with its line in\n" +
 			"FILE, and 2, as mount does, when FILE itself has problems (each named with its\n" +
 			"line) or for a bad flag. Takes the flags of mount.",
-		Flags: mountFlags(),
+		Flags: a.flags(),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usageError{fmt.Errorf("check takes no arguments, got %q", c.Args().First())}
 			}
-			if c.String("config") == "" {
+			if a.config == "" {
 				return usageError{errors.New("--config: give the mapping file to check, e.g. secretsfs check --config /etc/secretsfs.yaml")}
 			}
-			cfg, err := mountConfig(c) // a problem of the file itself: exit 2, as mount
+			cfg, err := a.mountConfig(c) // a problem of the file itself: exit 2, as mount
 			if err != nil {
 				return usageError{err}
 			}

@@ -733,7 +733,7 @@ func TestIssue10_02_EveryMountFlagIsAnFstabOption(t *testing.T) {
 		if i%2 == 0 {
 			opt = strings.ReplaceAll(name, "-", "_")
 		}
-		switch f.(type) {
+		switch f := f.(type) {
 		case *cli.BoolFlag:
 			options = append(options, opt)
 			want[name] = "true"
@@ -752,6 +752,23 @@ func TestIssue10_02_EveryMountFlagIsAnFstabOption(t *testing.T) {
 		case *cli.StringSliceFlag:
 			options = append(options, opt+"=a-"+name, opt+"=b-"+name)
 			want[name] = "[a-" + name + " b-" + name + "]"
+		case *cli.GenericFlag:
+			switch f.Value.(type) {
+			case *idValue:
+				options = append(options, opt+"=7")
+				want[name] = "7"
+			case *modeValue:
+				options = append(options, opt+"=0440")
+				want[name] = fmt.Sprint(os.FileMode(0o440))
+			case *listValue[string]:
+				options = append(options, opt+"=a-"+name, opt+"=b-"+name)
+				want[name] = "[a-" + name + " b-" + name + "]"
+			case *listValue[mount.Tag]:
+				options = append(options, opt+"=a="+name, opt+"=b="+name)
+				want[name] = "[a=" + name + " b=" + name + "]"
+			default:
+				t.Fatalf("flag --%s has a value %T: give this test a sample value for it", name, f.Value)
+			}
 		default:
 			t.Fatalf("flag --%s is a %T: give this test a sample value for it", name, f)
 		}
@@ -828,5 +845,97 @@ func TestIssue10_07_FstabManPageListsEveryOption(t *testing.T) {
 		if !strings.Contains(page, `\fB`+o.Name+`\fP=\fI`+o.Value+`\fP`) {
 			t.Errorf("the man page lacks the helper's option %s=%s", o.Name, o.Value)
 		}
+	}
+}
+
+// TestEveryMountFlagIsBound: each flag of "secretsfs mount", set alone to a
+// value other than its default, changes the configuration the command
+// hands to the daemon. The list is the command's own flag definitions, so a
+// flag added later without a binding fails here; a flag of a new type fails
+// until it gets a sample value.
+func TestEveryMountFlagIsBound(t *testing.T) {
+	mappingPath := writeMapping(t, "files:\n  - path: x\n    secret: a\n")
+	// parse runs the mount command's flags and returns the configuration
+	// they make, valid or not. The on-change command is always given: the
+	// hook's other flags only reach the configuration with a hook.
+	parse := func(args ...string) mount.Config {
+		t.Helper()
+		a := newMountArgs()
+		var cfg mount.Config
+		app := &cli.App{Name: "secretsfs", Commands: []*cli.Command{{
+			Name: "mount", Flags: a.flags(),
+			Action: func(c *cli.Context) error {
+				cfg, _ = a.mountConfig(c) // Validate's verdict is not the point
+				return nil
+			},
+		}}}
+		args = append([]string{"secretsfs", "mount", "--on-change-command", "base"}, args...)
+		if err := app.Run(append(args, "/mnt/x")); err != nil {
+			t.Fatalf("%q: %v", args, err)
+		}
+		return cfg
+	}
+	base := parse()
+	flags := newMountArgs().flags()
+	if len(flags) < 30 {
+		t.Fatalf("only %d flags", len(flags))
+	}
+	for _, f := range flags {
+		name := f.Names()[0]
+		var value string
+		switch f := f.(type) {
+		case *cli.BoolFlag:
+			value = fmt.Sprint(!f.Value)
+		case *cli.DurationFlag:
+			value = (f.Value + 17*time.Second).String()
+		case *cli.IntFlag:
+			value = fmt.Sprint(f.Value + 1)
+		case *cli.Float64Flag:
+			value = fmt.Sprint(f.Value + 0.5)
+		case *cli.StringFlag:
+			value = "sample-" + name
+			if f.TakesFile {
+				value = mappingPath
+			}
+		case *cli.GenericFlag:
+			switch f.Value.(type) {
+			case *idValue:
+				value = "4242"
+			case *modeValue:
+				value = "0111"
+			case *listValue[string]:
+				value = "sample"
+			case *listValue[mount.Tag]:
+				value = "k=v"
+			default:
+				t.Fatalf("flag --%s has a value %T: give this test a sample value for it", name, f.Value)
+			}
+		default:
+			t.Fatalf("flag --%s is a %T: give this test a sample value for it", name, f)
+		}
+		if got := parse("--" + name + "=" + value); reflect.DeepEqual(got, base) {
+			t.Errorf("--%s=%s leaves the configuration as it was: the flag is bound to nothing", name, value)
+		}
+	}
+}
+
+// TestListFlagsFromTheCommandLineReplaceTheEnvironment: a repeatable flag
+// given on the command line replaces, not extends, the values of its
+// variable; the variable alone is split at commas.
+func TestListFlagsFromTheCommandLineReplaceTheEnvironment(t *testing.T) {
+	t.Setenv("SECRETSFS_PREFIX", "a/, b/")
+	t.Setenv("SECRETSFS_TAG", "env=prod")
+	var s mountStub
+	if code, _, errOut := runArgs(t, s.actions(), "mount", "--prefix", "c/", "--prefix", "d/,e/", "/m"); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if want := []string{"c/", "d/", "e/"}; !slices.Equal(s.cfg.Prefixes, want) {
+		t.Errorf("Prefixes = %q, want %q", s.cfg.Prefixes, want)
+	}
+	if want := []mount.Tag{{Key: "env", Value: "prod"}}; !slices.Equal(s.cfg.Tags, want) {
+		t.Errorf("Tags = %v, want %v", s.cfg.Tags, want)
+	}
+	if code, _, errOut := runArgs(t, s.actions(), "mount", "/m"); code != 0 || !slices.Equal(s.cfg.Prefixes, []string{"a/", "b/"}) {
+		t.Errorf("exit %d, Prefixes %q: %s", code, s.cfg.Prefixes, errOut)
 	}
 }
