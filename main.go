@@ -86,6 +86,7 @@ const defaultEmulatorListen = "127.0.0.1:9765"
 
 // emulatorCommand is "secretsfs emulator".
 func emulatorCommand(act actions) *cli.Command {
+	cfg := emulator.CommandConfig{Listen: defaultEmulatorListen}
 	return &cli.Command{
 		Name:      "emulator",
 		Usage:     "run a local AWS Secrets Manager emulator for development and tests",
@@ -100,33 +101,33 @@ func emulatorCommand(act actions) *cli.Command {
 			"file. Test controls (call counts, fault injection) are under URL/_emulator/.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{
-				Name:    "listen",
-				Value:   defaultEmulatorListen,
-				EnvVars: []string{"SECRETSFS_EMULATOR_LISTEN"},
-				Usage:   "`HOST:PORT` to listen on; port 0 picks a free one. A non-loopback address exposes every secret without authentication. Only requests whose Host header is a loopback name or HOST are answered (any, for 0.0.0.0 or ::)",
+				Name:        "listen",
+				Value:       cfg.Listen,
+				Destination: &cfg.Listen,
+				EnvVars:     []string{"SECRETSFS_EMULATOR_LISTEN"},
+				Usage:       "`HOST:PORT` to listen on; port 0 picks a free one. A non-loopback address exposes every secret without authentication. Only requests whose Host header is a loopback name or HOST are answered (any, for 0.0.0.0 or ::)",
 			},
 			&cli.StringFlag{
-				Name:      "seed",
-				EnvVars:   []string{"SECRETSFS_EMULATOR_SEED"},
-				Usage:     "JSON `FILE` of secrets to preload (format: see the README)",
-				TakesFile: true,
+				Name:        "seed",
+				Destination: &cfg.SeedFile,
+				EnvVars:     []string{"SECRETSFS_EMULATOR_SEED"},
+				Usage:       "JSON `FILE` of secrets to preload (format: see the README)",
+				TakesFile:   true,
 			},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usageError{fmt.Errorf("emulator takes no arguments, got %q", c.Args().First())}
 			}
-			listen := c.String("listen")
-			if _, _, err := net.SplitHostPort(listen); err != nil {
-				return usageError{fmt.Errorf("--listen %q: want HOST:PORT, e.g. 127.0.0.1:9765 (%v)", listen, err)}
+			if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+				return usageError{fmt.Errorf("--listen %q: want HOST:PORT, e.g. 127.0.0.1:9765 (%v)", cfg.Listen, err)}
 			}
-			seed := c.String("seed")
-			if seed != "" {
-				if _, err := os.Stat(seed); err != nil {
+			if cfg.SeedFile != "" {
+				if _, err := os.Stat(cfg.SeedFile); err != nil {
 					return usageError{fmt.Errorf("--seed: %w", err)}
 				}
 			}
-			return act.emulator(c.Context, emulator.CommandConfig{Listen: listen, SeedFile: seed}, c.App.Writer, c.App.ErrWriter)
+			return act.emulator(c.Context, cfg, c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }
@@ -608,6 +609,7 @@ func (a *mountArgs) mountConfig(c *cli.Context) (mount.Config, error) {
 
 // demoCommand is "secretsfs demo".
 func demoCommand(act actions) *cli.Command {
+	dc := demoConfig{RotateEvery: 20 * time.Second, RefreshInterval: 5 * time.Second, LogLevel: mount.DefaultLogLevel}
 	return &cli.Command{
 		Name:      "demo",
 		Usage:     "mount sample secrets from a built-in emulator (no AWS account needed)",
@@ -619,26 +621,19 @@ func demoCommand(act actions) *cli.Command {
 			"mounts them on MOUNTPOINT (a new temporary directory by default), rotates demo/db\n" +
 			"periodically and prints what to try. Ctrl-C unmounts and exits.",
 		Flags: []cli.Flag{
-			&cli.DurationFlag{Name: "rotate-interval", Value: 20 * time.Second, Usage: "how often demo/db is rotated"},
-			&cli.DurationFlag{Name: "refresh-interval", Value: 5 * time.Second, Usage: "the daemon's refresh interval"},
-			&cli.BoolFlag{Name: "kernel-cache", Usage: "use the fast, kernel-cached serving mode"},
-			&cli.StringFlag{Name: "log-level", Value: mount.DefaultLogLevel, Usage: "debug, info, warn or error"},
+			&cli.DurationFlag{Name: "rotate-interval", Value: dc.RotateEvery, Destination: &dc.RotateEvery, Usage: "how often demo/db is rotated"},
+			&cli.DurationFlag{Name: "refresh-interval", Value: dc.RefreshInterval, Destination: &dc.RefreshInterval, Usage: "the daemon's refresh interval"},
+			&cli.BoolFlag{Name: "kernel-cache", Destination: &dc.KernelCache, Usage: "use the fast, kernel-cached serving mode"},
+			&cli.StringFlag{Name: "log-level", Value: dc.LogLevel, Destination: &dc.LogLevel, Usage: "debug, info, warn or error"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
 				return usageError{fmt.Errorf("MOUNTPOINT: give at most one directory, got %d arguments", c.NArg())}
 			}
-			dc := demoConfig{
-				MountPoint:      c.Args().First(),
-				RotateEvery:     c.Duration("rotate-interval"),
-				RefreshInterval: c.Duration("refresh-interval"),
-				KernelCache:     c.Bool("kernel-cache"),
-				LogLevel:        c.String("log-level"),
-				Version:         buildVersion(),
-			}
-			for _, f := range []string{"rotate-interval", "refresh-interval"} {
-				if c.Duration(f) < mount.MinRefreshInterval {
-					return usageError{fmt.Errorf("--%s: is %v; give at least %v, such as 5s", f, c.Duration(f), mount.MinRefreshInterval)}
+			dc.MountPoint, dc.Version = c.Args().First(), buildVersion()
+			for _, f := range c.Command.Flags {
+				if d, ok := f.(*cli.DurationFlag); ok && *d.Destination < mount.MinRefreshInterval {
+					return usageError{fmt.Errorf("--%s: is %v; give at least %v, such as 5s", d.Name, *d.Destination, mount.MinRefreshInterval)}
 				}
 			}
 			if _, err := mount.ParseLevel(dc.LogLevel); err != nil {
