@@ -337,12 +337,26 @@ func valueFlag(name string, v cli.Generic, a about) *cli.GenericFlag {
 
 // modeFlag is an octal permission.
 func modeFlag(name string, dst *os.FileMode, a about) cli.Flag {
-	return valueFlag(name, &modeValue{flag: name, dst: dst}, a)
+	return valueFlag(name, &oneValue[os.FileMode]{flag: name, dst: dst, parse: mount.ParseMode,
+		format: func(m os.FileMode) string { return fmt.Sprintf("%04o", uint32(m)) }}, a)
 }
 
 // idFlag is a numeric user or group id.
 func idFlag(name string, dst *uint32, a about) cli.Flag {
-	return valueFlag(name, &idValue{flag: name, dst: dst}, a)
+	return valueFlag(name, &oneValue[uint32]{flag: name, dst: dst, parse: parseID,
+		format: func(id uint32) string { return strconv.FormatUint(uint64(id), 10) }}, a)
+}
+
+// parseID reads a numeric user or group id.
+func parseID(s string) (uint32, error) {
+	n, err := strconv.ParseUint(s, 10, 32)
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		return 0, fmt.Errorf("%s is too large; give a numeric id below 2^32", s)
+	case err != nil:
+		return 0, fmt.Errorf("%q is not a numeric id; give a number such as 1000", s)
+	}
+	return uint32(n), nil
 }
 
 // listFlag is a repeatable flag: each value, split at commas, is parsed and
@@ -354,57 +368,32 @@ func listFlag[T any](name string, dst *[]T, parse func(string) (T, error), a abo
 	return f
 }
 
-// modeValue is an octal permission bound to *dst.
-type modeValue struct {
-	flag string
-	dst  *os.FileMode
+// oneValue is the value of a flag parsed into *dst; its errors name the
+// flag.
+type oneValue[T any] struct {
+	flag   string
+	dst    *T
+	parse  func(string) (T, error)
+	format func(T) string
 }
 
-func (v *modeValue) Set(s string) error {
-	m, err := mount.ParseMode(s)
+func (v *oneValue[T]) Set(s string) error {
+	t, err := v.parse(s)
 	if err != nil {
 		return fmt.Errorf("--%s: %w", v.flag, err)
 	}
-	*v.dst = m
+	*v.dst = t
 	return nil
 }
 
 // Get makes the value a flag.Getter, for cli.Context.Value.
-func (v *modeValue) Get() any { return *v.dst }
+func (v *oneValue[T]) Get() any { return *v.dst }
 
-func (v *modeValue) String() string {
+func (v *oneValue[T]) String() string {
 	if v == nil || v.dst == nil {
 		return ""
 	}
-	return fmt.Sprintf("%04o", uint32(*v.dst))
-}
-
-// idValue is a numeric user or group id bound to *dst.
-type idValue struct {
-	flag string
-	dst  *uint32
-}
-
-func (v *idValue) Set(s string) error {
-	n, err := strconv.ParseUint(s, 10, 32)
-	switch {
-	case errors.Is(err, strconv.ErrRange):
-		return fmt.Errorf("--%s: %s is too large; give a numeric id below 2^32", v.flag, s)
-	case err != nil:
-		return fmt.Errorf("--%s: %q is not a numeric id; give a number such as 1000", v.flag, s)
-	}
-	*v.dst = uint32(n)
-	return nil
-}
-
-// Get makes the value a flag.Getter, for cli.Context.Value.
-func (v *idValue) Get() any { return *v.dst }
-
-func (v *idValue) String() string {
-	if v == nil || v.dst == nil {
-		return ""
-	}
-	return strconv.FormatUint(uint64(*v.dst), 10)
+	return v.format(*v.dst)
 }
 
 // listValue is the value of a listFlag.

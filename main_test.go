@@ -754,10 +754,10 @@ func TestIssue10_02_EveryMountFlagIsAnFstabOption(t *testing.T) {
 			want[name] = "[a-" + name + " b-" + name + "]"
 		case *cli.GenericFlag:
 			switch f.Value.(type) {
-			case *idValue:
+			case *oneValue[uint32]:
 				options = append(options, opt+"=7")
 				want[name] = "7"
-			case *modeValue:
+			case *oneValue[os.FileMode]:
 				options = append(options, opt+"=0440")
 				want[name] = fmt.Sprint(os.FileMode(0o440))
 			case *listValue[string]:
@@ -899,9 +899,9 @@ func TestEveryMountFlagIsBound(t *testing.T) {
 			}
 		case *cli.GenericFlag:
 			switch f.Value.(type) {
-			case *idValue:
+			case *oneValue[uint32]:
 				value = "4242"
-			case *modeValue:
+			case *oneValue[os.FileMode]:
 				value = "0111"
 			case *listValue[string]:
 				value = "sample"
