@@ -13,9 +13,17 @@ const module = "github.com/secretsfs/secretsfs"
 
 // deps returns every package of the module with its transitive imports,
 // tests left out (`go list -deps` semantics).
-func deps(t *testing.T) map[string][]string {
+func deps(t *testing.T) map[string][]string { return list(t, "Deps") }
+
+// imports returns every package of the module with its direct imports,
+// tests left out.
+func imports(t *testing.T) map[string][]string { return list(t, "Imports") }
+
+// list runs `go list` over the module and returns each package with the
+// import paths of its field (Deps or Imports).
+func list(t *testing.T, field string) map[string][]string {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Deps \" \"}}", module+"/...").Output()
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join ."+field+" \" \"}}", module+"/...").Output()
 	if err != nil {
 		var stderr []byte
 		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
@@ -56,6 +64,47 @@ func TestDefect11_06_ProductionCodeDoesNotImportTest(t *testing.T) {
 		for _, dep := range imports {
 			if under(dep, testDir) {
 				t.Errorf("%s imports %s (directly or through another package); only main and test/ may import test/", pkg, dep)
+			}
+		}
+	}
+}
+
+// TestPackagesImportOnlyWhatIsBelowThem: data flows one way, main -> mount
+// -> (catalog, hooks, telemetry, mapping) -> (fs, cache). fs and cache
+// import no other package of the module; mapping imports none either;
+// catalog, hooks and telemetry import neither the daemon (mount) nor each
+// other, so each can be read and tested on its own; and only cache talks
+// to the AWS SDK among them.
+func TestPackagesImportOnlyWhatIsBelowThem(t *testing.T) {
+	pkgs, direct := deps(t), imports(t)
+	leaves := []string{module + "/fs", module + "/cache", module + "/mount/mapping"}
+	features := []string{module + "/mount/catalog", module + "/mount/hooks", module + "/mount/telemetry"}
+	for _, p := range append(leaves, features...) {
+		if _, ok := pkgs[p]; !ok {
+			t.Fatalf("go list did not list %s", p)
+		}
+	}
+	for _, p := range leaves {
+		for _, dep := range pkgs[p] {
+			if under(dep, module) && !under(dep, p) {
+				t.Errorf("%s imports %s; it may import no other package of the module", p, dep)
+			}
+		}
+	}
+	for _, p := range features {
+		for _, dep := range pkgs[p] {
+			if dep == module+"/mount" {
+				t.Errorf("%s imports the daemon (mount), which is above it", p)
+			}
+			for _, other := range features {
+				if other != p && under(dep, other) {
+					t.Errorf("%s imports %s: features talk through interfaces, not each other", p, other)
+				}
+			}
+		}
+		for _, dep := range direct[p] {
+			if strings.HasPrefix(dep, "github.com/aws/") {
+				t.Errorf("%s imports %s: the AWS SDK stays behind cache/", p, dep)
 			}
 		}
 	}
