@@ -16,15 +16,18 @@
 // --secret (or, with a mapping, only the mapped files); catalogOf (mode.go)
 // picks the mode.
 //
-// Beyond serving files (features.go, wired in Daemon.Add): on_change hooks run a
-// command (without a shell for a list, /bin/sh -c for a string) or signal a
-// pid file's process, only for files whose bytes changed, once per hook per
-// burst of changes, at most four at once (mount/hooks); --max-stale turns a
-// value stale for too long into EIO (store.go) and has the kernel's caches of
-// its files dropped at that moment (expiry.go); Prometheus metrics in a
-// registry of their own and /healthz
-// (metrics.go); a JSON audit line per open naming the reading process
-// (audit.go); mlockall and no core dumps (hygiene.go).
+// Beyond serving files (the settings in features.go, wired in Daemon.Add):
+// on_change hooks (package mount/hooks); --max-stale turns a value stale for
+// too long into EIO (store.go) and has the kernel's caches of its files
+// dropped at that moment (expiry.go); Prometheus metrics, /healthz and the
+// audit log (package mount/telemetry); mlockall and no core dumps
+// (hygiene.go).
+//
+// Time comes from one injected clock (cache.Clock; cache.SystemClock in
+// production): the cache's schedule, the catalog's intervals and lookup
+// rate, the hooks' debounce, --max-stale, health and audit timestamps.
+// Context deadlines and HTTP server timeouts, which only bound I/O, use the
+// real clock.
 //
 // A Daemon serves many mounts from one process (daemon.go): Add builds one
 // mount top to bottom (telemetry, the cache, the catalog, the store, the
