@@ -73,14 +73,7 @@ func (p *parser) object(n *yaml.Node, where, translate string) []File {
 		return nil
 	}
 	before := len(p.errs)
-	get := func(name string) (string, *yaml.Node) {
-		v := fs[name]
-		if v == nil {
-			return "", nil
-		}
-		s, _ := p.scalar(v, where+"."+name)
-		return s, v
-	}
+	get := func(name string) (string, *yaml.Node) { return p.field(fs, where, name) }
 	f := File{Where: where, Line: n.Line, Source: p.source, Format: FormatRaw}
 	name, nn := get("objectName")
 	if nn == nil {

@@ -420,6 +420,18 @@ func mapGet(m *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
+// field returns the scalar text of one field of a mapping read by fields
+// (an error recorded if it is not a scalar) and its node; "", nil when the
+// field is absent.
+func (p *parser) field(fs map[string]*yaml.Node, where, name string) (string, *yaml.Node) {
+	v := fs[name]
+	if v == nil {
+		return "", nil
+	}
+	s, _ := p.scalar(v, where+"."+name)
+	return s, v
+}
+
 // fields checks a mapping's keys against the known ones, reporting unknown
 // and repeated keys, and returns the values by key.
 func (p *parser) fields(n *yaml.Node, where string, known ...string) (map[string]*yaml.Node, bool) {
@@ -526,14 +538,7 @@ func (p *parser) file(n *yaml.Node, where string) (File, bool) {
 		return f, false
 	}
 	before := len(p.errs)
-	get := func(name string) (string, *yaml.Node) {
-		v := fs[name]
-		if v == nil {
-			return "", nil
-		}
-		s, _ := p.scalar(v, where+"."+name)
-		return s, v
-	}
+	get := func(name string) (string, *yaml.Node) { return p.field(fs, where, name) }
 	path, pn := get("path")
 	if pn == nil {
 		p.errorf(n.Line, where, "path is missing; give the file's path inside the mount, e.g. path: app/db.conf")
