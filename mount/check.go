@@ -32,7 +32,7 @@ func Check(ctx context.Context, cfg Config, stdout io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	client, err := newSecretsClient(ctx, cfg, Env{})
+	client, err := cache.NewClient(ctx, cfg.identity(Env{}), cfg.Version)
 	if err != nil {
 		return err
 	}

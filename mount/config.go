@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws/arn"
-
 	"github.com/secretsfs/secretsfs/cache"
 	"github.com/secretsfs/secretsfs/mount/mapping"
 )
@@ -222,6 +220,15 @@ func (c Config) Cache(clock cache.Clock, log *slog.Logger, obs cache.Observer) c
 	return cc
 }
 
+// identity is whom these settings reach Secrets Manager as, signing with
+// env's static key when it gives one.
+func (c Config) identity(env Env) cache.Identity {
+	return cache.Identity{
+		Region: c.Region, Profile: c.Profile, EndpointURL: c.EndpointURL, RoleARN: c.RoleARN,
+		StaticKeyID: env.StaticKeyID, StaticSecretKey: env.StaticSecretKey,
+	}
+}
+
 // Validate checks every field and returns one error per bad field, each
 // naming its command-line flag and the fix, joined with errors.Join.
 func (c Config) Validate() error {
@@ -265,7 +272,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.RoleARN != "" {
-		if a, err := arn.Parse(c.RoleARN); err != nil || a.Service != "iam" || !strings.HasPrefix(a.Resource, "role/") {
+		if !cache.IsRoleARN(c.RoleARN) {
 			bad("--role-arn", "is %q; give a role ARN such as arn:aws:iam::123456789012:role/secretsfs", c.RoleARN)
 		}
 	}

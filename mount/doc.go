@@ -3,8 +3,10 @@
 //
 // Run validates the mount point before anything else and clears a stale
 // mount left by a daemon that was killed ("transport endpoint is not
-// connected") with a lazy unmount. It then builds the AWS client (region,
-// profile, endpoint and an optional STS role), the caching client of package
+// connected") with a lazy unmount. It then builds, through package cache
+// (cache.NewClient; mount imports nothing of the AWS SDK), the AWS client
+// for the mount's cache.Identity (region, profile, endpoint, an optional STS
+// role and the static key), the caching client of package
 // cache with background refresh on, and a Catalog saying which secrets the
 // mount shows, and hands both to package fs, which mounts the node tree.
 // It prints one line once the mount serves, forces a refresh of every cached

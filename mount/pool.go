@@ -7,32 +7,28 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-
 	"github.com/secretsfs/secretsfs/cache"
 )
 
 // poolKey tells which mounts may share a cache: those that reach Secrets
-// Manager as the same identity (region, profile, endpoint, role; the static
-// key is the Daemon's, the same for all) with the same cache settings.
+// Manager as the same identity (region, profile, endpoint, role and static
+// key) with the same User-Agent version and cache settings.
 type poolKey struct {
-	Region, Profile, EndpointURL, RoleARN, Version string
+	Identity cache.Identity
+	Version  string
 	// Cache is the cache's configuration without clock, logger or
 	// observer: Config.Cache alone says which settings reach the cache.
 	Cache cache.Config
 }
 
-func poolKeyOf(cfg Config) poolKey {
-	return poolKey{
-		Region: cfg.Region, Profile: cfg.Profile, EndpointURL: cfg.EndpointURL, RoleARN: cfg.RoleARN,
-		Version: cfg.Version, Cache: cfg.Cache(nil, nil, nil),
-	}
+func poolKeyOf(cfg Config, env Env) poolKey {
+	return poolKey{Identity: cfg.identity(env), Version: cfg.Version, Cache: cfg.Cache(nil, nil, nil)}
 }
 
 // shared is one identity's client and cache, used by every mount of that
 // identity.
 type shared struct {
-	client *secretsmanager.Client // lists secrets for the listing catalogs
+	lister *cache.Lister // lists secrets for the listing catalogs
 	cache  *cache.Cache
 	obs    *fanout // the cache's observer: each mount's metrics and expiry
 	refs   int
@@ -50,12 +46,12 @@ func newCachePool() *cachePool { return &cachePool{entries: map[poolKey]*shared{
 // acquire returns the cache of cfg's identity, built on first use, and the
 // function that gives it back.
 func (p *cachePool) acquire(ctx context.Context, cfg Config, env Env, clock cache.Clock, log *slog.Logger) (*shared, func(), error) {
-	key := poolKeyOf(cfg)
+	key := poolKeyOf(cfg, env)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := p.entries[key]
 	if s == nil {
-		client, err := newSecretsClient(ctx, cfg, env)
+		client, err := cache.NewClient(ctx, key.Identity, cfg.Version)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -64,7 +60,7 @@ func (p *cachePool) acquire(ctx context.Context, cfg Config, env Env, clock cach
 		if err != nil {
 			return nil, nil, fmt.Errorf("cache: %w", err)
 		}
-		s = &shared{client: client, cache: c, obs: obs}
+		s = &shared{lister: cache.NewLister(client), cache: c, obs: obs}
 		p.entries[key] = s
 	}
 	s.refs++

@@ -74,7 +74,7 @@ func TestDefect11_06_ProductionCodeDoesNotImportTest(t *testing.T) {
 // import no other package of the module; mapping imports none either;
 // catalog, hooks and telemetry import neither the daemon (mount) nor each
 // other, so each can be read and tested on its own; and only cache talks
-// to the AWS SDK among them.
+// to the AWS SDK: neither the features nor mount itself import it.
 func TestPackagesImportOnlyWhatIsBelowThem(t *testing.T) {
 	pkgs, direct := deps(t), imports(t)
 	leaves := []string{module + "/fs", module + "/cache", module + "/mount/mapping"}
@@ -89,6 +89,11 @@ func TestPackagesImportOnlyWhatIsBelowThem(t *testing.T) {
 			if under(dep, module) && !under(dep, p) {
 				t.Errorf("%s imports %s; it may import no other package of the module", p, dep)
 			}
+		}
+	}
+	for _, dep := range direct[module+"/mount"] {
+		if strings.HasPrefix(dep, "github.com/aws/") {
+			t.Errorf("mount imports %s: the AWS SDK stays behind cache/ (build clients with cache.NewClient)", dep)
 		}
 	}
 	for _, p := range features {

@@ -1,4 +1,4 @@
-package mount
+package cacheint
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/secretsfs/secretsfs/cache"
 	"github.com/secretsfs/secretsfs/test/emulator"
 )
 
@@ -30,9 +31,9 @@ const assumeRoleAnswer = `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/d
   <ResponseMetadata><RequestId>4f1c1f3e-0000-0000-0000-000000000000</RequestId></ResponseMetadata>
 </AssumeRoleResponse>`
 
-// TestRoleARNAssumesTheRoleThroughSTS checks that --role-arn makes the
-// daemon call STS AssumeRole and sign its Secrets Manager calls with the
-// role's credentials.
+// TestRoleARNAssumesTheRoleThroughSTS checks that an Identity's RoleARN
+// (the daemon's --role-arn) makes the client call STS AssumeRole and sign
+// its Secrets Manager calls with the role's credentials.
 func TestRoleARNAssumesTheRoleThroughSTS(t *testing.T) {
 	var mu sync.Mutex
 	var stsForms []string
@@ -68,10 +69,8 @@ func TestRoleARNAssumesTheRoleThroughSTS(t *testing.T) {
 	} {
 		t.Setenv(k, v)
 	}
-	cfg := DefaultConfig()
-	cfg.RoleARN = "arn:aws:iam::123456789012:role/secretsfs"
-	cfg.EndpointURL = sm.URL
-	client, err := newSecretsClient(context.Background(), cfg, Env{})
+	id := cache.Identity{RoleARN: "arn:aws:iam::123456789012:role/secretsfs", EndpointURL: sm.URL}
+	client, err := cache.NewClient(context.Background(), id, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
