@@ -13,8 +13,8 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/secretsfs/secretsfs/cache"
-	"github.com/secretsfs/secretsfs/cache/cachetest"
 	"github.com/secretsfs/secretsfs/mount/mapping"
+	"github.com/secretsfs/secretsfs/test/fakecache"
 )
 
 func TestFeaturesValidateNamesTheFlag(t *testing.T) {
@@ -81,33 +81,11 @@ func TestApplyHygiene(t *testing.T) {
 	}
 }
 
-// fakeClockCache builds a cache over a fake client and clock, with
-// background refresh off unless a tweak turns it on.
-func fakeClockCache(t *testing.T, tweaks ...func(*cache.Config)) (*cache.Cache, *cachetest.Client, *cachetest.Clock) {
-	t.Helper()
-	client := cachetest.NewClient()
-	clock := cachetest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	cfg := cache.DefaultConfig()
-	cfg.RefreshAhead = 0
-	cfg.Clock = clock
-	cfg.SecretRefreshInterval = time.Minute
-	cfg.ExceptionRetryDelayMax = time.Second
-	for _, tweak := range tweaks {
-		tweak(&cfg)
-	}
-	c, err := cache.New(client, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c, client, clock
-}
-
 // TestMaxStale: a value stale within --max-stale is served (marked stale),
 // beyond it the read is EIO, and after recovery it is served again. The
 // health half is telemetry's TestHealthMaxStale.
 func TestMaxStale(t *testing.T) {
-	c, client, clock := fakeClockCache(t)
+	c, client, clock := fakecache.New(t)
 	client.PutString("db", "v1")
 	st := store{c: c, maxStale: 10 * time.Minute, clock: clock}
 	ctx := context.Background()

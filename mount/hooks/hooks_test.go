@@ -18,6 +18,7 @@ import (
 	"github.com/secretsfs/secretsfs/cache/cachetest"
 	sfs "github.com/secretsfs/secretsfs/fs"
 	"github.com/secretsfs/secretsfs/mount/mapping"
+	"github.com/secretsfs/secretsfs/test/fakecache"
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
@@ -134,7 +135,7 @@ func jsonOfKeys(n, gen int) string {
 // JSON secret changes 402 files (every key, AWSCURRENT and AWSPREVIOUS);
 // the hook runs once, naming them all, not once per file.
 func TestDefect9_09_OneRunPerHookPerBurst(t *testing.T) {
-	c, client, clock := fakeClockCache(t)
+	c, client, clock := fakecache.New(t)
 	client.PutString("db", jsonOfKeys(400, 1))
 	ctx := context.Background()
 	if _, err := c.GetValue(ctx, "db", ""); err != nil {
@@ -188,7 +189,7 @@ func TestDefect9_09_OneRunPerHookPerBurst(t *testing.T) {
 // own hook, change together; at most maxHookRuns hooks run at once, the
 // others wait for a slot, and all run in the end.
 func TestDefect9_09_HookRunsAtOnceAreBounded(t *testing.T) {
-	c, client, clock := fakeClockCache(t)
+	c, client, clock := fakecache.New(t)
 	client.PutString("db", "v1")
 	render := func(ctx context.Context) (sfs.Value, error) {
 		v, err := c.GetValue(ctx, "db", "")
@@ -235,7 +236,7 @@ func TestDefect9_09_HookRunsAtOnceAreBounded(t *testing.T) {
 // TestOnChangeRunsARealCommand: the runner starts the command, from /,
 // with the allowed environment and the changed file named.
 func TestOnChangeRunsARealCommand(t *testing.T) {
-	c, client, clock := fakeClockCache(t)
+	c, client, clock := fakecache.New(t)
 	client.PutString("db", "v1")
 	out := filepath.Join(t.TempDir(), "out")
 	content := "a"
@@ -261,7 +262,7 @@ func TestOnChangeRunsARealCommand(t *testing.T) {
 // the second not; the one run names the version the file serves when the
 // hook starts, not the one that first changed it.
 func TestDefect9_21_TheRunNamesTheVersionServedWhenItStarts(t *testing.T) {
-	c, client, clock := fakeClockCache(t)
+	c, client, clock := fakecache.New(t)
 	client.PutString("db", `{"user":"a","password":"p1"}`)
 	ctx := context.Background()
 	if _, err := c.GetValue(ctx, "db", ""); err != nil {
@@ -314,7 +315,7 @@ func TestDefect9_21_TheRunNamesTheVersionServedWhenItStarts(t *testing.T) {
 // --on-change-* hook, because a secret whose files carry a hook is kept
 // refreshed whether read or not.
 func TestDefect9_18_HookFiresWithoutFurtherReads(t *testing.T) {
-	c, client, clock := fakeClockCache(t, func(cfg *cache.Config) { cfg.RefreshAhead = 10 * time.Second })
+	c, client, clock := fakecache.New(t, func(cfg *cache.Config) { cfg.RefreshAhead = 10 * time.Second })
 	client.PutString("db", "v1")
 	ctx := context.Background()
 	out := filepath.Join(t.TempDir(), "ran")
@@ -379,7 +380,7 @@ func (c *changingCatalog) set(refs ...sfs.SecretRef) {
 // the secrets pinned are those the layout shows, as the listing changes;
 // stopping unpins them all.
 func TestOnChangePinsFollowTheCatalog(t *testing.T) {
-	c, _, clock := fakeClockCache(t)
+	c, _, clock := fakecache.New(t)
 	cat := &changingCatalog{refs: []sfs.SecretRef{{Name: "a", ID: "a"}, {Name: "b", ID: "b"}, {Name: "bad//name", ID: "c"}}}
 	r := newRunner(Config{Shown: cat, Hook: &mapping.OnChange{Command: []string{"true"}}, Source: c, Clock: clock})
 	stop := r.start()
@@ -411,7 +412,7 @@ func TestOnChangePinsFollowTheCatalog(t *testing.T) {
 // SECRETSFS_PATH=<mnt>/b/AWSCURRENT, b's file), nothing hidden is pinned,
 // and the only run naming <mnt>/b is b's own change.
 func TestDefect11_03_HookPathIsThePathTheMountShows(t *testing.T) {
-	c, client, clock := fakeClockCache(t)
+	c, client, clock := fakecache.New(t)
 	ctx := context.Background()
 	hidden := []string{"a/../b", "a/./b", "/a", "a//b"}
 	versions := map[string]string{}
@@ -463,7 +464,7 @@ func TestDefect11_03_HookPathIsThePathTheMountShows(t *testing.T) {
 }
 
 func TestChangedFilesComparesBytes(t *testing.T) {
-	c, client, clock := fakeClockCache(t)
+	c, client, clock := fakecache.New(t)
 	v1 := client.PutString("db", `{"user":"app","password":"p1","gone":"x"}`)
 	r := newRunner(Config{Source: c, DefaultStage: "AWSCURRENT"})
 	r.ctx = context.Background()

@@ -9,38 +9,16 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/secretsfs/secretsfs/cache"
-	"github.com/secretsfs/secretsfs/cache/cachetest"
+	"github.com/secretsfs/secretsfs/test/fakecache"
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
-
-// fakeClockCache builds a cache over a fake client and clock, with
-// background refresh off unless a tweak turns it on.
-func fakeClockCache(t *testing.T, tweaks ...func(*cache.Config)) (*cache.Cache, *cachetest.Client, *cachetest.Clock) {
-	t.Helper()
-	client := cachetest.NewClient()
-	clock := cachetest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	cfg := cache.DefaultConfig()
-	cfg.RefreshAhead = 0
-	cfg.Clock = clock
-	cfg.SecretRefreshInterval = time.Minute
-	cfg.ExceptionRetryDelayMax = time.Second
-	for _, tweak := range tweaks {
-		tweak(&cfg)
-	}
-	c, err := cache.New(client, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c, client, clock
-}
 
 // TestHealthMaxStale: a secret stale within --max-stale is healthy, beyond
 // it (by the injected clock) unservable, and healthy again after recovery;
 // a missing secret counts as fine; not mounted is unhealthy. The store
 // half (the read turning into EIO) is mount's TestMaxStale.
 func TestHealthMaxStale(t *testing.T) {
-	c, client, clock := fakeClockCache(t)
+	c, client, clock := fakecache.New(t)
 	client.PutString("db", "v1")
 	h := NewHealth(c, 10*time.Minute, clock)
 	h.SetMounted(true)
@@ -84,7 +62,7 @@ func TestHealthMaxStale(t *testing.T) {
 // in the background with the backoff, so health comes back without a
 // reader.
 func TestDefect9_07_TransientErrorOnALookedUpNameKeepsHealthy(t *testing.T) {
-	c, client, clock := fakeClockCache(t, func(cfg *cache.Config) {
+	c, client, clock := fakecache.New(t, func(cfg *cache.Config) {
 		cfg.RefreshAhead = time.Minute
 		cfg.ExceptionRetryDelayMax = time.Hour
 	})
