@@ -440,11 +440,13 @@ func TestDemoRotatesOnTheInjectedClock(t *testing.T) {
 		if env.Stdout != &stdout || env.StaticKeyID == "" || env.StaticSecretKey == "" {
 			return fmt.Errorf("env = %+v; want stdout and a static key", env)
 		}
+		// Serving first, as the real daemon does: the tips are written by
+		// then.
+		env.OnServing()
 		got <- served{cfg, secretsmanager.NewFromConfig(aws.Config{
 			Region:      cfg.Region,
 			Credentials: credentials.NewStaticCredentialsProvider(env.StaticKeyID, env.StaticSecretKey, ""),
 		}, func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(cfg.EndpointURL) })}
-		env.OnServing()
 		<-ctx.Done()
 		return nil
 	}
