@@ -59,6 +59,7 @@ func New(client Client, cfg Config) (*Cache, error) {
 		rand:    cfg.Rand,
 		log:     cfg.Logger,
 		secrets: newLRU[string, *secretEntry](cfg.MaxCacheSize),
+		stats:   counters{calls: newCallCounters()},
 		subs:    make(map[*subscriber]struct{}),
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -559,6 +560,17 @@ func (c *Cache) fetchVersion(e *secretEntry, vid string) error {
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	ve := c.versionLocked(e, vid)
+	if err != nil {
+		c.failLocked(&ve.err, &ve.errCount, &ve.nextRetry, err, now)
+		return err
+	}
+	c.storeVersionLocked(ve, out, now)
+	return nil
+}
+
+// versionLocked returns the entry of version vid, creating it if needed.
+func (c *Cache) versionLocked(e *secretEntry, vid string) *versionEntry {
 	ve, ok := e.versions.get(vid)
 	if !ok {
 		ve = &versionEntry{id: vid}
@@ -566,10 +578,12 @@ func (c *Cache) fetchVersion(e *secretEntry, vid string) error {
 			(*evicted).wipe()
 		}
 	}
-	if err != nil {
-		c.failLocked(&ve.err, &ve.errCount, &ve.nextRetry, err, now)
-		return err
-	}
+	return ve
+}
+
+// storeVersionLocked stores a version's value, fetched now; the entry is
+// locked. Every value the cache gets, whatever the call, is stored here.
+func (c *Cache) storeVersionLocked(ve *versionEntry, out *secretsmanager.GetSecretValueOutput, now time.Time) {
 	if out.CreatedDate != nil {
 		ve.created = *out.CreatedDate
 	}
@@ -579,5 +593,4 @@ func (c *Cache) fetchVersion(e *secretEntry, vid string) error {
 	}
 	ve.stored, ve.hasValue, ve.fetchedAt = stored, true, now
 	ve.err, ve.errCount = nil, 0
-	return nil
 }

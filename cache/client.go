@@ -148,22 +148,40 @@ func classify(err error) error {
 	return nil
 }
 
-// Operation names, as counted in Stats.APICalls.
+// Operation names, as counted in Stats.APICalls and told to the Observer.
 const (
-	OpDescribeSecret = "DescribeSecret"
-	OpGetSecretValue = "GetSecretValue"
+	OpDescribeSecret      = "DescribeSecret"
+	OpGetSecretValue      = "GetSecretValue"
+	OpBatchGetSecretValue = "BatchGetSecretValue"
 )
 
-// describe calls DescribeSecret, counts the call and translates its error.
-func (c *Cache) describe(ctx context.Context, id string) (*secretsmanager.DescribeSecretOutput, error) {
-	c.stats.describeCalls.Add(1)
+// apiOps are the operations the cache counts.
+func apiOps() []string {
+	return []string{OpDescribeSecret, OpGetSecretValue, OpBatchGetSecretValue, OpListSecrets}
+}
+
+// call makes one Secrets Manager call: fn calls the client with ctx. call
+// counts it by op, tells the Observer, and translates its error (id names
+// the secret in the error; "" for a call about no one secret). Every call
+// the cache makes goes through here.
+func (c *Cache) call(ctx context.Context, op, id string, fn func(context.Context) error) error {
+	c.stats.called(op)
 	start := c.clock.Now()
-	out, err := c.client.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)})
-	if err == nil && out == nil {
-		err = errors.New("empty answer")
-	}
-	err = translateError(OpDescribeSecret, id, err)
-	c.obs.APICall(OpDescribeSecret, err, c.clock.Now().Sub(start))
+	err := translateError(op, id, fn(ctx))
+	c.obs.APICall(op, err, c.clock.Now().Sub(start))
+	return err
+}
+
+// describe calls DescribeSecret.
+func (c *Cache) describe(ctx context.Context, id string) (*secretsmanager.DescribeSecretOutput, error) {
+	var out *secretsmanager.DescribeSecretOutput
+	err := c.call(ctx, OpDescribeSecret, id, func(ctx context.Context) (err error) {
+		out, err = c.client.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)})
+		if err == nil && out == nil {
+			err = errors.New("empty answer")
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -171,19 +189,19 @@ func (c *Cache) describe(ctx context.Context, id string) (*secretsmanager.Descri
 }
 
 // getValue calls GetSecretValue for one version by id (never by stage, so
-// the answer is immutable), counts the call and translates its error.
+// the answer is immutable).
 func (c *Cache) getValue(ctx context.Context, id, versionID string) (*secretsmanager.GetSecretValueOutput, error) {
-	c.stats.getValueCalls.Add(1)
-	start := c.clock.Now()
-	out, err := c.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
-		SecretId:  aws.String(id),
-		VersionId: aws.String(versionID),
+	var out *secretsmanager.GetSecretValueOutput
+	err := c.call(ctx, OpGetSecretValue, id, func(ctx context.Context) (err error) {
+		out, err = c.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
+			SecretId:  aws.String(id),
+			VersionId: aws.String(versionID),
+		})
+		if err == nil && out == nil {
+			err = errors.New("empty answer")
+		}
+		return err
 	})
-	if err == nil && out == nil {
-		err = errors.New("empty answer")
-	}
-	err = translateError(OpGetSecretValue, id, err)
-	c.obs.APICall(OpGetSecretValue, err, c.clock.Now().Sub(start))
 	if err != nil {
 		return nil, err
 	}

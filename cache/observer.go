@@ -7,7 +7,8 @@ import "time"
 // Nothing passed to them is secret.
 type Observer interface {
 	// APICall reports one Secrets Manager call: its operation
-	// (OpDescribeSecret, OpGetSecretValue), its error as the cache's callers
+	// (OpDescribeSecret, OpGetSecretValue, OpBatchGetSecretValue,
+	// OpListSecrets), its error as the cache's callers
 	// see it (matching ErrNotFound, ErrAccessDenied, ErrUnavailable, or nil)
 	// and how long it took.
 	APICall(op string, err error, took time.Duration)

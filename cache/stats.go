@@ -6,9 +6,21 @@ import (
 )
 
 type counters struct {
-	hits, misses, errors         atomic.Int64
-	describeCalls, getValueCalls atomic.Int64
+	hits, misses, errors atomic.Int64
+	calls                map[string]*atomic.Int64 // by operation; built by newCallCounters, then read-only
 }
+
+// newCallCounters returns one counter per operation the cache calls.
+func newCallCounters() map[string]*atomic.Int64 {
+	calls := make(map[string]*atomic.Int64)
+	for _, op := range apiOps() {
+		calls[op] = new(atomic.Int64)
+	}
+	return calls
+}
+
+// called counts one call of op.
+func (c *counters) called(op string) { c.calls[op].Add(1) }
 
 // Stats are cache-wide counters since the cache was built.
 type Stats struct {
@@ -17,7 +29,7 @@ type Stats struct {
 	// Misses counts reads that waited for a call (or joined one).
 	Misses int64
 	// APICalls counts calls made, by operation name (OpDescribeSecret,
-	// OpGetSecretValue).
+	// OpGetSecretValue, OpBatchGetSecretValue, OpListSecrets).
 	APICalls map[string]int64
 	// Errors counts failed calls.
 	Errors int64
@@ -30,15 +42,16 @@ func (c *Cache) Stats() Stats {
 	c.mu.Lock()
 	n := c.secrets.len()
 	c.mu.Unlock()
+	calls := make(map[string]int64, len(c.stats.calls))
+	for op, n := range c.stats.calls {
+		calls[op] = n.Load()
+	}
 	return Stats{
-		Hits:   c.stats.hits.Load(),
-		Misses: c.stats.misses.Load(),
-		Errors: c.stats.errors.Load(),
-		APICalls: map[string]int64{
-			OpDescribeSecret: c.stats.describeCalls.Load(),
-			OpGetSecretValue: c.stats.getValueCalls.Load(),
-		},
-		Secrets: n,
+		Hits:     c.stats.hits.Load(),
+		Misses:   c.stats.misses.Load(),
+		Errors:   c.stats.errors.Load(),
+		APICalls: calls,
+		Secrets:  n,
 	}
 }
 
