@@ -85,7 +85,9 @@ func (e *env) noBackgroundRefresh(id string) {
 	eventually(e.t, "the refresh to finish", func() bool {
 		ent.mu.Lock()
 		defer ent.mu.Unlock()
-		return !ent.bgBusy
+		e.c.sched.mu.Lock()
+		defer e.c.sched.mu.Unlock()
+		return !ent.sched.busy
 	})
 	ent.mu.Lock()
 	_, scheduled := e.c.backgroundTimeLocked(ent)

@@ -33,6 +33,14 @@ type Cache struct {
 	stats   counters
 	waiting atomic.Int64 // callers waiting for a flight now
 
+	slots slots    // bounds the calls under way (Config.MaxInFlight)
+	pacer pacer    // paces calls after throttling answers
+	sched schedule // the background refresh schedule
+	// bgCtx is the context of background work: marked by backgroundCtx,
+	// cancelled by Close with errClosed.
+	bgCtx    context.Context
+	bgCancel context.CancelCauseFunc
+
 	subsMu sync.Mutex
 	subs   map[*subscriber]struct{} // guarded by subsMu
 
@@ -63,7 +71,9 @@ func New(client Client, cfg Config) (*Cache, error) {
 		subs:    make(map[*subscriber]struct{}),
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
+		slots:   newSlots(cfg),
 	}
+	c.bgCtx, c.bgCancel = context.WithCancelCause(backgroundCtx(context.Background()))
 	if c.clock == nil {
 		c.clock = systemClock{}
 	}
@@ -87,7 +97,10 @@ func New(client Client, cfg Config) (*Cache, error) {
 // Close stops background refreshes and waits for the scheduler to end. Reads
 // keep working afterwards, refreshing on demand as the reference does.
 func (c *Cache) Close() error {
-	c.closeOnce.Do(func() { close(c.done) })
+	c.closeOnce.Do(func() {
+		close(c.done)
+		c.bgCancel(errClosed)
+	})
 	c.bgWG.Wait()
 	return nil
 }
@@ -102,11 +115,11 @@ func (c *Cache) GetSecretString(ctx context.Context, secretID string) (string, e
 // gives an error matching ErrNotFound.
 func (c *Cache) GetSecretStringWithStage(ctx context.Context, secretID, stage string) (string, error) {
 	var s string
-	err := c.lookup(ctx, secretID, target{stage: stage}, func(v *secretsmanager.GetSecretValueOutput, _ *secretEntry, _ *versionEntry, _ bool) error {
-		if v.SecretString == nil {
+	err := c.lookup(ctx, secretID, target{stage: stage}, func(v secretValue, _ *secretEntry, _ *versionEntry, _ bool) error {
+		if !v.hasStr {
 			return fmt.Errorf("secret %q stage %q has no string value: %w", secretID, c.stageOrDefault(stage), ErrNotFound)
 		}
-		s = *v.SecretString
+		s = v.str
 		return nil
 	})
 	return s, err
@@ -122,11 +135,11 @@ func (c *Cache) GetSecretBinary(ctx context.Context, secretID string) ([]byte, e
 // secret gives an error matching ErrNotFound.
 func (c *Cache) GetSecretBinaryWithStage(ctx context.Context, secretID, stage string) ([]byte, error) {
 	var b []byte
-	err := c.lookup(ctx, secretID, target{stage: stage}, func(v *secretsmanager.GetSecretValueOutput, _ *secretEntry, _ *versionEntry, _ bool) error {
-		if v.SecretBinary == nil {
+	err := c.lookup(ctx, secretID, target{stage: stage}, func(v secretValue, _ *secretEntry, _ *versionEntry, _ bool) error {
+		if !v.hasBin {
 			return fmt.Errorf("secret %q stage %q has no binary value: %w", secretID, c.stageOrDefault(stage), ErrNotFound)
 		}
-		b = append([]byte(nil), v.SecretBinary...)
+		b = append([]byte(nil), v.bin...)
 		return nil
 	})
 	return b, err
@@ -169,7 +182,7 @@ func (c *Cache) value(ctx context.Context, secretID string, want target) (Value,
 		stage = c.stageOrDefault(want.stage)
 	}
 	var val Value
-	err := c.lookup(ctx, secretID, want, func(v *secretsmanager.GetSecretValueOutput, e *secretEntry, ve *versionEntry, stale bool) error {
+	err := c.lookup(ctx, secretID, want, func(v secretValue, e *secretEntry, ve *versionEntry, stale bool) error {
 		var err error
 		val, err = c.valueOf(secretID, stage, v, e, ve, stale)
 		return err
@@ -178,7 +191,7 @@ func (c *Cache) value(ctx context.Context, secretID string, want target) (Value,
 }
 
 // valueOf builds the Value of a version's answer; the entry is locked.
-func (c *Cache) valueOf(secretID, stage string, v *secretsmanager.GetSecretValueOutput, e *secretEntry, ve *versionEntry, stale bool) (Value, error) {
+func (c *Cache) valueOf(secretID, stage string, v secretValue, e *secretEntry, ve *versionEntry, stale bool) (Value, error) {
 	val := Value{
 		SecretID:    secretID,
 		ARN:         e.meta.arn,
@@ -196,11 +209,11 @@ func (c *Cache) valueOf(secretID, stage string, v *secretsmanager.GetSecretValue
 		}
 	}
 	switch {
-	case v.SecretString != nil:
-		val.Data = []byte(*v.SecretString)
-	case v.SecretBinary != nil:
+	case v.hasStr:
+		val.Data = []byte(v.str)
+	case v.hasBin:
 		val.Binary = true
-		val.Data = append([]byte(nil), v.SecretBinary...)
+		val.Data = append([]byte(nil), v.bin...)
 	default:
 		return Value{}, fmt.Errorf("secret %q version %q has neither a string nor a binary value: %w", secretID, ve.id, ErrNotFound)
 	}
@@ -226,17 +239,14 @@ func (c *Cache) entry(id string) *secretEntry {
 	}
 	c.mu.Unlock()
 	if evicted != nil {
-		(*evicted).wipe()
-	}
-	if !ok {
-		c.nudge()
+		c.evict(*evicted)
 	}
 	return e
 }
 
-// extractFunc reads what a caller needs from a version's answer while the
-// entry is locked; it must not keep v.
-type extractFunc func(v *secretsmanager.GetSecretValueOutput, e *secretEntry, ve *versionEntry, stale bool) error
+// extractFunc reads what a caller needs from a version's value while the
+// entry is locked; it must not keep v's buffers.
+type extractFunc func(v secretValue, e *secretEntry, ve *versionEntry, stale bool) error
 
 // target names what a read wants: a stage (empty: the default stage), or
 // one version by id.
@@ -257,7 +267,10 @@ func (c *Cache) lookup(ctx context.Context, id string, want target, extract extr
 	for attempt := 1; ; attempt++ {
 		now := c.clock.Now()
 		e.mu.Lock()
-		e.read = true
+		if !e.read {
+			e.read = true
+			c.scheduleLocked(e) // a secret in error is now retried in the background
+		}
 		if e.needsRefresh(now) {
 			e.mu.Unlock()
 			waited = true
@@ -269,13 +282,11 @@ func (c *Cache) lookup(ctx context.Context, id string, want target, extract extr
 		}
 		if !e.used {
 			e.used = true
-			c.nudge() // the scheduler may now have this entry to look after
+			c.scheduleLocked(e) // in use: refreshed ahead of expiry
 		}
 		vid, err := want.versionID, error(nil)
 		if vid == "" {
-			if _, ok := e.tracked[stage]; !ok {
-				e.tracked[stage] = struct{}{}
-			}
+			e.track(stage)
 			vid, err = c.resolveLocked(e, stage)
 		} else {
 			_, err = c.resolveMetaLocked(e)
@@ -289,7 +300,7 @@ func (c *Cache) lookup(ctx context.Context, id string, want target, extract extr
 		if !ok || ve.needsFetch(now) {
 			e.mu.Unlock()
 			waited = true
-			if err := c.waitFlight(ctx, c.versionFlight(e, vid)); err != nil && ctx.Err() != nil {
+			if err := c.waitFlight(ctx, c.versionFlight(context.Background(), e, vid)); err != nil && ctx.Err() != nil {
 				return fmt.Errorf("read %q: %w", id, ctx.Err())
 			}
 			e.mu.Lock()
@@ -319,11 +330,11 @@ const maxLookups = 3
 func (c *Cache) serveLocked(e *secretEntry, stage, vid string, ve *versionEntry, ok bool, extract extractFunc) error {
 	if ok && ve.hasValue {
 		if stage != "" {
-			e.served[stage] = vid
+			e.setServed(stage, vid)
 		}
 		return c.extractLocked(ve, e, e.err != nil, extract)
 	}
-	if last, found := e.served[stage]; found && stage != "" && last != vid {
+	if last, found := e.servedVersion(stage); found && stage != "" && last != vid {
 		if lv, found := e.versions.get(last); found && lv.hasValue {
 			c.log.Warn("serving the previous version of a stage: its current version cannot be fetched",
 				"secret", e.id, "stage", stage, "served_version", last, "current_version", vid)
@@ -344,18 +355,18 @@ func (c *Cache) count(waited bool) {
 	}
 }
 
-// extractLocked hands a version's answer, read back through the hook, to
-// extract.
+// extractLocked hands a version's value, read back through the hook if
+// there is one, to extract.
 func (c *Cache) extractLocked(ve *versionEntry, e *secretEntry, stale bool, extract extractFunc) error {
-	stored := ve.stored
-	if c.cfg.Hook != nil {
-		stored = c.cfg.Hook.Get(stored)
+	if c.cfg.Hook == nil {
+		return extract(ve.val, e, ve, stale)
 	}
+	stored := c.cfg.Hook.Get(ve.stored)
 	out, ok := stored.(*secretsmanager.GetSecretValueOutput)
 	if !ok || out == nil {
 		return fmt.Errorf("secret %q version %q: hook returned %T, want *secretsmanager.GetSecretValueOutput", e.id, ve.id, stored)
 	}
-	return extract(out, e, ve, stale)
+	return extract(valueOfAnswer(out), e, ve, stale)
 }
 
 // resolveLocked finds the version id of a stage from the stored answer.
@@ -414,26 +425,48 @@ type refreshCond func(e *secretEntry, now time.Time) bool
 
 func alwaysRefresh(*secretEntry, time.Time) bool { return true }
 
-// secretFlight starts, or joins, the refresh of a secret's metadata.
+// secretFlight starts, or joins, the refresh of a secret's metadata. A
+// flight started here is foreground work, bounded by Config.FetchTimeout.
 func (c *Cache) secretFlight(e *secretEntry, cond refreshCond) <-chan singleflight.Result {
 	return c.flights.DoChan(e.flightKey(), func() (any, error) {
-		return nil, c.refreshSecret(e, cond)
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.FetchTimeout)
+		defer cancel()
+		return nil, c.refreshSecret(ctx, e, cond)
+	})
+}
+
+// backgroundFlight starts, or joins, a background refresh of a secret's
+// metadata, if it is due. Its calls are background work: they wait for
+// their turn without a deadline (each call still has Config.FetchTimeout),
+// until Close.
+func (c *Cache) backgroundFlight(e *secretEntry) <-chan singleflight.Result {
+	return c.flights.DoChan(e.flightKey(), func() (any, error) {
+		return nil, c.refreshSecret(c.bgCtx, e, c.dueInBackground)
 	})
 }
 
 func (e *secretEntry) flightKey() string { return "s" + strconv.FormatUint(e.key, 10) }
 
-// versionFlight starts, or joins, the fetch of a version's value.
-func (c *Cache) versionFlight(e *secretEntry, vid string) <-chan singleflight.Result {
+// versionFlight starts, or joins, the fetch of a version's value. ctx says
+// whose work a flight started here is: background (see backgroundFlight)
+// or foreground, then bounded by Config.FetchTimeout.
+func (c *Cache) versionFlight(ctx context.Context, e *secretEntry, vid string) <-chan singleflight.Result {
 	return c.flights.DoChan("v"+strconv.FormatUint(e.key, 10)+"/"+vid, func() (any, error) {
-		return nil, c.fetchVersion(e, vid)
+		ctx := ctx
+		if !isBackground(ctx) {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(context.Background(), c.cfg.FetchTimeout)
+			defer cancel()
+		}
+		return nil, c.fetchVersion(ctx, e, vid)
 	})
 }
 
 // refreshSecret asks DescribeSecret for the secret, stores the answer or the
 // error, fetches the values that the stages in use now point at, and tells
-// subscribers what moved. It runs detached from any caller.
-func (c *Cache) refreshSecret(e *secretEntry, cond refreshCond) (err error) {
+// subscribers what moved. It runs detached from any caller, on ctx: a
+// flight's (secretFlight, backgroundFlight).
+func (c *Cache) refreshSecret(ctx context.Context, e *secretEntry, cond refreshCond) (err error) {
 	seq := c.seq.Add(1)
 	start := c.clock.Now()
 	e.mu.Lock()
@@ -445,13 +478,15 @@ func (c *Cache) refreshSecret(e *secretEntry, cond refreshCond) (err error) {
 	e.force = false
 	e.used = false
 	e.attemptSeq = seq
+	c.scheduleLocked(e)
 	e.mu.Unlock()
 	defer func() { c.obs.Refresh(e.id, err, c.clock.Now().Sub(start)) }()
 
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.FetchTimeout)
-	defer cancel()
 	out, err := c.describe(ctx, e.id)
 	now := c.clock.Now()
+	if errors.Is(err, errClosed) {
+		return err // the cache closed while the call waited: nothing to store
+	}
 
 	e.mu.Lock()
 	if seq < e.seq {
@@ -468,6 +503,8 @@ func (c *Cache) refreshSecret(e *secretEntry, cond refreshCond) (err error) {
 			e.stored, e.stages, e.described = nil, nil, false
 		}
 		c.failLocked(&e.err, &e.errCount, &e.nextRetry, err, now)
+		e.retrySpread = c.retrySpread(e.nextRetry.Sub(now))
+		c.scheduleLocked(e)
 		hadValue, retryAt := e.described, e.nextRetry
 		e.mu.Unlock()
 		if hadValue {
@@ -484,7 +521,7 @@ func (c *Cache) refreshSecret(e *secretEntry, cond refreshCond) (err error) {
 	}
 	c.storeLocked(e, out, stages, now)
 	var fetch []string
-	for stage := range e.tracked {
+	for _, stage := range e.tracked {
 		vid := stages[stage]
 		if vid == "" {
 			continue
@@ -497,24 +534,25 @@ func (c *Cache) refreshSecret(e *secretEntry, cond refreshCond) (err error) {
 
 	for _, vid := range fetch {
 		// Errors are stored in the version entry and surface on read.
-		_ = c.waitFlight(context.Background(), c.versionFlight(e, vid))
+		_ = c.waitFlight(context.Background(), c.versionFlight(ctx, e, vid))
 	}
 	c.emit(changes)
-	c.nudge()
 	return nil
 }
 
 // storeLocked stores a successful DescribeSecret answer in the entry and
-// schedules its next refresh.
+// schedules its next refresh. Without a Hook only the meta and stages are
+// kept, not the answer.
 func (c *Cache) storeLocked(e *secretEntry, out *secretsmanager.DescribeSecretOutput, stages map[string]string, now time.Time) {
-	var stored any = out
+	var stored any
 	if c.cfg.Hook != nil {
 		stored = c.cfg.Hook.Put(out)
 	}
 	e.stored, e.stages, e.meta, e.described = stored, stages, metaOf(out), true
-	e.err, e.errCount = nil, 0
+	e.err, e.errCount, e.retrySpread = nil, 0, 0
 	e.refreshedAt = now
 	e.nextRefresh = c.nextRefreshTime(now, e.meta.nextRotation)
+	c.scheduleLocked(e)
 }
 
 // nextRefreshTime picks when an answer fetched now expires: uniformly in
@@ -542,8 +580,9 @@ func (c *Cache) failLocked(errp *error, count *int, retry *time.Time, err error,
 }
 
 // fetchVersion asks GetSecretValue for one version by id and stores the
-// answer or the error. It runs detached from any caller.
-func (c *Cache) fetchVersion(e *secretEntry, vid string) error {
+// answer or the error. It runs detached from any caller, on ctx: a
+// flight's (versionFlight).
+func (c *Cache) fetchVersion(ctx context.Context, e *secretEntry, vid string) error {
 	e.mu.Lock()
 	if ve, ok := e.versions.peek(vid); ok && !ve.needsFetch(c.clock.Now()) {
 		// A flight that ended a moment ago fetched it (or failed recently).
@@ -553,10 +592,11 @@ func (c *Cache) fetchVersion(e *secretEntry, vid string) error {
 	}
 	e.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.FetchTimeout)
-	defer cancel()
 	out, err := c.getValue(ctx, e.id, vid)
 	now := c.clock.Now()
+	if errors.Is(err, errClosed) {
+		return err // the cache closed while the call waited: nothing to store
+	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -583,14 +623,16 @@ func (c *Cache) versionLocked(e *secretEntry, vid string) *versionEntry {
 
 // storeVersionLocked stores a version's value, fetched now; the entry is
 // locked. Every value the cache gets, whatever the call, is stored here.
+// Without a Hook only the value is kept, not the answer.
 func (c *Cache) storeVersionLocked(ve *versionEntry, out *secretsmanager.GetSecretValueOutput, now time.Time) {
 	if out.CreatedDate != nil {
 		ve.created = *out.CreatedDate
 	}
-	var stored any = out
 	if c.cfg.Hook != nil {
-		stored = c.cfg.Hook.Put(out)
+		ve.stored = c.cfg.Hook.Put(out)
+	} else {
+		ve.val = valueOfAnswer(out)
 	}
-	ve.stored, ve.hasValue, ve.fetchedAt = stored, true, now
+	ve.hasValue, ve.fetchedAt = true, now
 	ve.err, ve.errCount = nil, 0
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
@@ -40,13 +41,19 @@ func NewDefaultClient(ctx context.Context, version string, optFns ...func(*confi
 }
 
 // NewClientFromConfig builds a Secrets Manager client from an AWS
-// configuration, adding "secretsfs/<version>" to the User-Agent.
+// configuration, adding "secretsfs/<version>" to the User-Agent. Its
+// retryer is the SDK's adaptive mode (aws.RetryModeAdaptive): throttling
+// answers slow down all the client's calls, not only the throttled one's
+// retries (the configured maximum of attempts still applies). optFns may
+// change that.
 func NewClientFromConfig(cfg aws.Config, version string, optFns ...func(*secretsmanager.Options)) *secretsmanager.Client {
 	if version == "" {
 		version = "unknown"
 	}
 	ua := func(o *secretsmanager.Options) {
 		o.APIOptions = append(o.APIOptions, awsmiddleware.AddUserAgentKeyValue("secretsfs", version))
+		o.RetryMode = aws.RetryModeAdaptive
+		o.Retryer = retry.NewAdaptiveMode()
 	}
 	return secretsmanager.NewFromConfig(cfg, append([]func(*secretsmanager.Options){ua}, optFns...)...)
 }
@@ -163,12 +170,37 @@ func apiOps() []string {
 // call makes one Secrets Manager call: fn calls the client with ctx. call
 // counts it by op, tells the Observer, and translates its error (id names
 // the secret in the error; "" for a call about no one secret). Every call
-// the cache makes goes through here.
+// the cache makes goes through here, so here the calls as a whole are
+// bounded: call first waits for its turn under the pacing that throttling
+// answers set (readers queue there, so background work sees them and
+// yields), then for a call slot (Config.MaxInFlight; background work,
+// marked by backgroundCtx, takes only the background slots), then runs fn
+// within Config.FetchTimeout. Waiting ends with ctx: a background call
+// given up because the cache closed returns an error matching errClosed.
 func (c *Cache) call(ctx context.Context, op, id string, fn func(context.Context) error) error {
+	bg := isBackground(ctx)
+	if err := c.pace(ctx, bg); err != nil {
+		return translateError(op, id, err)
+	}
+	if err := c.slots.acquire(ctx, bg); err != nil {
+		return translateError(op, id, err)
+	}
+	defer c.slots.release(bg)
+	epoch := c.pacer.started(c.clock.Now())
 	c.stats.called(op)
 	start := c.clock.Now()
-	err := translateError(op, id, fn(ctx))
-	c.obs.APICall(op, err, c.clock.Now().Sub(start))
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.FetchTimeout)
+	raw := fn(cctx)
+	cancel()
+	end := c.clock.Now()
+	switch {
+	case raw == nil:
+		c.pacer.succeeded(end)
+	case isThrottle(raw):
+		c.pacer.throttled(end, epoch)
+	}
+	err := translateError(op, id, raw)
+	c.obs.APICall(op, err, end.Sub(start))
 	return err
 }
 

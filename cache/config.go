@@ -61,6 +61,24 @@ type Config struct {
 	// the callers that wait for them, so one caller's cancelled context never
 	// fails the others.
 	FetchTimeout time.Duration
+	// MaxInFlight is how many Secrets Manager calls the cache makes at once,
+	// at most, whatever the number of secrets and readers. Background
+	// refreshes take at most all but two of them (at least one), from as
+	// many goroutines, so that a reader's call always finds room. More
+	// fetches a cold directory sooner; fewer is gentler on the account's
+	// request quotas and on memory (each call holds its answer).
+	//
+	// Calls are also paced when Secrets Manager throttles: after a
+	// throttling answer (ThrottlingException, TooManyRequestsException,
+	// RequestLimitExceeded) to any call, every call of the cache is paced,
+	// first at half the rate of the last second, then at half the pace
+	// again after each further throttling answer (down to one call a
+	// second); each second of successful calls adds one call a second, and
+	// beyond a hundred calls a second pacing ends. Background refreshes
+	// yield to readers: they take only the pace readers leave, and wait
+	// while readers' calls are queued. Readers wait their turn too, never
+	// beyond their context.
+	MaxInFlight int
 	// Clock tells the time; nil means the system clock.
 	Clock Clock
 	// Rand is the jitter's random source; nil means math/rand/v2's.
@@ -83,6 +101,9 @@ const (
 	DefaultSecretRefreshInterval      = time.Hour
 )
 
+// DefaultMaxInFlight is the default Config.MaxInFlight.
+const DefaultMaxInFlight = 8
+
 // versionCacheSize is how many versions of one secret are kept, as in the
 // reference.
 const versionCacheSize = 10
@@ -90,7 +111,8 @@ const versionCacheSize = 10
 // DefaultConfig returns the reference's defaults, with background refresh a
 // minute ahead of expiry, rotation pick-up 10 s after a scheduled rotation,
 // forced refreshes waiting at most 5 s for a pending retry, requested ones
-// calling at most once a second per secret, and 30 s per call.
+// calling at most once a second per secret, 30 s per call, and at most 8
+// calls at once.
 func DefaultConfig() Config {
 	return Config{
 		MaxCacheSize:               DefaultMaxCacheSize,
@@ -104,6 +126,7 @@ func DefaultConfig() Config {
 		ForceRefreshMaxWait:        5 * time.Second,
 		ForceRefreshMinInterval:    time.Second,
 		FetchTimeout:               30 * time.Second,
+		MaxInFlight:                DefaultMaxInFlight,
 	}
 }
 
@@ -146,7 +169,16 @@ func (c Config) validate() error {
 	if c.FetchTimeout <= 0 {
 		bad("FetchTimeout", "is %v; it must be positive", c.FetchTimeout)
 	}
+	if c.MaxInFlight < 1 {
+		bad("MaxInFlight", "is %d; it must be at least 1 (the default is %d)", c.MaxInFlight, DefaultMaxInFlight)
+	}
 	return errors.Join(errs...)
+}
+
+// backgroundSlots is how many calls background refreshes make at once: all
+// but two of MaxInFlight, at least one.
+func (c Config) backgroundSlots() int {
+	return max(1, c.MaxInFlight-2)
 }
 
 // retryDelay is the wait after a failure preceded by n consecutive failures:

@@ -1,43 +1,52 @@
 package cache
 
 import (
-	"github.com/aws/aws-sdk-go-v2/aws"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 )
 
-// secretEntry is the cache's state for one secret id: the last
-// DescribeSecret answer, its refresh schedule, and the secret's versions.
+// secretEntry is the cache's state for one secret id: what it keeps of the
+// last DescribeSecret answer, its refresh schedule, and the secret's
+// versions. It is kept small: without a Hook no SDK answer is kept, only
+// what is served, and its lists are made when first needed.
 type secretEntry struct {
 	id  string
 	key uint64 // unique per entry, names its single flights
 
+	sched schedItem // guarded by the Cache's schedule.mu
+
 	// All fields below are guarded by the Cache's entry lock for this entry
 	// (mu); versions' fields too.
 	mu          sync.Mutex
-	stored      any               // what Hook.Put returned for the answer, or the answer
+	stored      any               // with a Hook: what Hook.Put returned for the answer
 	meta        secretMeta        // from the raw answer
 	stages      map[string]string // stage -> version id, from the raw answer
-	described   bool              // an answer is stored
 	err         error             // last refresh error; nil after a success
 	errCount    int               // consecutive failed refreshes
 	nextRetry   time.Time         // while err != nil: when to retry
+	retrySpread time.Duration     // while err != nil: how long after nextRetry to retry in the background
 	nextRefresh time.Time         // while err == nil: when the answer expires
 	refreshedAt time.Time         // last successful refresh
-	force       bool              // refresh on next use
 	seq         uint64            // sequence number of the stored refresh
 	attemptSeq  uint64            // sequence number of the last refresh that called DescribeSecret
 	forcedAt    time.Time         // when the last forced refresh (RefreshNow, RequestRefresh) started
-	versions    *lru[string, *versionEntry]
-	served      map[string]string   // stage -> version id last served with a value
-	tracked     map[string]struct{} // stages read through this entry
-	used        bool                // read since the last refresh started
-	read        bool                // a value was ever asked for
-	pins        int                 // Pin calls not yet undone
-	bgBusy      bool                // a background refresh is in flight
+	versions    versionLRU
+	served      []stageVersion // stage -> version id last served with a value
+	tracked     []string       // stages read through this entry
+	pins        int            // Pin calls not yet undone
+	described   bool           // an answer is stored
+	force       bool           // refresh on next use
+	used        bool           // read since the last refresh started
+	read        bool           // a value was ever asked for
+	evicted     bool           // dropped by the LRU: no longer scheduled
 }
+
+// stageVersion says which version a stage was served from.
+type stageVersion struct{ stage, vid string }
 
 // secretMeta is what the cache keeps of a DescribeSecret answer besides the
 // stages: nothing secret.
@@ -52,8 +61,9 @@ type secretMeta struct {
 // once fetched is never fetched again.
 type versionEntry struct {
 	id        string
-	stored    any  // what Hook.Put returned for the answer, or the answer
-	hasValue  bool // stored holds an answer
+	stored    any         // with a Hook: what Hook.Put returned for the answer
+	val       secretValue // without a Hook: the value
+	hasValue  bool        // stored or val holds the answer's value
 	created   time.Time
 	fetchedAt time.Time
 	err       error
@@ -61,14 +71,126 @@ type versionEntry struct {
 	nextRetry time.Time
 }
 
+// secretValue is a version's value as it is served: the answer's
+// SecretString or SecretBinary (the answer has one, or neither).
+type secretValue struct {
+	str            string
+	bin            []byte // the cache's own: zeroed on eviction
+	hasStr, hasBin bool
+}
+
+// valueOfAnswer is what is served of a GetSecretValue answer. It keeps the
+// answer's buffers, not the answer.
+func valueOfAnswer(out *secretsmanager.GetSecretValueOutput) secretValue {
+	var v secretValue
+	if out.SecretString != nil {
+		v.str, v.hasStr = *out.SecretString, true
+	}
+	if out.SecretBinary != nil {
+		v.bin, v.hasBin = out.SecretBinary, true
+	}
+	return v
+}
+
 func newSecretEntry(id string, key uint64) *secretEntry {
 	return &secretEntry{
 		id:       id,
 		key:      key,
 		force:    true,
-		versions: newLRU[string, *versionEntry](versionCacheSize),
-		served:   make(map[string]string),
-		tracked:  make(map[string]struct{}),
+		sched:    schedItem{idx: -1},
+		versions: versionLRU{max: versionCacheSize},
+	}
+}
+
+// track records that a stage is read through the entry.
+func (e *secretEntry) track(stage string) {
+	if !slices.Contains(e.tracked, stage) {
+		e.tracked = append(e.tracked, stage)
+	}
+}
+
+// servedVersion tells which version a stage was last served from.
+func (e *secretEntry) servedVersion(stage string) (string, bool) {
+	for _, sv := range e.served {
+		if sv.stage == stage {
+			return sv.vid, true
+		}
+	}
+	return "", false
+}
+
+// setServed records that a stage was served from version vid.
+func (e *secretEntry) setServed(stage, vid string) {
+	for i := range e.served {
+		if e.served[i].stage == stage {
+			e.served[i].vid = vid
+			return
+		}
+	}
+	e.served = append(e.served, stageVersion{stage, vid})
+}
+
+// versionLRU is a secret's versions, most recently used first: the rules of
+// lru, in a slice, as a secret holds one or two versions and at most
+// versionCacheSize. It is not safe for concurrent use.
+type versionLRU struct {
+	max   int
+	items []*versionEntry
+}
+
+func (l *versionLRU) find(vid string) int {
+	for i, v := range l.items {
+		if v.id == vid {
+			return i
+		}
+	}
+	return -1
+}
+
+// get returns the version vid and marks it most recently used.
+func (l *versionLRU) get(vid string) (*versionEntry, bool) {
+	i := l.find(vid)
+	if i < 0 {
+		return nil, false
+	}
+	v := l.items[i]
+	copy(l.items[1:i+1], l.items[:i])
+	l.items[0] = v
+	return v, true
+}
+
+// peek returns the version vid without changing its recency.
+func (l *versionLRU) peek(vid string) (*versionEntry, bool) {
+	if i := l.find(vid); i >= 0 {
+		return l.items[i], true
+	}
+	return nil, false
+}
+
+// putIfAbsent inserts v as vid unless vid is present. It reports whether it
+// inserted, and returns the version evicted to make room, if any.
+func (l *versionLRU) putIfAbsent(vid string, v *versionEntry) (inserted bool, evicted **versionEntry) {
+	if l.find(vid) >= 0 {
+		return false, nil
+	}
+	if len(l.items) < l.max {
+		l.items = append(l.items, nil)
+	} else {
+		old := l.items[len(l.items)-1]
+		evicted = &old
+	}
+	copy(l.items[1:], l.items)
+	l.items[0] = v
+	return true, evicted
+}
+
+// len reports the number of versions.
+func (l *versionLRU) len() int { return len(l.items) }
+
+// each calls f for every version, most recently used first.
+func (l *versionLRU) each(f func(string, *versionEntry)) {
+	for _, v := range l.items {
+		f(v.id, v)
 	}
 }
 
@@ -97,13 +219,27 @@ func (v *versionEntry) needsFetch(now time.Time) bool {
 
 // indexStages maps each stage to its version id.
 func indexStages(out *secretsmanager.DescribeSecretOutput) map[string]string {
-	idx := make(map[string]string)
+	idx := make(map[string]string, len(out.VersionIdsToStages))
 	for vid, stages := range out.VersionIdsToStages {
 		for _, s := range stages {
-			idx[s] = vid
+			idx[internStage(s)] = vid
 		}
 	}
 	return idx
+}
+
+// internStage returns the service's own stages as constants, so that every
+// entry does not keep its own copy of their names.
+func internStage(s string) string {
+	switch s {
+	case "AWSCURRENT":
+		return "AWSCURRENT"
+	case "AWSPREVIOUS":
+		return "AWSPREVIOUS"
+	case "AWSPENDING":
+		return "AWSPENDING"
+	}
+	return s
 }
 
 // versionForStage finds the version id a DescribeSecret answer gives a stage.

@@ -80,6 +80,6 @@ func (c *Cache) adopt(id string, out *secretsmanager.DescribeSecretOutput, at ti
 	_, evicted := c.secrets.putIfAbsent(id, e)
 	c.mu.Unlock()
 	if evicted != nil {
-		(*evicted).wipe()
+		c.evict(*evicted)
 	}
 }

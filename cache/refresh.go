@@ -62,7 +62,7 @@ func (c *Cache) forceRefresh(ctx context.Context, e *secretEntry, cutBackoff boo
 	now := c.clock.Now()
 	e.mu.Lock()
 	if len(e.tracked) == 0 {
-		e.tracked[c.cfg.DefaultVersionStage] = struct{}{}
+		e.track(c.cfg.DefaultVersionStage)
 	}
 	var wait time.Time
 	if e.err != nil && now.Before(e.nextRetry) {
@@ -119,87 +119,38 @@ func (c *Cache) Pin(secretID string) (unpin func()) {
 	e := c.entry(secretID)
 	e.mu.Lock()
 	e.pins++
+	c.scheduleLocked(e)
 	e.mu.Unlock()
-	c.nudge()
 	done := false
 	return func() {
 		e.mu.Lock()
 		if !done {
 			done = true
 			e.pins--
+			c.scheduleLocked(e)
 		}
 		e.mu.Unlock()
 	}
-}
-
-// nudge wakes the background scheduler to look at the entries again.
-func (c *Cache) nudge() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-// scheduleLoop refreshes secrets in use shortly before they expire, and
-// retries those in error when their retry time comes.
-func (c *Cache) scheduleLoop() {
-	defer c.bgWG.Done()
-	for {
-		now := c.clock.Now()
-		next := c.startDue(now)
-		var alarm <-chan time.Time
-		if !next.IsZero() {
-			alarm = c.clock.Alarm(next)
-		}
-		select {
-		case <-c.done:
-			return
-		case <-c.wake:
-		case <-alarm:
-		}
-	}
-}
-
-// startDue starts a background refresh of every entry that is due and
-// returns when the next one falls due (zero if none is scheduled).
-func (c *Cache) startDue(now time.Time) (next time.Time) {
-	c.mu.Lock()
-	entries := make([]*secretEntry, 0, c.secrets.len())
-	c.secrets.each(func(_ string, e *secretEntry) { entries = append(entries, e) })
-	c.mu.Unlock()
-	for _, e := range entries {
-		e.mu.Lock()
-		at, ok := c.backgroundTimeLocked(e)
-		switch {
-		case !ok || e.bgBusy:
-		case !at.After(now):
-			e.bgBusy = true
-			c.bgWG.Add(1)
-			go c.backgroundRefresh(e)
-		case next.IsZero() || at.Before(next):
-			next = at
-		}
-		e.mu.Unlock()
-	}
-	return next
 }
 
 // backgroundTimeLocked tells when an entry is due for a background refresh,
 // if it is in use: RefreshAhead before it expires (at most a quarter of its
-// refresh period), or its retry time while in error. A secret in error that
+// refresh period), or its retry time while in error, put off by the spread
+// drawn at the failure (so that secrets which failed together are not
+// retried together). A secret in error that
 // was ever read or is pinned is retried with the backoff until it recovers,
 // read since or not: its readers wait for it. One only described is retried
 // when it is asked for again.
 func (c *Cache) backgroundTimeLocked(e *secretEntry) (time.Time, bool) {
 	switch {
 	case e.err != nil && (e.read || e.pins > 0):
-		return e.nextRetry, true
+		return e.nextRetry.Add(e.retrySpread), true
 	case !e.used && e.pins == 0:
 		return time.Time{}, false
 	case e.force:
 		return time.Time{}, true
 	case e.err != nil:
-		return e.nextRetry, true
+		return e.nextRetry.Add(e.retrySpread), true
 	case !e.nextRefresh.After(e.refreshedAt):
 		// A zero refresh interval: every read refreshes; nothing to do ahead.
 		return time.Time{}, false
@@ -211,22 +162,23 @@ func (c *Cache) backgroundTimeLocked(e *secretEntry) (time.Time, bool) {
 	return e.nextRefresh.Add(-lead), true
 }
 
+// retrySpread draws how long after its retry time a secret that failed
+// after waiting wait is retried in the background: uniformly in
+// [0, wait/4], as the refresh times are drawn in [T/2, T], so that secrets
+// which failed at the same moment (an outage) are not retried in step. A
+// read after the retry time still retries at once.
+func (c *Cache) retrySpread(wait time.Duration) time.Duration {
+	q := int64(wait / 4)
+	if q <= 0 {
+		return 0
+	}
+	return time.Duration(q - c.rand.Int64N(q+1))
+}
+
 // dueInBackground is the background refresh's refreshCond.
 func (c *Cache) dueInBackground(e *secretEntry, now time.Time) bool {
 	at, ok := c.backgroundTimeLocked(e)
 	return ok && !at.After(now)
-}
-
-func (c *Cache) backgroundRefresh(e *secretEntry) {
-	defer c.bgWG.Done()
-	select {
-	case <-c.secretFlight(e, c.dueInBackground):
-	case <-c.done:
-	}
-	e.mu.Lock()
-	e.bgBusy = false
-	e.mu.Unlock()
-	c.nudge()
 }
 
 // Describe returns what the cache knows of a secret's metadata, refreshing

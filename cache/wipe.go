@@ -2,12 +2,10 @@ package cache
 
 import "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-// wipe zeroes the value buffers of an evicted secret, so that they do not
-// linger in memory until the garbage collector reuses them. A reader still
-// holding the entry finds no value and fetches it again.
-func (e *secretEntry) wipe() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// wipeLocked zeroes the value buffers of an evicted secret, so that they do
+// not linger in memory until the garbage collector reuses them. A reader
+// still holding the entry finds no value and fetches it again.
+func (e *secretEntry) wipeLocked() {
 	e.versions.each(func(_ string, v *versionEntry) { v.wipeLocked() })
 }
 
@@ -21,5 +19,6 @@ func (v *versionEntry) wipeLocked() {
 	if out, ok := v.stored.(*secretsmanager.GetSecretValueOutput); ok && out != nil {
 		clear(out.SecretBinary)
 	}
-	v.stored, v.hasValue = nil, false
+	clear(v.val.bin)
+	v.stored, v.val, v.hasValue = nil, secretValue{}, false
 }

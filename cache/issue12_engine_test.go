@@ -1,0 +1,239 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/secretsfs/secretsfs/cache/cachetest"
+)
+
+// freshClient is the fake client whose values are fresh allocations on
+// every answer, as the SDK's are after decoding a response: the fake itself
+// hands out its own strings, which would hide what the cache keeps.
+type freshClient struct{ *cachetest.Client }
+
+func (f freshClient) DescribeSecret(ctx context.Context, in *secretsmanager.DescribeSecretInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error) {
+	out, err := f.Client.DescribeSecret(ctx, in, opts...)
+	if err != nil {
+		return nil, err
+	}
+	arn, name := strings.Clone(*out.ARN), strings.Clone(*out.Name)
+	out.ARN, out.Name = &arn, &name
+	m := make(map[string][]string, len(out.VersionIdsToStages))
+	for vid, stages := range out.VersionIdsToStages {
+		fresh := make([]string, len(stages))
+		for i, s := range stages {
+			fresh[i] = strings.Clone(s)
+		}
+		m[strings.Clone(vid)] = fresh
+	}
+	out.VersionIdsToStages = m
+	return out, nil
+}
+
+func (f freshClient) GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+	out, err := f.Client.GetSecretValue(ctx, in, opts...)
+	if err == nil && out.SecretString != nil {
+		s := strings.Clone(*out.SecretString)
+		out.SecretString = &s
+	}
+	return out, err
+}
+
+// heapInUse is the live heap after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// Memory per cached secret: 10 000 secrets of 1 KiB, each read once, with
+// background refresh on as the daemon runs it. The figure is logged (run
+// with -v); the bound keeps what the cache adds to each value small.
+func TestIssue12_Engine_MemoryPerSecret(t *testing.T) {
+	const n = 10000
+	fake := cachetest.NewClient()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("team/app-%05d", i)
+		fake.PutString(ids[i], fmt.Sprintf("%05d", i)+strings.Repeat("x", 1019))
+	}
+	clock := cachetest.NewClock(t0)
+	cfg := DefaultConfig()
+	cfg.MaxCacheSize = n
+	cfg.Clock = clock
+	cfg.Rand = &cachetest.Rand{Fn: maxRand}
+	c, err := New(freshClient{fake}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	before := heapInUse()
+	for _, id := range ids {
+		if _, err := c.GetSecretString(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := heapInUse()
+	runtime.KeepAlive(c)
+	per := int64(after-before) / n
+	t.Logf("heap per cached secret of 1024 bytes: %d bytes (%d bytes besides the value)", per, per-1024)
+	if over := per - 1024; over > 1536 {
+		t.Fatalf("each cached secret costs %d bytes besides its 1 KiB value; want at most 1.5 KiB", over)
+	}
+}
+
+// At most Config.MaxInFlight calls are under way at once, whatever the
+// number of readers.
+func TestIssue12_Engine_BoundedInFlightForeground(t *testing.T) {
+	e := newEnv(t, nil)
+	const n = 200
+	for i := range n {
+		e.client.PutString(fmt.Sprintf("s%03d", i), "v")
+	}
+	e.client.Hold()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.str(fmt.Sprintf("s%03d", i))
+		}()
+	}
+	eventually(t, "calls to pile up", func() bool { now, _ := e.client.InFlight(); return now >= e.cfg.MaxInFlight })
+	e.client.Release()
+	wg.Wait()
+	if _, max := e.client.InFlight(); max > e.cfg.MaxInFlight {
+		t.Fatalf("%d calls were under way at once; the limit is %d", max, e.cfg.MaxInFlight)
+	}
+	e.calls(n, n)
+}
+
+// Background refreshes of many secrets due at once take at most all but
+// two of the call slots, from a bounded number of goroutines, so that a
+// reader's call still finds room.
+func TestIssue12_Engine_BoundedInFlightBackground(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.RefreshAhead = time.Minute })
+	const n = 200
+	for i := range n {
+		e.client.PutString(fmt.Sprintf("s%03d", i), "v")
+		e.str(fmt.Sprintf("s%03d", i))
+	}
+	e.client.PutString("reader", "v")
+	eventually(t, "the scheduler's alarm", func() bool { return e.clock.Waiters() > 0 })
+	goroutines := runtime.NumGoroutine()
+	e.client.Hold()
+	e.clock.Advance(hour) // every secret is due
+	bg := e.cfg.MaxInFlight - 2
+	eventually(t, "background calls to pile up", func() bool { now, _ := e.client.InFlight(); return now >= bg })
+	if _, max := e.client.InFlight(); max > bg {
+		t.Fatalf("%d background calls under way at once; want at most %d", max, bg)
+	}
+	if g := runtime.NumGoroutine() - goroutines; g > 4*bg {
+		t.Fatalf("%d goroutines more while %d secrets refresh in the background; want them bounded by the call slots", g, n)
+	}
+	read := make(chan string)
+	go func() { read <- e.strStage("reader", "") }()
+	eventually(t, "the reader's call to start beside the background ones", func() bool {
+		now, _ := e.client.InFlight()
+		return now == bg+1
+	})
+	e.client.Release()
+	if got := <-read; got != "v" {
+		t.Fatalf("read %q", got)
+	}
+	eventually(t, "every background refresh", func() bool { return e.client.Calls(opD) == 2*n+1 })
+	if _, max := e.client.InFlight(); max > bg+1 {
+		t.Fatalf("%d calls under way at once; want at most %d background ones and the reader's", max, bg)
+	}
+}
+
+// A throttling answer to a call about one secret slows the calls about all
+// the others (the calls a fake second fall), and the pace recovers as calls
+// succeed, until calls are no longer paced at all.
+func TestIssue12_Engine_ThrottleSlowsEveryone(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	ids := func(prefix string, n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("%s%03d", prefix, i)
+			e.client.PutString(out[i], "v")
+		}
+		return out
+	}
+	calls := func() int { return e.client.Calls(opD) + e.client.Calls(opG) }
+	// readAll reads ids concurrently, advancing the fake clock a second at a
+	// time whenever every reader's call waits on it, and returns the calls
+	// made in each fake second.
+	readAll := func(ids []string) (perSecond []int) {
+		var left atomic.Int64
+		left.Store(int64(len(ids)))
+		errs := make(chan error, len(ids))
+		last := calls()
+		for _, id := range ids {
+			go func() {
+				defer left.Add(-1)
+				_, err := e.c.GetSecretString(ctx, id)
+				errs <- err
+			}()
+		}
+		for {
+			eventually(t, "every reader to be done or to wait on the clock", func() bool {
+				l := left.Load()
+				return l == 0 || int64(e.clock.Waiters()) == l
+			})
+			perSecond = append(perSecond, calls()-last)
+			last = calls()
+			if left.Load() == 0 {
+				break
+			}
+			if len(perSecond) > 600 {
+				t.Fatalf("readers still waiting after %d fake seconds", len(perSecond))
+			}
+			e.clock.Advance(time.Second)
+		}
+		for range ids {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		return perSecond
+	}
+
+	if got := readAll(ids("a", 20)); len(got) != 1 || got[0] != 40 {
+		t.Fatalf("before any throttling, calls by fake second %v; want all 40 at once", got)
+	}
+	e.client.PutString("hot", "v")
+	e.client.FailNext(opD, 1, errThrottled())
+	if _, err := e.c.GetSecretString(ctx, "hot"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("throttled read: %v", err)
+	}
+	slow := readAll(ids("b", 100))
+	t.Logf("after one throttled call, calls by fake second: %v", slow)
+	if slow[0] > 5 || slow[1] > 25 {
+		t.Fatalf("after a throttled call the others were not slowed: calls by fake second %v", slow)
+	}
+	if last := slow[len(slow)-2]; last <= slow[1] {
+		t.Fatalf("the pace did not recover as calls succeeded: calls by fake second %v", slow)
+	}
+	e.clock.Advance(2 * time.Minute)
+	if got := readAll(ids("c", 3)); len(got) < 1 { // successes after a calm spell end the pacing
+		t.Fatal("no calls")
+	}
+	if got := readAll(ids("d", 20)); len(got) != 1 || got[0] != 40 {
+		t.Fatalf("after recovery, calls by fake second %v; want all 40 at once again", got)
+	}
+}
