@@ -503,7 +503,6 @@ func (c *Cache) refreshSecret(ctx context.Context, e *secretEntry, cond refreshC
 			e.stored, e.stages, e.described = nil, nil, false
 		}
 		c.failLocked(&e.err, &e.errCount, &e.nextRetry, err, now)
-		e.retrySpread = c.retrySpread(e.nextRetry.Sub(now))
 		c.scheduleLocked(e)
 		hadValue, retryAt := e.described, e.nextRetry
 		e.mu.Unlock()
@@ -549,7 +548,7 @@ func (c *Cache) storeLocked(e *secretEntry, out *secretsmanager.DescribeSecretOu
 		stored = c.cfg.Hook.Put(out)
 	}
 	e.stored, e.stages, e.meta, e.described = stored, stages, metaOf(out), true
-	e.err, e.errCount, e.retrySpread = nil, 0, 0
+	e.err, e.errCount = nil, 0
 	e.refreshedAt = now
 	e.nextRefresh = c.nextRefreshTime(now, e.meta.nextRotation)
 	c.scheduleLocked(e)
@@ -570,13 +569,26 @@ func (c *Cache) nextRefreshTime(now, nextRotation time.Time) time.Time {
 	return next
 }
 
-// failLocked records a failed call and schedules its retry:
-// min(base * growth^n, max) after now, n being the failures before it.
+// failLocked records a failed call and schedules its retry after
+// retryWait(n), n being the failures before it.
 func (c *Cache) failLocked(errp *error, count *int, retry *time.Time, err error, now time.Time) {
 	*errp = err
-	*retry = now.Add(c.cfg.retryDelay(*count))
+	*retry = now.Add(c.retryWait(*count))
 	*count++
 	c.stats.errors.Add(1)
+}
+
+// retryWait draws the wait after a failure preceded by n consecutive
+// failures uniformly in [3w/4, w], w = min(base * growth^n, max) being the
+// reference's wait, as refresh times are drawn in [T/2, T]: secrets that
+// failed together (an outage) are then not retried in step.
+func (c *Cache) retryWait(n int) time.Duration {
+	w := c.cfg.retryDelay(n)
+	q := int64(w / 4)
+	if q <= 0 {
+		return w
+	}
+	return w - time.Duration(q) + time.Duration(c.rand.Int64N(q+1))
 }
 
 // fetchVersion asks GetSecretValue for one version by id and stores the

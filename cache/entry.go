@@ -28,7 +28,6 @@ type secretEntry struct {
 	err         error             // last refresh error; nil after a success
 	errCount    int               // consecutive failed refreshes
 	nextRetry   time.Time         // while err != nil: when to retry
-	retrySpread time.Duration     // while err != nil: how long after nextRetry to retry in the background
 	nextRefresh time.Time         // while err == nil: when the answer expires
 	refreshedAt time.Time         // last successful refresh
 	seq         uint64            // sequence number of the stored refresh

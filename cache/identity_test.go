@@ -3,8 +3,12 @@ package cache
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 )
 
 func TestIdentityStringNeverPrintsTheSecretKey(t *testing.T) {
@@ -39,4 +43,48 @@ func TestNewClientNeedsBothHalvesOfAStaticKey(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "StaticSecretKey") {
 		t.Fatalf("NewClient with half a static key: %v", err)
 	}
+}
+
+// The client NewClient builds backs off across all its calls when Secrets
+// Manager throttles: its retryer is the SDK's adaptive mode, also when the
+// configuration caps the attempts.
+func TestIssue12_Engine_ClientRetriesAdaptively(t *testing.T) {
+	t.Setenv("AWS_RETRY_MODE", "standard")
+	for _, attempts := range []string{"", "5"} {
+		t.Setenv("AWS_MAX_ATTEMPTS", attempts)
+		for name, id := range map[string]Identity{
+			"static key":    {Region: "us-east-1", StaticKeyID: "AKIDEXAMPLE", StaticSecretKey: "k"},
+			"default chain": {Region: "us-east-1"},
+		} {
+			client, err := NewClient(context.Background(), id, "test")
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			r := client.Options().Retryer
+			if attempts != "" && id.StaticKeyID == "" { // a static key reads no configuration
+				if got := r.MaxAttempts(); got != 5 {
+					t.Errorf("%s: %d attempts, want the configured 5", name, got)
+				}
+				r = unwrapRetryer(r)
+			}
+			if _, ok := r.(*retry.AdaptiveMode); !ok {
+				t.Errorf("%s, AWS_MAX_ATTEMPTS=%q: retryer %T, want *retry.AdaptiveMode", name, attempts, r)
+			}
+		}
+	}
+}
+
+// unwrapRetryer finds the retryer inside the SDK's max-attempts wrapper
+// (an unexported struct embedding it).
+func unwrapRetryer(r aws.Retryer) aws.Retryer {
+	v := reflect.ValueOf(r)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return r
+	}
+	if f := v.Elem().FieldByName("RetryerV2"); f.IsValid() {
+		if inner, ok := f.Interface().(aws.Retryer); ok {
+			return inner
+		}
+	}
+	return r
 }

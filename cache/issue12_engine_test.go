@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/smithy-go"
 
 	"github.com/secretsfs/secretsfs/cache/cachetest"
 )
@@ -236,4 +237,163 @@ func TestIssue12_Engine_ThrottleSlowsEveryone(t *testing.T) {
 	if got := readAll(ids("d", 20)); len(got) != 1 || got[0] != 40 {
 		t.Fatalf("after recovery, calls by fake second %v; want all 40 at once again", got)
 	}
+}
+
+// checkSchedule asserts that every cached entry's place in the schedule
+// matches its state: in the heap at its background time if it has one, out
+// of it otherwise (or while a background refresh holds it).
+func (e *env) checkSchedule() {
+	e.t.Helper()
+	e.c.mu.Lock()
+	var entries []*secretEntry
+	e.c.secrets.each(func(_ string, ent *secretEntry) { entries = append(entries, ent) })
+	e.c.mu.Unlock()
+	for _, ent := range entries {
+		ent.mu.Lock()
+		at, ok := e.c.backgroundTimeLocked(ent)
+		e.c.sched.mu.Lock()
+		it := ent.sched
+		inHeap := it.idx >= 0 && it.idx < len(e.c.sched.heap) && e.c.sched.heap[it.idx] == ent
+		e.c.sched.mu.Unlock()
+		ent.mu.Unlock()
+		switch {
+		case it.busy:
+		case ok != inHeap:
+			e.t.Fatalf("%s: scheduled %v, in the heap %v", ent.id, ok, inHeap)
+		case ok && !it.due.Equal(at):
+			e.t.Fatalf("%s: due %v in the heap, %v by its state", ent.id, it.due, at)
+		}
+	}
+}
+
+// schedCounts reads the scheduler's wake-ups and the entries it looked at.
+func (e *env) schedCounts() (wakeups, visits int) {
+	e.c.sched.mu.Lock()
+	defer e.c.sched.mu.Unlock()
+	return e.c.sched.wakeups, e.c.sched.visits
+}
+
+// schedWaiting tells whether the scheduler sleeps, and until when.
+func (e *env) schedWaiting() (bool, time.Time) {
+	e.c.sched.mu.Lock()
+	defer e.c.sched.mu.Unlock()
+	return e.c.sched.waiting, e.c.sched.armed
+}
+
+// spreadRand draws distinct, spread numbers: the i-th draw is i*7919 mod n.
+func spreadRand() func(int64) int64 {
+	var i int64
+	return func(n int64) int64 { i++; return i * 7919 % n }
+}
+
+// With 10 000 secrets in use, a wake-up of the scheduler looks at the
+// secrets that are due and at the next one, not at every secret.
+func TestIssue12_Engine_SchedulerWakeUpCostIndependentOfN(t *testing.T) {
+	const n = 10000
+	e := newEnv(t, func(c *Config) { c.RefreshAhead = time.Minute; c.MaxCacheSize = n })
+	e.rnd.Set(spreadRand())
+	for i := range n {
+		id := fmt.Sprintf("s%05d", i)
+		e.client.PutString(id, "v")
+		e.str(id)
+	}
+	e.checkSchedule()
+	var first time.Time
+	eventually(t, "the scheduler to sleep until the first secret is due", func() bool {
+		w, at := e.schedWaiting()
+		first = at
+		return w && !at.IsZero() && e.clock.Waiters() > 0
+	})
+	wakeups, visits := e.schedCounts()
+	for k := 1; k <= 3; k++ {
+		e.clock.Set(first)
+		eventually(t, "a background refresh", func() bool { return e.client.Calls(opD) == n+k })
+		eventually(t, "the scheduler to sleep again", func() bool {
+			w, at := e.schedWaiting()
+			if w && at.After(first) {
+				first = at
+				return true
+			}
+			return false
+		})
+	}
+	w, v := e.schedCounts()
+	t.Logf("3 secrets due one after the other among %d: %d wake-ups, %d entries looked at", n, w-wakeups, v-visits)
+	if w-wakeups > 6 || v-visits > 12 {
+		t.Fatalf("3 due secrets among %d cost %d wake-ups and %d looks at entries; want a few, whatever the number of secrets", n, w-wakeups, v-visits)
+	}
+	if got := e.client.Calls(opD); got != n+3 {
+		t.Fatalf("%d DescribeSecret calls, want %d: only the due secrets are refreshed", got, n+3)
+	}
+	e.checkSchedule()
+}
+
+// While nothing is due the scheduler sets no alarm and does not wake up,
+// however much time passes.
+func TestIssue12_Engine_IdleSchedulerSleeps(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.RefreshAhead = time.Minute })
+	e.rnd.Set(spreadRand())
+	const n = 100
+	for i := range n {
+		id := fmt.Sprintf("s%03d", i)
+		e.client.PutString(id, "v")
+		e.str(id)
+	}
+	// Each is refreshed once in the background; not read since, none is
+	// scheduled again.
+	e.clock.Advance(hour)
+	eventually(t, "a background refresh of each", func() bool { return e.client.Calls(opD) == 2*n })
+	eventually(t, "the scheduler to sleep with nothing to wait for", func() bool {
+		w, at := e.schedWaiting()
+		return w && at.IsZero()
+	})
+	e.checkSchedule()
+	if got := e.clock.Waiters(); got != 0 {
+		t.Fatalf("%d alarms set while nothing is due", got)
+	}
+	wakeups, _ := e.schedCounts()
+	for range 48 {
+		e.clock.Advance(hour)
+	}
+	if w, _ := e.schedCounts(); w != wakeups || e.clock.Waiters() != 0 || e.client.Calls(opD) != 2*n {
+		t.Fatalf("idle for two days: %d wake-ups, %d alarms, %d calls", w-wakeups, e.clock.Waiters(), e.client.Calls(opD)-2*n)
+	}
+	// A read puts the secret back on the schedule, and wakes the scheduler.
+	e.str("s007")
+	eventually(t, "the scheduler's alarm for the secret read", func() bool { return e.clock.Waiters() == 1 })
+	e.checkSchedule()
+}
+
+// Secrets that failed together (an outage) are not retried at one instant:
+// each retry wait is drawn in [3w/4, w] around the backoff's w.
+func TestIssue12_Engine_RetriesAfterAnOutageAreSpread(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.RefreshAhead = time.Minute; c.ExceptionRetryDelayBase = time.Minute })
+	const n = 50
+	for i := range n {
+		id := fmt.Sprintf("s%03d", i)
+		e.client.PutString(id, "v")
+		e.str(id)
+		e.c.Pin(id)
+	}
+	e.rnd.Set(spreadRand())
+	e.client.FailAlways(opD, errAccessDenied())
+	e.clock.Advance(hour)
+	eventually(t, "every background refresh to fail", func() bool { return e.c.Stats().Errors == n })
+	now := e.clock.Now()
+	seen := make(map[time.Time]bool)
+	for i := range n {
+		in := e.info(fmt.Sprintf("s%03d", i))
+		if wait := in.NextRefresh.Sub(now); wait < 45*time.Second || wait > time.Minute {
+			t.Fatalf("s%03d: retry in %v; want within [45s, 1m]", i, wait)
+		}
+		seen[in.NextRefresh] = true
+	}
+	if len(seen) < n/2 {
+		t.Fatalf("%d secrets that failed together are retried at only %d instants", n, len(seen))
+	}
+	e.checkSchedule()
+}
+
+func errAccessDenied() error {
+	return &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "denied"}
 }

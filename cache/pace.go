@@ -190,12 +190,13 @@ func (p *pacer) throttled(now time.Time, epoch uint64) {
 	}
 	p.epoch++
 	if p.rate == 0 {
+		// Pacing starts with a full bucket: a few calls may still go at
+		// once, then one per 1/rate.
 		p.rate = min(paceMaxRate, float64(max(p.winCalls, p.prevN))) / 2
-		p.tokens, p.last = 0, now
+		p.tokens, p.last = paceBurst, now
 	} else {
 		p.refillLocked(now)
 		p.rate /= 2
-		p.tokens = min(p.tokens, 0)
 	}
 	p.rate = max(p.rate, paceMinRate)
 	p.grownAt = now

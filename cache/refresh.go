@@ -135,22 +135,20 @@ func (c *Cache) Pin(secretID string) (unpin func()) {
 
 // backgroundTimeLocked tells when an entry is due for a background refresh,
 // if it is in use: RefreshAhead before it expires (at most a quarter of its
-// refresh period), or its retry time while in error, put off by the spread
-// drawn at the failure (so that secrets which failed together are not
-// retried together). A secret in error that
+// refresh period), or its retry time while in error. A secret in error that
 // was ever read or is pinned is retried with the backoff until it recovers,
 // read since or not: its readers wait for it. One only described is retried
 // when it is asked for again.
 func (c *Cache) backgroundTimeLocked(e *secretEntry) (time.Time, bool) {
 	switch {
 	case e.err != nil && (e.read || e.pins > 0):
-		return e.nextRetry.Add(e.retrySpread), true
+		return e.nextRetry, true
 	case !e.used && e.pins == 0:
 		return time.Time{}, false
 	case e.force:
 		return time.Time{}, true
 	case e.err != nil:
-		return e.nextRetry.Add(e.retrySpread), true
+		return e.nextRetry, true
 	case !e.nextRefresh.After(e.refreshedAt):
 		// A zero refresh interval: every read refreshes; nothing to do ahead.
 		return time.Time{}, false
@@ -160,19 +158,6 @@ func (c *Cache) backgroundTimeLocked(e *secretEntry) (time.Time, bool) {
 		lead = quarter
 	}
 	return e.nextRefresh.Add(-lead), true
-}
-
-// retrySpread draws how long after its retry time a secret that failed
-// after waiting wait is retried in the background: uniformly in
-// [0, wait/4], as the refresh times are drawn in [T/2, T], so that secrets
-// which failed at the same moment (an outage) are not retried in step. A
-// read after the retry time still retries at once.
-func (c *Cache) retrySpread(wait time.Duration) time.Duration {
-	q := int64(wait / 4)
-	if q <= 0 {
-		return 0
-	}
-	return time.Duration(q - c.rand.Int64N(q+1))
 }
 
 // dueInBackground is the background refresh's refreshCond.
