@@ -17,6 +17,9 @@ type Config struct {
 	// A larger cache costs memory; a smaller one costs API calls.
 	MaxCacheSize int
 	// ExceptionRetryDelayBase is the wait after the first failed refresh.
+	// Each wait of the backoff is drawn uniformly in its top quarter
+	// ([3w/4, w]), so that secrets which failed together are not retried in
+	// step.
 	ExceptionRetryDelayBase time.Duration
 	// ExceptionRetryGrowthFactor multiplies the wait after each further
 	// consecutive failure. It must be at least 1.

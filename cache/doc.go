@@ -12,7 +12,8 @@
 // period costs one DescribeSecret; a rotation adds one GetSecretValue.
 //
 // Failures back off exponentially (Config.ExceptionRetryDelayBase, growth
-// and cap), counted per secret and per version. While a refresh fails, the
+// and cap; each wait drawn in its top quarter), counted per secret and per
+// version. While a refresh fails, the
 // last good answer keeps being served (stale-on-error) and reads between
 // retries make no calls; an error reaches the caller only when no value can
 // be produced. Where the reference fails a read because the new version
@@ -51,6 +52,27 @@
 //     evicted from the LRU. String values cannot be: Go strings are
 //     immutable, and the garbage collector may have copied any buffer.
 //   - An optional Observer is told of every call and refresh, for metrics.
+//   - Calls are bounded as a whole: at most Config.MaxInFlight at once, of
+//     which background refreshes take at most all but two (from as many
+//     goroutines), so that a reader's call finds room. Background work is
+//     marked on its context (backgroundCtx); everything else is a reader's.
+//   - A throttling answer to any call (ThrottlingException,
+//     TooManyRequestsException, RequestLimitExceeded) slows the whole cache
+//     down: calls are then paced (AIMD) at half the rate of the last second,
+//     halved again on each further throttling answer, down to one a second,
+//     and the pace grows back by one call a second per second of successful
+//     calls until, beyond a hundred a second, calls are no longer paced.
+//     Background calls yield to readers' under the pace; readers wait their
+//     turn, never beyond their context. NewClient and NewClientFromConfig
+//     also set the SDK's adaptive retry mode.
+//   - The background schedule is a min-heap of the secrets in use by due
+//     time, updated where a secret's schedule changes: no wake-up, timer or
+//     read walks the cache, and with nothing due the scheduler sets no
+//     timer. Retry waits are drawn in [3w/4, w] around the backoff's w, as
+//     refresh times are in [T/2, T], so that secrets which failed together
+//     are not retried in step.
+//   - Without a Hook an entry keeps what it serves (the value, the stages,
+//     the metadata), never the SDK's answers.
 //
 // Entries are keyed by the exact id string given: a name and an ARN of one
 // secret are two entries, as in the reference.
