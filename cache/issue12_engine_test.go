@@ -128,10 +128,7 @@ func TestIssue12_Engine_BoundedInFlightForeground(t *testing.T) {
 func TestIssue12_Engine_BoundedInFlightBackground(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.RefreshAhead = time.Minute })
 	const n = 200
-	for i := range n {
-		e.client.PutString(fmt.Sprintf("s%03d", i), "v")
-		e.str(fmt.Sprintf("s%03d", i))
-	}
+	e.putAndRead(n)
 	e.client.PutString("reader", "v")
 	eventually(t, "the scheduler's alarm", func() bool { return e.clock.Waiters() > 0 })
 	goroutines := runtime.NumGoroutine()
@@ -239,6 +236,18 @@ func TestIssue12_Engine_ThrottleSlowsEveryone(t *testing.T) {
 	}
 }
 
+// putAndRead puts n secrets s00000, s00001, ... and reads each once.
+func (e *env) putAndRead(n int) []string {
+	e.t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("s%05d", i)
+		e.client.PutString(ids[i], "v")
+		e.str(ids[i])
+	}
+	return ids
+}
+
 // checkSchedule asserts that every cached entry's place in the schedule
 // matches its state: in the heap at its background time if it has one, out
 // of it otherwise (or while a background refresh holds it).
@@ -292,11 +301,7 @@ func TestIssue12_Engine_SchedulerWakeUpCostIndependentOfN(t *testing.T) {
 	const n = 10000
 	e := newEnv(t, func(c *Config) { c.RefreshAhead = time.Minute; c.MaxCacheSize = n })
 	e.rnd.Set(spreadRand())
-	for i := range n {
-		id := fmt.Sprintf("s%05d", i)
-		e.client.PutString(id, "v")
-		e.str(id)
-	}
+	e.putAndRead(n)
 	e.checkSchedule()
 	var first time.Time
 	eventually(t, "the scheduler to sleep until the first secret is due", func() bool {
@@ -334,11 +339,7 @@ func TestIssue12_Engine_IdleSchedulerSleeps(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.RefreshAhead = time.Minute })
 	e.rnd.Set(spreadRand())
 	const n = 100
-	for i := range n {
-		id := fmt.Sprintf("s%03d", i)
-		e.client.PutString(id, "v")
-		e.str(id)
-	}
+	e.putAndRead(n)
 	// Each is refreshed once in the background; not read since, none is
 	// scheduled again.
 	e.clock.Advance(hour)
@@ -359,7 +360,7 @@ func TestIssue12_Engine_IdleSchedulerSleeps(t *testing.T) {
 		t.Fatalf("idle for two days: %d wake-ups, %d alarms, %d calls", w-wakeups, e.clock.Waiters(), e.client.Calls(opD)-2*n)
 	}
 	// A read puts the secret back on the schedule, and wakes the scheduler.
-	e.str("s007")
+	e.str("s00007")
 	eventually(t, "the scheduler's alarm for the secret read", func() bool { return e.clock.Waiters() == 1 })
 	e.checkSchedule()
 }
@@ -369,10 +370,7 @@ func TestIssue12_Engine_IdleSchedulerSleeps(t *testing.T) {
 func TestIssue12_Engine_RetriesAfterAnOutageAreSpread(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.RefreshAhead = time.Minute; c.ExceptionRetryDelayBase = time.Minute })
 	const n = 50
-	for i := range n {
-		id := fmt.Sprintf("s%03d", i)
-		e.client.PutString(id, "v")
-		e.str(id)
+	for _, id := range e.putAndRead(n) {
 		e.c.Pin(id)
 	}
 	e.rnd.Set(spreadRand())
@@ -382,9 +380,9 @@ func TestIssue12_Engine_RetriesAfterAnOutageAreSpread(t *testing.T) {
 	now := e.clock.Now()
 	seen := make(map[time.Time]bool)
 	for i := range n {
-		in := e.info(fmt.Sprintf("s%03d", i))
+		in := e.info(fmt.Sprintf("s%05d", i))
 		if wait := in.NextRefresh.Sub(now); wait < 45*time.Second || wait > time.Minute {
-			t.Fatalf("s%03d: retry in %v; want within [45s, 1m]", i, wait)
+			t.Fatalf("s%05d: retry in %v; want within [45s, 1m]", i, wait)
 		}
 		seen[in.NextRefresh] = true
 	}
