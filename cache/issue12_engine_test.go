@@ -395,3 +395,32 @@ func TestIssue12_Engine_RetriesAfterAnOutageAreSpread(t *testing.T) {
 func errAccessDenied() error {
 	return &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "denied"}
 }
+
+// Under the pace, background calls take only the turns readers leave: a
+// background call asked for while readers are queued goes after the last
+// of them, and readers asked for later still go first.
+func TestIssue12_Engine_BackgroundYieldsToReaders(t *testing.T) {
+	var p pacer
+	for range 9 {
+		p.started(t0)
+	}
+	p.throttled(t0, p.started(t0)) // 10 calls in the last second: 5 a second from now on
+	var last time.Time
+	for range 10 {
+		last = p.reserve(t0)
+	}
+	if !last.After(t0) {
+		t.Fatal("ten readers at once were not paced after a throttling answer")
+	}
+	ok, retry := p.take(t0)
+	if ok || retry.Before(last) {
+		t.Fatalf("a background call went (%v) or was told to come back at %v, before the last reader's turn at %v", ok, retry.Sub(t0), last.Sub(t0))
+	}
+	reader := p.reserve(t0)
+	if ok, _ := p.take(retry); ok && !reader.Before(retry) {
+		t.Fatalf("a background call went at %v, before a reader queued earlier (turn at %v)", retry.Sub(t0), reader.Sub(t0))
+	}
+	if ok, _ := p.take(reader.Add(time.Second)); !ok {
+		t.Fatal("no turn for background calls once the readers are served")
+	}
+}
