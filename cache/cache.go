@@ -428,11 +428,13 @@ func alwaysRefresh(*secretEntry, time.Time) bool { return true }
 // secretFlight starts, or joins, the refresh of a secret's metadata. A
 // flight started here is foreground work, bounded by Config.FetchTimeout.
 func (c *Cache) secretFlight(e *secretEntry, cond refreshCond) <-chan singleflight.Result {
-	return c.flights.DoChan(e.flightKey(), func() (any, error) {
+	ch := c.flights.DoChan(e.flightKey(), func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.FetchTimeout)
 		defer cancel()
 		return nil, c.refreshSecret(ctx, e, cond)
 	})
+	c.promote(e) // if it joined a background refresh, a reader now waits for it
+	return ch
 }
 
 // backgroundFlight starts, or joins, a background refresh of a secret's
@@ -440,9 +442,31 @@ func (c *Cache) secretFlight(e *secretEntry, cond refreshCond) <-chan singleflig
 // their turn without a deadline (each call still has Config.FetchTimeout),
 // until Close.
 func (c *Cache) backgroundFlight(e *secretEntry) <-chan singleflight.Result {
+	promote := make(chan struct{})
+	e.mu.Lock()
+	e.promote = promote // set before the flight exists, for readers who join it
+	e.mu.Unlock()
 	return c.flights.DoChan(e.flightKey(), func() (any, error) {
-		return nil, c.refreshSecret(c.bgCtx, e, c.dueInBackground)
+		defer func() {
+			e.mu.Lock()
+			if e.promote == promote {
+				e.promote = nil
+			}
+			e.mu.Unlock()
+		}()
+		return nil, c.refreshSecret(promotableCtx(c.bgCtx, promote), e, c.dueInBackground)
 	})
+}
+
+// promote makes the background refresh of e in flight, if any, a reader's:
+// its calls stop yielding to other readers'.
+func (c *Cache) promote(e *secretEntry) {
+	e.mu.Lock()
+	if e.promote != nil {
+		close(e.promote)
+		e.promote = nil
+	}
+	e.mu.Unlock()
 }
 
 func (e *secretEntry) flightKey() string { return "s" + strconv.FormatUint(e.key, 10) }
@@ -451,15 +475,20 @@ func (e *secretEntry) flightKey() string { return "s" + strconv.FormatUint(e.key
 // whose work a flight started here is: background (see backgroundFlight)
 // or foreground, then bounded by Config.FetchTimeout.
 func (c *Cache) versionFlight(ctx context.Context, e *secretEntry, vid string) <-chan singleflight.Result {
-	return c.flights.DoChan("v"+strconv.FormatUint(e.key, 10)+"/"+vid, func() (any, error) {
+	bg := isBackground(ctx)
+	ch := c.flights.DoChan("v"+strconv.FormatUint(e.key, 10)+"/"+vid, func() (any, error) {
 		ctx := ctx
-		if !isBackground(ctx) {
+		if !bg {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(context.Background(), c.cfg.FetchTimeout)
 			defer cancel()
 		}
 		return nil, c.fetchVersion(ctx, e, vid)
 	})
+	if !bg {
+		c.promote(e) // a reader waits for the background refresh's fetch
+	}
+	return ch
 }
 
 // refreshSecret asks DescribeSecret for the secret, stores the answer or the

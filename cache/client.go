@@ -175,17 +175,20 @@ func apiOps() []string {
 // answers set (readers queue there, so background work sees them and
 // yields), then for a call slot (Config.MaxInFlight; background work,
 // marked by backgroundCtx, takes only the background slots), then runs fn
-// within Config.FetchTimeout. Waiting ends with ctx: a background call
-// given up because the cache closed returns an error matching errClosed.
+// within Config.FetchTimeout. Background work that a reader comes to wait
+// for is promoted (see promotableCtx) and waits as a reader's from then on.
+// Waiting ends with ctx: a background call given up because the cache
+// closed returns an error matching errClosed.
 func (c *Cache) call(ctx context.Context, op, id string, fn func(context.Context) error) error {
-	bg := isBackground(ctx)
-	if err := c.pace(ctx, bg); err != nil {
+	promote, bg := backgroundMark(ctx)
+	if err := c.pace(ctx, bg, promote); err != nil {
 		return translateError(op, id, err)
 	}
-	if err := c.slots.acquire(ctx, bg); err != nil {
+	heldBg, err := c.slots.acquire(ctx, bg && isBackground(ctx), promote)
+	if err != nil {
 		return translateError(op, id, err)
 	}
-	defer c.slots.release(bg)
+	defer c.slots.release(heldBg)
 	epoch := c.pacer.started(c.clock.Now())
 	c.stats.called(op)
 	start := c.clock.Now()
@@ -199,7 +202,7 @@ func (c *Cache) call(ctx context.Context, op, id string, fn func(context.Context
 	case isThrottle(raw):
 		c.pacer.throttled(end, epoch)
 	}
-	err := translateError(op, id, raw)
+	err = translateError(op, id, raw)
 	c.obs.APICall(op, err, end.Sub(start))
 	return err
 }

@@ -37,6 +37,7 @@ type secretEntry struct {
 	served      []stageVersion // stage -> version id last served with a value
 	tracked     []string       // stages read through this entry
 	pins        int            // Pin calls not yet undone
+	promote     chan struct{}  // closed when a reader joins the background refresh in flight; nil if none
 	described   bool           // an answer is stored
 	force       bool           // refresh on next use
 	used        bool           // read since the last refresh started

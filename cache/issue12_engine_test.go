@@ -424,3 +424,74 @@ func TestIssue12_Engine_BackgroundYieldsToReaders(t *testing.T) {
 		t.Fatal("no turn for background calls once the readers are served")
 	}
 }
+
+// A reader who comes to wait for a background refresh (its secret expired
+// before the refresh got its turn) promotes it: from then on its calls take
+// a reader's turn instead of yielding to every reader's.
+func TestIssue12_Engine_ReaderPromotesTheBackgroundRefreshItJoins(t *testing.T) {
+	t.Run("the refresh joined is promoted", func(t *testing.T) {
+		e := newEnv(t, func(c *Config) { c.RefreshAhead = time.Minute })
+		e.client.PutString("x", "v")
+		e.str("x")
+		eventually(t, "the scheduler's alarm", func() bool { return e.clock.Waiters() > 0 })
+		e.client.Hold()
+		e.clock.Advance(hour - time.Minute)
+		eventually(t, "the background refresh's call", func() bool { now, _ := e.client.InFlight(); return now == 1 })
+		ent := e.c.entry("x")
+		ent.mu.Lock()
+		promote := ent.promote
+		ent.mu.Unlock()
+		if promote == nil {
+			t.Fatal("a background refresh in flight cannot be promoted")
+		}
+		e.clock.Advance(time.Minute) // expired: a read waits for the refresh
+		read := make(chan string)
+		go func() { read <- e.str("x") }()
+		eventually(t, "the reader to promote the refresh it joined", func() bool {
+			select {
+			case <-promote:
+				return true
+			default:
+				return false
+			}
+		})
+		e.client.Release()
+		if got := <-read; got != "v" {
+			t.Fatalf("read %q", got)
+		}
+	})
+	t.Run("a promoted call takes a reader's turn", func(t *testing.T) {
+		e := newEnv(t, nil)
+		p := &e.c.pacer
+		for range 9 {
+			p.started(t0)
+		}
+		p.throttled(t0, p.started(t0)) // 5 calls a second, 4 at once
+		for range 10 {
+			p.reserve(t0) // readers' turns up to t0+1.2s
+		}
+		promote := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			done <- e.c.call(promotableCtx(e.c.bgCtx, promote), opD, "x", func(context.Context) error { return nil })
+		}()
+		eventually(t, "the background call to wait for a free turn", func() bool { return e.clock.Waiters() == 1 })
+		close(promote)
+		eventually(t, "the promoted call to take a reader's turn", func() bool { return e.clock.Waiters() == 2 })
+		for range 10 {
+			p.reserve(t0) // readers who come later
+		}
+		e.clock.Set(t0.Add(1400 * time.Millisecond)) // the turn after the first ten readers'
+		eventually(t, "the promoted call to run at its turn, before the later readers'", func() bool {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+				return true
+			default:
+				return false
+			}
+		})
+	})
+}

@@ -17,18 +17,43 @@ import (
 // was closed. It is never stored as an entry's error.
 var errClosed = errors.New("cache closed")
 
-// bgKey marks a context as background work.
+// bgKey marks a context as background work; its value is a bgMark.
 type bgKey struct{}
+
+// bgMark marks background work. promote, when set, is closed when a reader
+// comes to wait for the work: its calls then run as a reader's.
+type bgMark struct{ promote <-chan struct{} }
 
 // backgroundCtx marks ctx as background work: its calls take only the
 // background slots and yield to readers' calls under pacing. Calls without
 // the mark are foreground.
 func backgroundCtx(ctx context.Context) context.Context {
-	return context.WithValue(ctx, bgKey{}, true)
+	return context.WithValue(ctx, bgKey{}, bgMark{})
+}
+
+// promotableCtx marks ctx as background work that becomes a reader's once
+// promote is closed.
+func promotableCtx(ctx context.Context, promote <-chan struct{}) context.Context {
+	return context.WithValue(ctx, bgKey{}, bgMark{promote: promote})
+}
+
+// backgroundMark tells whether ctx is background work, not promoted yet,
+// and returns its promote channel (nil if it cannot be promoted).
+func backgroundMark(ctx context.Context) (promote <-chan struct{}, bg bool) {
+	m, ok := ctx.Value(bgKey{}).(bgMark)
+	if !ok {
+		return nil, false
+	}
+	select {
+	case <-m.promote:
+		return nil, false
+	default:
+		return m.promote, true
+	}
 }
 
 func isBackground(ctx context.Context) bool {
-	bg, _ := ctx.Value(bgKey{}).(bool)
+	_, bg := backgroundMark(ctx)
 	return bg
 }
 
@@ -57,29 +82,34 @@ func newSlots(cfg Config) slots {
 	return slots{all: make(chan struct{}, cfg.MaxInFlight), bg: make(chan struct{}, cfg.backgroundSlots())}
 }
 
-// acquire waits for a slot, or for ctx to be done.
-func (s slots) acquire(ctx context.Context, bg bool) error {
+// acquire waits for a slot, or for ctx to be done. A background call
+// (promote non-nil or bg) that is promoted while it waits for a background
+// slot goes on as a reader's. It reports whether it holds a background
+// slot, to hand to release.
+func (s slots) acquire(ctx context.Context, bg bool, promote <-chan struct{}) (heldBg bool, err error) {
 	if bg {
 		select {
 		case s.bg <- struct{}{}:
+			heldBg = true
+		case <-promote:
 		case <-ctx.Done():
-			return context.Cause(ctx)
+			return false, context.Cause(ctx)
 		}
 	}
 	select {
 	case s.all <- struct{}{}:
-		return nil
+		return heldBg, nil
 	case <-ctx.Done():
-		if bg {
+		if heldBg {
 			<-s.bg
 		}
-		return context.Cause(ctx)
+		return false, context.Cause(ctx)
 	}
 }
 
-func (s slots) release(bg bool) {
+func (s slots) release(heldBg bool) {
 	<-s.all
-	if bg {
+	if heldBg {
 		<-s.bg
 	}
 }
@@ -217,8 +247,9 @@ func (p *pacer) succeeded(now time.Time) {
 	}
 }
 
-// pace waits for a call's turn under the pacing, or for ctx to be done.
-func (c *Cache) pace(ctx context.Context, bg bool) error {
+// pace waits for a call's turn under the pacing, or for ctx to be done. A
+// background call promoted while it waits takes a reader's turn.
+func (c *Cache) pace(ctx context.Context, bg bool, promote <-chan struct{}) error {
 	if !bg {
 		at := c.pacer.reserve(c.clock.Now())
 		if !at.After(c.clock.Now()) {
@@ -239,6 +270,8 @@ func (c *Cache) pace(ctx context.Context, bg bool) error {
 		}
 		select {
 		case <-c.clock.Alarm(retry):
+		case <-promote:
+			return c.pace(ctx, false, nil)
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
