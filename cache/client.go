@@ -50,12 +50,12 @@ func NewClientFromConfig(cfg aws.Config, version string, optFns ...func(*secrets
 	if version == "" {
 		version = "unknown"
 	}
-	ua := func(o *secretsmanager.Options) {
+	ours := func(o *secretsmanager.Options) {
 		o.APIOptions = append(o.APIOptions, awsmiddleware.AddUserAgentKeyValue("secretsfs", version))
 		o.RetryMode = aws.RetryModeAdaptive
 		o.Retryer = retry.NewAdaptiveMode()
 	}
-	return secretsmanager.NewFromConfig(cfg, append([]func(*secretsmanager.Options){ua}, optFns...)...)
+	return secretsmanager.NewFromConfig(cfg, append([]func(*secretsmanager.Options){ours}, optFns...)...)
 }
 
 // Domain errors. Errors returned by the cache match one of these with
