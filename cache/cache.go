@@ -27,6 +27,8 @@ type Cache struct {
 	mu      sync.Mutex
 	secrets *lru[string, *secretEntry] // guarded by mu
 	nextKey uint64                     // guarded by mu
+	listed  map[string]int             // guarded by mu; per listing filter, the secrets its last listing named
+	batch   batcher
 
 	flights singleflight.Group
 	seq     atomic.Uint64 // orders refreshes of one entry
@@ -67,6 +69,8 @@ func New(client Client, cfg Config) (*Cache, error) {
 		rand:    cfg.Rand,
 		log:     cfg.Logger,
 		secrets: newLRU[string, *secretEntry](cfg.MaxCacheSize),
+		listed:  make(map[string]int),
+		batch:   newBatcher(),
 		stats:   counters{calls: newCallCounters()},
 		subs:    make(map[*subscriber]struct{}),
 		wake:    make(chan struct{}, 1),
@@ -438,10 +442,10 @@ func (c *Cache) secretFlight(e *secretEntry, cond refreshCond) <-chan singleflig
 }
 
 // backgroundFlight starts, or joins, a background refresh of a secret's
-// metadata, if it is due. Its calls are background work: they wait for
-// their turn without a deadline (each call still has Config.FetchTimeout),
-// until Close.
-func (c *Cache) backgroundFlight(e *secretEntry) <-chan singleflight.Result {
+// metadata, if cond still holds when it starts. Its calls are background
+// work: they wait for their turn without a deadline (each call still has
+// Config.FetchTimeout), until Close.
+func (c *Cache) backgroundFlight(e *secretEntry, cond refreshCond) <-chan singleflight.Result {
 	promote := make(chan struct{})
 	e.mu.Lock()
 	e.promote = promote // set before the flight exists, for readers who join it
@@ -454,7 +458,7 @@ func (c *Cache) backgroundFlight(e *secretEntry) <-chan singleflight.Result {
 			}
 			e.mu.Unlock()
 		}()
-		return nil, c.refreshSecret(promotableCtx(c.bgCtx, promote), e, c.dueInBackground)
+		return nil, c.refreshSecret(promotableCtx(c.bgCtx, promote), e, cond)
 	})
 }
 
@@ -622,16 +626,39 @@ func (c *Cache) retryWait(n int) time.Duration {
 
 // fetchVersion asks GetSecretValue for one version by id and stores the
 // answer or the error. It runs detached from any caller, on ctx: a
-// flight's (versionFlight).
+// flight's (versionFlight). While a batch (fetchVersions) is fetching the
+// version, it waits for that instead.
 func (c *Cache) fetchVersion(ctx context.Context, e *secretEntry, vid string) error {
 	e.mu.Lock()
-	if ve, ok := e.versions.peek(vid); ok && !ve.needsFetch(c.clock.Now()) {
+	ve := c.versionLocked(e, vid)
+	if ve.busy != nil {
+		busy := ve.busy
+		e.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		e.mu.Lock()
+		ve = c.versionLocked(e, vid)
+	}
+	if !ve.needsFetch(c.clock.Now()) || ve.busy != nil {
 		// A flight that ended a moment ago fetched it (or failed recently).
 		err := ve.err
 		e.mu.Unlock()
 		return err
 	}
+	busy := make(chan struct{})
+	ve.busy = busy
 	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		if ve.busy == busy {
+			ve.busy = nil
+		}
+		e.mu.Unlock()
+		close(busy)
+	}()
 
 	out, err := c.getValue(ctx, e.id, vid)
 	now := c.clock.Now()
@@ -641,7 +668,7 @@ func (c *Cache) fetchVersion(ctx context.Context, e *secretEntry, vid string) er
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	ve := c.versionLocked(e, vid)
+	ve = c.versionLocked(e, vid) // evicted meanwhile: stored again
 	if err != nil {
 		c.failLocked(&ve.err, &ve.errCount, &ve.nextRetry, err, now)
 		return err

@@ -54,6 +54,7 @@ type secretMeta struct {
 	arn, name    string
 	deleted      bool      // scheduled for deletion
 	nextRotation time.Time // zero when none
+	lastChanged  time.Time // LastChangedDate; zero when not given
 	tags         map[string]string
 }
 
@@ -69,6 +70,7 @@ type versionEntry struct {
 	err       error
 	errCount  int
 	nextRetry time.Time
+	busy      chan struct{} // while a fetch of the value is under way; closed when it ends
 }
 
 // secretValue is a version's value as it is served: the answer's
@@ -264,6 +266,9 @@ func metaOf(out *secretsmanager.DescribeSecretOutput) secretMeta {
 	}
 	if out.NextRotationDate != nil {
 		m.nextRotation = *out.NextRotationDate
+	}
+	if out.LastChangedDate != nil {
+		m.lastChanged = *out.LastChangedDate
 	}
 	if len(out.Tags) > 0 {
 		m.tags = make(map[string]string, len(out.Tags))

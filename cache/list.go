@@ -2,16 +2,19 @@ package cache
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 )
 
-// OpListSecrets names the ListSecrets operation in errors. Listing is not
-// counted in Stats.APICalls nor reported to the Observer.
+// OpListSecrets names the ListSecrets operation, as counted in
+// Stats.APICalls and told to the Observer.
 const OpListSecrets = "ListSecrets"
 
 // maxFilterValues is how many values one ListSecrets filter takes.
@@ -41,6 +44,12 @@ type ListFilter struct {
 	NamePrefixes []string
 	// Tags: secrets carrying every one of them.
 	Tags []Tag
+	// Names, when set, lists exactly these names instead (NamePrefixes and
+	// Tags are then ignored): "name" filters of at most 10 names a call,
+	// keeping exact matches only, since the service matches prefixes.
+	// Names no filter can carry (NameFilterable) are left out: ask
+	// DescribeSecret about those.
+	Names []string
 }
 
 // Listed is one secret of a listing.
@@ -63,30 +72,105 @@ func NewLister(api ListClient) *Lister { return &Lister{api: api} }
 // the service's filter syntax allows: a superset of what f asks for. Entries
 // without a name are left out. Errors match the domain errors
 // (ErrAccessDenied, ErrUnavailable, ...) with errors.Is.
+//
+// It neither counts its calls nor stores what it lists: (*Cache).List does
+// both, and is what the daemon uses.
 func (l *Lister) List(ctx context.Context, f ListFilter) ([]Listed, error) {
-	in := &secretsmanager.ListSecretsInput{
-		MaxResults: aws.Int32(100),
-		Filters:    serverFilters(f.NamePrefixes, f.Tags),
-	}
-	p := secretsmanager.NewListSecretsPaginator(l.api, in)
 	var out []Listed
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, translateError(OpListSecrets, "", err)
-		}
-		for _, e := range page.SecretList {
-			if aws.ToString(e.Name) == "" {
-				continue
+	err := listPages(ctx, f, func(ctx context.Context, in *secretsmanager.ListSecretsInput) (*secretsmanager.ListSecretsOutput, error) {
+		page, err := l.api.ListSecrets(ctx, in)
+		return page, translateError(OpListSecrets, "", err)
+	}, func(entries []types.SecretListEntry) {
+		out = appendListed(out, entries)
+	})
+	return out, err
+}
+
+// listPages pages through the listings f needs (one for prefixes and tags,
+// one per 10 names for Names), calling page for each request and handing
+// each page's entries that f keeps (named; exact names only for Names) to
+// each.
+func listPages(ctx context.Context, f ListFilter, page func(context.Context, *secretsmanager.ListSecretsInput) (*secretsmanager.ListSecretsOutput, error), each func([]types.SecretListEntry)) error {
+	for _, q := range listQueries(f) {
+		var token *string
+		for {
+			out, err := page(ctx, &secretsmanager.ListSecretsInput{
+				MaxResults: aws.Int32(listPageSize),
+				Filters:    q.filters,
+				NextToken:  token,
+			})
+			if err != nil {
+				return err
 			}
-			s := Listed{Name: *e.Name, Deleted: e.DeletedDate != nil}
-			for _, t := range e.Tags {
-				s.Tags = append(s.Tags, Tag{Key: aws.ToString(t.Key), Value: aws.ToString(t.Value)})
+			kept := out.SecretList[:0:0]
+			for _, e := range out.SecretList {
+				name := aws.ToString(e.Name)
+				if name != "" && (q.exact == nil || q.exact[name]) {
+					kept = append(kept, e)
+				}
 			}
-			out = append(out, s)
+			each(kept)
+			if aws.ToString(out.NextToken) == "" {
+				break
+			}
+			token = out.NextToken
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// listPageSize is how many secrets one ListSecrets page holds at most.
+const listPageSize = 100
+
+// listQuery is one listing: its filters and, for exact names, the names to
+// keep (nil keeps every named entry).
+type listQuery struct {
+	filters []types.Filter
+	exact   map[string]bool
+}
+
+// listQueries turns a filter into the listings that answer it.
+func listQueries(f ListFilter) []listQuery {
+	if len(f.Names) == 0 {
+		return []listQuery{{filters: serverFilters(f.NamePrefixes, f.Tags)}}
+	}
+	var names []string
+	for _, n := range f.Names {
+		if NameFilterable(n) && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	var qs []listQuery
+	for chunk := range slices.Chunk(names, maxFilterValues) {
+		q := listQuery{
+			filters: []types.Filter{{Key: types.FilterNameStringTypeName, Values: slices.Clone(chunk)}},
+			exact:   make(map[string]bool, len(chunk)),
+		}
+		for _, n := range chunk {
+			q.exact[n] = true
+		}
+		qs = append(qs, q)
+	}
+	return qs
+}
+
+// NameFilterable reports whether a secret id can be listed by name with a
+// "name" filter (ListFilter.Names): a name the filter's pattern takes, not
+// an ARN.
+func NameFilterable(id string) bool {
+	return !strings.HasPrefix(id, "arn:") && allFilterable(id)
+}
+
+// appendListed converts listing entries.
+func appendListed(out []Listed, entries []types.SecretListEntry) []Listed {
+	for _, e := range entries {
+		s := Listed{Name: aws.ToString(e.Name), Deleted: e.DeletedDate != nil}
+		for _, t := range e.Tags {
+			s.Tags = append(s.Tags, Tag{Key: aws.ToString(t.Key), Value: aws.ToString(t.Value)})
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // serverFilters narrows a listing on the service's side as far as the
@@ -133,6 +217,312 @@ func allFilterable(values ...string) bool {
 			default:
 				return false
 			}
+		}
+	}
+	return true
+}
+
+// listPageGap is the least time between two pages of one listing (at most
+// 20 pages, 2 000 secrets, a second), so that a large account is listed
+// at a steady pace rather than in a burst.
+const listPageGap = 50 * time.Millisecond
+
+// List lists secrets with ListSecrets, as (*Lister).List does, and stores
+// what each page says as it arrives, so that the listing is the cache's
+// change detector:
+//
+//   - A listed secret's metadata (version -> stages, name, ARN, tags,
+//     deletion, next rotation, last change) is stored as a DescribeSecret
+//     answer would be, under the secret's name (and its ARN, when that id is
+//     cached). It then needs no DescribeSecret until 1.5 to 2 refresh
+//     intervals after the listing (uniformly spread, and still shortly
+//     after a NextRotationDate), so listings every refresh interval or more
+//     often replace DescribeSecret altogether, and when they stop, the
+//     DescribeSecret refreshes resume spread over half an interval.
+//   - A listing may trail the service (by minutes, its documentation says):
+//     an entry whose LastChangedDate is older than what the cache stored, or
+//     one that a refresh started after the page was asked for has already
+//     answered (without a newer LastChangedDate), moves nothing.
+//   - A secret whose stages in use moved has its new values fetched at once,
+//     batched (BatchGetSecretValue, 20 a call); a version already cached is
+//     never fetched again. Then the Change is told to subscribers.
+//   - After a complete listing, a cached secret that the filter covers but
+//     the listing no longer names is refreshed at once with one
+//     DescribeSecret, so that a deleted secret disappears.
+//   - Every secret the last complete listing of a filter named is kept on
+//     top of MaxCacheSize: the cache holds at most MaxCacheSize secrets plus
+//     those its listings name, so a mount of many listed secrets does not
+//     thrash the LRU.
+//
+// A listing is background work: its calls take the background call slots
+// and yield to readers' under the throttling pace (see Config.MaxInFlight),
+// and the values it fetches are fetched on the cache's background context,
+// given up when the cache closes. Pages are also paced (listPageGap apart)
+// on the cache's clock. A client that cannot list gives an error matching
+// errors.ErrUnsupported; others match the domain errors.
+func (c *Cache) List(ctx context.Context, f ListFilter) ([]Listed, error) {
+	api, ok := c.client.(ListClient)
+	if !ok {
+		return nil, fmt.Errorf("list secrets: the client has no ListSecrets: %w", errors.ErrUnsupported)
+	}
+	ctx = backgroundCtx(ctx) // its calls yield to readers'
+	run := &listRun{key: filterKey(f), startSeq: c.seq.Load(), named: make(map[string]struct{})}
+	var out []Listed
+	pages := 0
+	err := listPages(ctx, f, func(ctx context.Context, in *secretsmanager.ListSecretsInput) (*secretsmanager.ListSecretsOutput, error) {
+		if pages > 0 {
+			select {
+			case <-c.clock.Alarm(c.clock.Now().Add(listPageGap)):
+			case <-ctx.Done():
+				return nil, fmt.Errorf("list secrets: %w", ctx.Err())
+			}
+		}
+		pages++
+		run.pageSeq = c.seq.Add(1)
+		var page *secretsmanager.ListSecretsOutput
+		err := c.call(ctx, OpListSecrets, "", func(ctx context.Context) (err error) {
+			page, err = api.ListSecrets(ctx, in)
+			if err == nil && page == nil {
+				err = errors.New("empty answer")
+			}
+			return err
+		})
+		return page, err
+	}, func(entries []types.SecretListEntry) {
+		out = appendListed(out, entries)
+		c.applyListing(run, entries)
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.endListing(run, f)
+	return out, nil
+}
+
+// listRun is one listing under way.
+type listRun struct {
+	key      string              // the filter's identity, for the size bound
+	startSeq uint64              // refresh sequence when the listing began
+	pageSeq  uint64              // refresh sequence when the current page was asked for
+	named    map[string]struct{} // names and ARNs listed so far
+}
+
+// filterKey identifies a filter: listings of one filter replace each other
+// in the size bound.
+func filterKey(f ListFilter) string {
+	return fmt.Sprintf("%q|%q|%q", f.NamePrefixes, f.Tags, f.Names)
+}
+
+// applyListing stores one page's metadata, fetches the values that moved
+// (as background work), then tells subscribers what moved.
+func (c *Cache) applyListing(run *listRun, entries []types.SecretListEntry) {
+	now := c.clock.Now()
+	var (
+		changes []Change
+		fetch   []fetchItem
+	)
+	for _, le := range entries {
+		name, arn := aws.ToString(le.Name), aws.ToString(le.ARN)
+		run.named[name] = struct{}{}
+		if arn != "" {
+			run.named[arn] = struct{}{}
+		}
+		if le.SecretVersionsToStages == nil {
+			continue // says nothing of versions: leave the secret to DescribeSecret
+		}
+		c.growBound(run)
+		out := describeOfListed(le)
+		for _, e := range c.listedEntries(name, arn, le.DeletedDate == nil) {
+			e.mu.Lock()
+			ch, f := c.storeListedLocked(e, out, run.pageSeq, now)
+			e.mu.Unlock()
+			changes = append(changes, ch...)
+			fetch = append(fetch, f...)
+		}
+	}
+	if len(fetch) > 0 {
+		c.fetchVersions(c.bgCtx, fetch)
+	}
+	c.emit(changes)
+}
+
+// listedEntries returns the entries a listed secret updates: the one under
+// its name, made if needed and create allows it, and the one under its
+// ARN if cached. Recency is left alone: a listing is no use.
+func (c *Cache) listedEntries(name, arn string, create bool) []*secretEntry {
+	var out []*secretEntry
+	var evicted **secretEntry
+	c.mu.Lock()
+	if e, ok := c.secrets.peek(name); ok {
+		out = append(out, e)
+	} else if create {
+		c.nextKey++
+		e := newSecretEntry(name, c.nextKey)
+		_, evicted = c.secrets.putIfAbsent(name, e)
+		out = append(out, e)
+	}
+	if e, ok := c.secrets.peek(arn); ok && arn != "" && arn != name {
+		out = append(out, e)
+	}
+	c.mu.Unlock()
+	if evicted != nil {
+		c.evict(*evicted)
+	}
+	return out
+}
+
+// storeListedLocked stores a listed secret's metadata in e, unless the
+// cache already holds a newer word, and returns the stages that moved and
+// the values to fetch for the stages in use.
+func (c *Cache) storeListedLocked(e *secretEntry, out *secretsmanager.DescribeSecretOutput, pageSeq uint64, now time.Time) ([]Change, []fetchItem) {
+	listedChange := aws.ToTime(out.LastChangedDate)
+	if e.described {
+		known := e.meta.lastChanged
+		newer := !listedChange.IsZero() && !known.IsZero() && listedChange.After(known)
+		switch {
+		case !listedChange.IsZero() && !known.IsZero() && listedChange.Before(known):
+			return nil, nil // the listing trails what a refresh already saw
+		case e.seq > pageSeq && !newer:
+			return nil, nil // a refresh that started after this page has answered
+		}
+	}
+	stages := indexStages(out)
+	var changes []Change
+	if e.described {
+		changes = diffStages(e.id, e.stages, stages)
+	}
+	e.force = false
+	c.storeLocked(e, out, stages, now)
+	e.nextRefresh = c.listedRefreshTime(now, e.meta.nextRotation)
+	c.scheduleLocked(e) // the schedule follows the later expiry
+	var fetch []fetchItem
+	for _, stage := range e.tracked {
+		vid := stages[stage]
+		if vid == "" || e.meta.deleted {
+			continue
+		}
+		if ve, ok := e.versions.peek(vid); !ok || ve.needsFetch(now) {
+			fetch = append(fetch, fetchItem{e: e, vid: vid})
+		}
+	}
+	return changes, fetch
+}
+
+// listedRefreshTime is when metadata a listing gave expires: uniformly in
+// [3T/2, 2T] after now (T = SecretRefreshInterval), so that a listing every
+// T keeps a listed secret from needing DescribeSecret even at the end of the
+// background refresh's lead, and no later than RotationGrace after a
+// scheduled rotation still to come.
+func (c *Cache) listedRefreshTime(now, nextRotation time.Time) time.Time {
+	t := int64(c.cfg.SecretRefreshInterval)
+	half := t / 2
+	next := now.Add(time.Duration(t + half + c.rand.Int64N(t-half+1)))
+	if !nextRotation.IsZero() && nextRotation.After(now) {
+		if r := nextRotation.Add(c.cfg.RotationGrace); r.Before(next) {
+			next = r
+		}
+	}
+	return next
+}
+
+// describeOfListed is the DescribeSecret answer a listing entry stands for.
+func describeOfListed(le types.SecretListEntry) *secretsmanager.DescribeSecretOutput {
+	return &secretsmanager.DescribeSecretOutput{
+		ARN:                le.ARN,
+		Name:               le.Name,
+		Description:        le.Description,
+		KmsKeyId:           le.KmsKeyId,
+		CreatedDate:        le.CreatedDate,
+		DeletedDate:        le.DeletedDate,
+		LastAccessedDate:   le.LastAccessedDate,
+		LastChangedDate:    le.LastChangedDate,
+		LastRotatedDate:    le.LastRotatedDate,
+		NextRotationDate:   le.NextRotationDate,
+		OwningService:      le.OwningService,
+		PrimaryRegion:      le.PrimaryRegion,
+		RotationEnabled:    le.RotationEnabled,
+		RotationLambdaARN:  le.RotationLambdaARN,
+		RotationRules:      le.RotationRules,
+		Tags:               le.Tags,
+		VersionIdsToStages: le.SecretVersionsToStages,
+	}
+}
+
+// growBound raises the size bound while a listing names more secrets than
+// its filter's last one did, so that its own entries do not evict each
+// other.
+func (c *Cache) growBound(run *listRun) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := len(run.named); n > c.listed[run.key] {
+		c.listed[run.key] = n
+		c.secrets.max = c.boundLocked()
+	}
+}
+
+// boundLocked is the LRU's bound: MaxCacheSize plus the secrets the last
+// listing of each filter named (counted once per filter; filters that
+// overlap count their common secrets twice, which only leaves room).
+func (c *Cache) boundLocked() int {
+	n := c.cfg.MaxCacheSize
+	for _, k := range c.listed {
+		n += k
+	}
+	return n
+}
+
+// endListing, after a complete listing, sets the size bound to what it
+// named, and refreshes at once each cached secret the filter covers that it
+// no longer names.
+func (c *Cache) endListing(run *listRun, f ListFilter) {
+	var gone []*secretEntry
+	c.mu.Lock()
+	c.listed[run.key] = len(run.named)
+	c.secrets.max = c.boundLocked()
+	evicted := c.secrets.shrink()
+	c.secrets.each(func(id string, e *secretEntry) {
+		if _, ok := run.named[id]; !ok {
+			gone = append(gone, e)
+		}
+	})
+	c.mu.Unlock()
+	for _, e := range evicted {
+		c.evict(e)
+	}
+	for _, e := range gone {
+		e.mu.Lock()
+		stale := e.described && !e.meta.deleted && e.seq <= run.startSeq && covers(f, e.meta)
+		if _, ok := run.named[e.meta.name]; ok {
+			stale = false // listed under its name; cached under its ARN
+		}
+		e.mu.Unlock()
+		if !stale {
+			continue
+		}
+		ch := c.backgroundFlight(e, func(e *secretEntry, _ time.Time) bool { return e.seq <= run.startSeq })
+		c.bgWG.Add(1)
+		go func() {
+			defer c.bgWG.Done()
+			select {
+			case <-ch:
+			case <-c.done:
+			}
+		}()
+	}
+}
+
+// covers reports whether a listing of f would name a secret with this
+// metadata, were it still there.
+func covers(f ListFilter, m secretMeta) bool {
+	if len(f.Names) > 0 {
+		return NameFilterable(m.name) && slices.Contains(f.Names, m.name)
+	}
+	if len(f.NamePrefixes) > 0 && !slices.ContainsFunc(f.NamePrefixes, func(p string) bool { return strings.HasPrefix(m.name, p) }) {
+		return false
+	}
+	for _, t := range f.Tags {
+		if v, ok := m.tags[t.Key]; !ok || v != t.Value {
+			return false
 		}
 	}
 	return true

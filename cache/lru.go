@@ -63,6 +63,19 @@ func (l *lru[K, V]) putIfAbsent(key K, value V) (inserted bool, evicted *V) {
 	return true, nil
 }
 
+// shrink evicts least recently used entries until at most max remain, and
+// returns them.
+func (l *lru[K, V]) shrink() []V {
+	var out []V
+	for len(l.items) > l.max && l.tail != nil {
+		old := l.tail
+		l.unlink(old)
+		delete(l.items, old.key)
+		out = append(out, old.value)
+	}
+	return out
+}
+
 // len reports the number of entries.
 func (l *lru[K, V]) len() int { return len(l.items) }
 

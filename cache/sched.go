@@ -195,7 +195,7 @@ func (c *Cache) scheduleLoop() {
 func (c *Cache) backgroundRefresh(e *secretEntry) {
 	defer c.bgWG.Done()
 	select {
-	case <-c.backgroundFlight(e):
+	case <-c.backgroundFlight(e, c.dueInBackground):
 	case <-c.done:
 	}
 	e.mu.Lock()

@@ -8,6 +8,8 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -112,6 +114,9 @@ type Secret struct {
 	NextRotationDate *time.Time
 	Deleted          bool
 	Tags             map[string]string
+	// LastChanged is when the secret last changed (a value put, a stage
+	// moved): ListSecrets and DescribeSecret report it as LastChangedDate.
+	LastChanged time.Time
 	// NoVersionIdsToStages makes DescribeSecret answer without the map.
 	NoVersionIdsToStages bool
 }
@@ -124,19 +129,21 @@ type Version struct {
 }
 
 // Client is a fake Secrets Manager client held in memory. It satisfies
-// cache.Client. Secrets are found by name or by ARN.
+// cache.Client, and also lists (ListSecrets) and fetches in batches
+// (BatchGetSecretValue). Secrets are found by name or by ARN.
 type Client struct {
-	mu      sync.Mutex
-	secrets map[string]*Secret         // by name; guarded by mu
-	calls   map[string]int             // by operation; guarded by mu
-	log     []Call                     // every call, in order; guarded by mu
-	errs    map[string][]error         // queued errors by operation; guarded by mu
-	always  map[string]error           // error returned by every call of an operation; guarded by mu
-	gate    chan struct{}              // when set, calls wait for it to close; guarded by mu
-	inCall  int                        // calls under way; guarded by mu
-	maxIn   int                        // most calls under way at once; guarded by mu
-	onCall  func(op string, id string) // guarded by mu
-	counter int                        // version id sequence; guarded by mu
+	mu         sync.Mutex
+	secrets    map[string]*Secret         // by name; guarded by mu
+	calls      map[string]int             // by operation; guarded by mu
+	log        []Call                     // every call, in order; guarded by mu
+	errs       map[string][]error         // queued errors by operation; guarded by mu
+	always     map[string]error           // error returned by every call of an operation; guarded by mu
+	gate       chan struct{}              // when set, calls wait for it to close; guarded by mu
+	inCall     int                        // calls under way; guarded by mu
+	maxIn      int                        // most calls under way at once; guarded by mu
+	onCall     func(op string, id string) // guarded by mu
+	counter    int                        // version id sequence; guarded by mu
+	secretErrs map[string]string          // BatchGetSecretValue error code by secret id; guarded by mu
 }
 
 // Call records one call to the fake client.
@@ -150,10 +157,11 @@ type Call struct {
 // NewClient returns an empty fake client.
 func NewClient() *Client {
 	return &Client{
-		secrets: make(map[string]*Secret),
-		calls:   make(map[string]int),
-		errs:    make(map[string][]error),
-		always:  make(map[string]error),
+		secrets:    make(map[string]*Secret),
+		calls:      make(map[string]int),
+		errs:       make(map[string][]error),
+		always:     make(map[string]error),
+		secretErrs: make(map[string]string),
 	}
 }
 
@@ -186,6 +194,7 @@ func (c *Client) put(name string, v Version) string {
 		c.secrets[name] = s
 	}
 	c.counter++
+	s.LastChanged = c.changedAt()
 	vid := fmt.Sprintf("v%d", c.counter)
 	s.Versions[vid] = v
 	prev := findStage(s, "AWSCURRENT")
@@ -205,6 +214,22 @@ func (c *Client) SetStage(name, stage, vid string) {
 	s := c.secrets[name]
 	removeStage(s, stage)
 	s.Stages[vid] = append(s.Stages[vid], stage)
+	c.counter++
+	s.LastChanged = c.changedAt()
+}
+
+// changedAt is a LastChangedDate later than every one given before: the
+// fake has no clock, so the version sequence stands for time.
+func (c *Client) changedAt() time.Time {
+	return time.Unix(1700000000, 0).Add(time.Duration(c.counter) * time.Second)
+}
+
+// Delete removes the secret at once, as a deletion without recovery window
+// does: every call about it then answers ResourceNotFoundException.
+func (c *Client) Delete(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.secrets, name)
 }
 
 // Update changes a secret in place under the client's lock.
@@ -398,6 +423,7 @@ func (c *Client) DescribeSecret(ctx context.Context, in *secretsmanager.Describe
 		ARN:              aws.String(s.ARN),
 		Name:             aws.String(s.Name),
 		NextRotationDate: s.NextRotationDate,
+		LastChangedDate:  lastChanged(s),
 	}
 	if s.Deleted {
 		out.DeletedDate = aws.Time(time.Unix(1700000000, 0))
@@ -452,4 +478,191 @@ func (c *Client) GetSecretValue(ctx context.Context, in *secretsmanager.GetSecre
 		out.SecretString = aws.String(*v.String)
 	}
 	return out, nil
+}
+
+func lastChanged(s *Secret) *time.Time {
+	if s.LastChanged.IsZero() {
+		return nil
+	}
+	return aws.Time(s.LastChanged)
+}
+
+// stagesOf copies a secret's version -> stages map, stages sorted.
+func stagesOf(s *Secret) map[string][]string {
+	out := make(map[string][]string, len(s.Stages))
+	for vid, stages := range s.Stages {
+		st := append([]string(nil), stages...)
+		sort.Strings(st)
+		out[vid] = st
+	}
+	return out
+}
+
+// listPageSize is how many secrets a ListSecrets page holds at most when
+// the request sets no MaxResults.
+const listPageSize = 100
+
+// ListSecrets answers like the service: secrets sorted by name, secrets
+// scheduled for deletion left out, "name" filters matching a prefix of the
+// name (values ORed, filters ANDed), "tag-key" and "tag-value" prefixes of
+// a tag, MaxResults and NextToken paging. Each entry carries
+// SecretVersionsToStages and LastChangedDate. A call is logged with the
+// filters' values joined by "," as its SecretID.
+func (c *Client) ListSecrets(ctx context.Context, in *secretsmanager.ListSecretsInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.ListSecretsOutput, error) {
+	var keys []string
+	for _, f := range in.Filters {
+		keys = append(keys, string(f.Key)+"="+strings.Join(f.Values, "|"))
+	}
+	if err := c.begin(ctx, Call{Op: "ListSecrets", SecretID: strings.Join(keys, ",")}); err != nil {
+		c.end()
+		return nil, err
+	}
+	c.mu.Lock()
+	defer func() {
+		c.inCall--
+		c.mu.Unlock()
+	}()
+	names := make([]string, 0, len(c.secrets))
+	for name, s := range c.secrets {
+		if !s.Deleted && matchesFilters(s, in.Filters) {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	start := 0
+	if t := aws.ToString(in.NextToken); t != "" {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 0 || n > len(names) {
+			return nil, &types.InvalidNextTokenException{Message: aws.String("bad token")}
+		}
+		start = n
+	}
+	size := listPageSize
+	if in.MaxResults != nil && *in.MaxResults > 0 {
+		size = int(*in.MaxResults)
+	}
+	end := min(start+size, len(names))
+	out := &secretsmanager.ListSecretsOutput{}
+	for _, name := range names[start:end] {
+		s := c.secrets[name]
+		e := types.SecretListEntry{
+			ARN:                    aws.String(s.ARN),
+			Name:                   aws.String(s.Name),
+			NextRotationDate:       s.NextRotationDate,
+			LastChangedDate:        lastChanged(s),
+			SecretVersionsToStages: stagesOf(s),
+		}
+		for k, v := range s.Tags {
+			e.Tags = append(e.Tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+		}
+		out.SecretList = append(out.SecretList, e)
+	}
+	if end < len(names) {
+		out.NextToken = aws.String(strconv.Itoa(end))
+	}
+	return out, nil
+}
+
+// matchesFilters applies ListSecrets filters the way the service does for
+// the keys the cache sends.
+func matchesFilters(s *Secret, filters []types.Filter) bool {
+	for _, f := range filters {
+		var candidates []string
+		switch f.Key {
+		case types.FilterNameStringTypeName:
+			candidates = []string{s.Name}
+		case types.FilterNameStringTypeTagKey:
+			for k := range s.Tags {
+				candidates = append(candidates, k)
+			}
+		case types.FilterNameStringTypeTagValue:
+			for _, v := range s.Tags {
+				candidates = append(candidates, v)
+			}
+		}
+		hit := false
+		for _, v := range f.Values {
+			for _, cand := range candidates {
+				if strings.HasPrefix(cand, v) {
+					hit = true
+				}
+			}
+		}
+		if !hit {
+			return false
+		}
+	}
+	return true
+}
+
+// maxBatch is how many ids BatchGetSecretValue takes at most.
+const maxBatch = 20
+
+// BatchGetSecretValue answers like the service for a SecretIdList: each
+// secret's AWSCURRENT value, with per-secret errors in Errors
+// (ResourceNotFoundException for an unknown id, or an error queued for the
+// id with FailSecret). FailNext and FailAlways with "BatchGetSecretValue"
+// refuse the whole call. The call is logged with the ids joined by ",".
+func (c *Client) BatchGetSecretValue(ctx context.Context, in *secretsmanager.BatchGetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.BatchGetSecretValueOutput, error) {
+	if err := c.begin(ctx, Call{Op: "BatchGetSecretValue", SecretID: strings.Join(in.SecretIdList, ",")}); err != nil {
+		c.end()
+		return nil, err
+	}
+	c.mu.Lock()
+	defer func() {
+		c.inCall--
+		c.mu.Unlock()
+	}()
+	if len(in.SecretIdList) == 0 || len(in.SecretIdList) > maxBatch || len(in.Filters) > 0 {
+		return nil, &types.InvalidParameterException{Message: aws.String("give 1 to 20 ids in SecretIdList and no filters")}
+	}
+	out := &secretsmanager.BatchGetSecretValueOutput{}
+	for _, id := range in.SecretIdList {
+		fail := func(code, msg string) {
+			out.Errors = append(out.Errors, types.APIErrorType{SecretId: aws.String(id), ErrorCode: aws.String(code), Message: aws.String(msg)})
+		}
+		if code, ok := c.secretErrs[id]; ok {
+			fail(code, "refused for this secret")
+			continue
+		}
+		s := c.lookupLocked(id)
+		if s == nil {
+			fail("ResourceNotFoundException", "Secrets Manager can't find the specified secret.")
+			continue
+		}
+		vid := findStage(s, "AWSCURRENT")
+		v, ok := s.Versions[vid]
+		if !ok {
+			fail("ResourceNotFoundException", "Secrets Manager can't find the specified secret value for staging label: AWSCURRENT")
+			continue
+		}
+		e := types.SecretValueEntry{
+			ARN:           aws.String(s.ARN),
+			Name:          aws.String(s.Name),
+			VersionId:     aws.String(vid),
+			VersionStages: append([]string(nil), s.Stages[vid]...),
+			CreatedDate:   aws.Time(v.Created),
+		}
+		if v.Binary != nil {
+			e.SecretBinary = append([]byte(nil), v.Binary...)
+		}
+		if v.String != nil {
+			e.SecretString = aws.String(*v.String)
+		}
+		out.SecretValues = append(out.SecretValues, e)
+	}
+	return out, nil
+}
+
+// FailSecret makes BatchGetSecretValue report code (e.g.
+// "AccessDeniedException") for the secret id in its Errors, while the other
+// ids of the call succeed; an empty code undoes it.
+func (c *Client) FailSecret(id, code string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if code == "" {
+		delete(c.secretErrs, id)
+		return
+	}
+	c.secretErrs[id] = code
 }

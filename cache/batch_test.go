@@ -1,0 +1,241 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/smithy-go"
+)
+
+const (
+	opB = OpBatchGetSecretValue
+	opL = OpListSecrets
+)
+
+// putMany adds n string secrets s00, s01, ... and returns their names.
+func (e *env) putMany(n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("s%02d", i)
+		e.client.PutString(names[i], "value of "+names[i])
+	}
+	return names
+}
+
+// list lists every secret through the cache.
+func (e *env) list(f ListFilter) []Listed {
+	e.t.Helper()
+	got, err := e.c.List(context.Background(), f)
+	if err != nil {
+		e.t.Fatalf("List: %v", err)
+	}
+	return got
+}
+
+// valueCached reports whether the default stage of id has a value cached.
+func (e *env) valueCached(id string) bool {
+	in, ok := e.c.Info(id)
+	if !ok {
+		return false
+	}
+	vid := in.Stages[DefaultVersionStage]
+	for _, v := range in.Versions {
+		if (vid == "" || v.VersionID == vid) && !v.FetchedAt.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestIssue12_Batch_TwentyPerCall(t *testing.T) {
+	e := newEnv(t, nil)
+	names := e.putMany(45)
+	e.list(ListFilter{}) // metadata from the listing: no DescribeSecret
+	e.c.Prefetch(context.Background(), names)
+	eventually(t, "45 values prefetched", func() bool {
+		for _, n := range names {
+			if !e.valueCached(n) {
+				return false
+			}
+		}
+		return true
+	})
+	if b, g, d := e.client.Calls(opB), e.client.Calls(opG), e.client.Calls(opD); b != 3 || g != 0 || d != 0 {
+		t.Fatalf("prefetch of 45 ids: %d BatchGetSecretValue, %d GetSecretValue, %d DescribeSecret; want 3, 0, 0", b, g, d)
+	}
+	for _, call := range e.client.Log() {
+		if call.Op == opB && strings.Count(call.SecretID, ",")+1 > 20 {
+			t.Fatalf("a batch of more than 20 ids: %s", call.SecretID)
+		}
+	}
+	for _, n := range names {
+		if got := e.str(n); got != "value of "+n {
+			t.Fatalf("%s = %q", n, got)
+		}
+	}
+	if b, g, d := e.client.Calls(opB), e.client.Calls(opG), e.client.Calls(opD); b != 3 || g != 0 || d != 0 {
+		t.Fatalf("reads after the prefetch made calls: %d batch, %d get, %d describe", b-3, g, d)
+	}
+	// A second prefetch of what is cached costs nothing.
+	e.c.Prefetch(context.Background(), names)
+	if b := e.client.Calls(opB); b != 3 {
+		t.Fatalf("prefetch of cached values: %d more batch calls", b-3)
+	}
+}
+
+func TestIssue12_Batch_ColdIDsWithoutMetadata(t *testing.T) {
+	e := newEnv(t, nil)
+	names := e.putMany(21)
+	e.c.Prefetch(context.Background(), names)
+	eventually(t, "21 values prefetched", func() bool {
+		for _, n := range names {
+			if !e.valueCached(n) {
+				return false
+			}
+		}
+		return true
+	})
+	if b, g := e.client.Calls(opB), e.client.Calls(opG); b != 2 || g != 0 {
+		t.Fatalf("%d batch and %d get calls; want 2 and 0", b, g)
+	}
+	for _, n := range names {
+		e.str(n)
+	}
+	// Reads learn the stages (DescribeSecret) but fetch no value again.
+	e.calls(21, 0)
+}
+
+func TestIssue12_Batch_PerSecretErrorsIsolated(t *testing.T) {
+	e := newEnv(t, nil)
+	names := e.putMany(5)
+	e.list(ListFilter{})
+	e.client.FailSecret("s02", "AccessDeniedException")
+	e.client.FailSecret("s03", "DecryptionFailure")
+	e.c.Prefetch(context.Background(), names)
+	eventually(t, "the batch stored", func() bool {
+		in, _ := e.c.Info("s03")
+		return e.valueCached("s04") && len(in.Versions) == 1 && in.Versions[0].LastError != nil
+	})
+	if b, g := e.client.Calls(opB), e.client.Calls(opG); b != 1 || g != 0 {
+		t.Fatalf("%d batch and %d get calls; want 1 and 0", b, g)
+	}
+	for _, n := range []string{"s00", "s01", "s04"} {
+		if got := e.str(n); got != "value of "+n {
+			t.Fatalf("%s = %q", n, got)
+		}
+	}
+	for _, n := range []string{"s02", "s03"} {
+		_, err := e.c.GetSecretString(context.Background(), n)
+		if !errors.Is(err, ErrAccessDenied) {
+			t.Fatalf("%s: error %v, want access denied", n, err)
+		}
+		if !strings.Contains(err.Error(), OpBatchGetSecretValue) || !strings.Contains(err.Error(), n) {
+			t.Fatalf("%s: error %q names neither the call nor the secret", n, err)
+		}
+	}
+	// The stored errors back off like GetSecretValue errors: no call now.
+	if g := e.client.Calls(opG); g != 0 {
+		t.Fatalf("reads inside the backoff made %d GetSecretValue calls", g)
+	}
+}
+
+func TestIssue12_Batch_RefusedFallsBackLoggedOnce(t *testing.T) {
+	var logs syncBuffer
+	e := newEnv(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	names := e.putMany(30)
+	e.list(ListFilter{})
+	e.client.FailAlways(opB, &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized to perform: secretsmanager:BatchGetSecretValue"})
+	e.c.Prefetch(context.Background(), names[:20])
+	eventually(t, "20 values fetched one by one", func() bool {
+		for _, n := range names[:20] {
+			if !e.valueCached(n) {
+				return false
+			}
+		}
+		return true
+	})
+	e.c.Prefetch(context.Background(), names[20:])
+	eventually(t, "10 more values fetched one by one", func() bool {
+		for _, n := range names[20:] {
+			if !e.valueCached(n) {
+				return false
+			}
+		}
+		return true
+	})
+	if b, g := e.client.Calls(opB), e.client.Calls(opG); b != 1 || g != 30 {
+		t.Fatalf("%d batch and %d get calls; want 1 refused batch, then 30 GetSecretValue", b, g)
+	}
+	if n := strings.Count(logs.String(), "BatchGetSecretValue is refused"); n != 1 {
+		t.Fatalf("the refusal was logged %d times, want once; log:\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), "value of") {
+		t.Fatalf("a value reached the log:\n%s", logs.String())
+	}
+	for _, n := range names {
+		if got := e.str(n); got != "value of "+n {
+			t.Fatalf("%s = %q", n, got)
+		}
+	}
+}
+
+// batchlessClient hides the fake's BatchGetSecretValue and ListSecrets: a
+// Client with only the two required methods.
+type batchlessClient struct{ Client }
+
+func TestIssue12_Batch_ClientWithoutBatchOrList(t *testing.T) {
+	e := newEnv(t, nil)
+	names := e.putMany(3)
+	c, err := New(batchlessClient{e.client}, e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.List(context.Background(), ListFilter{}); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("List on a client without ListSecrets: %v", err)
+	}
+	for _, n := range names {
+		if _, err := c.Describe(context.Background(), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Prefetch(context.Background(), names)
+	eventually(t, "values fetched one by one", func() bool {
+		for _, n := range names {
+			in, _ := c.Info(n)
+			if len(in.Versions) == 0 || in.Versions[0].FetchedAt.IsZero() {
+				return false
+			}
+		}
+		return true
+	})
+	if b := e.client.Calls(opB); b != 0 {
+		t.Fatalf("%d batch calls on a client without BatchGetSecretValue", b)
+	}
+}
