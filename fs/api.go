@@ -23,6 +23,11 @@ type Store interface {
 	// Pin keeps a secret refreshed in the background although reads of it
 	// do not reach the store (the kernel serves them from its caches).
 	Pin(secretID string) (unpin func())
+	// Prefetch asks for the default stage's values of secrets about to be
+	// needed (the child secrets of a directory being listed, whose JSON
+	// keys are their files), in the background and in batches; it returns
+	// at once and may do nothing.
+	Prefetch(secretIDs []string)
 }
 
 // Value is a snapshot of one version of a secret.

@@ -138,6 +138,8 @@ func contains(list []string, s string) bool {
 }
 
 func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	ref, children, _ := d.r.ix.dir(d.path)
+	d.prefetchChildren(ref, children)
 	c := d.contents(ctx, true)
 	if c.err != nil {
 		d.r.log.Debug("listing a secret's files failed", "path", d.path, "error", c.err)
@@ -159,6 +161,25 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	}
 	list = d.r.withMapped(d.path, list)
 	return gofs.NewListDirStream(list), 0
+}
+
+// prefetchChildren asks the store, in one go, for the values of the child
+// directories that are secrets: listing each of them needs its JSON keys, so
+// a listing of the tree (find, ls -R) fetches siblings together rather than
+// one by one. The directory's own secret (ref) goes with them.
+func (d *dirNode) prefetchChildren(ref *SecretRef, children []string) {
+	var ids []string
+	if ref != nil {
+		ids = append(ids, ref.ID)
+	}
+	for _, name := range children {
+		if r, _, _ := d.r.ix.dir(join(d.path, name)); r != nil {
+			ids = append(ids, r.ID)
+		}
+	}
+	if len(ids) > 1 || len(ids) == 1 && ref == nil {
+		d.r.opts.Store.Prefetch(ids)
+	}
 }
 
 func fileKey(kind entryKind, dir, name string) string {

@@ -15,11 +15,12 @@ import (
 // fakeStore is an in-memory Store. Rotate and SetErr change it and report
 // changes to subscribers as the cache would.
 type fakeStore struct {
-	mu      sync.Mutex
-	secrets map[string]*fakeSecret // guarded by mu
-	subs    []func(Change)         // guarded by mu
-	pins    map[string]int         // guarded by mu
-	reads   int                    // Value calls; guarded by mu
+	mu         sync.Mutex
+	secrets    map[string]*fakeSecret // guarded by mu
+	subs       []func(Change)         // guarded by mu
+	pins       map[string]int         // guarded by mu
+	prefetched [][]string             // guarded by mu; every Prefetch call
+	reads      int                    // Value calls; guarded by mu
 }
 
 type fakeSecret struct {
@@ -142,6 +143,12 @@ func (s *fakeStore) Subscribe(fn func(Change)) func() {
 	s.subs = append(s.subs, fn)
 	s.mu.Unlock()
 	return func() {}
+}
+
+func (s *fakeStore) Prefetch(ids []string) {
+	s.mu.Lock()
+	s.prefetched = append(s.prefetched, ids)
+	s.mu.Unlock()
 }
 
 func (s *fakeStore) Pin(id string) func() {

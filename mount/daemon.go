@@ -134,7 +134,7 @@ func (d *Daemon) Add(ctx context.Context, cfg Config) (_ *Mount, err error) {
 	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
 	m.onClose(endLife)
 	defer context.AfterFunc(ctx, endLife)() // ctx ending during Add ends it
-	cat := catalogOf(cfg, sh.lister, c, catalog.DefaultOptions(cfg.ListInterval, clock, log.With("component", "catalog")))
+	cat := catalogOf(cfg, c, catalog.DefaultOptions(cfg.ListInterval, clock, log.With("component", "catalog")))
 	if err := cat.Start(life); err != nil {
 		return nil, ctx.Err() // ctx ended before anything was mounted
 	}

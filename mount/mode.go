@@ -8,13 +8,14 @@ import (
 // catalogOf picks the catalog's mode from the configuration: with a mapping
 // (and no --expose-all) only the mapped files, so an explicit catalog of no
 // secret; with --secret the named secrets; otherwise a listing narrowed by
-// --prefix and --tag.
-func catalogOf(cfg Config, l catalog.Lister, c *cache.Cache, opts catalog.Options) catalog.Catalog {
+// --prefix and --tag. The cache lists, so that each listing updates what it
+// holds.
+func catalogOf(cfg Config, c *cache.Cache, opts catalog.Options) catalog.Catalog {
 	switch {
 	case cfg.Mapping != nil && !cfg.ExposeAll:
 		return catalog.NewExplicit(nil, c, opts)
 	case cfg.ExplicitMode():
 		return catalog.NewExplicit(cfg.Secrets, c, opts)
 	}
-	return catalog.NewListing(l, c, cfg.Prefixes, cfg.Tags, opts)
+	return catalog.NewListing(c, c, cfg.Prefixes, cfg.Tags, opts)
 }

@@ -28,10 +28,9 @@ func poolKeyOf(cfg Config, env Env) poolKey {
 // shared is one identity's client and cache, used by every mount of that
 // identity.
 type shared struct {
-	lister *cache.Lister // lists secrets for the listing catalogs
-	cache  *cache.Cache
-	obs    *fanout // the cache's observer: each mount's metrics and expiry
-	refs   int
+	cache *cache.Cache // also lists secrets for the catalogs, storing what it lists
+	obs   *fanout      // the cache's observer: each mount's metrics and expiry
+	refs  int
 }
 
 // cachePool holds one cache per identity, counted by the mounts using it;
@@ -60,7 +59,7 @@ func (p *cachePool) acquire(ctx context.Context, cfg Config, env Env, clock cach
 		if err != nil {
 			return nil, nil, fmt.Errorf("cache: %w", err)
 		}
-		s = &shared{lister: cache.NewLister(client), cache: c, obs: obs}
+		s = &shared{cache: c, obs: obs}
 		p.entries[key] = s
 	}
 	s.refs++

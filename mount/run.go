@@ -126,8 +126,15 @@ func run(ctx context.Context, cfg Config, env Env, d runDeps) (err error) {
 // refreshAll forces a refresh of every cached secret and logs how many
 // succeeded.
 func refreshAll(ctx context.Context, c *cache.Cache, log *slog.Logger) {
-	ids := c.SecretIDs()
-	log.Info("SIGHUP: refreshing every cached secret", "secrets", len(ids))
+	// Secrets a listing holds that nobody read or pinned are left to the
+	// next listing: refreshing them would fetch values nobody asked for.
+	var ids []string
+	for _, id := range c.SecretIDs() {
+		if in, ok := c.Info(id); ok && (in.Read || in.Pinned) {
+			ids = append(ids, id)
+		}
+	}
+	log.Info("SIGHUP: refreshing every secret in use", "secrets", len(ids))
 	var ok, failed atomic.Int64
 	var g errgroup.Group
 	g.SetLimit(refreshConcurrency)

@@ -93,5 +93,9 @@ func (s store) RequestRefresh(ctx context.Context, secretID string, from sfs.Req
 	return s.c.RequestRefresh(ctx, secretID, cache.RefreshRequest{CutBackoff: from.Owner})
 }
 
+// Prefetch fetches the values of secrets about to be listed, in batches, in
+// the background.
+func (s store) Prefetch(secretIDs []string) { s.c.Prefetch(context.Background(), secretIDs) }
+
 // Pin keeps a secret refreshed in the background.
 func (s store) Pin(secretID string) (unpin func()) { return s.c.Pin(secretID) }

@@ -33,9 +33,10 @@ type Catalog interface {
 	Stop()
 }
 
-// Lister lists the secrets of an account; *cache.Lister is one. The
-// listing may hold more than the filter asks for: the catalog applies the
-// exact rules.
+// Lister lists the secrets of an account; *cache.Cache is one (and stores
+// what it lists, so that a listing refreshes the listed secrets), and so is
+// *cache.Lister. The listing may hold more than the filter asks for: the
+// catalog applies the exact rules.
 type Lister interface {
 	List(ctx context.Context, f cache.ListFilter) ([]cache.Listed, error)
 }
