@@ -134,7 +134,17 @@ func (d *Daemon) Add(ctx context.Context, cfg Config) (_ *Mount, err error) {
 	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
 	m.onClose(endLife)
 	defer context.AfterFunc(ctx, endLife)() // ctx ending during Add ends it
-	cat := catalogOf(cfg, c, catalog.DefaultOptions(cfg.ListInterval, clock, log.With("component", "catalog")))
+	catOpts := catalog.DefaultOptions(cfg.ListInterval, clock, log.With("component", "catalog"))
+	if ids := watchedIDs(cfg); len(ids) > 0 {
+		// First, so that the explicit catalog resolves names from what it
+		// listed, without DescribeSecret.
+		w := catalog.NewWatcher(ids, c, c, cfg.RefreshInterval, catOpts)
+		if err := w.Start(life); err != nil {
+			return nil, ctx.Err()
+		}
+		m.onClose(w.Stop)
+	}
+	cat := catalogOf(cfg, c, catOpts)
 	if err := cat.Start(life); err != nil {
 		return nil, ctx.Err() // ctx ended before anything was mounted
 	}

@@ -19,3 +19,23 @@ func catalogOf(cfg Config, c *cache.Cache, opts catalog.Options) catalog.Catalog
 	}
 	return catalog.NewListing(c, c, cfg.Prefixes, cfg.Tags, opts)
 }
+
+// watchedIDs are the secrets a Watcher keeps up to date: in explicit mode
+// the named secrets and the mapped files' secrets (a listing does that job
+// in listing mode).
+func watchedIDs(cfg Config) []string {
+	var ids []string
+	switch {
+	case cfg.Mapping != nil && !cfg.ExposeAll:
+	case cfg.ExplicitMode():
+		ids = append(ids, cfg.Secrets...)
+	default:
+		return nil
+	}
+	if cfg.Mapping != nil {
+		for _, f := range cfg.Mapping.Files {
+			ids = append(ids, f.SecretIDs()...)
+		}
+	}
+	return ids
+}
