@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -169,22 +170,48 @@ func TestRunDetachesWhenUnmountFails(t *testing.T) {
 	}
 }
 
-func TestRunExplicitModeNeverLists(t *testing.T) {
-	f := newEmu(t)
-	arn := f.create(t, "app/key", "k")
-	cfg := emuConfig(t, f, t.TempDir())
-	cfg.Secrets = []string{arn, "app/missing"}
-	srv := &fakeServer{}
-	stdout, _, stop := runInBackground(t, cfg, srv.deps(nil))
-	waitFor(t, "the serving line", func() bool { return stdout.String() != "" })
-	if m := servingLine.FindStringSubmatch(stdout.String()); m == nil || m[1] != "2" {
-		t.Fatalf("stdout = %q", stdout.String())
-	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if n := f.emu.Calls(emulator.OpListSecrets); n != 0 {
-		t.Fatalf("%d ListSecrets calls in explicit mode", n)
+// Explicit mode lists the named secrets by name (ARNs never go in a name
+// filter) and needs no ListSecrets permission: refused, it serves all the
+// same, with DescribeSecret.
+func TestRunExplicitModeListsByNameOnly(t *testing.T) {
+	for _, refused := range []bool{false, true} {
+		t.Run(fmt.Sprint("refused=", refused), func(t *testing.T) {
+			f := newEmu(t)
+			arn := f.create(t, "app/key", "k")
+			f.create(t, "app/db", "d")
+			if refused {
+				f.emu.InjectFault(emulator.OpListSecrets, emulator.Fault{ErrorType: emulator.ErrAccessDenied})
+			}
+			cfg := emuConfig(t, f, t.TempDir())
+			cfg.Secrets = []string{arn, "app/db", "app/missing"}
+			srv := &fakeServer{}
+			stdout, _, stop := runInBackground(t, cfg, srv.deps(nil))
+			waitFor(t, "the serving line", func() bool { return stdout.String() != "" })
+			if m := servingLine.FindStringSubmatch(stdout.String()); m == nil || m[1] != "3" {
+				t.Fatalf("stdout = %q", stdout.String())
+			}
+			srv.mu.Lock()
+			opts := srv.opts
+			srv.mu.Unlock()
+			if v, err := opts.Store.Value(context.Background(), "app/db", ""); err != nil || string(v.Data) != "d" {
+				t.Fatalf("Store.Value(app/db) = %q, %v", v.Data, err)
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			// One call for the two names; the ARN is described, and so is
+			// the name the listing lacks (to learn it does not exist).
+			if n := f.emu.Calls(emulator.OpListSecrets); n != 1 {
+				t.Fatalf("%d ListSecrets calls in explicit mode, want 1", n)
+			}
+			wantDescribe := 2
+			if refused {
+				wantDescribe = 3
+			}
+			if n := f.emu.Calls(emulator.OpDescribeSecret); n != wantDescribe {
+				t.Fatalf("%d DescribeSecret calls, want %d", n, wantDescribe)
+			}
+		})
 	}
 }
 

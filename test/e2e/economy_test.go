@@ -17,8 +17,10 @@ func TestCachedReadsCostNoCalls(t *testing.T) {
 			if n := w.emu.Calls(emulator.OpGetSecretValue); n != 1 {
 				t.Fatalf("first read: %d GetSecretValue calls", n)
 			}
-			if n := w.emu.Calls(emulator.OpListSecrets); n != 0 {
-				t.Fatalf("explicit mode called ListSecrets %d times", n)
+			// Explicit mode learns the name's stages from one ListSecrets
+			// with a name filter, not from DescribeSecret.
+			if l, d := w.emu.Calls(emulator.OpListSecrets), w.emu.Calls(emulator.OpDescribeSecret); l != 1 || d != 0 {
+				t.Fatalf("explicit mode: %d ListSecrets and %d DescribeSecret calls; want 1 and 0", l, d)
 			}
 			w.emu.ResetCalls()
 			for i := 0; i < 200; i++ {
