@@ -31,6 +31,15 @@
 //     secret that was read (or is pinned) and fails is retried in the
 //     background with the backoff until it recovers; one only described
 //     is retried when it is asked for again.
+//   - List is the change detector for many secrets: each ListSecrets page
+//     (100 secrets) stores every listed secret's version -> stages map as a
+//     DescribeSecret answer would, so listed secrets need no DescribeSecret
+//     while listings come; values that moved are fetched at once, 20 a
+//     BatchGetSecretValue call (per-secret errors stay per secret; refused,
+//     it falls back to GetSecretValue, logged once). A listing older than
+//     what the cache saw moves nothing back. Listed secrets are kept on top
+//     of MaxCacheSize. Prefetch fetches values a caller is about to need,
+//     in batches, in the background.
 //   - Subscribers learn which stage of which secret moved to which version.
 //   - A secret that DescribeSecret reports as gone (ResourceNotFound) or
 //     scheduled for deletion is not found, rather than served stale forever.

@@ -393,8 +393,7 @@ func (c *Cache) storeListedLocked(e *secretEntry, out *secretsmanager.DescribeSe
 	}
 	e.force = false
 	c.storeLocked(e, out, stages, now)
-	e.nextRefresh = c.listedRefreshTime(now, e.meta.nextRotation)
-	c.scheduleLocked(e) // the schedule follows the later expiry
+	c.setNextRefreshLocked(e, c.listedRefreshTime(now, e.meta.nextRotation))
 	var fetch []fetchItem
 	for _, stage := range e.tracked {
 		vid := stages[stage]
@@ -406,6 +405,14 @@ func (c *Cache) storeListedLocked(e *secretEntry, out *secretsmanager.DescribeSe
 		}
 	}
 	return changes, fetch
+}
+
+// setNextRefreshLocked moves an entry's expiry to at, after storeLocked
+// set it for a DescribeSecret answer, and its place in the background
+// schedule with it; e is locked.
+func (c *Cache) setNextRefreshLocked(e *secretEntry, at time.Time) {
+	e.nextRefresh = at
+	c.scheduleLocked(e)
 }
 
 // listedRefreshTime is when metadata a listing gave expires: uniformly in

@@ -25,10 +25,14 @@
 // applies the exact rules to every entry itself.
 //
 // In explicit mode (NewExplicit) only the named secrets are shown, each at
-// its name's path (an ARN is resolved with DescribeSecret, eight at once at
-// most), and ListSecrets is never called, so that permission is not needed.
-// An id that cannot be resolved is shown under the id itself, so that
-// reading its files reports why, and is asked for again with the backoff.
+// its name's path (an id the cache cannot answer for, such as an ARN, is
+// resolved with DescribeSecret, eight at once at most). An id that cannot be
+// resolved is shown under the id itself, so that reading its files reports
+// why, and is asked for again with the backoff. A Watcher, started first,
+// lists the named secrets (and a mapping's) by name, 10 a ListSecrets call,
+// at start and once per refresh interval, so that the cache holds their
+// metadata and they need no DescribeSecret; ListSecrets refused, it stops
+// and DescribeSecret does the job, so that permission is not needed.
 //
 // The catalog's clock is injected (Options.Clock); the one real-time bound
 // is the context deadline of a lookup (defaultFindTimeout), which bounds I/O
