@@ -285,15 +285,8 @@ func (c *Cache) Prefetch(ctx context.Context, ids []string) {
 	if len(items) == 0 {
 		return
 	}
-	select {
-	case <-c.done:
-		return
-	default:
-	}
 	ctx = c.bgCtx
-	c.bgWG.Add(1)
-	go func() {
-		defer c.bgWG.Done()
+	c.goBackground(func() {
 		for start := 0; start < len(items); start += maxBatchIDs {
 			chunk := items[start:min(start+maxBatchIDs, len(items))]
 			select {
@@ -304,7 +297,7 @@ func (c *Cache) Prefetch(ctx context.Context, ids []string) {
 			c.fetchVersions(ctx, chunk)
 			<-c.batch.slots
 		}
-	}()
+	})
 }
 
 // prefetchItems lists what Prefetch must fetch: each id's default stage

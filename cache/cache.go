@@ -50,6 +50,8 @@ type Cache struct {
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
 	bgWG      sync.WaitGroup
+	bgMu      sync.Mutex // orders goBackground's Add before Close's Wait
+	closed    bool       // guarded by bgMu
 }
 
 // New builds a cache that reads through client. It rejects an invalid
@@ -102,11 +104,30 @@ func New(client Client, cfg Config) (*Cache, error) {
 // keep working afterwards, refreshing on demand as the reference does.
 func (c *Cache) Close() error {
 	c.closeOnce.Do(func() {
+		c.bgMu.Lock()
+		c.closed = true
+		c.bgMu.Unlock()
 		close(c.done)
 		c.bgCancel(errClosed)
 	})
 	c.bgWG.Wait()
 	return nil
+}
+
+// goBackground runs f on a goroutine of its own that Close waits for,
+// unless the cache is closed; it reports whether it did.
+func (c *Cache) goBackground(f func()) bool {
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.bgWG.Add(1)
+	go func() {
+		defer c.bgWG.Done()
+		f()
+	}()
+	return true
 }
 
 // GetSecretString returns the string value of the secret's default stage.

@@ -506,15 +506,12 @@ func (c *Cache) endListing(run *listRun, f ListFilter) {
 		if !stale {
 			continue
 		}
-		ch := c.backgroundFlight(e, func(e *secretEntry, _ time.Time) bool { return e.seq <= run.startSeq })
-		c.bgWG.Add(1)
-		go func() {
-			defer c.bgWG.Done()
+		c.goBackground(func() {
 			select {
-			case <-ch:
+			case <-c.backgroundFlight(e, func(e *secretEntry, _ time.Time) bool { return e.seq <= run.startSeq }):
 			case <-c.done:
 			}
-		}()
+		})
 	}
 }
 

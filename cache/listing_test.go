@@ -205,8 +205,8 @@ func TestIssue12_Listing_TrailingListingDoesNotMoveStagesBack(t *testing.T) {
 	if err := c.RefreshNow(context.Background(), "a"); err != nil {
 		t.Fatal(err)
 	}
-	var changes []Change
-	defer c.Subscribe(func(ch Change) { changes = append(changes, ch) })()
+	changes := &changeLog{}
+	defer c.Subscribe(changes.add)()
 	if _, err := c.List(context.Background(), ListFilter{}); err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestIssue12_Listing_TrailingListingDoesNotMoveStagesBack(t *testing.T) {
 	if in.Stages["AWSCURRENT"] != v3 {
 		t.Fatalf("AWSCURRENT = %s after a listing older than a refresh, want %s", in.Stages["AWSCURRENT"], v3)
 	}
-	for _, ch := range changes {
+	for _, ch := range changes.all() {
 		if ch.NewVersionID != v2 && ch.NewVersionID != v3 && ch.Stage == "AWSCURRENT" {
 			t.Fatalf("a trailing listing told a change back: %+v", ch)
 		}
