@@ -1,16 +1,16 @@
 package cache
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/aws/smithy-go"
+
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 const (
@@ -51,24 +51,6 @@ func (e *env) valueCached(id string) bool {
 		}
 	}
 	return false
-}
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestIssue12_Batch_TwentyPerCall(t *testing.T) {
@@ -164,7 +146,7 @@ func TestIssue12_Batch_PerSecretErrorsIsolated(t *testing.T) {
 }
 
 func TestIssue12_Batch_RefusedFallsBackLoggedOnce(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	e := newEnv(t, func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	})

@@ -396,20 +396,29 @@ func notFound() error {
 // it names. On success the client stays locked, and the call under way,
 // until done is called.
 func (c *Client) call(ctx context.Context, call Call) (s *Secret, done func(), err error) {
-	if err := c.begin(ctx, call); err != nil {
-		c.end()
+	done, err = c.enter(ctx, call)
+	if err != nil {
 		return nil, nil, err
-	}
-	c.mu.Lock()
-	done = func() {
-		c.inCall--
-		c.mu.Unlock()
 	}
 	if s = c.lookupLocked(call.SecretID); s == nil {
 		done()
 		return nil, nil, notFound()
 	}
 	return s, done, nil
+}
+
+// enter records a call and plays its queued error if any. On success the
+// client stays locked, and the call under way, until done is called.
+func (c *Client) enter(ctx context.Context, call Call) (done func(), err error) {
+	if err := c.begin(ctx, call); err != nil {
+		c.end()
+		return nil, err
+	}
+	c.mu.Lock()
+	return func() {
+		c.inCall--
+		c.mu.Unlock()
+	}, nil
 }
 
 // DescribeSecret answers like the service.
@@ -513,15 +522,11 @@ func (c *Client) ListSecrets(ctx context.Context, in *secretsmanager.ListSecrets
 	for _, f := range in.Filters {
 		keys = append(keys, string(f.Key)+"="+strings.Join(f.Values, "|"))
 	}
-	if err := c.begin(ctx, Call{Op: "ListSecrets", SecretID: strings.Join(keys, ",")}); err != nil {
-		c.end()
+	done, err := c.enter(ctx, Call{Op: "ListSecrets", SecretID: strings.Join(keys, ",")})
+	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer func() {
-		c.inCall--
-		c.mu.Unlock()
-	}()
+	defer done()
 	names := make([]string, 0, len(c.secrets))
 	for name, s := range c.secrets {
 		if !s.Deleted && matchesFilters(s, in.Filters) {
@@ -604,15 +609,11 @@ const maxBatch = 20
 // id with FailSecret). FailNext and FailAlways with "BatchGetSecretValue"
 // refuse the whole call. The call is logged with the ids joined by ",".
 func (c *Client) BatchGetSecretValue(ctx context.Context, in *secretsmanager.BatchGetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.BatchGetSecretValueOutput, error) {
-	if err := c.begin(ctx, Call{Op: "BatchGetSecretValue", SecretID: strings.Join(in.SecretIdList, ",")}); err != nil {
-		c.end()
+	done, err := c.enter(ctx, Call{Op: "BatchGetSecretValue", SecretID: strings.Join(in.SecretIdList, ",")})
+	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer func() {
-		c.inCall--
-		c.mu.Unlock()
-	}()
+	defer done()
 	if len(in.SecretIdList) == 0 || len(in.SecretIdList) > maxBatch || len(in.Filters) > 0 {
 		return nil, &types.InvalidParameterException{Message: aws.String("give 1 to 20 ids in SecretIdList and no filters")}
 	}

@@ -1,12 +1,10 @@
 package catalog
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 
 	"github.com/secretsfs/secretsfs/cache"
 	"github.com/secretsfs/secretsfs/cache/cachetest"
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // watchEnv is a cache over the fake client with n secrets s000, s001, ...
@@ -22,31 +21,14 @@ type watchEnv struct {
 	clock  *cachetest.Clock
 	cache  *cache.Cache
 	ids    []string
-	logs   *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs   *testutil.SyncBuffer
 }
 
 const watchInterval = time.Hour
 
 func newWatchEnv(t *testing.T, n int) *watchEnv {
 	t.Helper()
-	w := &watchEnv{client: cachetest.NewClient(), clock: cachetest.NewClock(t0), logs: &lockedBuffer{}}
+	w := &watchEnv{client: cachetest.NewClient(), clock: cachetest.NewClock(t0), logs: &testutil.SyncBuffer{}}
 	for i := range n {
 		id := fmt.Sprintf("s%03d", i)
 		w.client.PutString(id, "value "+id)
