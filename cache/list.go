@@ -305,6 +305,7 @@ type listRun struct {
 	startSeq uint64              // refresh sequence when the listing began
 	pageSeq  uint64              // refresh sequence when the current page was asked for
 	named    map[string]struct{} // names and ARNs listed so far
+	count    int                 // secrets listed so far
 }
 
 // filterKey identifies a filter: listings of one filter replace each other
@@ -321,6 +322,8 @@ func (c *Cache) applyListing(run *listRun, entries []types.SecretListEntry) {
 		changes []Change
 		fetch   []fetchItem
 	)
+	run.count += len(entries)
+	c.growBound(run)
 	for _, le := range entries {
 		name, arn := aws.ToString(le.Name), aws.ToString(le.ARN)
 		run.named[name] = struct{}{}
@@ -330,7 +333,6 @@ func (c *Cache) applyListing(run *listRun, entries []types.SecretListEntry) {
 		if le.SecretVersionsToStages == nil {
 			continue // says nothing of versions: leave the secret to DescribeSecret
 		}
-		c.growBound(run)
 		out := describeOfListed(le)
 		for _, e := range c.listedEntries(name, arn, le.DeletedDate == nil) {
 			e.mu.Lock()
@@ -461,8 +463,8 @@ func describeOfListed(le types.SecretListEntry) *secretsmanager.DescribeSecretOu
 func (c *Cache) growBound(run *listRun) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if n := len(run.named); n > c.listed[run.key] {
-		c.listed[run.key] = n
+	if run.count > c.listed[run.key] {
+		c.listed[run.key] = run.count
 		c.secrets.max = c.boundLocked()
 	}
 }
@@ -484,7 +486,7 @@ func (c *Cache) boundLocked() int {
 func (c *Cache) endListing(run *listRun, f ListFilter) {
 	var gone []*secretEntry
 	c.mu.Lock()
-	c.listed[run.key] = len(run.named)
+	c.listed[run.key] = run.count
 	c.secrets.max = c.boundLocked()
 	evicted := c.secrets.shrink()
 	c.secrets.each(func(id string, e *secretEntry) {
