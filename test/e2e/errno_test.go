@@ -99,6 +99,10 @@ func TestErrnoTable(t *testing.T) {
 	// The caller's request interrupted: EINTR. The reader is a child
 	// process so that the signal interrupts it, not this test.
 	w.emu.InjectFault(emulator.OpGetSecretValue, emulator.Fault{Latency: time.Minute, SecretID: "err/slow"})
+	// Counted before the child starts: its read may reach the emulator
+	// before this test reads "ready" (no DescribeSecret comes first now that
+	// the listing gave the stages).
+	before := w.emu.Calls(emulator.OpGetSecretValue)
 	cmd := childCmd("interruptible " + d.path("err/slow/AWSCURRENT"))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -120,7 +124,6 @@ func TestErrnoTable(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	before := w.emu.Calls(emulator.OpGetSecretValue)
 	if _, err := w.emu.WaitForCalls(ctx, emulator.OpGetSecretValue, before+1); err != nil {
 		cmd.Process.Kill()
 		t.Fatalf("the daemon never asked for the slow secret: %v", err)

@@ -47,8 +47,9 @@ func TestOutage(t *testing.T) {
 			w := newWorld(t)
 			w.createString("out/cached", "v1")
 			w.createString("out/uncached", "u1")
-			d := w.startDaemon("--refresh-interval", "1s", "--retry-delay-max", "2s",
-				"--secret", "out/cached", "--secret", "out/uncached")
+			// Listing mode: explicit mode would prefetch out/uncached at
+			// start, and nothing would be uncached.
+			d := w.startDaemon("--refresh-interval", "1s", "--retry-delay-max", "2s", "--prefix", "out/")
 			cached, uncached := d.path("out/cached/AWSCURRENT"), d.path("out/uncached/AWSCURRENT")
 			if got := mustRead(t, cached); got != "v1" {
 				t.Fatalf("read = %q", got)
