@@ -26,7 +26,8 @@ var _ BatchClient = (*secretsmanager.Client)(nil)
 const (
 	// maxBatchIDs is how many secrets one BatchGetSecretValue takes.
 	maxBatchIDs = 20
-	// prefetchBatches bounds the batches Prefetch runs at once, per cache.
+	// prefetchBatches bounds the batches Prefetch runs at once, per cache
+	// (one Prefetch of many ids runs that many at once).
 	prefetchBatches = 2
 	// fallbackFetches bounds the GetSecretValue calls one batch's fallback
 	// makes at once.
@@ -77,7 +78,8 @@ func (c *Cache) refuseBatch(err error) {
 }
 
 // fetchVersions fetches the values of items and stores each one, or its
-// error, in its version entry, as GetSecretValue would. Values that are the
+// error, in its version entry, as GetSecretValue would. Items may come
+// claimed (claimLocked) already; every claim is ended on return. Values that are the
 // secret's AWSCURRENT (or any current value, vid "") go in batches of 20;
 // the others, and every one when batches are refused, are fetched by
 // version id. It returns when all are stored.
@@ -87,15 +89,18 @@ func (c *Cache) fetchVersions(ctx context.Context, items []fetchItem) {
 	now := c.clock.Now()
 	for _, it := range items {
 		it.e.mu.Lock()
-		switch {
-		case !ok || it.vid != "" && it.vid != it.e.stages[awsCurrent]:
-			single = append(single, it)
-		case it.vid == "":
+		if it.vid != "" && it.ve == nil {
+			if it.ve = c.claimLocked(it.e, it.vid, now); it.ve == nil {
+				it.e.mu.Unlock()
+				continue // cached, failed recently, or being fetched already
+			}
+		}
+		if ok && (it.vid == "" || it.vid == it.e.stages[awsCurrent]) {
 			batched = append(batched, it)
-		default:
-			if it.ve = c.claimLocked(it.e, it.vid, now); it.ve != nil {
-				batched = append(batched, it)
-			} // else cached, failed recently, or being fetched already
+		} else {
+			unclaimLocked(it)
+			it.ve = nil
+			single = append(single, it)
 		}
 		it.e.mu.Unlock()
 	}
@@ -278,30 +283,53 @@ func (c *Cache) fetchEach(ctx context.Context, items []fetchItem) {
 // (from a listing or a DescribeSecret) has the version its stage names
 // fetched; one that is not has its current value fetched and stored under
 // the version id the answer gives. Readers that need a value being
-// prefetched wait for it rather than fetch it again. Nothing happens once
-// the cache is closed.
+// prefetched wait for it rather than fetch it again. Its calls are
+// background work (see Config.MaxInFlight), on the cache's background
+// context rather than ctx: they end when the cache closes, and nothing
+// happens once it is closed.
 func (c *Cache) Prefetch(ctx context.Context, ids []string) {
 	items := c.prefetchItems(ids)
 	if len(items) == 0 {
 		return
 	}
 	ctx = c.bgCtx
-	c.goBackground(func() {
+	started := c.goBackground(func() {
+		var wg sync.WaitGroup
+		defer wg.Wait()
 		for start := 0; start < len(items); start += maxBatchIDs {
 			chunk := items[start:min(start+maxBatchIDs, len(items))]
 			select {
 			case c.batch.slots <- struct{}{}:
 			case <-c.done:
+				unclaimAll(items[start:])
 				return
 			}
-			c.fetchVersions(ctx, chunk)
-			<-c.batch.slots
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.fetchVersions(ctx, chunk)
+				<-c.batch.slots
+			}()
 		}
 	})
+	if !started {
+		unclaimAll(items)
+	}
+}
+
+// unclaimAll ends the claims items hold.
+func unclaimAll(items []fetchItem) {
+	for _, it := range items {
+		it.e.mu.Lock()
+		unclaimLocked(it)
+		it.e.mu.Unlock()
+	}
 }
 
 // prefetchItems lists what Prefetch must fetch: each id's default stage
-// value when not cached.
+// value when not cached. Values whose version is known are claimed at once,
+// so that a reader who needs one before its batch is sent waits for the
+// batch rather than fetch it alone.
 func (c *Cache) prefetchItems(ids []string) []fetchItem {
 	stage := c.cfg.DefaultVersionStage
 	now := c.clock.Now()
@@ -322,9 +350,9 @@ func (c *Cache) prefetchItems(ids []string) []fetchItem {
 			}
 		case !e.meta.deleted && e.stages[stage] != "":
 			vid := e.stages[stage]
-			if ve, ok := e.versions.peek(vid); !ok || ve.busy == nil && ve.needsFetch(now) {
+			if ve := c.claimLocked(e, vid, now); ve != nil {
 				e.track(stage)
-				items = append(items, fetchItem{e: e, vid: vid})
+				items = append(items, fetchItem{e: e, vid: vid, ve: ve})
 			}
 		}
 		e.mu.Unlock()

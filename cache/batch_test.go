@@ -221,3 +221,36 @@ func TestIssue12_Batch_ClientWithoutBatchOrList(t *testing.T) {
 		t.Fatalf("%d batch calls on a client without BatchGetSecretValue", b)
 	}
 }
+
+// A reader who needs a value Prefetch has queued, before its batch is sent,
+// waits for the batch instead of calling GetSecretValue on its own, so that
+// a walk of a large cold directory is not outrun by its own reads.
+func TestIssue12_Batch_ReadersWaitForTheirBatch(t *testing.T) {
+	e := newEnv(t, nil)
+	names := e.putMany(60)
+	e.list(ListFilter{})
+	e.client.Hold()
+	t.Cleanup(e.client.Release) // before Close, which waits for the batches
+	e.c.Prefetch(context.Background(), names)
+	eventually(t, "two batches under way", func() bool { return e.client.Calls(opB) == prefetchBatches })
+	got := make(chan string, 1)
+	go func() {
+		s, _ := e.c.GetSecretString(context.Background(), names[59]) // in the third batch
+		got <- s
+	}()
+	e.client.Release()
+	if s := <-got; s != "value of "+names[59] {
+		t.Fatalf("read = %q", s)
+	}
+	eventually(t, "60 values prefetched", func() bool {
+		for _, n := range names {
+			if !e.valueCached(n) {
+				return false
+			}
+		}
+		return true
+	})
+	if b, g := e.client.Calls(opB), e.client.Calls(opG); b != 3 || g != 0 {
+		t.Fatalf("%d batch and %d get calls; want 3 and 0", b, g)
+	}
+}
