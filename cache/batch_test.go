@@ -38,6 +38,17 @@ func (e *env) list(f ListFilter) []Listed {
 	return got
 }
 
+// valuesCached reports whether the default stage of every id has a value
+// cached.
+func (e *env) valuesCached(ids []string) bool {
+	for _, id := range ids {
+		if !e.valueCached(id) {
+			return false
+		}
+	}
+	return true
+}
+
 // valueCached reports whether the default stage of id has a value cached.
 func (e *env) valueCached(id string) bool {
 	in, ok := e.c.Info(id)
@@ -58,14 +69,7 @@ func TestIssue12_Batch_TwentyPerCall(t *testing.T) {
 	names := e.putMany(45)
 	e.list(ListFilter{}) // metadata from the listing: no DescribeSecret
 	e.c.Prefetch(context.Background(), names)
-	eventually(t, "45 values prefetched", func() bool {
-		for _, n := range names {
-			if !e.valueCached(n) {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, "45 values prefetched", func() bool { return e.valuesCached(names) })
 	if b, g, d := e.client.Calls(opB), e.client.Calls(opG), e.client.Calls(opD); b != 3 || g != 0 || d != 0 {
 		t.Fatalf("prefetch of 45 ids: %d BatchGetSecretValue, %d GetSecretValue, %d DescribeSecret; want 3, 0, 0", b, g, d)
 	}
@@ -93,14 +97,7 @@ func TestIssue12_Batch_ColdIDsWithoutMetadata(t *testing.T) {
 	e := newEnv(t, nil)
 	names := e.putMany(21)
 	e.c.Prefetch(context.Background(), names)
-	eventually(t, "21 values prefetched", func() bool {
-		for _, n := range names {
-			if !e.valueCached(n) {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, "21 values prefetched", func() bool { return e.valuesCached(names) })
 	if b, g := e.client.Calls(opB), e.client.Calls(opG); b != 2 || g != 0 {
 		t.Fatalf("%d batch and %d get calls; want 2 and 0", b, g)
 	}
@@ -154,23 +151,9 @@ func TestIssue12_Batch_RefusedFallsBackLoggedOnce(t *testing.T) {
 	e.list(ListFilter{})
 	e.client.FailAlways(opB, &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized to perform: secretsmanager:BatchGetSecretValue"})
 	e.c.Prefetch(context.Background(), names[:20])
-	eventually(t, "20 values fetched one by one", func() bool {
-		for _, n := range names[:20] {
-			if !e.valueCached(n) {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, "20 values fetched one by one", func() bool { return e.valuesCached(names[:20]) })
 	e.c.Prefetch(context.Background(), names[20:])
-	eventually(t, "10 more values fetched one by one", func() bool {
-		for _, n := range names[20:] {
-			if !e.valueCached(n) {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, "10 more values fetched one by one", func() bool { return e.valuesCached(names[20:]) })
 	if b, g := e.client.Calls(opB), e.client.Calls(opG); b != 1 || g != 30 {
 		t.Fatalf("%d batch and %d get calls; want 1 refused batch, then 30 GetSecretValue", b, g)
 	}
@@ -242,14 +225,7 @@ func TestIssue12_Batch_ReadersWaitForTheirBatch(t *testing.T) {
 	if s := <-got; s != "value of "+names[59] {
 		t.Fatalf("read = %q", s)
 	}
-	eventually(t, "60 values prefetched", func() bool {
-		for _, n := range names {
-			if !e.valueCached(n) {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, "60 values prefetched", func() bool { return e.valuesCached(names) })
 	if b, g := e.client.Calls(opB), e.client.Calls(opG); b != 3 || g != 0 {
 		t.Fatalf("%d batch and %d get calls; want 3 and 0", b, g)
 	}

@@ -236,14 +236,12 @@ func TestIssue12_Engine_ThrottleSlowsEveryone(t *testing.T) {
 	}
 }
 
-// putAndRead puts n secrets s00000, s00001, ... and reads each once.
+// putAndRead puts n secrets (putMany) and reads each once.
 func (e *env) putAndRead(n int) []string {
 	e.t.Helper()
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("s%05d", i)
-		e.client.PutString(ids[i], "v")
-		e.str(ids[i])
+	ids := e.putMany(n)
+	for _, id := range ids {
+		e.str(id)
 	}
 	return ids
 }
@@ -339,7 +337,7 @@ func TestIssue12_Engine_IdleSchedulerSleeps(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.RefreshAhead = time.Minute })
 	e.rnd.Set(spreadRand())
 	const n = 100
-	e.putAndRead(n)
+	ids := e.putAndRead(n)
 	// Each is refreshed once in the background; not read since, none is
 	// scheduled again.
 	e.clock.Advance(hour)
@@ -360,7 +358,7 @@ func TestIssue12_Engine_IdleSchedulerSleeps(t *testing.T) {
 		t.Fatalf("idle for two days: %d wake-ups, %d alarms, %d calls", w-wakeups, e.clock.Waiters(), e.client.Calls(opD)-2*n)
 	}
 	// A read puts the secret back on the schedule, and wakes the scheduler.
-	e.str("s00007")
+	e.str(ids[7])
 	eventually(t, "the scheduler's alarm for the secret read", func() bool { return e.clock.Waiters() == 1 })
 	e.checkSchedule()
 }
@@ -370,7 +368,8 @@ func TestIssue12_Engine_IdleSchedulerSleeps(t *testing.T) {
 func TestIssue12_Engine_RetriesAfterAnOutageAreSpread(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.RefreshAhead = time.Minute; c.ExceptionRetryDelayBase = time.Minute })
 	const n = 50
-	for _, id := range e.putAndRead(n) {
+	ids := e.putAndRead(n)
+	for _, id := range ids {
 		e.c.Pin(id)
 	}
 	e.rnd.Set(spreadRand())
@@ -379,10 +378,10 @@ func TestIssue12_Engine_RetriesAfterAnOutageAreSpread(t *testing.T) {
 	eventually(t, "every background refresh to fail", func() bool { return e.c.Stats().Errors == n })
 	now := e.clock.Now()
 	seen := make(map[time.Time]bool)
-	for i := range n {
-		in := e.info(fmt.Sprintf("s%05d", i))
+	for _, id := range ids {
+		in := e.info(id)
 		if wait := in.NextRefresh.Sub(now); wait < 45*time.Second || wait > time.Minute {
-			t.Fatalf("s%05d: retry in %v; want within [45s, 1m]", i, wait)
+			t.Fatalf("%s: retry in %v; want within [45s, 1m]", id, wait)
 		}
 		seen[in.NextRefresh] = true
 	}
