@@ -42,6 +42,34 @@ type fetchItem struct {
 	ve  *versionEntry // the version entry claimed for the fetch, if any
 }
 
+// batchWork is one run of background fetches (a Prefetch, the values a
+// listing page moved): its calls are background work, on the cache's
+// background context, and the claims it holds name it, so that a reader
+// who comes to wait for one of its values promotes it (see promotableCtx),
+// as one who joins a background refresh does.
+type batchWork struct {
+	ctx     context.Context // the cache's background context, promotable
+	promote chan struct{}   // closed once a reader waits for the work
+	once    sync.Once
+}
+
+func (c *Cache) newBatchWork() *batchWork {
+	w := &batchWork{promote: make(chan struct{})}
+	w.ctx = promotableCtx(c.bgCtx, w.promote)
+	return w
+}
+
+// promoteNow makes the work's calls a reader's from now on.
+func (w *batchWork) promoteNow() { w.once.Do(func() { close(w.promote) }) }
+
+// claim marks a version whose value is being fetched: readers wait for done
+// rather than fetch it too. work is the batch that holds the claim, if a
+// batch does.
+type claim struct {
+	done chan struct{}
+	work *batchWork
+}
+
 // batcher remembers whether BatchGetSecretValue may be used.
 type batcher struct {
 	refusedOnce sync.Once
@@ -77,20 +105,21 @@ func (c *Cache) refuseBatch(err error) {
 	})
 }
 
-// fetchVersions fetches the values of items and stores each one, or its
-// error, in its version entry, as GetSecretValue would. Items may come
-// claimed (claimLocked) already; every claim is ended on return. Values that are the
-// secret's AWSCURRENT (or any current value, vid "") go in batches of 20;
-// the others, and every one when batches are refused, are fetched by
-// version id. It returns when all are stored.
-func (c *Cache) fetchVersions(ctx context.Context, items []fetchItem) {
+// fetchVersions fetches the values of items, as work w, and stores each
+// one, or its error, in its version entry, as GetSecretValue would. Items
+// may come claimed (claimLocked) already; every claim is ended on return.
+// Values that are the secret's AWSCURRENT (or any current value, vid "") go
+// in batches of 20; the others, and every one when batches are refused, are
+// fetched by version id. It returns when all are stored.
+func (c *Cache) fetchVersions(w *batchWork, items []fetchItem) {
+	ctx := w.ctx
 	api, ok := c.batchAPI()
 	var batched, single []fetchItem
 	now := c.clock.Now()
 	for _, it := range items {
 		it.e.mu.Lock()
 		if it.vid != "" && it.ve == nil {
-			if it.ve = c.claimLocked(it.e, it.vid, now); it.ve == nil {
+			if it.ve = c.claimLocked(it.e, it.vid, now, w); it.ve == nil {
 				it.e.mu.Unlock()
 				continue // cached, failed recently, or being fetched already
 			}
@@ -123,14 +152,14 @@ func (c *Cache) fetchVersions(ctx context.Context, items []fetchItem) {
 // awsCurrent is the stage BatchGetSecretValue returns.
 const awsCurrent = "AWSCURRENT"
 
-// claimLocked marks version vid of e as being fetched and returns its
+// claimLocked marks version vid of e as being fetched by w and returns its
 // entry, unless it needs no fetch or is being fetched already; e is locked.
-func (c *Cache) claimLocked(e *secretEntry, vid string, now time.Time) *versionEntry {
+func (c *Cache) claimLocked(e *secretEntry, vid string, now time.Time, w *batchWork) *versionEntry {
 	ve := c.versionLocked(e, vid)
 	if ve.busy != nil || !ve.needsFetch(now) {
 		return nil
 	}
-	ve.busy = make(chan struct{})
+	ve.busy = &claim{done: make(chan struct{}), work: w}
 	return ve
 }
 
@@ -138,7 +167,7 @@ func (c *Cache) claimLocked(e *secretEntry, vid string, now time.Time) *versionE
 // waiters look again. The item's entry is locked.
 func unclaimLocked(it fetchItem) {
 	if it.ve != nil && it.ve.busy != nil {
-		close(it.ve.busy)
+		close(it.ve.busy.done)
 		it.ve.busy = nil
 	}
 }
@@ -288,11 +317,11 @@ func (c *Cache) fetchEach(ctx context.Context, items []fetchItem) {
 // context rather than ctx: they end when the cache closes, and nothing
 // happens once it is closed.
 func (c *Cache) Prefetch(ctx context.Context, ids []string) {
-	items := c.prefetchItems(ids)
+	w := c.newBatchWork()
+	items := c.prefetchItems(ids, w)
 	if len(items) == 0 {
 		return
 	}
-	ctx = c.bgCtx
 	started := c.goBackground(func() {
 		var wg sync.WaitGroup
 		defer wg.Wait()
@@ -307,7 +336,7 @@ func (c *Cache) Prefetch(ctx context.Context, ids []string) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c.fetchVersions(ctx, chunk)
+				c.fetchVersions(w, chunk)
 				<-c.batch.slots
 			}()
 		}
@@ -329,8 +358,8 @@ func unclaimAll(items []fetchItem) {
 // prefetchItems lists what Prefetch must fetch: each id's default stage
 // value when not cached. Values whose version is known are claimed at once,
 // so that a reader who needs one before its batch is sent waits for the
-// batch rather than fetch it alone.
-func (c *Cache) prefetchItems(ids []string) []fetchItem {
+// batch (w) rather than fetch it alone.
+func (c *Cache) prefetchItems(ids []string, w *batchWork) []fetchItem {
 	stage := c.cfg.DefaultVersionStage
 	now := c.clock.Now()
 	var items []fetchItem
@@ -350,7 +379,7 @@ func (c *Cache) prefetchItems(ids []string) []fetchItem {
 			}
 		case !e.meta.deleted && e.stages[stage] != "":
 			vid := e.stages[stage]
-			if ve := c.claimLocked(e, vid, now); ve != nil {
+			if ve := c.claimLocked(e, vid, now, w); ve != nil {
 				e.track(stage)
 				items = append(items, fetchItem{e: e, vid: vid, ve: ve})
 			}

@@ -38,6 +38,18 @@ func (e *env) list(f ListFilter) []Listed {
 	return got
 }
 
+// prefetchHeld puts n secrets, lists them, and prefetches them while the
+// client holds its calls, until Release (at the latest at cleanup, before
+// Close, which waits for the batches).
+func (e *env) prefetchHeld(n int) []string {
+	names := e.putMany(n)
+	e.list(ListFilter{})
+	e.client.Hold()
+	e.t.Cleanup(e.client.Release)
+	e.c.Prefetch(context.Background(), names)
+	return names
+}
+
 // valuesCached reports whether the default stage of every id has a value
 // cached.
 func (e *env) valuesCached(ids []string) bool {
@@ -210,11 +222,7 @@ func TestIssue12_Batch_ClientWithoutBatchOrList(t *testing.T) {
 // a walk of a large cold directory is not outrun by its own reads.
 func TestIssue12_Batch_ReadersWaitForTheirBatch(t *testing.T) {
 	e := newEnv(t, nil)
-	names := e.putMany(60)
-	e.list(ListFilter{})
-	e.client.Hold()
-	t.Cleanup(e.client.Release) // before Close, which waits for the batches
-	e.c.Prefetch(context.Background(), names)
+	names := e.prefetchHeld(60)
 	eventually(t, "two batches under way", func() bool { return e.client.Calls(opB) == prefetchBatches })
 	got := make(chan string, 1)
 	go func() {
@@ -228,5 +236,43 @@ func TestIssue12_Batch_ReadersWaitForTheirBatch(t *testing.T) {
 	eventually(t, "60 values prefetched", func() bool { return e.valuesCached(names) })
 	if b, g := e.client.Calls(opB), e.client.Calls(opG); b != 3 || g != 0 {
 		t.Fatalf("%d batch and %d get calls; want 3 and 0", b, g)
+	}
+}
+
+// A reader who comes to wait for a value a Prefetch batch has claimed
+// promotes the batch, as one who joins a background refresh does: from then
+// on its calls take a reader's turn instead of yielding to every reader's
+// under the throttling pace.
+func TestIssue12_Batch_ReaderPromotesTheBatchItWaitsFor(t *testing.T) {
+	e := newEnv(t, nil)
+	names := e.prefetchHeld(20)
+	eventually(t, "the batch's call", func() bool { now, _ := e.client.InFlight(); return now == 1 })
+	ent := e.c.entry(names[3])
+	ent.mu.Lock()
+	ve, _ := ent.versions.peek(ent.stages[awsCurrent])
+	var w *batchWork
+	if ve != nil && ve.busy != nil {
+		w = ve.busy.work
+	}
+	ent.mu.Unlock()
+	if w == nil {
+		t.Fatal("the value is not claimed by the batch fetching it")
+	}
+	read := make(chan string, 1)
+	go func() { read <- e.str(names[3]) }()
+	eventually(t, "the reader to promote the batch it waits for", func() bool {
+		select {
+		case <-w.promote:
+			return true
+		default:
+			return false
+		}
+	})
+	e.client.Release()
+	if got := <-read; got != "value of "+names[3] {
+		t.Fatalf("read %q", got)
+	}
+	if b, g := e.client.Calls(opB), e.client.Calls(opG); b != 1 || g != 0 {
+		t.Fatalf("%d batch and %d get calls; want 1 and 0", b, g)
 	}
 }

@@ -648,15 +648,19 @@ func (c *Cache) retryWait(n int) time.Duration {
 // fetchVersion asks GetSecretValue for one version by id and stores the
 // answer or the error. It runs detached from any caller, on ctx: a
 // flight's (versionFlight). While a batch (fetchVersions) is fetching the
-// version, it waits for that instead.
+// version, it waits for that instead, promoting the batch if it waits for a
+// reader.
 func (c *Cache) fetchVersion(ctx context.Context, e *secretEntry, vid string) error {
 	e.mu.Lock()
 	ve := c.versionLocked(e, vid)
 	if ve.busy != nil {
 		busy := ve.busy
 		e.mu.Unlock()
+		if busy.work != nil && !isBackground(ctx) {
+			busy.work.promoteNow()
+		}
 		select {
-		case <-busy:
+		case <-busy.done:
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
@@ -669,7 +673,7 @@ func (c *Cache) fetchVersion(ctx context.Context, e *secretEntry, vid string) er
 		e.mu.Unlock()
 		return err
 	}
-	busy := make(chan struct{})
+	busy := &claim{done: make(chan struct{})}
 	ve.busy = busy
 	e.mu.Unlock()
 	defer func() {
@@ -678,7 +682,7 @@ func (c *Cache) fetchVersion(ctx context.Context, e *secretEntry, vid string) er
 			ve.busy = nil
 		}
 		e.mu.Unlock()
-		close(busy)
+		close(busy.done)
 	}()
 
 	out, err := c.getValue(ctx, e.id, vid)

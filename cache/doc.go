@@ -65,6 +65,10 @@
 //     which background refreshes take at most all but two (from as many
 //     goroutines), so that a reader's call finds room. Background work is
 //     marked on its context (backgroundCtx); everything else is a reader's.
+//     Listings, Prefetch and the fetches a listing starts are background
+//     work. A reader who comes to wait for background work (joins a
+//     background refresh, or needs a value a batch has claimed) promotes
+//     it: its calls run as a reader's from then on.
 //   - A throttling answer to any call (ThrottlingException,
 //     TooManyRequestsException, RequestLimitExceeded) slows the whole cache
 //     down: calls are then paced (AIMD) at half the rate of the last second,

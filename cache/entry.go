@@ -70,7 +70,7 @@ type versionEntry struct {
 	err       error
 	errCount  int
 	nextRetry time.Time
-	busy      chan struct{} // while a fetch of the value is under way; closed when it ends
+	busy      *claim // while a fetch of the value is under way
 }
 
 // secretValue is a version's value as it is served: the answer's

@@ -343,7 +343,7 @@ func (c *Cache) applyListing(run *listRun, entries []types.SecretListEntry) {
 		}
 	}
 	if len(fetch) > 0 {
-		c.fetchVersions(c.bgCtx, fetch)
+		c.fetchVersions(c.newBatchWork(), fetch)
 	}
 	c.emit(changes)
 }
