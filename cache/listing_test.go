@@ -62,6 +62,7 @@ func TestIssue12_Listing_NoDescribeForListedSecrets(t *testing.T) {
 	for i := 0; i < int(3*T/(5*time.Minute)); i++ {
 		e.clock.Advance(5 * time.Minute)
 		e.list(ListFilter{})
+		e.checkSchedule() // the background schedule follows the listing's expiry
 		for _, n := range names {
 			e.str(n)
 		}
@@ -93,6 +94,7 @@ func TestIssue12_Listing_ExplicitPassEveryIntervalNeedsNoDescribe(t *testing.T) 
 		// Just short of T later, the background has not refreshed.
 		e.clock.Advance(T - time.Second)
 		e.list(ListFilter{Names: names})
+		e.checkSchedule()
 		e.clock.Advance(time.Second)
 	}
 	if d := e.client.Calls(opD); d != 0 {
