@@ -62,7 +62,9 @@ type SecretRef struct {
 
 // Catalog says which secrets the mount shows.
 type Catalog interface {
-	// List returns the secrets to show now.
+	// List returns the secrets to show now. The slice may be shared (a
+	// catalog makes it once per change, not per call): callers never
+	// change it.
 	List() []SecretRef
 	// Find is asked about a name that List does not have, before a lookup
 	// answers ENOENT. It returns ok false when there is no such secret, none

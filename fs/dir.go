@@ -74,10 +74,8 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if _, ok := c.stages[name]; ok {
 		return d.newFile(ctx, c.ref.ID, kindStage, name, out)
 	}
-	for _, ch := range c.children {
-		if ch == name {
-			return d.newDir(ctx, name, out), 0
-		}
+	if d.r.ix.hasChild(d.path, name) {
+		return d.newDir(ctx, name, out), 0
 	}
 	if c.ref != nil && c.err == nil {
 		c = d.contents(ctx, true)
@@ -104,7 +102,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if !ok || !d.r.ix.add(ref) {
 		return nil, syscall.ENOENT
 	}
-	if _, children, _ := d.r.ix.dir(d.path); contains(children, name) {
+	if d.r.ix.hasChild(d.path, name) {
 		return d.newDir(ctx, name, out), 0
 	}
 	return nil, syscall.ENOENT
@@ -126,15 +124,6 @@ func (r *root) stillShown(ctx context.Context, path, id string) error {
 		return fmt.Errorf("secret %q is no longer shown at %q: %w", id, path, syscall.ENOENT)
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {

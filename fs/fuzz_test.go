@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -48,7 +49,7 @@ func FuzzSecretNamePath(f *testing.F) {
 				t.Fatalf("segment %q of %q is not a valid file name", s, name)
 			}
 			_, children, exists := ix.dir(path)
-			if !exists || !contains(children, s) {
+			if !exists || !slices.Contains(children, s) {
 				t.Fatalf("directory %q does not list %q (children %v)", path, s, children)
 			}
 			next := join(path, s)

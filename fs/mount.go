@@ -29,29 +29,11 @@ func Mount(dir string, opts Options) (*Server, error) {
 	if opts.Clock == nil {
 		return nil, errors.New("fs: Options.Clock is required: pass the cache's clock")
 	}
-	if opts.DefaultStage == "" {
-		opts.DefaultStage = "AWSCURRENT"
+	s, top, err := newServer(opts)
+	if err != nil {
+		return nil, err
 	}
-	if opts.FileMode == 0 {
-		opts.FileMode = 0o400
-	}
-	if opts.DirMode == 0 {
-		opts.DirMode = 0o500
-	}
-	if opts.FsName == "" {
-		opts.FsName = "secretsfs"
-	}
-	r := newRoot(opts)
-	if len(opts.Files) > 0 {
-		t, err := newMappedTree(opts.Files)
-		if err != nil {
-			return nil, err
-		}
-		r.mapped = t
-	}
-	s := &Server{root: r}
-	s.reindex()
-	s.cancel = append(s.cancel, opts.Catalog.OnChange(s.reindex))
+	opts = s.root.opts // defaulted
 
 	// Read-only in both modes: the kernel refuses every write before it
 	// reaches the daemon (readonly.go).
@@ -61,8 +43,6 @@ func Mount(dir string, opts Options) (*Server, error) {
 		mountOpts = append(mountOpts, "default_permissions")
 	}
 	asRoot := os.Geteuid() == 0
-	top := &dirNode{r: r, path: ""}
-	r.registerDir(top)
 	server, err := mountObserved(dir, top, opts.Observer, &gofs.Options{
 		MountOptions: fuse.MountOptions{
 			FsName:               opts.FsName,
@@ -91,10 +71,42 @@ func Mount(dir string, opts Options) (*Server, error) {
 	}
 	closeFuseOnExec()
 	s.fuse = server
-	r.inval.start()
-	s.cancel = append(s.cancel, opts.Store.Subscribe(r.inval.change))
-	r.pinMapped()
+	s.root.inval.start()
+	s.cancel = append(s.cancel, opts.Store.Subscribe(s.root.inval.change))
+	s.root.pinMapped()
 	return s, nil
+}
+
+// newServer builds the tree of a mount (options defaulted, the index built
+// from the catalog and kept in step with it) and returns its top directory,
+// without mounting it.
+func newServer(opts Options) (*Server, *dirNode, error) {
+	if opts.DefaultStage == "" {
+		opts.DefaultStage = "AWSCURRENT"
+	}
+	if opts.FileMode == 0 {
+		opts.FileMode = 0o400
+	}
+	if opts.DirMode == 0 {
+		opts.DirMode = 0o500
+	}
+	if opts.FsName == "" {
+		opts.FsName = "secretsfs"
+	}
+	r := newRoot(opts)
+	if len(opts.Files) > 0 {
+		t, err := newMappedTree(opts.Files)
+		if err != nil {
+			return nil, nil, err
+		}
+		r.mapped = t
+	}
+	s := &Server{root: r}
+	s.reindex()
+	s.cancel = append(s.cancel, opts.Catalog.OnChange(s.reindex))
+	top := &dirNode{r: r, path: ""}
+	r.registerDir(top)
+	return s, top, nil
 }
 
 // reindex rebuilds the tree from the catalog, and has the kernel forget the

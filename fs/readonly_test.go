@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -176,7 +177,7 @@ func TestRefreshAttributeRefreshesTheFilesSecret(t *testing.T) {
 				}
 			}
 			// Not listed, so that getfattr -d does not refresh.
-			if contains(testutil.ListXattr(t, file), "user.secretsfs.refresh") {
+			if slices.Contains(testutil.ListXattr(t, file), "user.secretsfs.refresh") {
 				t.Fatal("the refresh attribute is listed")
 			}
 			// A failed refresh is the caller's error.
@@ -199,7 +200,7 @@ func TestDefect9_16_PerOpenMountIsReadOnlyForTheKernel(t *testing.T) {
 	o := &recordingObserver{ops: map[opKey]int{}}
 	ref := &fakeRefresher{}
 	mnt := mountFS(t, Options{Store: s, Catalog: c, Observer: o, Refresher: ref})
-	if opts := testutil.MountOptions(mnt); !contains(opts, "ro") {
+	if opts := testutil.MountOptions(mnt); !slices.Contains(opts, "ro") {
 		t.Errorf("per-open mount options %v, want ro", opts)
 	}
 	file := filepath.Join(mnt, "a/username")

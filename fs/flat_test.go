@@ -1,0 +1,142 @@
+package fs
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/secretsfs/secretsfs/cache/cachetest"
+)
+
+// rawTree builds a mount's tree without mounting it and returns the
+// filesystem go-fuse would serve, so that tests can send it requests as the
+// kernel would (no FUSE needed).
+func rawTree(t *testing.T, opts Options) (*Server, fuse.RawFileSystem) {
+	t.Helper()
+	if opts.Clock == nil {
+		opts.Clock = cachetest.NewClock(testEpoch)
+	}
+	s, top, err := newServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := newObservedFS(top, &gofs.Options{RootStableAttr: &gofs.StableAttr{Ino: 1}}, nil)
+	return s, raw
+}
+
+// lookup sends a LOOKUP of name in the directory with node id parent and
+// returns the child's node id.
+func lookup(t testing.TB, raw fuse.RawFileSystem, parent uint64, name string) uint64 {
+	t.Helper()
+	var out fuse.EntryOut
+	if st := raw.Lookup(nil, &fuse.InHeader{NodeId: parent}, name, &out); st != fuse.OK {
+		t.Fatalf("lookup %q in node %d: %v", name, parent, st)
+	}
+	return out.NodeId
+}
+
+// bigDir is a store and a catalog of n secrets in one directory, "big".
+func bigDir(n int) (*fakeStore, *fakeCatalog) {
+	s := newFakeStore()
+	var names []string
+	for i := range n {
+		name := fmt.Sprintf("big/s%05d", i)
+		names = append(names, name)
+		s.put(name, `{"user":"u","password":"p","host":"h","port":5432}`)
+	}
+	return s, &fakeCatalog{refs: refs(names...)}
+}
+
+// bytesPerOp is the memory op allocates per call, on average.
+func bytesPerOp(runs int, op func()) float64 {
+	op() // warm up
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		op()
+	}
+	runtime.ReadMemStats(&after)
+	return float64(after.TotalAlloc-before.TotalAlloc) / float64(runs)
+}
+
+// timePerOp is the shortest of a few rounds' time per call of op: a ratio
+// of two of them, measured in the same run, compares costs.
+func timePerOp(op func()) time.Duration {
+	best := time.Duration(1<<63 - 1)
+	for range 5 {
+		start := time.Now()
+		for range 200 {
+			op()
+		}
+		if d := time.Since(start) / 200; d < best {
+			best = d
+		}
+	}
+	return best
+}
+
+// TestIssue12_Flat_LookupInABigDirectoryCostsWhatItDoesInASmallOne: a lookup
+// of one name (a secret's directory, then a file in it) in a directory of
+// 10 000 secrets allocates no more than in one of 100: no copy or sort of
+// every name per lookup.
+func TestIssue12_Flat_LookupInABigDirectoryCostsWhatItDoesInASmallOne(t *testing.T) {
+	perLookup := func(n int) float64 {
+		s, c := bigDir(n)
+		_, raw := rawTree(t, Options{Store: s, Catalog: c})
+		big := lookup(t, raw, 1, "big")
+		return bytesPerOp(200, func() {
+			d := lookup(t, raw, big, "s00042")
+			lookup(t, raw, d, "password")
+		})
+	}
+	small, large := perLookup(100), perLookup(10_000)
+	t.Logf("bytes allocated per lookup: %.0f with 100 names in the directory, %.0f with 10 000", small, large)
+	if large > small+512 {
+		t.Fatalf("a lookup in a directory of 10 000 names allocates %.0f bytes, %.0f with 100: it copies the names", large, small)
+	}
+}
+
+// TestIssue12_Flat_IndexAnswersWithoutWalking: the index answers a
+// directory's children and a secret's directories without copying, sorting
+// or walking every directory: no allocation, and the time of a call with
+// 10 000 secrets within a small factor of the time with 100.
+func TestIssue12_Flat_IndexAnswersWithoutWalking(t *testing.T) {
+	build := func(n int) *index {
+		ix := newIndex()
+		var names []string
+		for i := range n {
+			names = append(names, fmt.Sprintf("team/app%05d/db", i))
+		}
+		ix.rebuild(refs(names...))
+		return ix
+	}
+	small, large := build(100), build(10_000)
+	id := "team/app00042/db"
+	for _, ix := range []*index{small, large} {
+		if got := ix.pathsOf(id); len(got) != 1 || got[0] != id {
+			t.Fatalf("pathsOf(%q) = %q", id, got)
+		}
+		if !ix.hasChild("team", "app00042") || ix.hasChild("team", "app99999") {
+			t.Fatal("hasChild answers wrong")
+		}
+	}
+	ops := map[string]func(ix *index) func(){
+		"pathsOf":  func(ix *index) func() { return func() { ix.pathsOf(id) } },
+		"hasChild": func(ix *index) func() { return func() { ix.hasChild("team", "app00042") } },
+		"dir":      func(ix *index) func() { return func() { ix.dir("team") } },
+	}
+	for name, op := range ops {
+		if a := testing.AllocsPerRun(100, op(large)); a != 0 {
+			t.Errorf("%s allocates %.0f times per call with 10 000 secrets", name, a)
+		}
+		ts, tl := timePerOp(op(small)), timePerOp(op(large))
+		t.Logf("%s: %v per call with 100 secrets, %v with 10 000", name, ts, tl)
+		if tl > 10*ts+time.Microsecond {
+			t.Errorf("%s takes %v with 10 000 secrets, %v with 100: it walks them", name, tl, ts)
+		}
+	}
+}
