@@ -152,7 +152,7 @@ func (d *Daemon) Add(ctx context.Context, cfg Config) (_ *Mount, err error) {
 
 	health := telemetry.NewHealth(c, cfg.MaxStale, clock)
 	if metrics != nil {
-		metrics.Watch(telemetry.Source{Cache: c, Served: func() int { return len(cat.List()) }}, health)
+		metrics.Watch(telemetry.Source{Cache: c, Served: cat.Len}, health)
 		srv, err := telemetry.Serve(cfg.MetricsListen, metrics, health, log.With("component", "metrics"))
 		if err != nil {
 			return nil, err

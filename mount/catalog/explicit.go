@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strings"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -30,8 +29,10 @@ type Explicit struct {
 	subs     subscribers
 
 	mu       sync.Mutex
-	names    []string // guarded by mu; per id, its resolved name or "" while unresolved
-	failures int      // guarded by mu; consecutive rounds with an unresolved id
+	names    []string        // guarded by mu; per id, its resolved name or "" while unresolved
+	shown    []sfs.SecretRef // guarded by mu; List's answer, read-only, made again when names change
+	shownAt  map[string]int  // guarded by mu; id -> its index in shown
+	failures int             // guarded by mu; consecutive rounds with an unresolved id
 	bg       background
 }
 
@@ -47,7 +48,9 @@ func NewExplicit(ids []string, d Describer, opts Options) *Explicit {
 	ids = slices.Clone(ids)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	return &Explicit{ids: ids, describe: d, opts: opts, names: make([]string, len(ids))}
+	c := &Explicit{ids: ids, describe: d, opts: opts, names: make([]string, len(ids))}
+	c.showLocked()
+	return c
 }
 
 // Start resolves every id, then keeps resolving those that failed.
@@ -129,6 +132,9 @@ func (c *Explicit) resolve(ctx context.Context) {
 		c.names[i] = names[j]
 		learnt = true
 	}
+	if learnt {
+		c.showLocked()
+	}
 	if unresolved > 0 {
 		c.failures++
 	} else {
@@ -141,11 +147,32 @@ func (c *Explicit) resolve(ctx context.Context) {
 	}
 }
 
-// List returns the secrets to show: each resolved id at its name, each
-// unresolved one under the id itself.
+// List returns the secrets to show, sorted by name: each resolved id at
+// its name, each unresolved one under the id itself. The slice is shared by
+// every caller until the next change: read it, never change it.
 func (c *Explicit) List() []sfs.SecretRef {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.shown
+}
+
+// Len is len(List()), without a copy.
+func (c *Explicit) Len() int { return len(c.List()) }
+
+// RefsOf returns the ref under which a secret id is shown, if any (shared,
+// read-only).
+func (c *Explicit) RefsOf(id string) []sfs.SecretRef {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i, ok := c.shownAt[id]
+	if !ok {
+		return nil
+	}
+	return c.shown[i : i+1 : i+1]
+}
+
+// showLocked makes List's answer again from the names: once per change.
+func (c *Explicit) showLocked() {
 	out := make([]sfs.SecretRef, 0, len(c.ids))
 	for i, id := range c.ids {
 		switch n := c.names[i]; n {
@@ -156,8 +183,12 @@ func (c *Explicit) List() []sfs.SecretRef {
 			out = append(out, sfs.SecretRef{Name: n, ID: id})
 		}
 	}
-	slices.SortFunc(out, func(a, b sfs.SecretRef) int { return strings.Compare(a.Name, b.Name) })
-	return slices.CompactFunc(out, func(a, b sfs.SecretRef) bool { return a.Name == b.Name })
+	slices.SortFunc(out, cmpName)
+	c.shown = slices.CompactFunc(out, func(a, b sfs.SecretRef) bool { return a.Name == b.Name })
+	c.shownAt = make(map[string]int, len(c.shown))
+	for i, r := range c.shown {
+		c.shownAt[r.ID] = i
+	}
 }
 
 // Find says no: only the named secrets are shown.

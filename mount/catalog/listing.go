@@ -32,6 +32,8 @@ type Listing struct {
 
 	mu       sync.Mutex
 	listed   []sfs.SecretRef     // guarded by mu; the last listing, sorted by name
+	shown    []sfs.SecretRef     // guarded by mu; List's answer, read-only; valid while shownOK
+	shownOK  bool                // guarded by mu; shown is up to date
 	found    map[string]foundRef // guarded by mu; names Find found that the listing lacked
 	misses   *missSet            // guarded by mu; names that are no secret to show
 	failures int                 // guarded by mu; consecutive failed listings
@@ -97,19 +99,46 @@ func (c *Listing) loop(ctx context.Context) {
 	}
 }
 
-// List returns the last listing plus the names Find found since.
+// List returns the last listing plus the names Find found since, sorted by
+// name. The slice is shared by every caller until the next change: read it,
+// never change it. It is made once per change of the listing (or secret
+// found), not per call.
 func (c *Listing) List() []sfs.SecretRef {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.listLocked()
+	return c.shownLocked()
 }
 
+// Len is len(List()), without a copy.
+func (c *Listing) Len() int { return len(c.List()) }
+
+// RefsOf returns the refs under which a secret id is shown (shared,
+// read-only), found by a binary search: in listing mode a secret's id is
+// its name.
+func (c *Listing) RefsOf(id string) []sfs.SecretRef {
+	list := c.List()
+	i, ok := slices.BinarySearchFunc(list, id, byName)
+	if !ok {
+		return nil
+	}
+	return list[i : i+1 : i+1]
+}
+
+// shownLocked returns List's answer, made again if it changed since.
+func (c *Listing) shownLocked() []sfs.SecretRef {
+	if !c.shownOK {
+		c.shown, c.shownOK = c.listLocked(), true
+	}
+	return c.shown
+}
+
+// listLocked makes List's answer (a new slice).
 func (c *Listing) listLocked() []sfs.SecretRef {
 	out := slices.Clone(c.listed)
 	for _, f := range c.found {
 		out = append(out, f.ref)
 	}
-	slices.SortFunc(out, func(a, b sfs.SecretRef) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, cmpName)
 	// A name Find found may have been listed meanwhile: show it once.
 	return slices.CompactFunc(out, func(a, b sfs.SecretRef) bool { return a.Name == b.Name })
 }
@@ -127,7 +156,7 @@ func (c *Listing) Find(ctx context.Context, name string) (sfs.SecretRef, bool, e
 	}
 	now := c.opts.Clock.Now()
 	c.mu.Lock()
-	if i, ok := slices.BinarySearchFunc(c.listed, name, func(r sfs.SecretRef, n string) int { return strings.Compare(r.Name, n) }); ok {
+	if i, ok := slices.BinarySearchFunc(c.listed, name, byName); ok {
 		ref := c.listed[i]
 		c.mu.Unlock()
 		return ref, true, nil
@@ -188,6 +217,7 @@ func (c *Listing) find(ctx context.Context, name string) (findResult, error) {
 	}
 	ref := sfs.SecretRef{Name: name, ID: name}
 	c.found[name] = foundRef{ref: ref, at: asked}
+	c.shownOK = false
 	c.opts.Logger.Debug("found a secret the listing lacks", "name", name)
 	return findResult{ref: ref, ok: true}, nil
 }
@@ -237,10 +267,10 @@ func (c *Listing) relist(ctx context.Context) error {
 		return err
 	}
 	c.failures = 0
-	before := c.listLocked()
+	before := c.shownLocked()
 	c.listed = refs
 	for name, f := range c.found {
-		_, listed := slices.BinarySearchFunc(refs, name, func(r sfs.SecretRef, n string) int { return strings.Compare(r.Name, n) })
+		_, listed := slices.BinarySearchFunc(refs, name, byName)
 		// A listing that started after Find asked is the newer word: a
 		// secret it lacks has left the scope (or is gone). One found while
 		// this listing was under way is kept until the next one, since
@@ -254,6 +284,7 @@ func (c *Listing) relist(ctx context.Context) error {
 		c.misses.remove(r.Name)
 	}
 	after := c.listLocked()
+	c.shown, c.shownOK = after, true
 	c.mu.Unlock()
 
 	changed := !slices.Equal(before, after)
@@ -279,7 +310,7 @@ func (c *Listing) listAll(ctx context.Context) ([]sfs.SecretRef, error) {
 			refs = append(refs, sfs.SecretRef{Name: s.Name, ID: s.Name})
 		}
 	}
-	slices.SortFunc(refs, func(a, b sfs.SecretRef) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(refs, cmpName)
 	return slices.CompactFunc(refs, func(a, b sfs.SecretRef) bool { return a.Name == b.Name }), nil
 }
 
@@ -309,7 +340,7 @@ func listError(err error) error {
 // diffRefs counts the names added and removed between two sorted lists.
 func diffRefs(before, after []sfs.SecretRef) (added, removed int) {
 	in := func(refs []sfs.SecretRef, name string) bool {
-		_, ok := slices.BinarySearchFunc(refs, name, func(r sfs.SecretRef, n string) int { return strings.Compare(r.Name, n) })
+		_, ok := slices.BinarySearchFunc(refs, name, byName)
 		return ok
 	}
 	for _, r := range after {

@@ -38,9 +38,14 @@ type Source interface {
 }
 
 // Shown says which secrets the default layout shows, and under which
-// names; any fs.Catalog is one.
+// names; the catalogs of mount/catalog are.
 type Shown interface {
+	// List returns every secret shown (read-only); the runner calls it
+	// once per change of the catalog, never per change of a secret.
 	List() []sfs.SecretRef
+	// RefsOf returns the refs under which a secret id is shown
+	// (read-only), without a walk of the catalog: it is called per change.
+	RefsOf(id string) []sfs.SecretRef
 	OnChange(fn func()) (cancel func())
 }
 
@@ -229,7 +234,7 @@ func (r *runner) unpinAll() {
 // the mount hides has none, and none is cleaned into another's path.
 func (r *runner) dirs(id string) []string {
 	var out []string
-	for _, ref := range r.catalog.List() {
+	for _, ref := range r.catalog.RefsOf(id) {
 		if dir, ok := sfs.DirOf(ref.Name); ok && ref.ID == id {
 			out = append(out, dir)
 		}

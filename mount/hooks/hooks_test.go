@@ -97,6 +97,13 @@ func (c staticCatalog) List() []sfs.SecretRef {
 	return refs
 }
 
+func (c staticCatalog) RefsOf(id string) []sfs.SecretRef {
+	if slices.Contains(c, id) {
+		return []sfs.SecretRef{{Name: id, ID: id}}
+	}
+	return nil
+}
+
 func (staticCatalog) OnChange(func()) (cancel func()) { return func() {} }
 
 // pendingFiles returns how many files a hook's burst holds.
@@ -357,6 +364,18 @@ func (c *changingCatalog) List() []sfs.SecretRef {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.refs)
+}
+
+func (c *changingCatalog) RefsOf(id string) []sfs.SecretRef {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []sfs.SecretRef
+	for _, r := range c.refs {
+		if r.ID == id {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (c *changingCatalog) OnChange(fn func()) (cancel func()) {
