@@ -61,16 +61,16 @@ func TestApplyHygiene(t *testing.T) {
 		{"locks", hygieneCalls{}, false, true, "", true},
 		{"--no-mlock", hygieneCalls{}, true, false, "--no-mlock", false},
 		{"race detector", hygieneCalls{raceDetector: true}, false, false, "race detector", false},
-		{"not permitted", hygieneCalls{mlockall: func() error { return syscall.EPERM }}, false, true, "CAP_IPC_LOCK", false},
+		{"not permitted", hygieneCalls{mlockall: func(int) error { return syscall.EPERM }}, false, true, "CAP_IPC_LOCK", false},
 	}
 	for _, c := range cases {
 		var locked, undumpable bool
 		h := c.h
 		if h.mlockall == nil {
-			h.mlockall = func() error { return nil }
+			h.mlockall = func(int) error { return nil }
 		}
 		lock := h.mlockall
-		h.mlockall = func() error { locked = true; return lock() }
+		h.mlockall = func(flags int) error { locked = true; return lock(flags) }
 		h.disableDumping = func() error { undumpable = true; return nil }
 		var buf bytes.Buffer
 		got := applyHygiene(h, c.noMlock, slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))

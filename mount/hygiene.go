@@ -1,6 +1,7 @@
 package mount
 
 import (
+	"errors"
 	"log/slog"
 
 	"golang.org/x/sys/unix"
@@ -8,14 +9,21 @@ import (
 
 // hygieneCalls are the system calls of memory hygiene, replaced in tests.
 type hygieneCalls struct {
-	mlockall       func() error
+	mlockall       func(flags int) error // mlockall(2)
 	disableDumping func() error
 	raceDetector   bool
 }
 
+// lockFlags are mlockall's flags: every page mapped now and later, each
+// locked when first used (MCL_ONFAULT, Linux 4.4) rather than at once, so
+// that the Go runtime's reservations it never touches are neither locked
+// nor resident: memory locked is memory used, and --no-mlock changes the
+// resident size little.
+const lockFlags = unix.MCL_CURRENT | unix.MCL_FUTURE | unix.MCL_ONFAULT
+
 func systemHygiene() hygieneCalls {
 	return hygieneCalls{
-		mlockall:       func() error { return unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE) },
+		mlockall:       unix.Mlockall,
 		disableDumping: func() error { return unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0) },
 		raceDetector:   raceEnabled,
 	}
@@ -43,7 +51,14 @@ func applyHygiene(h hygieneCalls, noMlock bool, log *slog.Logger) hygieneOutcome
 		// The race detector maps terabytes of shadow memory.
 		log.Warn("memory not locked: this binary is built with the race detector")
 	default:
-		if err := h.mlockall(); err != nil {
+		err := h.mlockall(lockFlags)
+		if errors.Is(err, unix.EINVAL) {
+			// A kernel before 4.4 knows no MCL_ONFAULT: lock every page
+			// mapped, used or not.
+			log.Debug("mlockall refuses MCL_ONFAULT (a kernel before 4.4); locking every mapped page")
+			err = h.mlockall(lockFlags &^ unix.MCL_ONFAULT)
+		}
+		if err != nil {
 			log.Warn("could not lock memory (mlockall); secrets may be swapped to disk. Run as root or with CAP_IPC_LOCK and a memlock limit large enough (systemd: LimitMEMLOCK=infinity), or pass --no-mlock to silence this", "error", err)
 			return hygieneOutcome{}
 		}

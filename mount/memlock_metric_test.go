@@ -1,11 +1,15 @@
 package mount
 
 import (
+	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
@@ -35,7 +39,7 @@ func TestIssue10_03_MemoryLockedMetric(t *testing.T) {
 			srv := &fakeServer{}
 			d := srv.deps(nil)
 			d.hygiene = hygieneCalls{
-				mlockall:       func() error { return tc.lock },
+				mlockall:       func(int) error { return tc.lock },
 				disableDumping: func() error { return nil },
 			}
 			stdout, stderr, _ := runInBackground(t, cfg, d)
@@ -54,6 +58,41 @@ func TestIssue10_03_MemoryLockedMetric(t *testing.T) {
 			}
 			if tc.warning != "" && !strings.Contains(stderr.String(), tc.warning) {
 				t.Errorf("the log lacks %q:\n%s", tc.warning, stderr)
+			}
+		})
+	}
+}
+
+// TestIssue12_Flat_MlockallLocksOnlyWhatIsUsed: memory is locked with
+// MCL_ONFAULT, so that pages are locked as they are used rather than every
+// page the Go runtime has reserved (which made --no-mlock change the
+// resident size); a kernel older than 4.4, which refuses the flag
+// (EINVAL), gets the lock without it.
+func TestIssue12_Flat_MlockallLocksOnlyWhatIsUsed(t *testing.T) {
+	want := unix.MCL_CURRENT | unix.MCL_FUTURE | unix.MCL_ONFAULT
+	for _, tc := range []struct {
+		name      string
+		onFaultOK bool
+		calls     []int
+	}{
+		{"MCL_ONFAULT", true, []int{want}},
+		{"kernel without MCL_ONFAULT", false, []int{want, unix.MCL_CURRENT | unix.MCL_FUTURE}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls []int
+			h := hygieneCalls{
+				mlockall: func(flags int) error {
+					calls = append(calls, flags)
+					if flags&unix.MCL_ONFAULT != 0 && !tc.onFaultOK {
+						return syscall.EINVAL
+					}
+					return nil
+				},
+				disableDumping: func() error { return nil },
+			}
+			got := applyHygiene(h, false, slog.New(slog.DiscardHandler))
+			if !slices.Equal(calls, tc.calls) || !got.memoryLocked {
+				t.Fatalf("mlockall called with %#x, locked %v; want %#x, locked", calls, got.memoryLocked, tc.calls)
 			}
 		})
 	}
