@@ -136,19 +136,13 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	entries := mergeEntries(sortedKeys(c.stages), c.children, sortedKeys(c.keys))
 	list := make([]fuse.DirEntry, 0, len(entries))
 	for _, e := range entries {
-		de := fuse.DirEntry{Name: e.name, Mode: syscall.S_IFREG}
-		switch e.kind {
-		case kindDir:
+		de := fuse.DirEntry{Name: e.name, Mode: syscall.S_IFREG, Ino: d.ino(e.kind, e.name)}
+		if e.kind == kindDir {
 			de.Mode = syscall.S_IFDIR
-			de.Ino = d.r.ino("d:" + join(d.path, e.name))
-		case kindStage:
-			de.Ino = d.r.ino(fileKey(kindStage, d.path, e.name))
-		case kindKey:
-			de.Ino = d.r.ino(fileKey(kindKey, d.path, e.name))
 		}
 		list = append(list, de)
 	}
-	list = d.r.withMapped(d.path, list)
+	list = d.withMapped(list)
 	return gofs.NewListDirStream(list), 0
 }
 
@@ -171,11 +165,10 @@ func (d *dirNode) prefetchChildren(ref *SecretRef, children []string) {
 	}
 }
 
-func fileKey(kind entryKind, dir, name string) string {
-	if kind == kindStage {
-		return "s:" + dir + "\x00" + name
-	}
-	return "k:" + dir + "\x00" + name
+// ino returns the inode number of the entry of a kind under name in this
+// directory.
+func (d *dirNode) ino(kind entryKind, name string) uint64 {
+	return d.r.ino(newNodeKey(d.StableAttr().Ino, kind, name))
 }
 
 // liveChild returns the node the kernel already holds under name in this
@@ -192,7 +185,7 @@ func (d *dirNode) liveChild(name string, id gofs.StableAttr) *gofs.Inode {
 
 func (d *dirNode) newDir(ctx context.Context, name string, out *fuse.EntryOut) *gofs.Inode {
 	path := join(d.path, name)
-	id := gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: d.r.ino("d:" + path)}
+	id := gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: d.ino(kindDir, name)}
 	var live *dirNode
 	if ch := d.liveChild(name, id); ch != nil {
 		live, _ = ch.Operations().(*dirNode)
@@ -210,7 +203,7 @@ func (d *dirNode) newDir(ctx context.Context, name string, out *fuse.EntryOut) *
 // empty.
 func (d *dirNode) newFile(ctx context.Context, secretID string, kind entryKind, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	src := &layoutFile{r: d.r, secretID: secretID, dir: d.path, name: name, kind: kind}
-	id := gofs.StableAttr{Mode: syscall.S_IFREG, Ino: d.r.ino(fileKey(kind, d.path, name))}
+	id := gofs.StableAttr{Mode: syscall.S_IFREG, Ino: d.ino(kind, name)}
 	return d.lookupFile(ctx, name, id, src, d.r.opts.KernelCache, out)
 }
 

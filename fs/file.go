@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"strings"
 	"sync"
@@ -38,8 +37,8 @@ type fileNode struct {
 	src source
 
 	mu   sync.Mutex
-	kept [sha256.Size]byte // content whose size (and pages) the kernel may hold; guarded by mu
-	seen bool              // kept is set; guarded by mu
+	kept uint64 // sum (root.sum) of the content whose size (and pages) the kernel may hold; guarded by mu
+	seen bool   // kept is set; guarded by mu
 }
 
 var (
@@ -96,7 +95,7 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		return nil, 0, errno
 	}
 	f.audit(ctx, v, 0)
-	sum := sha256.Sum256(v.Data)
+	sum := f.r.sum(v.Data)
 	f.mu.Lock()
 	changed := !f.seen || f.kept != sum
 	f.kept, f.seen = sum, true

@@ -140,3 +140,59 @@ func TestIssue12_Flat_IndexAnswersWithoutWalking(t *testing.T) {
 		}
 	}
 }
+
+// treeBytesPerSecret is the heap the tree of n secrets "team/sNNNNN" of 4
+// JSON keys takes once every file of every secret was looked up (a
+// directory and 5 files per secret), per secret: go-fuse's inodes, the
+// nodes, the index.
+func treeBytesPerSecret(t *testing.T, n int) float64 {
+	s := newFakeStore()
+	var names []string
+	for i := range n {
+		name := fmt.Sprintf("team/s%05d", i)
+		names = append(names, name)
+		s.put(name, `{"user":"u","password":"p","host":"h","port":5432}`)
+	}
+	c := &fakeCatalog{refs: refs(names...)}
+	heap := func() uint64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	srv, raw := rawTree(t, Options{Store: s, Catalog: c})
+	team := lookup(t, raw, 1, "team")
+	for i := range n {
+		db := lookup(t, raw, team, fmt.Sprintf("s%05d", i))
+		for _, f := range []string{"AWSCURRENT", "user", "password", "host", "port"} {
+			lookup(t, raw, db, f)
+		}
+	}
+	after := heap()
+	if treeHook != nil {
+		treeHook()
+	}
+	runtime.KeepAlive(srv)
+	runtime.KeepAlive(raw)
+	return float64(after-before) / float64(n)
+}
+
+// TestIssue12_Flat_MemoryPerSecretOfTheTree measures what the tree costs
+// per secret shown with every file looked up (README, Sizing and cost):
+// about 4.2 KB, of which go-fuse's inodes and tables take about 2.3 KB. It
+// fails when that grows by a quarter (a map per node, a path per key, a
+// closure per file), and when 10 000 secrets cost more per secret than
+// 1 000 (state that grows faster than the tree).
+func TestIssue12_Flat_MemoryPerSecretOfTheTree(t *testing.T) {
+	small, large := treeBytesPerSecret(t, 1_000), treeBytesPerSecret(t, 10_000)
+	t.Logf("the tree takes %.0f bytes per secret with 1 000 secrets, %.0f with 10 000 (a directory and 5 files each, all looked up)", small, large)
+	if large > 5300 {
+		t.Errorf("the tree of 10 000 secrets takes %.0f bytes per secret, want about 4 200", large)
+	}
+	if large > 1.25*small {
+		t.Errorf("a secret costs %.0f bytes among 10 000, %.0f among 1 000", large, small)
+	}
+}
+
+var treeHook func()

@@ -124,9 +124,10 @@ func jsonKeys(data []byte) (keys map[string][]byte, ok bool) {
 type entryKind int
 
 const (
-	kindStage entryKind = iota // a staging label's file
-	kindDir                    // a child path segment's directory
-	kindKey                    // a JSON key's file
+	kindStage  entryKind = iota // a staging label's file
+	kindDir                     // a child path segment's directory
+	kindKey                     // a JSON key's file
+	kindMapped                  // a mapped file (mapped.go)
 )
 
 // dirEntry is one name in a directory.

@@ -162,14 +162,15 @@ func (d *dirNode) lookupMapped(ctx context.Context, name string, out *fuse.Entry
 	p := join(d.path, name)
 	// A file that cannot be rendered is not looked up, so that in
 	// kernel-cache mode a read fails too instead of finding size 0.
-	id := gofs.StableAttr{Mode: syscall.S_IFREG, Ino: d.r.ino("m:" + p)}
+	id := gofs.StableAttr{Mode: syscall.S_IFREG, Ino: d.ino(kindMapped, name)}
 	ch, errno := d.lookupFile(ctx, name, id, &mappedSource{r: d.r, f: t.files[p]}, true, out)
 	return ch, errno, true
 }
 
 // withMapped adds a directory's mapped entries to its listing; a mapped name
 // hides a default-layout name it clashes with.
-func (r *root) withMapped(dir string, list []fuse.DirEntry) []fuse.DirEntry {
+func (d *dirNode) withMapped(list []fuse.DirEntry) []fuse.DirEntry {
+	r, dir := d.r, d.path
 	if r.mapped == nil || len(r.mapped.dirs[dir]) == 0 {
 		return list
 	}
@@ -181,11 +182,10 @@ func (r *root) withMapped(dir string, list []fuse.DirEntry) []fuse.DirEntry {
 		}
 	}
 	for name, isDir := range children {
-		p := join(dir, name)
 		if isDir {
-			out = append(out, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: r.ino("d:" + p)})
+			out = append(out, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: d.ino(kindDir, name)})
 		} else {
-			out = append(out, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: r.ino("m:" + p)})
+			out = append(out, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: d.ino(kindMapped, name)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"crypto/sha256"
 	"os"
 	"syscall"
 
@@ -67,7 +66,7 @@ func (f *fileNode) refresh(ctx context.Context) (string, syscall.Errno) {
 	if err != nil {
 		return "", f.r.toErrno(ctx, err)
 	}
-	sum := sha256.Sum256(v.Data)
+	sum := f.r.sum(v.Data)
 	clear(v.Data)
 	f.mu.Lock()
 	changed := f.seen && f.kept != sum

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"hash/maphash"
 	"log/slog"
 	"slices"
 	"sync"
@@ -19,16 +20,17 @@ type root struct {
 	ix     *index
 	logged onceLogger
 	inval  *invalidator
+	seed   maphash.Seed // of sum
 
 	inoMu   sync.Mutex
-	inos    map[string]uint64 // node key -> inode number; guarded by inoMu
-	nextIno uint64            // guarded by inoMu
+	inos    map[nodeKey]uint64 // node -> inode number; guarded by inoMu
+	nextIno uint64             // guarded by inoMu
 
 	nodesMu  sync.Mutex
-	files    map[uint64]*fileNode           // inode number -> the file node the kernel holds; guarded by nodesMu
-	bySecret map[string]map[uint64]struct{} // secret id -> inode numbers of the files using it; guarded by nodesMu
-	dirs     map[string]*dirNode            // path -> directory node; guarded by nodesMu
-	pins     map[string]func()              // secret id -> unpin; guarded by nodesMu
+	files    map[uint64]*fileNode // inode number -> the file node the kernel holds; guarded by nodesMu
+	bySecret map[string][]uint64  // secret id -> inode numbers of the files using it (a few); guarded by nodesMu
+	dirs     map[string]*dirNode  // path -> directory node; guarded by nodesMu
+	pins     map[string]func()    // secret id -> unpin; guarded by nodesMu
 
 	mapped *mappedTree // nil without mapped files; read-only
 }
@@ -38,12 +40,13 @@ func newRoot(opts Options) *root {
 		opts:     opts,
 		log:      opts.Logger,
 		ix:       newIndex(),
-		inos:     make(map[string]uint64),
+		inos:     make(map[nodeKey]uint64),
 		nextIno:  1, // the root is 1
 		files:    make(map[uint64]*fileNode),
-		bySecret: make(map[string]map[uint64]struct{}),
+		bySecret: make(map[string][]uint64),
 		dirs:     make(map[string]*dirNode),
 		pins:     make(map[string]func()),
+		seed:     maphash.MakeSeed(),
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -52,9 +55,27 @@ func newRoot(opts Options) *root {
 	return r
 }
 
-// ino returns the inode number of a node key, the same for the life of the
+// sum is what a file node keeps of a content it served, to tell whether
+// the next one differs: a 64-bit keyed hash, 8 bytes per file node (a
+// SHA-256 took 32), with a chance of 2^-64 that a change goes unnoticed.
+func (r *root) sum(data []byte) uint64 { return maphash.Bytes(r.seed, data) }
+
+// nodeKey names a node for its inode number: what it is (entryKind, in the
+// top byte) in the directory with inode number dir (which names that
+// directory's path in turn), and its name there. It holds no path: a key
+// costs the same at any depth, and shares its name with the tree.
+type nodeKey struct {
+	kindDir uint64
+	name    string
+}
+
+func newNodeKey(dir uint64, kind entryKind, name string) nodeKey {
+	return nodeKey{kindDir: uint64(kind)<<56 | dir, name: name}
+}
+
+// ino returns the inode number of a node, the same for the life of the
 // mount.
-func (r *root) ino(key string) uint64 {
+func (r *root) ino(key nodeKey) uint64 {
 	r.inoMu.Lock()
 	defer r.inoMu.Unlock()
 	n, ok := r.inos[key]
@@ -96,12 +117,9 @@ func (r *root) fileFor(ctx context.Context, parent *dirNode, id gofs.StableAttr,
 	}
 	r.files[ino] = f
 	for _, id := range f.src.secretIDs() {
-		set := r.bySecret[id]
-		if set == nil {
-			set = make(map[uint64]struct{})
-			r.bySecret[id] = set
+		if !slices.Contains(r.bySecret[id], ino) {
+			r.bySecret[id] = append(r.bySecret[id], ino)
 		}
-		set[ino] = struct{}{}
 		if r.opts.KernelCache && r.pins[id] == nil {
 			r.pins[id] = r.opts.Store.Pin(id)
 		}
@@ -124,9 +142,11 @@ func (r *root) unregisterFile(f *fileNode) {
 func (r *root) unregisterLocked(ino uint64, f *fileNode) {
 	delete(r.files, ino)
 	for _, id := range f.src.secretIDs() {
-		delete(r.bySecret[id], ino)
-		if len(r.bySecret[id]) == 0 {
+		inos := slices.DeleteFunc(r.bySecret[id], func(n uint64) bool { return n == ino })
+		if len(inos) == 0 {
 			delete(r.bySecret, id)
+		} else {
+			r.bySecret[id] = inos
 		}
 	}
 }
@@ -162,7 +182,7 @@ func (r *root) filesOf(id string) []*fileNode {
 	r.nodesMu.Lock()
 	defer r.nodesMu.Unlock()
 	out := make([]*fileNode, 0, len(r.bySecret[id]))
-	for ino := range r.bySecret[id] {
+	for _, ino := range r.bySecret[id] {
 		out = append(out, r.files[ino])
 	}
 	return out
