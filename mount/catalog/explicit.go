@@ -118,21 +118,27 @@ func (c *Explicit) resolve(ctx context.Context) {
 	g.Wait()
 
 	c.mu.Lock()
-	learnt, unresolved := false, 0
+	known := make(map[string]bool, len(c.names)) // names already given to an id
+	for _, n := range c.names {
+		known[n] = true
+	}
+	learnt, hidden, unresolved := false, false, 0
 	for j, i := range todo {
 		if names[j] == "" {
 			unresolved++
 			continue
 		}
-		if slices.Contains(c.names, names[j]) {
+		if known[names[j]] {
 			c.opts.Logger.Warn("two ids name the same secret; the second is not shown", "secret", c.ids[i], "name", names[j])
 			c.names[i] = hiddenName
+			hidden = true
 			continue
 		}
 		c.names[i] = names[j]
+		known[names[j]] = true
 		learnt = true
 	}
-	if learnt {
+	if learnt || hidden {
 		c.showLocked()
 	}
 	if unresolved > 0 {

@@ -103,3 +103,27 @@ func TestIssue12_Flat_ExplicitAnswersWithoutCopying(t *testing.T) {
 	startCatalog(t, c)
 	checkFlat(t, c, n, "id00042", "name-of-id00042")
 }
+
+// sameNameDescriber describes every id as the secret "app/db" (a name and
+// an ARN of one secret).
+type sameNameDescriber struct{ nameDescriber }
+
+func (sameNameDescriber) Describe(_ context.Context, id string) (cache.SecretInfo, error) {
+	return cache.SecretInfo{SecretID: id, Name: "app/db"}, nil
+}
+
+// TestIssue12_Flat_ExplicitSnapshotHidesASecondIdOfOneSecret: List's
+// snapshot, made once per change, shows a secret named by two ids once,
+// under the first id, and RefsOf knows the second id under no name.
+func TestIssue12_Flat_ExplicitSnapshotHidesASecondIdOfOneSecret(t *testing.T) {
+	arn := "arn:aws:secretsmanager:us-east-1:1:secret:app/db-AbCdEf"
+	c := NewExplicit([]string{"app/db", arn}, sameNameDescriber{}, testOptions(cachetest.NewClock(t0)))
+	startCatalog(t, c)
+	want := []sfs.SecretRef{{Name: "app/db", ID: "app/db"}}
+	if got := c.List(); !slices.Equal(got, want) || c.Len() != 1 {
+		t.Fatalf("List() = %+v (Len %d), want %+v", got, c.Len(), want)
+	}
+	if got := c.RefsOf(arn); len(got) != 0 {
+		t.Fatalf("RefsOf(the second id) = %+v, want none", got)
+	}
+}
