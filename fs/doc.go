@@ -29,6 +29,13 @@
 //     (go-fuse would drop any other), and a file's node leaves the
 //     registry when the kernel forgets it (OnForget), so the registry is
 //     the size of what the kernel holds.
+//   - Cost independent of the number of secrets: the name index (index.go)
+//     keeps each directory's children sorted and each secret's directories
+//     by id, so a lookup, a read or a change asks a map or a binary search;
+//     only a change of the catalog's listing rebuilds it (O(N log N) once).
+//     Per node the mount keeps little beside go-fuse's inode: the file's
+//     source, an 8-byte sum of the content it served, an inode number keyed
+//     by its parent's inode number and its name (no path).
 //   - Every error becomes an errno in one function, ErrnoOf (through
 //     toErrno, which logs an unknown error once). A mapped file's failure
 //     is logged where it is rendered, once per change of its cause

@@ -34,6 +34,12 @@
 // metadata and they need no DescribeSecret; ListSecrets refused, it stops
 // and DescribeSecret does the job, so that permission is not needed.
 //
+// Cost: List's answer is made once per change (a listing that changed it, a
+// secret found, an id resolved) and shared read-only; Len and RefsOf answer
+// from it by length, binary search or map, so that a metrics scrape or a
+// change hook's question about one secret costs the same with 10 secrets as
+// with 10 000.
+//
 // The catalog's clock is injected (Options.Clock); the one real-time bound
 // is the context deadline of a lookup (defaultFindTimeout), which bounds I/O
 // and decides nothing tests measure.
