@@ -127,8 +127,7 @@ func (r *root) stillShown(ctx context.Context, path, id string) error {
 }
 
 func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
-	ref, children, _ := d.r.ix.dir(d.path)
-	d.prefetchChildren(ref, children)
+	d.prefetchChildren()
 	c := d.contents(ctx, true)
 	if c.err != nil {
 		d.r.log.Debug("listing a secret's files failed", "path", d.path, "error", c.err)
@@ -149,17 +148,14 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 // prefetchChildren asks the store, in one go, for the values of the child
 // directories that are secrets: listing each of them needs its JSON keys, so
 // a listing of the tree (find, ls -R) fetches siblings together rather than
-// one by one. The directory's own secret (ref) goes with them.
-func (d *dirNode) prefetchChildren(ref *SecretRef, children []string) {
+// one by one. The directory's own secret goes with them.
+func (d *dirNode) prefetchChildren() {
+	ref, _, _ := d.r.ix.dir(d.path)
 	var ids []string
 	if ref != nil {
 		ids = append(ids, ref.ID)
 	}
-	for _, name := range children {
-		if r, _, _ := d.r.ix.dir(join(d.path, name)); r != nil {
-			ids = append(ids, r.ID)
-		}
-	}
+	ids = d.r.ix.childSecrets(d.path, ids)
 	if len(ids) > 1 || len(ids) == 1 && ref == nil {
 		d.r.opts.Store.Prefetch(ids)
 	}

@@ -185,3 +185,36 @@ func TestIssue12_Flat_MemoryPerSecretOfTheTree(t *testing.T) {
 		t.Errorf("a secret costs %.0f bytes among 10 000, %.0f among 1 000", large, small)
 	}
 }
+
+// TestIssue12_Flat_ChildSecretsOfABigDirectory: the ids readdir prefetches
+// (the child directories that are secrets) come from one look at the index:
+// the same few allocations for a directory of 10 000 children as for one of
+// 100, none per child.
+func TestIssue12_Flat_ChildSecretsOfABigDirectory(t *testing.T) {
+	// Paths longer than 32 bytes: shorter ones would be joined on the stack.
+	const dir = "team/an-application-with-a-long-name"
+	allocs := func(n int) float64 {
+		ix := newIndex()
+		names := []string{dir + "/nested/db"} // a child directory that is no secret
+		for i := range n {
+			names = append(names, fmt.Sprintf("%s/s%05d", dir, i))
+		}
+		ix.rebuild(refs(names...))
+		dst := make([]string, 0, n)
+		got := ix.childSecrets(dir, dst)
+		if len(got) != n {
+			t.Fatalf("childSecrets of %d secrets and one plain directory = %d ids", n, len(got))
+		}
+		if got[0] != dir+"/s00000" || got[n-1] != fmt.Sprintf("%s/s%05d", dir, n-1) {
+			t.Fatalf("childSecrets: first %q, last %q", got[0], got[n-1])
+		}
+		if got := ix.childSecrets("team", nil); len(got) != 0 {
+			t.Fatalf("childSecrets(team) = %q, want none (its one child is no secret)", got)
+		}
+		return testing.AllocsPerRun(20, func() { ix.childSecrets(dir, dst) })
+	}
+	small, large := allocs(100), allocs(10_000)
+	if large > small || large > 2 {
+		t.Fatalf("childSecrets allocates %.0f times with 10 000 children, %.0f with 100", large, small)
+	}
+}

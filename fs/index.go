@@ -17,7 +17,8 @@ import (
 // question a request or a change asks (dir, hasChild, shows, pathsOf) is a
 // map access or a binary search, and allocates nothing: the slices it
 // returns are shared and read-only, replaced (never changed) when the tree
-// changes. Paths are substrings of the secrets' names, not copies.
+// changes. Paths are substrings of the secrets' names, not copies. Readdir's
+// childSecrets is O(children) under one lock, with no allocation per child.
 type index struct {
 	mu   sync.RWMutex
 	dirs map[string]*indexDir // guarded by mu
@@ -154,6 +155,31 @@ func (ix *index) hasChild(path, name string) bool {
 	}
 	_, ok := slices.BinarySearch(d.children, name)
 	return ok
+}
+
+// childSecrets appends to ids the secret ids of a directory path's child
+// directories that are secrets, in the children's order: one read lock and
+// one map access per child, each child's path built in one reused buffer
+// (a map access with string(buf) does not copy it).
+func (ix *index) childSecrets(path string, ids []string) []string {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	d := ix.dirs[path]
+	if d == nil {
+		return ids
+	}
+	var buf []byte
+	for _, name := range d.children {
+		buf = append(buf[:0], path...)
+		if path != "" {
+			buf = append(buf, '/')
+		}
+		buf = append(buf, name...)
+		if c := ix.dirs[string(buf)]; c != nil && c.ref != nil {
+			ids = append(ids, c.ref.ID)
+		}
+	}
+	return ids
 }
 
 // pathsOf returns the directory paths showing a secret id (shared:
