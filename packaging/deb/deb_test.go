@@ -558,6 +558,28 @@ func TestIssue10_03_UnitsLetTheDaemonLockMemory(t *testing.T) {
 // daemonsOf returns the pids of processes running the program at bin, which
 // no process outside this test runs.
 func daemonsOf(t *testing.T, bin string) []int {
+	return daemonsWhere(t, bin, func(int) bool { return true })
+}
+
+// daemonsHere returns the pids of processes running the program at bin in
+// this process's mount namespace only: a path such as /usr/bin/secretsfs
+// names another program in another namespace (the host's own secretsfs, or
+// another test's sandbox), whose processes are none of this test's.
+func daemonsHere(t *testing.T, bin string) []int {
+	t.Helper()
+	self, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return daemonsWhere(t, bin, func(pid int) bool {
+		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+		return err == nil && ns == self
+	})
+}
+
+// daemonsWhere returns the pids of processes running the program at bin
+// for which keep holds.
+func daemonsWhere(t *testing.T, bin string, keep func(pid int) bool) []int {
 	t.Helper()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -570,7 +592,7 @@ func daemonsOf(t *testing.T, bin string) []int {
 			continue
 		}
 		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err == nil && exe == bin {
+		if err == nil && exe == bin && keep(pid) {
 			pids = append(pids, pid)
 		}
 	}

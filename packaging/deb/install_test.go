@@ -183,7 +183,7 @@ func TestIssue10_06_PurgeStopsAndDisablesEverything(t *testing.T) {
 	})
 	run(t, env, "mount", "-t", "fuse.secretsfs", "-o",
 		"endpoint-url="+srv.URL()+",secret=app/key,log-file="+logFile, "secretsfs", mnt)
-	pids := daemonsOf(t, "/usr/bin/secretsfs")
+	pids := daemonsHere(t, "/usr/bin/secretsfs")
 	if len(pids) != 1 {
 		t.Fatalf("daemons %v, want 1", pids)
 	}
