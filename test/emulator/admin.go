@@ -141,11 +141,11 @@ func (e *Emulator) CreateSecret(s Secret) (string, error) {
 	}
 	for i, v := range versions {
 		if _, err := e.PutSecretValue(resp.ARN, v); err != nil {
-			e.mu.Lock()
+			unlock := e.lockForChange()
 			if cur, ok := e.secrets[s.Name]; ok && cur.arn == resp.ARN {
-				delete(e.secrets, s.Name)
+				e.removeLocked(cur)
 			}
-			e.mu.Unlock()
+			unlock()
 			return "", fmt.Errorf("version %d: %w", i+1, err)
 		}
 	}

@@ -64,4 +64,12 @@
 // All state is in memory and guarded by one mutex; dates come from an
 // injected [Clock], so recovery windows and rotation schedules are tested
 // without sleeping.
+//
+// # Scale
+//
+// The emulator holds tens of thousands of secrets at a cost per call that
+// does not grow with their number: a secret is found through a map (only
+// the secrets scheduled for deletion are looked at to purge expired ones),
+// and a listing's filtered, sorted selection is kept until the next change,
+// so paging through N secrets selects and sorts them once, not once a page.
 package emulator

@@ -41,9 +41,18 @@ type Emulator struct {
 	account string
 	random  io.Reader
 
-	mu      sync.Mutex
-	secrets map[string]*secret // by name; guarded by mu
-	seq     uint64             // creation counter, orders secrets and versions; guarded by mu
+	mu        sync.Mutex
+	secrets   map[string]*secret // by name; guarded by mu
+	scheduled map[string]*secret // the secrets scheduled for deletion, by name; guarded by mu
+	seq       uint64             // creation counter, orders secrets and versions; guarded by mu
+	// gen counts the changes that may alter a listing; guarded by mu.
+	gen uint64
+	// listings are the selections of recent listings, by query, valid
+	// while gen is theirs; guarded by mu.
+	listings map[listingQuery]listing
+	// listingBuilds counts the selections built (not taken from
+	// listings); guarded by mu.
+	listingBuilds int
 
 	ctlMu   sync.Mutex
 	calls   map[string]int        // by operation; guarded by ctlMu
@@ -77,15 +86,17 @@ func WithRandom(r io.Reader) Option { return func(e *Emulator) { e.random = r } 
 // New returns an empty emulator.
 func New(opts ...Option) *Emulator {
 	e := &Emulator{
-		clock:   systemClock{},
-		log:     slog.New(slog.DiscardHandler),
-		region:  DefaultRegion,
-		account: DefaultAccountID,
-		random:  rand.Reader,
-		secrets: make(map[string]*secret),
-		calls:   make(map[string]int),
-		faults:  make(map[string][]*pending),
-		changed: make(chan struct{}),
+		clock:     systemClock{},
+		log:       slog.New(slog.DiscardHandler),
+		region:    DefaultRegion,
+		account:   DefaultAccountID,
+		random:    rand.Reader,
+		secrets:   make(map[string]*secret),
+		scheduled: make(map[string]*secret),
+		listings:  make(map[listingQuery]listing),
+		calls:     make(map[string]int),
+		faults:    make(map[string][]*pending),
+		changed:   make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(e)

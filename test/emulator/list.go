@@ -3,6 +3,7 @@ package emulator
 import (
 	"cmp"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -104,10 +105,38 @@ func wordsMatch(pattern, s string) bool {
 	return true
 }
 
+// listingQuery is what a listing's selection depends on besides the
+// secrets: its filters (as JSON), whether deleted secrets are included, and
+// its order.
+type listingQuery struct {
+	filters        string
+	includeDeleted bool
+	sortBy, order  string
+}
+
+// listing is a selection built for a query while gen was as recorded.
+type listing struct {
+	gen     uint64
+	secrets []*secret
+}
+
+// maxListings bounds how many selections are kept.
+const maxListings = 16
+
 // selectSecrets returns the secrets a listing shows, filtered and sorted.
-// The caller holds mu.
+// The selection is kept until the next change, so that paging through a
+// listing of N secrets costs one selection and a page each, not one
+// selection per page. Orders by last access are built each time: reads
+// change them. The caller holds mu and must not change the result.
 func (e *Emulator) selectSecrets(filters []filter, includeDeleted bool, sortBy, order string) []*secret {
 	e.purgeExpired(e.clock.Now())
+	fj, err := json.Marshal(filters)
+	cacheable := err == nil && sortBy != "last-accessed-date"
+	q := listingQuery{filters: string(fj), includeDeleted: includeDeleted, sortBy: sortBy, order: order}
+	if l, ok := e.listings[q]; cacheable && ok && l.gen == e.gen {
+		return l.secrets
+	}
+	e.listingBuilds++
 	var out []*secret
 	for _, s := range e.secrets {
 		if (includeDeleted || !s.deleted()) && s.matches(e, filters) {
@@ -134,6 +163,12 @@ func (e *Emulator) selectSecrets(filters []filter, includeDeleted bool, sortBy, 
 		}
 		return r
 	})
+	if cacheable {
+		if len(e.listings) >= maxListings {
+			clear(e.listings)
+		}
+		e.listings[q] = listing{gen: e.gen, secrets: out}
+	}
 	return out
 }
 

@@ -38,8 +38,7 @@ func (e *Emulator) createSecret(req *createSecretRequest) (*versionResponse, *Er
 	if aerr != nil {
 		return nil, aerr
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.lockForChange()()
 	now := e.clock.Now()
 	e.purgeExpired(now)
 	name, token := *req.Name, deref(req.ClientRequestToken)
@@ -62,7 +61,7 @@ func (e *Emulator) createSecret(req *createSecretRequest) (*versionResponse, *Er
 	if req.SecretString != nil || req.SecretBinary != nil {
 		v, aerr := e.putVersion(s, token, req.SecretString, req.SecretBinary, nil, now)
 		if aerr != nil {
-			delete(e.secrets, name)
+			e.removeLocked(s)
 			return nil, aerr
 		}
 		resp.VersionId = strPtr(v.id)
@@ -185,8 +184,7 @@ func (e *Emulator) putSecretValue(req *putSecretValueRequest) (*putSecretValueRe
 	if req.SecretString == nil && req.SecretBinary == nil {
 		return nil, newError(ErrInvalidRequest, "You must provide either SecretString or SecretBinary.")
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.lockForChange()()
 	s, aerr := e.findActive(*req.SecretId)
 	if aerr != nil {
 		return nil, aerr
@@ -221,8 +219,7 @@ func (e *Emulator) updateSecret(req *updateSecretRequest) (*versionResponse, *Er
 	if aerr := checkOneValue(req.SecretString, req.SecretBinary); aerr != nil {
 		return nil, aerr
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.lockForChange()()
 	s, aerr := e.findActive(*req.SecretId)
 	if aerr != nil {
 		return nil, aerr
@@ -259,8 +256,7 @@ func (e *Emulator) updateSecretVersionStage(req *updateSecretVersionStageRequest
 	if c.err != nil {
 		return nil, c.err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.lockForChange()()
 	s, aerr := e.findActive(*req.SecretId)
 	if aerr != nil {
 		return nil, aerr
@@ -323,8 +319,7 @@ func (e *Emulator) deleteSecret(req *deleteSecretRequest) (*deleteSecretResponse
 			return nil, newError(ErrInvalidParameter, "The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).")
 		}
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.lockForChange()()
 	now := e.clock.Now()
 	s, aerr := e.find(*req.SecretId)
 	if aerr != nil {
@@ -340,13 +335,14 @@ func (e *Emulator) deleteSecret(req *deleteSecretRequest) (*deleteSecretResponse
 		return &deleteSecretResponse{ARN: arn, Name: *req.SecretId, DeletionDate: ts(now)}, nil
 	}
 	if force {
-		delete(e.secrets, s.name)
+		e.removeLocked(s)
 		return &deleteSecretResponse{ARN: s.arn, Name: s.name, DeletionDate: ts(now)}, nil
 	}
 	if s.deleted() {
 		return nil, newError(ErrInvalidRequest, "You tried to perform the operation on a secret that's currently marked deleted.")
 	}
 	s.deletion = now.Add(time.Duration(days) * 24 * time.Hour)
+	e.scheduled[s.name] = s
 	return &deleteSecretResponse{ARN: s.arn, Name: s.name, DeletionDate: ts(s.deletion)}, nil
 }
 
@@ -356,13 +352,13 @@ func (e *Emulator) restoreSecret(req *secretIDRequest) (*arnName, *Error) {
 	if c.err != nil {
 		return nil, c.err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.lockForChange()()
 	s, aerr := e.find(*req.SecretId)
 	if aerr != nil {
 		return nil, aerr
 	}
 	s.deletion = time.Time{}
+	delete(e.scheduled, s.name)
 	s.lastChanged = e.clock.Now()
 	return &arnName{ARN: s.arn, Name: s.name}, nil
 }
@@ -375,8 +371,7 @@ func (e *Emulator) tagResource(req *tagResourceRequest) (*empty, *Error) {
 	if c.err != nil {
 		return nil, c.err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.lockForChange()()
 	s, aerr := e.findActive(*req.SecretId)
 	if aerr != nil {
 		return nil, aerr
@@ -400,8 +395,7 @@ func (e *Emulator) untagResource(req *untagResourceRequest) (*empty, *Error) {
 	if c.err != nil {
 		return nil, c.err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.lockForChange()()
 	s, aerr := e.findActive(*req.SecretId)
 	if aerr != nil {
 		return nil, aerr

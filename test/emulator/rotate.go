@@ -22,8 +22,7 @@ func (e *Emulator) rotateSecret(req *rotateSecretRequest) (*versionResponse, *Er
 	if aerr := checkRules(req.RotationRules); aerr != nil {
 		return nil, aerr
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.lockForChange()()
 	s, aerr := e.find(*req.SecretId)
 	if aerr != nil {
 		return nil, aerr

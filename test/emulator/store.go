@@ -197,14 +197,31 @@ func (e *Emulator) arnPrefix() string {
 	return fmt.Sprintf("arn:aws:secretsmanager:%s:%s:secret:", e.region, e.account)
 }
 
-// purgeExpired removes the secrets whose recovery window is over. The caller
-// holds mu.
+// purgeExpired removes the secrets whose recovery window is over. It looks
+// only at the secrets scheduled for deletion, so that finding a secret costs
+// the same however many the emulator holds. The caller holds mu.
 func (e *Emulator) purgeExpired(now time.Time) {
-	for name, s := range e.secrets {
-		if s.deleted() && !now.Before(s.deletion) {
-			delete(e.secrets, name)
+	for _, s := range e.scheduled {
+		if !now.Before(s.deletion) {
+			e.removeLocked(s)
 		}
 	}
+}
+
+// removeLocked removes a secret at once. The caller holds mu.
+func (e *Emulator) removeLocked(s *secret) {
+	delete(e.secrets, s.name)
+	delete(e.scheduled, s.name)
+	e.gen++
+}
+
+// lockForChange locks mu for an operation that may change what a listing
+// selects or how it sorts it, and returns the unlock function. Every such
+// change goes through it, so that cached listings are dropped.
+func (e *Emulator) lockForChange() (unlock func()) {
+	e.mu.Lock()
+	e.gen++
+	return e.mu.Unlock
 }
 
 // find resolves a SecretId (name, full ARN or partial ARN) to a secret,
