@@ -2,11 +2,9 @@ package bench
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -127,7 +125,7 @@ func startEnv(tb testing.TB, warmUp int) *env {
 	tb.Helper()
 	testutil.RequireFUSE(tb)
 	bins := tb.TempDir()
-	buildBinaries(tb, bins)
+	testutil.BuildBinaries(tb, bins, ".", "./test/bench/minimalfs")
 
 	e := &env{emu: emulator.New(), want: secretValue()}
 	s := string(e.want)
@@ -165,22 +163,6 @@ func startEnv(tb testing.TB, warmUp int) *env {
 		}
 	}
 	return e
-}
-
-// buildBinaries builds secretsfs and minimalfs from the module this test is
-// in, into dir.
-func buildBinaries(tb testing.TB, dir string) {
-	tb.Helper()
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		tb.Fatalf("go env GOMOD: %v", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(gomod)))
-	cmd := exec.Command("go", "build", "-o", dir+"/", ".", "./test/bench/minimalfs")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("building secretsfs and minimalfs: %v\n%s", err, out)
-	}
 }
 
 // tmpfsFile writes the secret to a file on a tmpfs: under /dev/shm, or as
@@ -236,31 +218,15 @@ func mountPoint(tb testing.TB) string {
 // returns want.
 func loop(path string, n int, want, buf []byte) error {
 	for i := 0; i < n; i++ {
-		fd, err := retryEINTR(func() (int, error) { return syscall.Open(path, syscall.O_RDONLY, 0) })
+		m, err := testutil.OpenReadClose(path, buf)
 		if err != nil {
-			return fmt.Errorf("open %s: %w", path, err)
-		}
-		m, err := retryEINTR(func() (int, error) { return syscall.Read(fd, buf) })
-		if cerr := syscall.Close(fd); err == nil && cerr != nil {
-			err = fmt.Errorf("close: %w", cerr)
-		}
-		if err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
+			return err
 		}
 		if !bytes.Equal(buf[:m], want) {
 			return fmt.Errorf("read %s: got %d bytes %q, want %d bytes %q", path, m, buf[:m], len(want), want)
 		}
 	}
 	return nil
-}
-
-func retryEINTR(f func() (int, error)) (int, error) {
-	for {
-		n, err := f()
-		if !errors.Is(err, syscall.EINTR) {
-			return n, err
-		}
-	}
 }
 
 // measure runs cfg.rounds rounds; in each, every target runs the loop

@@ -7,6 +7,8 @@ package testutil
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -339,4 +341,46 @@ func MountPoints(match func(fsType string) bool) []string {
 		}
 	}
 	return out
+}
+
+// BuildBinaries builds packages of the module this test is in (paths
+// relative to the module's root: "." is secretsfs) into dir, without the
+// race detector, as a user would run them.
+func BuildBinaries(tb testing.TB, dir string, pkgs ...string) {
+	tb.Helper()
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		tb.Fatalf("go env GOMOD: %v", err)
+	}
+	cmd := exec.Command("go", append([]string{"build", "-o", dir + "/"}, pkgs...)...)
+	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("building %v: %v\n%s", pkgs, err, out)
+	}
+}
+
+// OpenReadClose opens path read-only, reads once into buf and closes it,
+// retrying calls interrupted by a signal, and returns the bytes read: one
+// open+read+close as a program reading a small file makes it.
+func OpenReadClose(path string, buf []byte) (int, error) {
+	fd, err := retryEINTR(func() (int, error) { return syscall.Open(path, syscall.O_RDONLY, 0) })
+	if err != nil {
+		return 0, fmt.Errorf("open %s: %w", path, err)
+	}
+	n, err := retryEINTR(func() (int, error) { return syscall.Read(fd, buf) })
+	if cerr := syscall.Close(fd); err == nil && cerr != nil {
+		err = fmt.Errorf("close %s: %w", path, cerr)
+	} else if err != nil {
+		err = fmt.Errorf("read %s: %w", path, err)
+	}
+	return n, err
+}
+
+func retryEINTR(f func() (int, error)) (int, error) {
+	for {
+		n, err := f()
+		if !errors.Is(err, syscall.EINTR) {
+			return n, err
+		}
+	}
 }
