@@ -34,6 +34,10 @@
 //
 //	SECRETSFS_SCALE=100,1000,10000 go test -run 'TestScale$' -timeout 60m -v ./test/scale/
 //
+// It sweeps every file 3 times for the warm figure (once without
+// SECRETSFS_SCALE); SECRETSFS_SCALE_SWEEPS=1 makes it quicker where a sweep
+// takes minutes.
+//
 // TestScaleFakeClient is the same idea with no FUSE and no network: a
 // cache.Cache over cache/cachetest's fake client, with every value read:
 // the Go heap per secret (HeapAlloc after a GC, less what the fake client

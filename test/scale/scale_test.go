@@ -1,6 +1,7 @@
 package scale
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"os"
@@ -121,6 +122,9 @@ func TestScale(t *testing.T) {
 	cfg := settings{sweeps: 1, intervals: 1}
 	if heavy {
 		cfg = settings{sweeps: 3, intervals: 3}
+	}
+	if s := sizes(t, "SECRETSFS_SCALE_SWEEPS"); len(s) == 1 {
+		cfg.sweeps = s[0]
 	}
 	bins := t.TempDir()
 	testutil.BuildBinaries(t, bins, ".")
@@ -279,53 +283,59 @@ func readAll(mnt string, paths []string, want map[string]string, buf []byte) err
 	return nil
 }
 
-// watchIdle watches the daemon with nothing changing for k whole listing
-// passes, from the first page of one to the first page of the k-th after
-// it, and records the calls and CPU time meanwhile.
+// watchIdle watches the daemon with nothing changing for k listing passes,
+// from the end of one (no ListSecrets call for a while) to the end of the
+// k-th after it, and records the calls and CPU time meanwhile.
 func watchIdle(t *testing.T, emu *emulator.Emulator, pid, n, k int, f *figures) {
 	t.Helper()
-	p := pages(n)
-	// Wait until no listing is under way: no page for a while.
-	const quiet = 2 * time.Second
-	listed := func() int { return emu.Calls(emulator.OpListSecrets) }
-	last, lastAt := listed(), time.Now()
-	for deadline := time.Now().Add(3 * listInterval); time.Since(lastAt) < quiet; time.Sleep(5 * time.Millisecond) {
-		if c := listed(); c != last {
-			last, lastAt = c, time.Now()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ListSecrets was never quiet for %v within %v", quiet, 3*listInterval)
-		}
-	}
-	waitListed := func(target int) (map[string]int, time.Time) {
-		deadline := time.Now().Add(3*listInterval + time.Duration(p)*time.Second)
-		for {
-			counts := emu.CallCounts()
-			if counts[emulator.OpListSecrets] >= target {
-				return counts, time.Now()
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("ListSecrets calls: %d, want %d (one listing pass of %d pages per %v) within %v",
-					counts[emulator.OpListSecrets], target, p, listInterval, 3*listInterval)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	// The first page of the next pass.
-	c0, t0 := waitListed(last + 1)
+	c0, last0, at0 := waitPass(t, emu, n, emu.Calls(emulator.OpListSecrets))
 	cpu0, err := cpuTime(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ck, tk := waitListed(c0[emulator.OpListSecrets] + k*p)
+	target := c0[emulator.OpListSecrets] + k*pages(n)
+	within := time.Duration(k+2) * listInterval
+	ctx, cancel := context.WithTimeout(t.Context(), within)
+	defer cancel()
+	if _, err := emu.WaitForCalls(ctx, emulator.OpListSecrets, target); err != nil {
+		t.Fatalf("%d listing passes of %d pages: %v", k, pages(n), err)
+	}
+	ck, lastK, atK := waitPass(t, emu, n, target-1)
 	cpuK, err := cpuTime(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.intervals = k
-	f.idle = tk.Sub(t0)
+	f.idle = lastK.Sub(last0)
 	f.idleCalls = since(ck, c0)
-	f.idleCPU = 100 * float64(cpuK-cpu0) / float64(f.idle)
+	f.idleCPU = 100 * float64(cpuK-cpu0) / float64(atK.Sub(at0))
+}
+
+// quiet is how long no ListSecrets call comes between listing passes; the
+// pages of one pass come one after the other, much sooner.
+const quiet = 2 * time.Second
+
+// waitPass waits until ListSecrets has been called more than after times
+// and then not for quiet: the end of a listing pass. It returns the call
+// counts then, when the last page was seen, and the time now. A pass of n
+// secrets may take a second a page.
+func waitPass(t *testing.T, emu *emulator.Emulator, n, after int) (counts map[string]int, lastPage, now time.Time) {
+	t.Helper()
+	within := 3*listInterval + time.Duration(pages(n))*time.Second
+	deadline := time.Now().Add(within)
+	seen := after
+	for ; ; time.Sleep(5 * time.Millisecond) {
+		counts, now = emu.CallCounts(), time.Now()
+		if c := counts[emulator.OpListSecrets]; c != seen {
+			seen, lastPage = c, now
+		}
+		if seen > after && now.Sub(lastPage) >= quiet {
+			return counts, lastPage, now
+		}
+		if now.After(deadline) {
+			t.Fatalf("no listing pass ended (ListSecrets calls beyond %d, then none for %v) within %v", after, quiet, within)
+		}
+	}
 }
 
 // rotate puts a new value to rotated secrets spread over the n, and
