@@ -24,6 +24,12 @@
 //     emulator for each, every key changed): the seconds until every file of
 //     every one of them shows the new value, and the API calls meanwhile.
 //
+// Calls are the emulator's counters: every request it received, whatever
+// the outcome. The SDK retries a request whose answer it failed to read (on
+// a loaded machine, now and then a ListSecrets page answered 200 is asked
+// again on a new connection), so ListSecrets may show a few more calls than
+// pages; AWS would count them too.
+//
 // It prints a table with the issue's targets at N = 10 000 next to the
 // figures. Timing figures are reported, never judged: the machine is noisy.
 // Without SECRETSFS_SCALE it runs at N = 100 only (as `go test ./...` and CI
