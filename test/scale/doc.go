@@ -34,8 +34,9 @@
 // figures. Timing figures are reported, never judged: the machine is noisy.
 // Without SECRETSFS_SCALE it runs at N = 100 only (as `go test ./...` and CI
 // do) and checks what holds whatever the timing: every file is found and
-// reads its secret's bytes, every table cell is filled, every listing pass
-// was answered. The call counts of the issue's targets are checked only
+// reads its secret's bytes, every table cell is filled; at N <= 1 000, with
+// nothing changing, no call but ListSecrets (every page of every pass) and
+// one listing pass per interval. The rotation's targets are checked only
 // when listingDrivenDetection is on. The full run:
 //
 //	SECRETSFS_SCALE=100,1000,10000 go test -run 'TestScale$' -timeout 60m -v ./test/scale/
