@@ -81,16 +81,3 @@ func sizes(t *testing.T, env string, def ...int) []int {
 	}
 	return out
 }
-
-// withBaseline returns base, then ns in order, without duplicates.
-func withBaseline(ns []int, base int) []int {
-	out := []int{base}
-	seen := map[int]bool{base: true}
-	for _, n := range ns {
-		if !seen[n] {
-			seen[n] = true
-			out = append(out, n)
-		}
-	}
-	return out
-}
