@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -268,8 +267,8 @@ func (e *env) measure(cfg config) (report, error) {
 	for _, t := range e.targets {
 		runs := perOp[t.name]
 		rep.results = append(rep.results, result{
-			name: t.name, perOp: runs, median: median(runs), fastest: slices.Min(runs),
-			daemonCPU: median(cpuPerOp[t.name]),
+			name: t.name, perOp: runs, median: testutil.Median(runs), fastest: slices.Min(runs),
+			daemonCPU: testutil.Median(cpuPerOp[t.name]),
 		})
 	}
 	for _, spec := range ratioSpecs() {
@@ -278,7 +277,7 @@ func (e *env) measure(cfg config) (report, error) {
 		for i := range of {
 			per[i] = float64(of[i]) / float64(against[i])
 		}
-		rep.ratios = append(rep.ratios, ratio{name: spec.name(), value: medianFloat(per)})
+		rep.ratios = append(rep.ratios, ratio{name: spec.name(), value: testutil.MedianFloat(per)})
 	}
 	return rep, nil
 }
@@ -334,24 +333,6 @@ func totalCalls(e *emulator.Emulator) int {
 		n += c
 	}
 	return n
-}
-
-func median(d []time.Duration) time.Duration {
-	f := make([]float64, len(d))
-	for i, x := range d {
-		f[i] = float64(x)
-	}
-	return time.Duration(math.Round(medianFloat(f)))
-}
-
-func medianFloat(x []float64) float64 {
-	s := slices.Clone(x)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // result returns the result of the named target.

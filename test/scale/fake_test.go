@@ -3,6 +3,7 @@ package scale
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -14,11 +15,8 @@ import (
 
 	"github.com/secretsfs/secretsfs/cache"
 	"github.com/secretsfs/secretsfs/cache/cachetest"
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
-
-// minRound is the least number of reads of a timed round, so that one
-// preemption on a busy machine does not decide a figure.
-const minRound = 50000
 
 // fakeReference is the size of the cache the fake-client flatness is
 // measured against.
@@ -54,6 +52,12 @@ type fakeFigures struct {
 // 5 000 without it); see the package documentation.
 func TestScaleFakeClient(t *testing.T) {
 	ns := sizes(t, "SECRETSFS_SCALE_FAKE", 1000, 5000)
+	// Rounds of at least minRound reads each, so that one preemption on a
+	// busy machine does not decide a figure; fewer in the normal test run.
+	rounds, minRound := 5, 100000
+	if os.Getenv("SECRETSFS_SCALE_FAKE") == "" {
+		rounds, minRound = 3, 20000
+	}
 	ref, _ := newFakeCache(t, fakeReference)
 	var all []fakeFigures
 	for _, n := range ns {
@@ -70,7 +74,7 @@ func TestScaleFakeClient(t *testing.T) {
 			refLaps := laps * n / fakeReference
 			var per, refPer []time.Duration
 			var ratios []float64
-			for r := range 5 {
+			for r := range rounds {
 				var d, dRef time.Duration
 				for i := range 2 {
 					if (i+r)%2 == 0 {
@@ -82,7 +86,7 @@ func TestScaleFakeClient(t *testing.T) {
 				per, refPer = append(per, d), append(refPer, dRef)
 				ratios = append(ratios, float64(d)/float64(dRef))
 			}
-			f.perRead, f.refPerRead, f.flatness = median(per), median(refPer), medianFloat(ratios)
+			f.perRead, f.refPerRead, f.flatness = testutil.Median(per), testutil.Median(refPer), testutil.MedianFloat(ratios)
 			f.calls = len(c.fake.Log()) - calls
 			all = append(all, f)
 		})

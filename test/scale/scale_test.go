@@ -249,8 +249,8 @@ func measure(t *testing.T, m *mount, ref *mount, cfg settings) figures {
 		refPerFile = append(refPerFile, dRef)
 		ratios = append(ratios, float64(d)/float64(dRef))
 	}
-	f.perFile, f.refPerFile = median(perFile), median(refPerFile)
-	f.flatness = medianFloat(ratios)
+	f.perFile, f.refPerFile = testutil.Median(perFile), testutil.Median(refPerFile)
+	f.flatness = testutil.MedianFloat(ratios)
 	if f.rss, f.peak, err = memory(pid); err != nil {
 		t.Fatal(err)
 	}
@@ -443,23 +443,6 @@ func rotate(t *testing.T, emu *emulator.Emulator, mnt string, n int, buf []byte,
 	f.rotation = time.Since(start)
 	f.rotationSeen = len(pending) == 0
 	f.rotationCalls = since(emu.CallCounts(), before)
-}
-
-func median(d []time.Duration) time.Duration {
-	f := make([]float64, len(d))
-	for i, x := range d {
-		f[i] = float64(x)
-	}
-	return time.Duration(math.Round(medianFloat(f)))
-}
-
-func medianFloat(x []float64) float64 {
-	s := slices.Clone(x)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 const mib = 1 << 20

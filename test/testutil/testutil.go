@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -383,4 +385,26 @@ func retryEINTR(f func() (int, error)) (int, error) {
 			return n, err
 		}
 	}
+}
+
+// Median is the median of durations (the mean of the middle two for an even
+// count).
+func Median(d []time.Duration) time.Duration {
+	f := make([]float64, len(d))
+	for i, x := range d {
+		f[i] = float64(x)
+	}
+	return time.Duration(math.Round(MedianFloat(f)))
+}
+
+// MedianFloat is the median of numbers (the mean of the middle two for an
+// even count).
+func MedianFloat(x []float64) float64 {
+	s := slices.Clone(x)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
