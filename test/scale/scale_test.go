@@ -101,8 +101,8 @@ type figures struct {
 	perFile, refPerFile time.Duration
 	flatness            float64
 	rss, peak           uint64
-	// With nothing changing: intervals whole listing passes watched, from
-	// the first page of one to the first page of the one intervals later.
+	// With nothing changing: intervals listing passes watched, from the
+	// last page of one pass to the last page of the intervals-th after it.
 	intervals int
 	idle      time.Duration
 	idleCalls calls
