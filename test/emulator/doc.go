@@ -48,7 +48,8 @@
 // [New] builds an [Emulator], which is an http.Handler; [Start] serves it on
 // a loopback listener and returns a [Server] with its URL. The emulator's
 // test controls are Go methods: per-operation call counters
-// ([Emulator.Calls], [Emulator.WaitForCalls]), fault injection
+// ([Emulator.Calls], [Emulator.WaitForCalls]; [Emulator.RetryCounts], in
+// process only, tells which of them were the SDK's retries), fault injection
 // ([Emulator.InjectFault]: error type, count, latency, dropped connection)
 // and a switch that really closes the listening socket for a while
 // ([Server.RefuseConnections]). The same controls are served over HTTP under

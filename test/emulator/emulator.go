@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +57,7 @@ type Emulator struct {
 
 	ctlMu   sync.Mutex
 	calls   map[string]int        // by operation; guarded by ctlMu
+	retries map[string]int        // the calls that were SDK retries, by operation; guarded by ctlMu
 	faults  map[string][]*pending // by operation or AllOperations; guarded by ctlMu
 	changed chan struct{}         // closed and replaced when calls change; guarded by ctlMu
 }
@@ -95,6 +97,7 @@ func New(opts ...Option) *Emulator {
 		scheduled: make(map[string]*secret),
 		listings:  make(map[listingQuery]listing),
 		calls:     make(map[string]int),
+		retries:   make(map[string]int),
 		faults:    make(map[string][]*pending),
 		changed:   make(chan struct{}),
 	}
@@ -115,7 +118,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target := r.Header.Get("X-Amz-Target")
 	op, known := strings.CutPrefix(target, targetPrefix)
 	if known {
-		e.count(op)
+		e.count(op, isRetry(r))
 	}
 	if aerr := checkAuth(r); aerr != nil {
 		e.writeError(w, op, aerr)
@@ -430,10 +433,13 @@ func (e *Emulator) secretNameOf(body []byte) string {
 	return req.SecretId
 }
 
-func (e *Emulator) count(op string) {
+func (e *Emulator) count(op string, retry bool) {
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
 	e.calls[op]++
+	if retry {
+		e.retries[op]++
+	}
 	close(e.changed)
 	e.changed = make(chan struct{})
 }
@@ -454,11 +460,34 @@ func (e *Emulator) CallCounts() map[string]int {
 	return maps.Clone(e.calls)
 }
 
-// ResetCalls sets every call count to zero.
+// RetryCounts returns, by operation, how many of the calls CallCounts
+// counts were an AWS SDK's retries of a call it made before: requests whose
+// amz-sdk-request header says attempt 2 or more. The SDK retries a call
+// whose answer was an error it deems retryable or could not be read.
+func (e *Emulator) RetryCounts() map[string]int {
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	return maps.Clone(e.retries)
+}
+
+// isRetry reports whether r is an AWS SDK's retry of an earlier attempt:
+// its amz-sdk-request header ("attempt=2; max=3") says attempt 2 or more.
+func isRetry(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Amz-Sdk-Request"), ";") {
+		if n, ok := strings.CutPrefix(strings.TrimSpace(part), "attempt="); ok {
+			a, err := strconv.Atoi(n)
+			return err == nil && a > 1
+		}
+	}
+	return false
+}
+
+// ResetCalls sets every call count, and every retry count, to zero.
 func (e *Emulator) ResetCalls() {
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
 	clear(e.calls)
+	clear(e.retries)
 	close(e.changed)
 	e.changed = make(chan struct{})
 }

@@ -130,7 +130,8 @@ func TestUnsignedRequestRefused(t *testing.T) {
 }
 
 // TestSDKRetriesInjectedInternalErrors shows that a fault with Times lets
-// the SDK's own retries succeed, and that every attempt is counted.
+// the SDK's own retries succeed, that every attempt is counted, and that
+// the attempts after the first are counted as retries.
 func TestSDKRetriesInjectedInternalErrors(t *testing.T) {
 	f := newFixture(t)
 	mustCreate(t, f.emu, Secret{Name: "r", SecretString: str("v")})
@@ -147,5 +148,18 @@ func TestSDKRetriesInjectedInternalErrors(t *testing.T) {
 	}
 	if n := f.emu.Calls(OpGetSecretValue); n != 3 {
 		t.Fatalf("%d attempts counted, want 3", n)
+	}
+	if r := f.emu.RetryCounts(); r[OpGetSecretValue] != 2 || len(r) != 1 {
+		t.Fatalf("retries counted %v, want the 2 attempts after the first GetSecretValue", r)
+	}
+	if _, err := f.client.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String("r")}); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.emu.RetryCounts(); r[OpGetSecretValue] != 2 {
+		t.Fatalf("a first attempt was counted as a retry: %v", r)
+	}
+	f.emu.ResetCalls()
+	if r := f.emu.RetryCounts(); len(r) != 0 {
+		t.Fatalf("ResetCalls left retry counts %v", r)
 	}
 }
