@@ -28,19 +28,24 @@
 //     every one of them shows the new value, and the API calls meanwhile.
 //
 // Calls are the emulator's counters: every request it received, whatever
-// the outcome. The SDK retries a request whose answer it failed to read (on
-// a loaded machine, now and then a ListSecrets page answered 200 is asked
-// again on a new connection), so ListSecrets may show a few more calls than
-// pages; AWS would count them too.
+// the outcome; AWS would count them all. The table shows apart the SDK's
+// retries among them (requests whose amz-sdk-request header says attempt 2
+// or more: on a loaded machine, now and then a page answered 200 is asked
+// again because the SDK failed to read the answer).
 //
 // It prints a table with the issue's targets at N = 10 000 next to the
-// figures. Timing figures are reported, never judged: the machine is noisy.
+// figures. Timing figures are reported, not judged: the machine is noisy.
 // Without SECRETSFS_SCALE it runs at N = 100 only (as `go test ./...` and CI
 // do) and checks what holds whatever the timing: every file is found and
-// reads its secret's bytes, every table cell is filled; at N <= 1 000, with
-// nothing changing, no call but ListSecrets (every page of every pass) and
-// one listing pass per interval. The rotation's targets are checked only
-// when listingDrivenDetection is on. The full run:
+// reads its secret's bytes, every table cell is filled; and at N <= 1 000
+// the issue's targets that are counts, with the daemon's calls (first
+// attempts; a retry in ten calls allowed): the cold find fetches values in
+// batches of 20 per directory (about N/20 BatchGetSecretValue) with no
+// DescribeSecret or GetSecretValue; with nothing changing, no call but
+// ListSecrets, one page per 100 secrets per interval, and no two passes in
+// one interval; a rotation of 50 secrets seen in every file within two
+// list intervals (20 s), for at most 50 value calls and no DescribeSecret.
+// The full run:
 //
 //	SECRETSFS_SCALE=100,1000,10000 go test -run 'TestScale$' -timeout 60m -v ./test/scale/
 //
