@@ -67,32 +67,37 @@ func NewListing(l Lister, d Describer, prefixes []string, tags []cache.Tag, opts
 
 // Start makes the first listing and starts re-listing in the background.
 func (c *Listing) Start(ctx context.Context) error {
+	started := c.opts.Clock.Now()
 	if err := c.relist(ctx); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		c.opts.Logger.Error("listing secrets failed; the mount starts without them and retries", "err", err)
 	}
-	c.bg.start(ctx, c.loop)
+	c.bg.start(ctx, func(ctx context.Context) { c.loop(ctx, started) })
 	return nil
 }
 
 // Stop ends re-listing.
 func (c *Listing) Stop() { c.bg.stop() }
 
-func (c *Listing) loop(ctx context.Context) {
+// loop lists again one interval after the last listing started (a pass
+// of many pages takes a while: timing from its end would list less than
+// once per interval), or after the retry delay when it failed.
+func (c *Listing) loop(ctx context.Context, started time.Time) {
 	for {
 		c.mu.Lock()
-		wait := c.opts.Interval
+		next := started.Add(c.opts.Interval)
 		if c.failures > 0 {
-			wait = c.opts.retryDelay(c.failures)
+			next = c.opts.Clock.Now().Add(c.opts.retryDelay(c.failures))
 		}
 		c.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return
-		case <-c.opts.Clock.Alarm(c.opts.Clock.Now().Add(wait)):
+		case <-c.opts.Clock.Alarm(next):
 		}
+		started = c.opts.Clock.Now()
 		if err := c.relist(ctx); err != nil && ctx.Err() == nil {
 			c.opts.Logger.Warn("listing secrets failed; the last listing stays", "err", err)
 		}

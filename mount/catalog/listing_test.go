@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -383,5 +384,49 @@ func TestDefect9_04_FindAndListingKeepToTheScope(t *testing.T) {
 	}
 	if got := names(c.List()); len(got) != 0 {
 		t.Fatalf("List() after the lookups = %v, want none", got)
+	}
+}
+
+// timedLister is a Lister whose every pass takes took on the fake clock,
+// and which records when each pass started.
+type timedLister struct {
+	clock  *cachetest.Clock
+	took   time.Duration
+	mu     sync.Mutex
+	starts []time.Time
+}
+
+func (l *timedLister) List(context.Context, cache.ListFilter) ([]cache.Listed, error) {
+	l.mu.Lock()
+	l.starts = append(l.starts, l.clock.Now())
+	l.mu.Unlock()
+	l.clock.Advance(l.took)
+	return []cache.Listed{{Name: "a"}}, nil
+}
+
+func (l *timedLister) passes() []time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.starts)
+}
+
+// Issue 12: a listing pass of 10 000 secrets takes seconds (100 pages,
+// paced); the next pass must start one list interval after the last one
+// started, not after it ended, so that a mount lists exactly once per
+// interval.
+func TestIssue12_ListingStartsOncePerInterval(t *testing.T) {
+	clock := cachetest.NewClock(t0)
+	l := &timedLister{clock: clock, took: 20 * time.Second}
+	c := NewListing(l, nil, nil, nil, testOptions(clock)) // interval: 1 min
+	startCatalog(t, c)
+	for i := 1; i <= 3; i++ {
+		// The pass took 20 s: 40 s more is one interval after it started.
+		advanceWhenWaiting(t, clock, 40*time.Second)
+		waitFor(t, fmt.Sprintf("listing pass %d", i+1), func() bool { return len(l.passes()) == i+1 })
+	}
+	for i, at := range l.passes() {
+		if want := t0.Add(time.Duration(i) * time.Minute); !at.Equal(want) {
+			t.Fatalf("pass %d started at %v, want %v (one interval after the previous start)", i, at.Sub(t0), want.Sub(t0))
+		}
 	}
 }
