@@ -1,15 +1,19 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
+	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
@@ -45,7 +49,7 @@ func NewDefaultClient(ctx context.Context, version string, optFns ...func(*confi
 // retryer is the SDK's adaptive mode (aws.RetryModeAdaptive): throttling
 // answers slow down all the client's calls, not only the throttled one's
 // retries (the configured maximum of attempts still applies). optFns may
-// change that.
+// change that. Request bodies are buffered (BufferRequestBodies).
 func NewClientFromConfig(cfg aws.Config, version string, optFns ...func(*secretsmanager.Options)) *secretsmanager.Client {
 	if version == "" {
 		version = "unknown"
@@ -55,7 +59,45 @@ func NewClientFromConfig(cfg aws.Config, version string, optFns ...func(*secrets
 		o.RetryMode = aws.RetryModeAdaptive
 		o.Retryer = retry.NewAdaptiveMode()
 	}
-	return secretsmanager.NewFromConfig(cfg, append([]func(*secretsmanager.Options){ours}, optFns...)...)
+	opts := append([]func(*secretsmanager.Options){ours}, optFns...)
+	return secretsmanager.NewFromConfig(cfg, append(opts, BufferRequestBodies)...)
+}
+
+// BufferRequestBodies makes a client send each request's body from a copy in
+// memory that nothing else closes. Without it, an answer read by the SDK can
+// fail with "use of closed network connection" although the service answered
+// 200: once the answer arrives the SDK closes the request's body stream,
+// while net/http's writer may still be reading that stream to see its end;
+// the failed read makes the transport close the connection under the answer
+// being read (aws-sdk-go-v2 issue 2737). Large answers (listing pages) hit it
+// most. Request bodies here are small JSON documents, so the copy is cheap.
+// It wraps o.HTTPClient (the SDK's default client when nil); give it last.
+func BufferRequestBodies(o *secretsmanager.Options) {
+	next := o.HTTPClient
+	if next == nil {
+		next = awshttp.NewBuildableClient()
+	}
+	o.HTTPClient = bufferedBodies{next: next}
+}
+
+// bufferedBodies is an HTTP client that replaces each request's body by a
+// copy in memory before sending it through next.
+type bufferedBodies struct {
+	next secretsmanager.HTTPClient
+}
+
+func (c bufferedBodies) Do(req *http.Request) (*http.Response, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return c.next.Do(req)
+	}
+	b, err := io.ReadAll(req.Body) // the SDK closes its stream itself
+	if err != nil {
+		return nil, fmt.Errorf("read the request body: %w", err)
+	}
+	req.Body = io.NopCloser(bytes.NewReader(b))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	req.ContentLength = int64(len(b))
+	return c.next.Do(req)
 }
 
 // Domain errors. Errors returned by the cache match one of these with

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/secretsfs/secretsfs/cache"
 	"github.com/secretsfs/secretsfs/test/emulator"
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
@@ -116,7 +117,7 @@ func newWorld(t *testing.T) *world {
 	sm := secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
 		o.BaseEndpoint = aws.String(srv.URL())
 		o.Retryer = aws.NopRetryer{}
-	})
+	}, cache.BufferRequestBodies)
 	return &world{t: t, srv: srv, emu: emu, sm: sm, ctx: context.Background()}
 }
 

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go"
+
+	"github.com/secretsfs/secretsfs/cache"
 )
 
 // t0 is the fake clock's start in every test.
@@ -45,7 +47,8 @@ func newFixture(t *testing.T, opts ...Option) *fixture {
 }
 
 // sdkClient returns a real SDK client for an endpoint, with static fake
-// credentials and no retries, independent of the environment.
+// credentials and no retries, independent of the environment, sending
+// request bodies as the daemon's client does (cache.BufferRequestBodies).
 func sdkClient(endpoint string, optFns ...func(*secretsmanager.Options)) *secretsmanager.Client {
 	cfg := aws.Config{
 		Region:      "us-east-1",
@@ -57,6 +60,7 @@ func sdkClient(endpoint string, optFns ...func(*secretsmanager.Options)) *secret
 		for _, fn := range optFns {
 			fn(o)
 		}
+		cache.BufferRequestBodies(o)
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/secretsfs/secretsfs/cache"
 	"github.com/secretsfs/secretsfs/test/emulator"
 )
 
@@ -43,18 +44,14 @@ func New(t testing.TB) *Fixture {
 	}, func(o *secretsmanager.Options) {
 		o.BaseEndpoint = aws.String(srv.URL())
 		// Retry connection errors only, without waiting, so that injected
-		// faults reach the code under test: under the race detector a large
-		// ListSecrets page occasionally fails in the HTTP client with "use
-		// of closed network connection" although the emulator answered 200
-		// (aws-sdk-go-v2 issues 1825, 2737); the daemon's standard retryer
-		// retries it, and so do these tests.
+		// faults reach the code under test.
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 			so.MaxAttempts = 3
 			so.Retryables = []retry.IsErrorRetryable{retry.RetryableConnectionError{}}
 			so.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
 			so.RateLimiter = ratelimit.None
 		})
-	})
+	}, cache.BufferRequestBodies)
 	return &Fixture{Emu: e, Server: srv, Client: client}
 }
 
