@@ -72,15 +72,16 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	}
 	c := d.contents(ctx, false)
 	if _, ok := c.stages[name]; ok {
-		return d.newFile(ctx, c.ref.ID, kindStage, name, out)
+		return d.newFile(ctx, d.layoutSource(c.ref.ID, kindStage, name), out)
 	}
 	if d.r.ix.hasChild(d.path, name) {
 		return d.newDir(ctx, name, out), 0
 	}
 	if c.ref != nil && c.err == nil {
-		c = d.contents(ctx, true)
-		if _, ok := c.keys[name]; ok {
-			return d.newFile(ctx, c.ref.ID, kindKey, name, out)
+		if src, found, err := d.keyFile(ctx, c, name); err != nil {
+			c.err = err
+		} else if found {
+			return d.newFile(ctx, src, out)
 		}
 	}
 	if c.err != nil {
@@ -197,10 +198,42 @@ func (d *dirNode) newDir(ctx context.Context, name string, out *fuse.EntryOut) *
 // is audited); kernel-cache mode fails the lookup with the errno, since no
 // OPEN reaches the daemon there and a file found with size 0 would read as
 // empty.
-func (d *dirNode) newFile(ctx context.Context, secretID string, kind entryKind, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	src := &layoutFile{r: d.r, secretID: secretID, dir: d.path, name: name, kind: kind}
-	id := gofs.StableAttr{Mode: syscall.S_IFREG, Ino: d.ino(kind, name)}
-	return d.lookupFile(ctx, name, id, src, d.r.opts.KernelCache, out)
+func (d *dirNode) newFile(ctx context.Context, src *layoutFile, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	id := gofs.StableAttr{Mode: syscall.S_IFREG, Ino: d.ino(src.kind, src.name)}
+	return d.lookupFile(ctx, src.name, id, src, d.r.opts.KernelCache, out)
+}
+
+// layoutSource is the source of a stage or key file of the secret: the one
+// of the node the kernel holds under name when it shows the same, which
+// keeps what it learnt of the value (where a key lies in a version), or a
+// new one.
+func (d *dirNode) layoutSource(secretID string, kind entryKind, name string) *layoutFile {
+	if ch := d.GetChild(name); ch != nil {
+		if f, ok := ch.Operations().(*fileNode); ok {
+			if l, ok := f.src.(*layoutFile); ok && l.secretID == secretID && l.kind == kind {
+				return l
+			}
+		}
+	}
+	return &layoutFile{r: d.r, secretID: secretID, dir: d.path, name: name, kind: kind}
+}
+
+// keyFile looks name up among the JSON keys of the default stage's value
+// of the secret of c, and returns the key file's source (layoutSource):
+// parsed once per version, not on every lookup.
+func (d *dirNode) keyFile(ctx context.Context, c contents, name string) (*layoutFile, bool, error) {
+	if _, ok := c.stages[d.r.opts.DefaultStage]; !ok {
+		return nil, false, nil
+	}
+	src := d.layoutSource(c.ref.ID, kindKey, name)
+	v, err := d.r.opts.Store.Value(ctx, c.ref.ID, d.r.opts.DefaultStage)
+	if err != nil {
+		return nil, false, err
+	}
+	data, found := src.key(v)
+	clear(v.Data)
+	clear(data)
+	return src, found, nil
 }
 
 // lookupFile answers a lookup of a file showing src with identity id, with

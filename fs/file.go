@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -209,6 +210,9 @@ type layoutFile struct {
 	dir      string // the secret's directory path
 	name     string // the stage or the key
 	kind     entryKind
+	// span is where a key file's key lies in the last version read, so
+	// that the next open of that version does not parse it again.
+	span atomic.Pointer[keySpan]
 }
 
 func (l *layoutFile) content(ctx context.Context) (Value, error) {
@@ -224,14 +228,25 @@ func (l *layoutFile) content(ctx context.Context) (Value, error) {
 	if err != nil {
 		return v, err
 	}
-	keys, ok := jsonKeys(v.Data)
+	data, found := l.key(v)
 	clear(v.Data)
-	data, found := keys[l.name]
-	if !ok || !found {
+	if !found {
 		return Value{}, fmt.Errorf("secret %q has no JSON key %q: %w", l.secretID, l.name, syscall.ENOENT)
 	}
 	v.Data = data
 	return v, nil
+}
+
+// key is the key file's bytes in v, the default stage's value: cut out
+// where the key was found in that version, parsing the value only for a
+// version not seen before.
+func (l *layoutFile) key(v Value) ([]byte, bool) {
+	sp := l.span.Load()
+	if sp == nil || sp.versionID != v.VersionID || v.VersionID == "" {
+		sp = findKeySpan(v.VersionID, v.Data, l.name)
+		l.span.Store(sp)
+	}
+	return sp.content(v.Data)
 }
 
 func (l *layoutFile) secretIDs() []string { return []string{l.secretID} }

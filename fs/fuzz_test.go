@@ -122,5 +122,16 @@ func FuzzJSONKeys(f *testing.F) {
 				t.Fatalf("key %q is a valid file name but is not shown", k)
 			}
 		}
+		// A key file's open cuts its bytes out where the key was found in
+		// the version (findKeySpan): the same bytes.
+		for k, content := range keys {
+			got, found := findKeySpan("v1", data, k).content(data)
+			if !found || !bytes.Equal(got, content) {
+				t.Fatalf("key %q: the span gives %q (found %v), jsonKeys %q", k, got, found, content)
+			}
+		}
+		if _, found := findKeySpan("v1", data, "no such key \x00").content(data); found {
+			t.Fatal("a key the object lacks was found")
+		}
 	})
 }

@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"sort"
 	"strings"
 )
@@ -106,18 +107,75 @@ func jsonKeys(data []byte) (keys map[string][]byte, ok bool) {
 		if !validFileName(k) {
 			continue
 		}
-		var s string
-		if len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
-			keys[k] = []byte(s)
-			continue
+		if b, ok := keyContent(raw); ok {
+			keys[k] = b
 		}
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, raw); err != nil {
-			continue
-		}
-		keys[k] = buf.Bytes()
 	}
 	return keys, true
+}
+
+// keyContent is the file a JSON key's raw value gives: a string as its
+// bytes, any other value as compact JSON.
+func keyContent(raw []byte) ([]byte, bool) {
+	var s string
+	if len(raw) > 0 && raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
+		return []byte(s), true
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, false
+	}
+	return buf.Bytes(), true
+}
+
+// keySpan is where one JSON key's raw value lies in one version's value:
+// found once per version (a version's bytes never change), so that a key
+// file's lookups and opens cut its bytes out instead of parsing the whole
+// value each time. It holds offsets, never a secret's bytes.
+type keySpan struct {
+	versionID  string
+	start, end int32 // data[start:end] is the key's raw value (a value is at most 64 KiB)
+	found      bool  // the value is a JSON object with this key
+}
+
+// findKeySpan finds key in data as jsonKeys would: the last of its
+// occurrences in a JSON object; found is false when data is not a JSON
+// object or has no such key.
+func findKeySpan(versionID string, data []byte, key string) *keySpan {
+	sp := &keySpan{versionID: versionID}
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' || len(data) > math.MaxInt32 || !json.Valid(trimmed) {
+		return sp
+	}
+	base := len(data) - len(trimmed)
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	if _, err := dec.Token(); err != nil { // {
+		return sp
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return &keySpan{versionID: versionID}
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return &keySpan{versionID: versionID}
+		}
+		if k, _ := t.(string); k == key {
+			end := base + int(dec.InputOffset())
+			sp.start, sp.end, sp.found = int32(end-len(raw)), int32(end), true
+		}
+	}
+	return sp
+}
+
+// content is the key file's bytes in data, the version the span was found
+// in.
+func (sp *keySpan) content(data []byte) ([]byte, bool) {
+	if !sp.found || int(sp.end) > len(data) {
+		return nil, false
+	}
+	return keyContent(data[sp.start:sp.end])
 }
 
 // entryKind says what a name in a secret's directory is.

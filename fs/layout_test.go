@@ -1,9 +1,12 @@
 package fs
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
 func TestValidFileName(t *testing.T) {
@@ -135,5 +138,36 @@ func TestChangedFiles(t *testing.T) {
 	}
 	if got, want := ChangedFiles("AWSCURRENT", "LIVE", known(v1), known(v2)), []string{"AWSCURRENT"}; !slices.Equal(got, want) {
 		t.Errorf("AWSCURRENT beside default stage LIVE: ChangedFiles = %q, want %q", got, want)
+	}
+}
+
+// TestIssue12_C_KeyFileParsedOncePerVersion: a LOOKUP of a key file does not
+// parse the whole JSON value again while its version stays: it costs the
+// same with 200 keys in the value as with 2. A new version is parsed anew.
+func TestIssue12_C_KeyFileParsedOncePerVersion(t *testing.T) {
+	s := newFakeStore()
+	big := `{"k0":"v0"`
+	for i := 1; i < 200; i++ {
+		big += fmt.Sprintf(`,"k%d":"a value of key %d"`, i, i)
+	}
+	s.put("small", `{"k0":"v0","k1":"v1"}`)
+	s.put("big", big+"}")
+	_, raw := rawTree(t, Options{Store: s, Catalog: &fakeCatalog{refs: refs("small", "big")}})
+	sizeOf := func(dir uint64) uint64 {
+		var out fuse.EntryOut
+		if st := raw.Lookup(nil, &fuse.InHeader{NodeId: dir}, "k0", &out); st != fuse.OK {
+			t.Fatalf("lookup k0: %v", st)
+		}
+		return out.Attr.Size
+	}
+	smallDir, bigDir := lookup(t, raw, 1, "small"), lookup(t, raw, 1, "big")
+	allocs := func(dir uint64) float64 { return testing.AllocsPerRun(50, func() { sizeOf(dir) }) }
+	a, b := allocs(smallDir), allocs(bigDir)
+	if b > a+2 {
+		t.Fatalf("a lookup of a key file allocates %.0f times in a value of 200 keys, %.0f in one of 2", b, a)
+	}
+	s.put("big", `{"k0":"a new value"}`)
+	if got := sizeOf(bigDir); got != uint64(len("a new value")) {
+		t.Fatalf("after a new version, k0 has size %d, want %d", got, len("a new value"))
 	}
 }
