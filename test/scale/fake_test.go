@@ -44,7 +44,16 @@ type fakeFigures struct {
 	// median of the rounds' ratios.
 	perRead, refPerRead time.Duration
 	flatness            float64
-	calls               int // API calls made by the timed reads
+	// The baseline in the same rounds: a map of as many values of the same
+	// size, read with a copy out in the same order, at n and at the
+	// reference's size; its flatness is the memory hierarchy's share.
+	basePerRead, baseRefPerRead time.Duration
+	baseFlatness                float64
+	// relative is the median of the rounds' cache flatness divided by the
+	// baseline's: the cost per read that grows with n beyond what any store
+	// in memory pays.
+	relative float64
+	calls    int // API calls made by the timed reads
 }
 
 // TestScaleFakeClient measures a cache.Cache of N secrets over the fake
@@ -59,6 +68,7 @@ func TestScaleFakeClient(t *testing.T) {
 		rounds, minRound = 3, 20000
 	}
 	ref, _ := newFakeCache(t, fakeReference)
+	baseRef := newBaseline(fakeReference)
 	var all []fakeFigures
 	for _, n := range ns {
 		t.Run(fmt.Sprintf("N=%d", n), func(t *testing.T) {
@@ -72,21 +82,33 @@ func TestScaleFakeClient(t *testing.T) {
 			// many.
 			laps := max(1, minRound/n)
 			refLaps := laps * n / fakeReference
-			var per, refPer []time.Duration
-			var ratios []float64
+			base := newBaseline(n)
+			var per, refPer, basePer, baseRefPer []time.Duration
+			var ratios, baseRatios, relative []float64
 			for r := range rounds {
-				var d, dRef time.Duration
-				for i := range 2 {
-					if (i+r)%2 == 0 {
-						d = c.readAll(t, laps)
-					} else {
-						dRef = ref.readAll(t, refLaps)
+				// The four in turn, each round starting with the next.
+				var d [4]time.Duration
+				for i := range 4 {
+					switch (i + r) % 4 {
+					case 0:
+						d[0] = c.readAll(t, laps)
+					case 1:
+						d[1] = ref.readAll(t, refLaps)
+					case 2:
+						d[2] = base.readAll(laps)
+					case 3:
+						d[3] = baseRef.readAll(refLaps)
 					}
 				}
-				per, refPer = append(per, d), append(refPer, dRef)
-				ratios = append(ratios, float64(d)/float64(dRef))
+				per, refPer = append(per, d[0]), append(refPer, d[1])
+				basePer, baseRefPer = append(basePer, d[2]), append(baseRefPer, d[3])
+				flat, baseFlat := float64(d[0])/float64(d[1]), float64(d[2])/float64(d[3])
+				ratios, baseRatios = append(ratios, flat), append(baseRatios, baseFlat)
+				relative = append(relative, flat/baseFlat)
 			}
 			f.perRead, f.refPerRead, f.flatness = testutil.Median(per), testutil.Median(refPer), testutil.MedianFloat(ratios)
+			f.basePerRead, f.baseRefPerRead = testutil.Median(basePer), testutil.Median(baseRefPer)
+			f.baseFlatness, f.relative = testutil.MedianFloat(baseRatios), testutil.MedianFloat(relative)
 			f.calls = len(c.fake.Log()) - calls
 			all = append(all, f)
 		})
@@ -99,7 +121,11 @@ func TestScaleFakeClient(t *testing.T) {
 		{"Go heap per secret (bytes)"},
 		{"ns per cached GetValue"},
 		{fmt.Sprintf("  same, reference cache of %d", fakeReference)},
-		{"flatness (per read / reference)"},
+		{"raw flatness (per read / reference)"},
+		{"baseline: ns per read of a map[string][]byte of N, copied out"},
+		{fmt.Sprintf("  same, map of %d", fakeReference)},
+		{"baseline flatness (memory hierarchy)"},
+		{"flatness relative to the baseline (target <= 1.5)"},
 		{"API calls during the timed reads"},
 	}
 	for _, f := range all {
@@ -108,12 +134,17 @@ func TestScaleFakeClient(t *testing.T) {
 		cells[2] = append(cells[2], fmt.Sprint(f.perRead.Nanoseconds()))
 		cells[3] = append(cells[3], fmt.Sprint(f.refPerRead.Nanoseconds()))
 		cells[4] = append(cells[4], fmt.Sprintf("%.2f", f.flatness))
-		cells[5] = append(cells[5], fmt.Sprint(f.calls))
+		cells[5] = append(cells[5], fmt.Sprint(f.basePerRead.Nanoseconds()))
+		cells[6] = append(cells[6], fmt.Sprint(f.baseRefPerRead.Nanoseconds()))
+		cells[7] = append(cells[7], fmt.Sprintf("%.2f", f.baseFlatness))
+		cells[8] = append(cells[8], fmt.Sprintf("%.2f", f.relative))
+		cells[9] = append(cells[9], fmt.Sprint(f.calls))
 		if f.calls != 0 {
 			t.Errorf("N = %d: cached reads made %d API calls, want 0", f.n, f.calls)
 		}
-		if !(f.heapPerSecret > 0) || f.perRead <= 0 || !(f.flatness > 0) {
-			t.Errorf("N = %d: heap per secret %.0f, per read %v, flatness %v; want all positive", f.n, f.heapPerSecret, f.perRead, f.flatness)
+		if !(f.heapPerSecret > 0) || f.perRead <= 0 || !(f.flatness > 0) || f.basePerRead <= 0 || !(f.relative > 0) {
+			t.Errorf("N = %d: heap per secret %.0f, per read %v, flatness %v, baseline per read %v, relative flatness %v; want all positive",
+				f.n, f.heapPerSecret, f.perRead, f.flatness, f.basePerRead, f.relative)
 		}
 	}
 	t.Logf("\n%s", render(cells))
@@ -183,4 +214,43 @@ func (fc *fakeCache) readAll(tb testing.TB, laps int) time.Duration {
 		}
 	}
 	return time.Since(start) / time.Duration(laps*len(fc.ids))
+}
+
+// baseline is the smallest store in memory doing a cached read's work: a
+// map of n values of the secrets' size, each read with a copy out, in the
+// cache's order. What a read of it costs more at n than at fakeReference is
+// the memory hierarchy's doing (a working set that leaves the processor's
+// caches), which no store of n values avoids.
+type baseline struct {
+	values map[string][]byte
+	ids    []string
+	sink   int // the copies' lengths, so that no read is optimised away
+}
+
+func newBaseline(n int) *baseline {
+	b := &baseline{values: make(map[string][]byte, n), ids: make([]string, n)}
+	for i := range n {
+		b.ids[i] = secretName(i)
+		b.values[b.ids[i]] = []byte(secretValue(i, 0))
+	}
+	return b
+}
+
+// readAll reads every value laps times, as fakeCache.readAll does, and
+// returns the time per read.
+func (b *baseline) readAll(laps int) time.Duration {
+	read := func(id string) {
+		v := append([]byte(nil), b.values[id]...)
+		b.sink += len(v)
+	}
+	for _, id := range b.ids[:min(len(b.ids), fakeReference)] { // settle, untimed
+		read(id)
+	}
+	start := time.Now()
+	for range laps {
+		for _, id := range b.ids {
+			read(id)
+		}
+	}
+	return time.Since(start) / time.Duration(laps*len(b.ids))
 }
