@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -567,7 +568,7 @@ func (c *Cache) refreshSecret(ctx context.Context, e *secretEntry, cond refreshC
 		c.emit(changes)
 		return err
 	}
-	stages := indexStages(out)
+	stages := indexStages(out, e.stages)
 	changes := diffStages(e.id, e.stages, stages)
 	if !e.described {
 		changes = nil // a first answer moves nothing
@@ -601,7 +602,7 @@ func (c *Cache) storeLocked(e *secretEntry, out *secretsmanager.DescribeSecretOu
 	if c.cfg.Hook != nil {
 		stored = c.cfg.Hook.Put(out)
 	}
-	e.stored, e.stages, e.meta, e.described = stored, stages, metaOf(out), true
+	e.stored, e.stages, e.meta, e.described = stored, stages, metaOf(out, e.meta), true
 	e.err, e.errCount = nil, 0
 	e.refreshedAt = now
 	e.nextRefresh = c.nextRefreshTime(now, e.meta.nextRotation)
@@ -725,6 +726,9 @@ func (c *Cache) storeVersionLocked(ve *versionEntry, out *secretsmanager.GetSecr
 		ve.stored = c.cfg.Hook.Put(out)
 	} else {
 		ve.val = valueOfAnswer(out)
+		// A string of its own: the SDK may have cut it out of a block
+		// shared with other strings of the answer (see indexStages).
+		ve.val.str = strings.Clone(ve.val.str)
 	}
 	ve.hasValue, ve.fetchedAt = true, now
 	ve.err, ve.errCount = nil, 0

@@ -1,7 +1,9 @@
 package cache
 
 import (
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -219,15 +221,48 @@ func (v *versionEntry) needsFetch(now time.Time) bool {
 	return v.err == nil || !now.Before(v.nextRetry)
 }
 
-// indexStages maps each stage to its version id.
-func indexStages(out *secretsmanager.DescribeSecretOutput) map[string]string {
+// indexStages maps each stage to its version id. An answer that says what
+// prev (the entry's map, nil if none) says returns prev itself, so that a
+// listing every few seconds that changes nothing allocates no map per secret.
+// Strings are copies, or prev's own: the SDK cuts an answer's strings out of
+// shared blocks, and one string kept would keep its whole block.
+func indexStages(out *secretsmanager.DescribeSecretOutput, prev map[string]string) map[string]string {
+	if sameStages(out.VersionIdsToStages, prev) {
+		return prev
+	}
 	idx := make(map[string]string, len(out.VersionIdsToStages))
 	for vid, stages := range out.VersionIdsToStages {
 		for _, s := range stages {
-			idx[internStage(s)] = vid
+			stage := internStage(s)
+			if old, ok := prev[stage]; ok && old == vid {
+				idx[stage] = old
+				continue
+			}
+			if stage == s {
+				stage = strings.Clone(s)
+			}
+			idx[stage] = strings.Clone(vid)
 		}
 	}
 	return idx
+}
+
+// sameStages reports whether an answer's versions and stages are those of
+// idx.
+func sameStages(versions map[string][]string, idx map[string]string) bool {
+	if idx == nil {
+		return false
+	}
+	n := 0
+	for vid, stages := range versions {
+		for _, s := range stages {
+			if got, ok := idx[s]; !ok || got != vid {
+				return false
+			}
+			n++
+		}
+	}
+	return n == len(idx)
 }
 
 // internStage returns the service's own stages as constants, so that every
@@ -256,14 +291,10 @@ func versionForStage(out *secretsmanager.DescribeSecretOutput, stage string) str
 	return ""
 }
 
-func metaOf(out *secretsmanager.DescribeSecretOutput) secretMeta {
+func metaOf(out *secretsmanager.DescribeSecretOutput, prev secretMeta) secretMeta {
 	m := secretMeta{deleted: out.DeletedDate != nil}
-	if out.ARN != nil {
-		m.arn = *out.ARN
-	}
-	if out.Name != nil {
-		m.name = *out.Name
-	}
+	m.arn = keep(prev.arn, aws.ToString(out.ARN))
+	m.name = keep(prev.name, aws.ToString(out.Name))
 	if out.NextRotationDate != nil {
 		m.nextRotation = *out.NextRotationDate
 	}
@@ -274,9 +305,21 @@ func metaOf(out *secretsmanager.DescribeSecretOutput) secretMeta {
 		m.tags = make(map[string]string, len(out.Tags))
 		for _, t := range out.Tags {
 			if t.Key != nil {
-				m.tags[*t.Key] = aws.ToString(t.Value)
+				m.tags[strings.Clone(*t.Key)] = strings.Clone(aws.ToString(t.Value))
 			}
+		}
+		if maps.Equal(m.tags, prev.tags) {
+			m.tags = prev.tags
 		}
 	}
 	return m
+}
+
+// keep returns s as a string of its own: old when equal (an entry's string,
+// kept across answers that repeat it), else a copy (see indexStages).
+func keep(old, s string) string {
+	if s == old {
+		return old
+	}
+	return strings.Clone(s)
 }

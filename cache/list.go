@@ -388,7 +388,7 @@ func (c *Cache) storeListedLocked(e *secretEntry, out *secretsmanager.DescribeSe
 			return nil, nil // a refresh that started after this page has answered
 		}
 	}
-	stages := indexStages(out)
+	stages := indexStages(out, e.stages)
 	var changes []Change
 	if e.described {
 		changes = diffStages(e.id, e.stages, stages)

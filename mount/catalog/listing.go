@@ -273,6 +273,11 @@ func (c *Listing) relist(ctx context.Context) error {
 	}
 	c.failures = 0
 	before := c.shownLocked()
+	if slices.Equal(c.listed, refs) {
+		// The same secrets: keep the strings the tree already shares, not
+		// this pass's (each would keep a block of the SDK's answer).
+		refs = c.listed
+	}
 	c.listed = refs
 	for name, f := range c.found {
 		_, listed := slices.BinarySearchFunc(refs, name, byName)
