@@ -33,10 +33,12 @@ type runDeps struct {
 	// syslog connects to the system log for --syslog; nil means there is
 	// none.
 	syslog func() (syslogWriter, error)
+	// gc sets the garbage collector's target; nil functions skip it.
+	gc gcCalls
 }
 
 func systemDeps() runDeps {
-	return runDeps{mountPoint: systemMountPoint(), mount: fuseMount, clock: cache.SystemClock(), hygiene: systemHygiene(), syslog: dialSyslog}
+	return runDeps{mountPoint: systemMountPoint(), mount: fuseMount, clock: cache.SystemClock(), hygiene: systemHygiene(), syslog: dialSyslog, gc: systemGC()}
 }
 
 // Run runs the daemon with one mount until ctx ends: it validates cfg and
@@ -72,6 +74,7 @@ func run(ctx context.Context, cfg Config, env Env, d runDeps) (err error) {
 	if d.hygiene.mlockall != nil {
 		hyg = applyHygiene(d.hygiene, cfg.NoMlock, log)
 	}
+	tuneGC(d.gc, log)
 	hup := d.hup
 	if hup == nil {
 		ch := make(chan os.Signal, 1)
