@@ -60,7 +60,9 @@
 //
 // It sweeps every file 3 times for the warm figure (once without
 // SECRETSFS_SCALE); SECRETSFS_SCALE_SWEEPS=1 makes it quicker where a sweep
-// takes minutes.
+// takes minutes. SECRETSFS_SCALE_FLAGS adds flags to the daemons' command
+// line (e.g. --no-mlock); their environment is the test's (e.g. GOGC,
+// GOMEMLIMIT), without AWS settings.
 //
 // TestScaleFakeClient is the same idea with no FUSE and no network: a
 // cache.Cache over cache/cachetest's fake client, with every value read:

@@ -272,7 +272,8 @@ func startMount(tb testing.TB, bin string, n int) *mount {
 		tb.Fatal(err)
 	}
 	argv := []string{bin, "mount", "--endpoint-url", srv.URL(),
-		"--list-interval", listInterval.String(), "--max-cache-size", fmt.Sprint(max(n, 1024)), m.dir}
+		"--list-interval", listInterval.String(), "--max-cache-size", fmt.Sprint(max(n, 1024))}
+	argv = append(append(argv, strings.Fields(os.Getenv("SECRETSFS_SCALE_FLAGS"))...), m.dir)
 	start := time.Now()
 	d := testutil.StartDaemon(tb, "secretsfs", m.dir, argv, testutil.FakeAWSEnv(), func(d *testutil.Daemon) bool {
 		return strings.Contains(d.Stdout.String(), "secretsfs: serving")
