@@ -432,8 +432,13 @@ func (c *Cache) resolveMetaLocked(e *secretEntry) (secretMeta, error) {
 }
 
 // waitFlight waits for a flight to end or for ctx to be done. The flight
-// goes on either way: its result is stored in the entry for everyone.
+// goes on either way: its result is stored in the entry for everyone. A
+// caller whose ctx is done already gets its error, even when the flight has
+// ended too (a select between two ready channels would pick either).
 func (c *Cache) waitFlight(ctx context.Context, ch <-chan singleflight.Result) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	c.waiting.Add(1)
 	defer c.waiting.Add(-1)
 	select {
