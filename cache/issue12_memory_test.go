@@ -2,23 +2,12 @@ package cache
 
 import (
 	"context"
-	"runtime"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-)
 
-// allocPerRun is the memory op allocates per call, on average.
-func allocPerRun(runs int, op func()) float64 {
-	op() // warm up
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for range runs {
-		op()
-	}
-	runtime.ReadMemStats(&after)
-	return float64(after.TotalAlloc-before.TotalAlloc) / float64(runs)
-}
+	"github.com/secretsfs/secretsfs/test/testutil"
+)
 
 // TestIssue12_Memory_AListingThatChangesNothingKeepsTheEntries: in listing
 // mode every secret is listed once per list interval. A pass that says what
@@ -36,12 +25,12 @@ func TestIssue12_Memory_AListingThatChangesNothingKeepsTheEntries(t *testing.T) 
 		e.str(name)
 	}
 	// What the fake's answer of one page costs alone.
-	answer := allocPerRun(20, func() {
+	answer := testutil.BytesPerOp(20, func() {
 		if _, err := e.client.ListSecrets(context.Background(), &secretsmanager.ListSecretsInput{}); err != nil {
 			t.Fatal(err)
 		}
 	})
-	pass := allocPerRun(20, func() { e.list(ListFilter{}) })
+	pass := testutil.BytesPerOp(20, func() { e.list(ListFilter{}) })
 	per := (pass - answer) / n
 	t.Logf("a listing pass that changes nothing allocates %.0f bytes per secret besides the answer (%.0f per secret)", per, answer/n)
 	if per > 700 {

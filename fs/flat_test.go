@@ -10,6 +10,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/secretsfs/secretsfs/cache/cachetest"
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // rawTree builds a mount's tree without mounting it and returns the
@@ -52,18 +53,6 @@ func bigDir(dir string, n int) (*fakeStore, *fakeCatalog) {
 	return s, &fakeCatalog{refs: refs(names...)}
 }
 
-// bytesPerOp is the memory op allocates per call, on average.
-func bytesPerOp(runs int, op func()) float64 {
-	op() // warm up
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for range runs {
-		op()
-	}
-	runtime.ReadMemStats(&after)
-	return float64(after.TotalAlloc-before.TotalAlloc) / float64(runs)
-}
-
 // timePerOp is the shortest of a few rounds' time per call of op: a ratio
 // of two of them, measured in the same run, compares costs.
 func timePerOp(op func()) time.Duration {
@@ -89,7 +78,7 @@ func TestIssue12_Flat_LookupInABigDirectoryCostsWhatItDoesInASmallOne(t *testing
 		s, c := bigDir("big", n)
 		_, raw := rawTree(t, Options{Store: s, Catalog: c})
 		big := lookup(t, raw, 1, "big")
-		return bytesPerOp(200, func() {
+		return testutil.BytesPerOp(200, func() {
 			d := lookup(t, raw, big, "s00042")
 			lookup(t, raw, d, "password")
 		})
