@@ -72,16 +72,17 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	}
 	c := d.contents(ctx, false)
 	if _, ok := c.stages[name]; ok {
-		return d.newFile(ctx, d.layoutSource(c.ref.ID, kindStage, name), out)
+		f, live := d.file(ctx, kindStage, name, c.ref)
+		return d.lookupFile(ctx, f, live, d.r.opts.KernelCache, out)
 	}
 	if d.r.ix.hasChild(d.path, name) {
 		return d.newDir(ctx, name, out), 0
 	}
 	if c.ref != nil && c.err == nil {
-		if src, found, err := d.keyFile(ctx, c, name); err != nil {
+		if f, live, found, err := d.keyFile(ctx, c, name); err != nil {
 			c.err = err
 		} else if found {
-			return d.newFile(ctx, src, out)
+			return d.lookupFile(ctx, f, live, d.r.opts.KernelCache, out)
 		}
 	}
 	if c.err != nil {
@@ -165,7 +166,7 @@ func (d *dirNode) prefetchChildren() {
 // ino returns the inode number of the entry of a kind under name in this
 // directory.
 func (d *dirNode) ino(kind entryKind, name string) uint64 {
-	return d.r.ino(newNodeKey(d.StableAttr().Ino, kind, name))
+	return d.r.ino(d.StableAttr().Ino, kind, name)
 }
 
 // liveChild returns the node the kernel already holds under name in this
@@ -180,79 +181,75 @@ func (d *dirNode) liveChild(name string, id gofs.StableAttr) *gofs.Inode {
 	return ch
 }
 
+// newDir answers a lookup of a child directory: the node the kernel holds,
+// else a new one. The mount keeps no directory nodes of its own (root.dirAt
+// finds them in go-fuse's tree), so a directory the kernel forgot is freed.
 func (d *dirNode) newDir(ctx context.Context, name string, out *fuse.EntryOut) *gofs.Inode {
-	path := join(d.path, name)
-	id := gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: d.ino(kindDir, name)}
-	var live *dirNode
-	if ch := d.liveChild(name, id); ch != nil {
-		live, _ = ch.Operations().(*dirNode)
+	id := d.r.id(syscall.S_IFDIR, d.StableAttr().Ino, kindDir, name, "")
+	ch := d.liveChild(name, id)
+	if ch == nil {
+		ch = d.NewInode(ctx, &dirNode{r: d.r, path: join(d.path, name)}, id)
 	}
-	ch := d.r.dirFor(ctx, d, path, id, live).EmbeddedInode()
 	d.r.dirAttr(&out.Attr)
 	d.r.timeouts(out)
 	return ch
 }
 
-// newFile answers a lookup of a stage or key file. When its content cannot
-// be read, per-open mode still finds it (the open fails with the errno, and
-// is audited); kernel-cache mode fails the lookup with the errno, since no
-// OPEN reaches the daemon there and a file found with size 0 would read as
-// empty.
-func (d *dirNode) newFile(ctx context.Context, src *layoutFile, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	id := gofs.StableAttr{Mode: syscall.S_IFREG, Ino: d.ino(src.kind, src.name)}
-	return d.lookupFile(ctx, src.name, id, src, d.r.opts.KernelCache, out)
-}
-
-// layoutSource is the source of a stage or key file of the secret: the one
-// of the node the kernel holds under name when it shows the same, which
-// keeps what it learnt of the value (where a key lies in a version), or a
-// new one.
-func (d *dirNode) layoutSource(secretID string, kind entryKind, name string) *layoutFile {
-	if ch := d.GetChild(name); ch != nil {
+// file returns the node of a file of a kind under name in this directory,
+// showing the secret ref (nil for a mapped file): the one the kernel holds
+// under name (live), which keeps what it learnt of the value (where a key
+// lies in a version), or a new one, with its identity but not yet in
+// go-fuse's tree (lookupFile gives it).
+func (d *dirNode) file(ctx context.Context, kind entryKind, name string, ref *SecretRef) (f *fileNode, live bool) {
+	secretID := ""
+	if ref != nil {
+		secretID = ref.ID
+	}
+	id := d.r.id(syscall.S_IFREG, d.StableAttr().Ino, kind, name, secretID)
+	if ch := d.liveChild(name, id); ch != nil {
 		if f, ok := ch.Operations().(*fileNode); ok {
-			if l, ok := f.src.(*layoutFile); ok && l.secretID == secretID && l.kind == kind {
-				return l
-			}
+			return f, true
 		}
 	}
-	return &layoutFile{r: d.r, secretID: secretID, dir: d.path, name: name, kind: kind}
+	f = &fileNode{dir: d, name: name, ref: ref}
+	d.NewInode(ctx, f, id)
+	return f, false
 }
 
 // keyFile looks name up among the JSON keys of the default stage's value
-// of the secret of c, and returns the key file's source (layoutSource):
-// parsed once per version, not on every lookup.
-func (d *dirNode) keyFile(ctx context.Context, c contents, name string) (*layoutFile, bool, error) {
+// of the secret of c, and returns the key file's node (file): parsed once
+// per version, not on every lookup.
+func (d *dirNode) keyFile(ctx context.Context, c contents, name string) (f *fileNode, live, found bool, err error) {
 	if _, ok := c.stages[d.r.opts.DefaultStage]; !ok {
-		return nil, false, nil
+		return nil, false, false, nil
 	}
-	src := d.layoutSource(c.ref.ID, kindKey, name)
+	f, live = d.file(ctx, kindKey, name, c.ref)
 	v, err := d.r.opts.Store.Value(ctx, c.ref.ID, d.r.opts.DefaultStage)
 	if err != nil {
-		return nil, false, err
+		return nil, false, false, err
 	}
-	data, found := src.key(v)
+	data, found := f.key(v)
 	clear(v.Data)
 	clear(data)
-	return src, found, nil
+	return f, live, found, nil
 }
 
-// lookupFile answers a lookup of a file showing src with identity id, with
-// its one node (root.fileFor). When its content cannot be read and strict
-// is set, the lookup fails with the errno.
-func (d *dirNode) lookupFile(ctx context.Context, name string, id gofs.StableAttr, src source, strict bool, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	v, err := src.content(ctx)
+// lookupFile answers a lookup of the file f (live if the kernel holds it
+// already) with its one node (root.fileFor). When its content cannot be
+// read, per-open mode still finds it (the open fails with the errno, and
+// is audited) unless strict is set: kernel-cache mode fails the lookup
+// with the errno, since no OPEN reaches the daemon there and a file found
+// with size 0 would read as empty.
+func (d *dirNode) lookupFile(ctx context.Context, f *fileNode, live, strict bool, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	v, err := f.content(ctx)
 	if err != nil && strict {
 		// Refused before any open: audit it here.
 		errno := d.r.toErrno(ctx, err)
-		d.r.auditSource(ctx, src, Value{}, errno, true)
+		f.auditAt(ctx, Value{}, errno, true)
 		return nil, errno
 	}
 	defer clear(v.Data)
-	var live *fileNode
-	if ch := d.liveChild(name, id); ch != nil {
-		live, _ = ch.Operations().(*fileNode)
-	}
-	f := d.r.fileFor(ctx, d, id, src, live)
+	f = d.r.fileFor(f, live)
 	f.attr(&out.Attr, len(v.Data), v.CreatedDate)
 	d.r.timeouts(out)
 	return f.EmbeddedInode(), 0

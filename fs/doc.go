@@ -6,8 +6,9 @@
 // Main decisions:
 //   - The tree is dynamic (Lookup and Readdir compute children from the
 //     catalog and the store), and each path keeps one inode number for the
-//     life of the mount, so a file keeps its inode across rotations and
-//     single-file bind mounts keep working.
+//     life of the mount (a keyed hash of the path, root.go), so a file
+//     keeps its inode across rotations and single-file bind mounts keep
+//     working.
 //   - Per-open mode (default): every open takes a snapshot of the value;
 //     all reads through that handle see it, directly (FOPEN_DIRECT_IO),
 //     never through the page cache: the kernel keeps one page cache and one
@@ -24,18 +25,24 @@
 //   - When the store reports that a stage moved, one goroutine invalidates
 //     the kernel's caches for the affected files and names. It never runs
 //     inside a FUSE request, which could deadlock (go-fuse's api.go). It
-//     finds them in a registry with one node per file (inode number) and
-//     per directory: a lookup hands out the node the kernel already holds
+//     finds the files in a registry by secret id with one node per
+//     identity: a lookup hands out the node the kernel already holds
 //     (go-fuse would drop any other), and a file's node leaves the
 //     registry when the kernel forgets it (OnForget), so the registry is
-//     the size of what the kernel holds.
+//     the size of what the kernel holds. Directories it finds in go-fuse's
+//     tree, which holds what the kernel holds: the mount keeps no directory
+//     nodes of its own.
 //   - Cost independent of the number of secrets: the name index (index.go)
 //     keeps each directory's children sorted and each secret's directories
 //     by id, so a lookup, a read or a change asks a map or a binary search;
 //     only a change of the catalog's listing rebuilds it (O(N log N) once).
-//     Per node the mount keeps little beside go-fuse's inode: the file's
-//     source, an 8-byte sum of the content it served, an inode number keyed
-//     by its parent's inode number and its name (no path).
+//     Per node the mount keeps little beside go-fuse's inode (a file node is
+//     176 bytes with it): its directory, its name and its secret, shared
+//     with go-fuse and the index, and an 8-byte sum of the content it
+//     served. An inode number is a keyed hash of the parent's number, the
+//     kind and the name (root.go): stable for the life of the mount with no
+//     table of the numbers given out, so nothing stays of a name the kernel
+//     forgot.
 //   - Every error becomes an errno in one function, ErrnoOf (through
 //     toErrno, which logs an unknown error once). A mapped file's failure
 //     is logged where it is rendered, once per change of its cause

@@ -13,33 +13,72 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
-// source is where a file's content comes from: a stage or a JSON key of a
-// secret in the default layout (layoutFile), or the rendering of a mapped
-// file (mappedSource).
-type source interface {
-	// content returns the file's current content; the caller owns Data.
-	content(ctx context.Context) (Value, error)
-	// secretIDs are the secrets the content depends on.
-	secretIDs() []string
-	// path is the file's path in the mount.
-	path() string
-	// adjust changes the mount's default attributes where the file has its
-	// own mode or owner.
-	adjust(out *fuse.Attr)
-	// describe adds to an audit event what the file shows (stage, key).
-	describe(ev *OpenEvent)
-}
-
-// fileNode is a file of secret content. Every open takes a snapshot that all
-// reads through the handle see.
+// fileNode is a file of secret content: a stage or a JSON key of a secret
+// in the default layout, or a mapped file. Every open takes a snapshot that
+// all reads through the handle see.
+//
+// It is what the mount keeps per file the kernel holds, beside go-fuse's
+// Inode, so it is small (176 bytes with the Inode, one allocation): no
+// interface to a source of its own, strings shared with the tree (the
+// name go-fuse keeps, the index's secret), no lock, and its kind read
+// back from its identity (root.id).
 type fileNode struct {
 	gofs.Inode
-	r   *root
-	src source
+	dir  *dirNode   // the directory it was looked up in: its path, and the root
+	name string     // the stage, the JSON key, or the mapped file's name
+	ref  *SecretRef // the secret shown (the index's, shared; its Name is dir's path); nil for a mapped file
+	// span is where a key file's key lies in the last version read, so
+	// that the next open of that version does not parse it again.
+	span atomic.Pointer[keySpan]
+	kept atomic.Uint64 // sum (root.sum) of the content whose size (and pages) the kernel may hold; 0 before any
+}
 
-	mu   sync.Mutex
-	kept uint64 // sum (root.sum) of the content whose size (and pages) the kernel may hold; guarded by mu
-	seen bool   // kept is set; guarded by mu
+// newFileNode returns a file node, not yet in go-fuse's tree, for a file of
+// directory d.
+func newFileNode(d *dirNode, name string, ref *SecretRef) *fileNode {
+	return &fileNode{dir: d, name: name, ref: ref}
+}
+
+func (f *fileNode) r() *root { return f.dir.r }
+
+// kind says what the file is: a stage's, a JSON key's or a mapped file.
+func (f *fileNode) kind() entryKind { return entryKind(f.StableAttr().Gen & kindMask) }
+
+// path is the file's path in the mount.
+func (f *fileNode) path() string { return join(f.dir.path, f.name) }
+
+// secretIDs are the secrets the content depends on.
+func (f *fileNode) secretIDs() []string {
+	if f.ref == nil {
+		return f.mappedFile().SecretIDs
+	}
+	return []string{f.ref.ID}
+}
+
+// content returns the file's current content; the caller owns Data.
+func (f *fileNode) content(ctx context.Context) (Value, error) {
+	if f.ref == nil {
+		return f.r().render(ctx, f.mappedFile())
+	}
+	return f.layoutContent(ctx)
+}
+
+// adjust changes the mount's default attributes where the file has its own
+// mode or owner (a mapped file).
+func (f *fileNode) adjust(out *fuse.Attr) {
+	if f.ref == nil {
+		f.r().mappedAttr(out, f.mappedFile())
+	}
+}
+
+// describe adds to an audit event what the file shows (stage, key).
+func (f *fileNode) describe(ev *OpenEvent) {
+	switch f.kind() {
+	case kindStage:
+		ev.Stage = f.name
+	case kindKey:
+		ev.Stage, ev.Key = f.r().opts.DefaultStage, f.name
+	}
 }
 
 var (
@@ -55,13 +94,13 @@ var (
 // OnForget: the kernel forgot the file, so changes need not reach this node
 // any more; a later lookup makes a new one.
 func (f *fileNode) OnForget() {
-	f.r.unregisterFile(f)
+	f.r().unregisterFile(f)
 }
 
 // attr fills the file's attributes.
 func (f *fileNode) attr(out *fuse.Attr, size int, mtime time.Time) {
-	f.r.fileAttr(out, size, mtime)
-	f.src.adjust(out)
+	f.r().fileAttr(out, size, mtime)
+	f.adjust(out)
 }
 
 // Getattr answers with the file's current content, also when the request
@@ -70,13 +109,13 @@ func (f *fileNode) attr(out *fuse.Attr, size int, mtime time.Time) {
 // and every stat, so it must be the size the next open reads. A handle's
 // reads do not depend on it (they are direct, see Open).
 func (f *fileNode) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	v, err := f.src.content(ctx)
+	v, err := f.content(ctx)
 	if err != nil {
-		return f.r.toErrno(ctx, err)
+		return f.r().toErrno(ctx, err)
 	}
 	f.attr(&out.Attr, len(v.Data), v.CreatedDate)
 	clear(v.Data)
-	out.SetTimeout(f.r.attrTimeout())
+	out.SetTimeout(f.r().attrTimeout())
 	return 0
 }
 
@@ -86,22 +125,17 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
 		return nil, 0, syscall.EROFS
 	}
-	if f.r.opts.KernelCache {
+	if f.r().opts.KernelCache {
 		return nil, 0, syscall.ENOSYS
 	}
-	v, err := f.src.content(ctx)
+	v, err := f.content(ctx)
 	if err != nil {
-		errno := f.r.toErrno(ctx, err)
+		errno := f.r().toErrno(ctx, err)
 		f.audit(ctx, Value{}, errno)
 		return nil, 0, errno
 	}
 	f.audit(ctx, v, 0)
-	sum := f.r.sum(v.Data)
-	f.mu.Lock()
-	changed := !f.seen || f.kept != sum
-	f.kept, f.seen = sum, true
-	f.mu.Unlock()
-	if changed {
+	if sum := f.r().sum(v.Data); f.kept.Swap(sum) != sum {
 		// The kernel may hold a size (and pages of a mapping) of other
 		// content: have the invalidation goroutine drop them before the
 		// open completes, so that a stat after this open shows the new
@@ -123,26 +157,26 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 // file and waits for it, at most a second.
 func (f *fileNode) dropCache(ctx context.Context) {
 	select {
-	case <-f.r.inval.node(f):
+	case <-f.r().inval.node(f):
 	case <-ctx.Done():
-	case <-f.r.opts.Clock.Alarm(f.r.opts.Clock.Now().Add(time.Second)):
-		f.r.log.Warn("dropping the kernel's cache of a file is slow", "file", f.src.path())
+	case <-f.r().opts.Clock.Alarm(f.r().opts.Clock.Now().Add(time.Second)):
+		f.r().log.Warn("dropping the kernel's cache of a file is slow", "file", f.path())
 	}
 }
 
 // audit reports an open, with the version served or the errno the caller
 // got.
 func (f *fileNode) audit(ctx context.Context, v Value, errno syscall.Errno) {
-	f.r.auditSource(ctx, f.src, v, errno, false)
+	f.auditAt(ctx, v, errno, false)
 }
 
-// auditSource reports an open of src, or its refusal at lookup (atLookup),
-// with the version served or the errno the caller got.
-func (r *root) auditSource(ctx context.Context, src source, v Value, errno syscall.Errno, atLookup bool) {
-	ev := OpenEvent{Path: src.path(), SecretID: strings.Join(src.secretIDs(), ","),
+// auditAt reports an open of the file, or its refusal at lookup
+// (atLookup), with the version served or the errno the caller got.
+func (f *fileNode) auditAt(ctx context.Context, v Value, errno syscall.Errno, atLookup bool) {
+	ev := OpenEvent{Path: f.path(), SecretID: strings.Join(f.secretIDs(), ","),
 		VersionID: v.VersionID, Stale: v.Stale, Errno: errno, AtLookup: atLookup}
-	src.describe(&ev)
-	r.audit(ctx, ev)
+	f.describe(&ev)
+	f.r().audit(ctx, ev)
 }
 
 // Read serves reads in kernel-cache mode, where there is no handle.
@@ -150,9 +184,9 @@ func (f *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, of
 	if h, ok := fh.(*handle); ok {
 		return h.Read(ctx, dest, off)
 	}
-	v, err := f.src.content(ctx)
+	v, err := f.content(ctx)
 	if err != nil {
-		return nil, f.r.toErrno(ctx, err)
+		return nil, f.r().toErrno(ctx, err)
 	}
 	return fuse.ReadResultData(slice(v.Data, dest, off)), 0
 }
@@ -160,7 +194,7 @@ func (f *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, of
 // Flush: nothing to flush. In kernel-cache mode ENOSYS makes the kernel stop
 // sending FLUSH for the whole mount.
 func (f *fileNode) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
-	if f.r.opts.KernelCache {
+	if f.r().opts.KernelCache {
 		return syscall.ENOSYS
 	}
 	return 0
@@ -202,36 +236,26 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	return 0
 }
 
-// layoutFile is a file of the default layout: a stage's whole value, or one
-// top-level key of the JSON value of the default stage.
-type layoutFile struct {
-	r        *root
-	secretID string
-	dir      string // the secret's directory path
-	name     string // the stage or the key
-	kind     entryKind
-	// span is where a key file's key lies in the last version read, so
-	// that the next open of that version does not parse it again.
-	span atomic.Pointer[keySpan]
-}
-
-func (l *layoutFile) content(ctx context.Context) (Value, error) {
+// layoutContent is a default-layout file's content: a stage's whole
+// value, or one top-level key of the JSON value of the default stage.
+func (f *fileNode) layoutContent(ctx context.Context) (Value, error) {
+	r, id := f.r(), f.ref.ID
 	// The kernel may still hold the inode (an open file, a working
 	// directory) of a secret that has left the mount's scope since.
-	if err := l.r.stillShown(ctx, l.dir, l.secretID); err != nil {
+	if err := r.stillShown(ctx, f.dir.path, id); err != nil {
 		return Value{}, err
 	}
-	if l.kind == kindStage {
-		return l.r.opts.Store.Value(ctx, l.secretID, l.name)
+	if f.kind() == kindStage {
+		return r.opts.Store.Value(ctx, id, f.name)
 	}
-	v, err := l.r.opts.Store.Value(ctx, l.secretID, l.r.opts.DefaultStage)
+	v, err := r.opts.Store.Value(ctx, id, r.opts.DefaultStage)
 	if err != nil {
 		return v, err
 	}
-	data, found := l.key(v)
+	data, found := f.key(v)
 	clear(v.Data)
 	if !found {
-		return Value{}, fmt.Errorf("secret %q has no JSON key %q: %w", l.secretID, l.name, syscall.ENOENT)
+		return Value{}, fmt.Errorf("secret %q has no JSON key %q: %w", id, f.name, syscall.ENOENT)
 	}
 	v.Data = data
 	return v, nil
@@ -240,23 +264,11 @@ func (l *layoutFile) content(ctx context.Context) (Value, error) {
 // key is the key file's bytes in v, the default stage's value: cut out
 // where the key was found in that version, parsing the value only for a
 // version not seen before.
-func (l *layoutFile) key(v Value) ([]byte, bool) {
-	sp := l.span.Load()
+func (f *fileNode) key(v Value) ([]byte, bool) {
+	sp := f.span.Load()
 	if sp == nil || sp.versionID != v.VersionID || v.VersionID == "" {
-		sp = findKeySpan(v.VersionID, v.Data, l.name)
-		l.span.Store(sp)
+		sp = findKeySpan(v.VersionID, v.Data, f.name)
+		f.span.Store(sp)
 	}
 	return sp.content(v.Data)
-}
-
-func (l *layoutFile) secretIDs() []string { return []string{l.secretID} }
-func (l *layoutFile) path() string        { return join(l.dir, l.name) }
-func (l *layoutFile) adjust(*fuse.Attr)   {}
-
-func (l *layoutFile) describe(ev *OpenEvent) {
-	if l.kind == kindStage {
-		ev.Stage = l.name
-	} else {
-		ev.Stage, ev.Key = l.r.opts.DefaultStage, l.name
-	}
 }

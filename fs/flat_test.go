@@ -160,15 +160,16 @@ func treeBytesPerSecret(t *testing.T, n int) float64 {
 
 // TestIssue12_Flat_MemoryPerSecretOfTheTree measures what the tree costs
 // per secret shown with every file looked up (README, Sizing and cost):
-// about 4.2 KB, of which go-fuse's inodes and tables take about 2.3 KB. It
-// fails when that grows by a quarter (a map per node, a path per key, a
-// closure per file), and when 10 000 secrets cost more per secret than
-// 1 000 (state that grows faster than the tree).
+// about 3.3 KB (4.4 KB before the nodes were slimmed), of which go-fuse's
+// inodes and tables take about 2.3 KB. It fails when that grows by a
+// quarter (a map per node, a path per key, a closure per file), and when
+// 10 000 secrets cost more per secret than 1 000 (state that grows faster
+// than the tree).
 func TestIssue12_Flat_MemoryPerSecretOfTheTree(t *testing.T) {
 	small, large := treeBytesPerSecret(t, 1_000), treeBytesPerSecret(t, 10_000)
 	t.Logf("the tree takes %.0f bytes per secret with 1 000 secrets, %.0f with 10 000 (a directory and 5 files each, all looked up)", small, large)
-	if large > 5300 {
-		t.Errorf("the tree of 10 000 secrets takes %.0f bytes per secret, want about 4 200", large)
+	if large > 4200 {
+		t.Errorf("the tree of 10 000 secrets takes %.0f bytes per secret, want about 3 300", large)
 	}
 	if large > 1.25*small {
 		t.Errorf("a secret costs %.0f bytes among 10 000, %.0f among 1 000", large, small)

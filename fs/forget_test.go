@@ -15,7 +15,13 @@ import (
 func (r *root) registeredFiles() int {
 	r.nodesMu.Lock()
 	defer r.nodesMu.Unlock()
-	return len(r.files)
+	nodes := map[*fileNode]bool{}
+	for _, fs := range r.bySecret {
+		for _, f := range fs {
+			nodes[f] = true
+		}
+	}
+	return len(nodes)
 }
 
 // TestDefect9_11_FileNodesAreForgottenWithTheKernel: rotations make the

@@ -38,11 +38,10 @@ type MappedFile struct {
 }
 
 // mappedTree is the mapped files seen as a tree: each directory's children
-// (true for a directory) and each file by path; read-only but for
-// failures, which has its own lock.
+// (the file, nil for a directory); read-only but for failures, which has
+// its own lock.
 type mappedTree struct {
-	dirs     map[string]map[string]bool
-	files    map[string]*MappedFile
+	dirs     map[string]map[string]*MappedFile
 	failures *failureLog
 }
 
@@ -81,49 +80,48 @@ func (l *failureLog) note(log *slog.Logger, path string, errno syscall.Errno, er
 // newMappedTree builds the tree, refusing paths that are not clean relative
 // paths, two files at one path, and a file where a directory is needed.
 func newMappedTree(files []MappedFile) (*mappedTree, error) {
-	t := &mappedTree{dirs: map[string]map[string]bool{"": {}}, files: map[string]*MappedFile{}, failures: &failureLog{last: map[string]string{}}}
+	t := &mappedTree{dirs: map[string]map[string]*MappedFile{"": {}}, failures: &failureLog{last: map[string]string{}}}
 	for i := range files {
 		f := &files[i]
 		segs, ok := splitSecretName(f.Path)
 		if !ok {
 			return nil, fmt.Errorf("mapped file %q: not a relative path of valid file names", f.Path)
 		}
-		if _, dup := t.files[f.Path]; dup {
-			return nil, fmt.Errorf("mapped file %q: given twice", f.Path)
-		}
 		dir := ""
 		for i, s := range segs {
 			isDir := i < len(segs)-1
-			if prev, ok := t.dirs[dir][s]; ok && prev != isDir {
+			if prev, ok := t.dirs[dir][s]; ok && !isDir && prev != nil {
+				return nil, fmt.Errorf("mapped file %q: given twice", f.Path)
+			} else if ok && (prev == nil) != isDir {
 				return nil, fmt.Errorf("mapped file %q: %q is both a file and a directory", f.Path, join(dir, s))
 			}
-			t.dirs[dir][s] = isDir
+			if isDir {
+				t.dirs[dir][s] = nil
+			} else {
+				t.dirs[dir][s] = f
+			}
 			dir = join(dir, s)
 			if isDir && t.dirs[dir] == nil {
-				t.dirs[dir] = map[string]bool{}
+				t.dirs[dir] = map[string]*MappedFile{}
 			}
 		}
-		t.files[f.Path] = f
 	}
 	return t, nil
 }
 
-// mappedSource is the content of a mapped file: its rendering.
-type mappedSource struct {
-	r *root
-	f *MappedFile
-}
+// mappedFile is the mapped file a file node shows.
+func (f *fileNode) mappedFile() *MappedFile { return f.r().mapped.dirs[f.dir.path][f.name] }
 
-// content renders the file; an error names the file's path and why, never
-// a value, and is logged here (failureLog) unless the caller was
-// interrupted.
-func (m *mappedSource) content(ctx context.Context) (Value, error) {
-	v, err := m.f.Render(ctx)
+// render returns a mapped file's content; an error names the file's path
+// and why, never a value, and is logged here (failureLog) unless the caller
+// was interrupted.
+func (r *root) render(ctx context.Context, mf *MappedFile) (Value, error) {
+	v, err := mf.Render(ctx)
 	if err != nil {
-		err = fmt.Errorf("mapped file %s: %w", m.f.Path, err)
+		err = fmt.Errorf("mapped file %s: %w", mf.Path, err)
 	}
 	if errno := ErrnoOf(ctx, err); errno != syscall.EINTR {
-		m.r.mapped.failures.note(m.r.log, m.f.Path, errno, err)
+		r.mapped.failures.note(r.log, mf.Path, errno, err)
 	}
 	if err != nil {
 		return Value{}, &loggedError{err}
@@ -131,18 +129,14 @@ func (m *mappedSource) content(ctx context.Context) (Value, error) {
 	return v, nil
 }
 
-func (m *mappedSource) secretIDs() []string { return m.f.SecretIDs }
-func (m *mappedSource) path() string        { return m.f.Path }
-func (m *mappedSource) describe(*OpenEvent) {}
-
-// adjust gives the file its own mode and owner.
-func (m *mappedSource) adjust(out *fuse.Attr) {
-	mode := m.f.Mode
+// mappedAttr gives a mapped file its own mode and owner.
+func (r *root) mappedAttr(out *fuse.Attr, mf *MappedFile) {
+	mode := mf.Mode
 	if mode == 0 {
-		mode = m.r.opts.FileMode
+		mode = r.opts.FileMode
 	}
 	out.Mode = syscall.S_IFREG | uint32(mode.Perm())
-	out.Owner = fuse.Owner{Uid: m.f.UID, Gid: m.f.GID}
+	out.Owner = fuse.Owner{Uid: mf.UID, Gid: mf.GID}
 }
 
 // lookupMapped answers a lookup of a mapped file or of a directory made for
@@ -152,18 +146,17 @@ func (d *dirNode) lookupMapped(ctx context.Context, name string, out *fuse.Entry
 	if t == nil {
 		return nil, 0, false
 	}
-	isDir, ok := t.dirs[d.path][name]
+	mf, ok := t.dirs[d.path][name]
 	if !ok {
 		return nil, 0, false
 	}
-	if isDir {
+	if mf == nil {
 		return d.newDir(ctx, name, out), 0, true
 	}
-	p := join(d.path, name)
 	// A file that cannot be rendered is not looked up, so that in
 	// kernel-cache mode a read fails too instead of finding size 0.
-	id := gofs.StableAttr{Mode: syscall.S_IFREG, Ino: d.ino(kindMapped, name)}
-	ch, errno := d.lookupFile(ctx, name, id, &mappedSource{r: d.r, f: t.files[p]}, true, out)
+	f, live := d.file(ctx, kindMapped, name, nil)
+	ch, errno := d.lookupFile(ctx, f, live, true, out)
 	return ch, errno, true
 }
 
@@ -181,8 +174,8 @@ func (d *dirNode) withMapped(list []fuse.DirEntry) []fuse.DirEntry {
 			out = append(out, e)
 		}
 	}
-	for name, isDir := range children {
-		if isDir {
+	for name, mf := range children {
+		if mf == nil {
 			out = append(out, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: d.ino(kindDir, name)})
 		} else {
 			out = append(out, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: d.ino(kindMapped, name)})

@@ -105,7 +105,7 @@ func newServer(opts Options) (*Server, *dirNode, error) {
 	s.reindex()
 	s.cancel = append(s.cancel, opts.Catalog.OnChange(s.reindex))
 	top := &dirNode{r: r, path: ""}
-	r.registerDir(top)
+	r.top = top
 	return s, top, nil
 }
 

@@ -115,17 +115,17 @@ func (iv *invalidator) apply(c Change) {
 	}
 	keysMoved := keysFollow(c.Stage, r.opts.DefaultStage)
 	for _, f := range r.filesOf(c.SecretID) {
-		l, ok := f.src.(*layoutFile)
-		if !ok {
-			iv.content(f) // a mapped file: any change of a secret it uses
+		kind := f.kind()
+		if kind == kindMapped {
+			iv.content(f) // any change of a secret it uses
 			continue
 		}
-		if (l.kind == kindStage && l.name == c.Stage) || (l.kind == kindKey && keysMoved) {
+		if (kind == kindStage && f.name == c.Stage) || (kind == kindKey && keysMoved) {
 			iv.content(f)
-			if c.NewVersionID == "" || l.kind == kindKey {
+			if c.NewVersionID == "" || kind == kindKey {
 				// The file may be gone (a stage removed, a key dropped).
-				if d := r.dirAt(l.dir); d != nil {
-					iv.entry(d, l.name)
+				if d := r.dirAt(f.dir.path); d != nil {
+					iv.entry(d, f.name)
 				}
 			}
 		}
@@ -143,7 +143,7 @@ func (iv *invalidator) apply(c Change) {
 // kernel has nothing cached for it.
 func (iv *invalidator) content(f *fileNode) {
 	if errno := f.NotifyContent(0, 0); errno != 0 && errno != syscall.ENOENT {
-		iv.r.log.Debug("invalidating a file's cache failed", "file", f.src.path(), "errno", errno)
+		iv.r.log.Debug("invalidating a file's cache failed", "file", f.path(), "errno", errno)
 	}
 }
 

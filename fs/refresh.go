@@ -53,25 +53,22 @@ func (f *fileNode) refreshXattr(ctx context.Context, dest []byte) (uint32, sysca
 // version id the file shows now (for a mapped file, that of the first secret
 // it reads).
 func (f *fileNode) refresh(ctx context.Context) (string, syscall.Errno) {
-	if f.r.opts.Refresher == nil {
+	if f.r().opts.Refresher == nil {
 		return "", syscall.ENOTSUP
 	}
 	from := requester(ctx, uint32(os.Geteuid()))
-	for _, id := range f.src.secretIDs() {
-		if err := f.r.opts.Refresher.RequestRefresh(ctx, id, from); err != nil {
-			return "", f.r.toErrno(ctx, err)
+	for _, id := range f.secretIDs() {
+		if err := f.r().opts.Refresher.RequestRefresh(ctx, id, from); err != nil {
+			return "", f.r().toErrno(ctx, err)
 		}
 	}
-	v, err := f.src.content(ctx)
+	v, err := f.content(ctx)
 	if err != nil {
-		return "", f.r.toErrno(ctx, err)
+		return "", f.r().toErrno(ctx, err)
 	}
-	sum := f.r.sum(v.Data)
+	sum := f.r().sum(v.Data)
 	clear(v.Data)
-	f.mu.Lock()
-	changed := f.seen && f.kept != sum
-	f.mu.Unlock()
-	if changed || f.r.opts.KernelCache {
+	if kept := f.kept.Load(); kept != 0 && kept != sum || f.r().opts.KernelCache {
 		// Safe while this request is outstanding: it holds no page of the
 		// file (see notify.go).
 		f.dropCache(ctx)

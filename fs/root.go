@@ -1,10 +1,11 @@
 package fs
 
 import (
-	"context"
+	"encoding/binary"
 	"hash/maphash"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -20,17 +21,12 @@ type root struct {
 	ix     *index
 	logged onceLogger
 	inval  *invalidator
-	seed   maphash.Seed // of sum
-
-	inoMu   sync.Mutex
-	inos    map[nodeKey]uint64 // node -> inode number; guarded by inoMu
-	nextIno uint64             // guarded by inoMu
+	seed   maphash.Seed // of sum and ino
+	top    *dirNode     // the mount's top directory; set once by newServer
 
 	nodesMu  sync.Mutex
-	files    map[uint64]*fileNode // inode number -> the file node the kernel holds; guarded by nodesMu
-	bySecret map[string][]uint64  // secret id -> inode numbers of the files using it (a few); guarded by nodesMu
-	dirs     map[string]*dirNode  // path -> directory node; guarded by nodesMu
-	pins     map[string]func()    // secret id -> unpin; guarded by nodesMu
+	bySecret map[string][]*fileNode // secret id -> the file nodes the kernel holds that show it (a few); guarded by nodesMu
+	pins     map[string]func()      // secret id -> unpin; guarded by nodesMu
 
 	mapped *mappedTree // nil without mapped files; read-only
 }
@@ -40,11 +36,7 @@ func newRoot(opts Options) *root {
 		opts:     opts,
 		log:      opts.Logger,
 		ix:       newIndex(),
-		inos:     make(map[nodeKey]uint64),
-		nextIno:  1, // the root is 1
-		files:    make(map[uint64]*fileNode),
-		bySecret: make(map[string][]uint64),
-		dirs:     make(map[string]*dirNode),
+		bySecret: make(map[string][]*fileNode),
 		pins:     make(map[string]func()),
 		seed:     maphash.MakeSeed(),
 	}
@@ -56,142 +48,159 @@ func newRoot(opts Options) *root {
 }
 
 // sum is what a file node keeps of a content it served, to tell whether
-// the next one differs: a 64-bit keyed hash, 8 bytes per file node (a
-// SHA-256 took 32), with a chance of 2^-64 that a change goes unnoticed.
-func (r *root) sum(data []byte) uint64 { return maphash.Bytes(r.seed, data) }
+// the next one differs: a 64-bit keyed hash, never 0 (which stands for no
+// content yet), 8 bytes per file node (a SHA-256 took 32), with a chance of
+// 2^-63 that a change goes unnoticed.
+func (r *root) sum(data []byte) uint64 { return maphash.Bytes(r.seed, data) | 1 }
 
-// nodeKey names a node for its inode number: what it is (entryKind, in the
-// top byte) in the directory with inode number dir (which names that
-// directory's path in turn), and its name there. It holds no path: a key
-// costs the same at any depth, and shares its name with the tree.
-type nodeKey struct {
-	kindDir uint64
-	name    string
+// Inode numbers. A name's inode number is a keyed 63-bit hash of what
+// names it: the inode number of its directory, what it is there
+// (entryKind) and its name. So it is the same for the life of the mount
+// (the key, root.seed, is), also after the kernel forgot the name and
+// looked it up again, and it costs no memory: a table of the numbers given
+// out would have to keep every name ever looked up, since a name the
+// kernel forgot may come back and must get its number again.
+//
+// Two names may hash alike (among the n names of a mount, with a chance of
+// about n²/2^64: 2·10^-10 for 60 000 names). go-fuse tells nodes apart by
+// their whole StableAttr, so the generation (Gen) carries a second,
+// independent hash of the same, and for a file the secret it shows: two
+// names with one inode number stay two nodes, each serving its own file
+// (what such a clash costs is that stat shows them one st_ino, as hard
+// links). The generation also makes a file of another secret at the same
+// path another node, never the one the kernel may still hold for the old
+// secret, as a reused inode number should (see go-fuse's StableAttr). Its
+// low bits are the entry's kind (kindMask), which a file node reads back
+// instead of keeping a field of its own.
+
+// kindMask: the generation's bits that hold the entryKind.
+const kindMask = 3
+
+// ino returns the inode number of the entry of a kind named name in the
+// directory with inode number dir.
+func (r *root) ino(dir uint64, kind entryKind, name string) uint64 {
+	var h maphash.Hash
+	r.hashEntry(&h, dir, kind, name)
+	return inoOf(h.Sum64())
 }
 
-func newNodeKey(dir uint64, kind entryKind, name string) nodeKey {
-	return nodeKey{kindDir: uint64(kind)<<56 | dir, name: name}
+// id returns the identity of the entry of a kind named name in the
+// directory with inode number dir, showing the secret secretID ("" for a
+// directory or a mapped file).
+func (r *root) id(mode uint32, dir uint64, kind entryKind, name, secretID string) gofs.StableAttr {
+	var h maphash.Hash
+	r.hashEntry(&h, dir, kind, name)
+	ino := inoOf(h.Sum64())
+	h.WriteByte(0)
+	h.WriteString(secretID)
+	return gofs.StableAttr{Mode: mode, Ino: ino, Gen: h.Sum64()&^kindMask | uint64(kind)}
 }
 
-// ino returns the inode number of a node, the same for the life of the
-// mount.
-func (r *root) ino(key nodeKey) uint64 {
-	r.inoMu.Lock()
-	defer r.inoMu.Unlock()
-	n, ok := r.inos[key]
-	if !ok {
-		r.nextIno++
-		n = r.nextIno
-		r.inos[key] = n
+func (r *root) hashEntry(h *maphash.Hash, dir uint64, kind entryKind, name string) {
+	h.SetSeed(r.seed)
+	var b [9]byte
+	binary.LittleEndian.PutUint64(b[:8], dir)
+	b[8] = byte(kind)
+	h.Write(b[:])
+	h.WriteString(name)
+}
+
+// inoOf makes a hash an inode number: below 2^63 (go-fuse's own numbers
+// start there), never 0 or 1 (the root).
+func inoOf(h uint64) uint64 {
+	h &^= 1 << 63
+	if h < 2 {
+		h += 2
 	}
-	return n
+	return h
 }
 
-// fileFor returns the node a lookup in parent gives the kernel for the file
-// with identity id showing src, and keeps it registered, so that changes of
-// the secrets it uses reach it, until the kernel forgets it (OnForget); in
-// kernel-cache mode it pins those secrets. The node is live, the one go-fuse
-// has in its tree under the name, if any; else the one registered for the
-// inode number (a concurrent lookup may be giving it to the kernel); else a
-// new one. So there is one node per inode number: go-fuse would keep the
-// node it has and drop any other, which would then never be forgotten.
-func (r *root) fileFor(ctx context.Context, parent *dirNode, id gofs.StableAttr, src source, live *fileNode) *fileNode {
+// fileFor returns the node a lookup gives the kernel for the file f (live:
+// the node go-fuse has in its tree under the name; else new), and keeps it
+// registered, so that changes of the secrets it uses reach it, until the
+// kernel forgets it (OnForget); in kernel-cache mode it pins those secrets.
+// For a new f, it is rather the node registered with the same identity, if
+// any (a concurrent lookup may be giving it to the kernel). So there is one
+// node per identity: go-fuse would keep the node it has and drop any other,
+// which would then never be forgotten.
+func (r *root) fileFor(f *fileNode, live bool) *fileNode {
+	id := f.StableAttr()
+	ids := f.secretIDs()
 	r.nodesMu.Lock()
 	defer r.nodesMu.Unlock()
-	ino := id.Ino
-	f := live
-	if f == nil {
-		f = r.files[ino]
-	}
-	if f == nil || (live == nil && !slices.Equal(f.src.secretIDs(), src.secretIDs())) {
-		f = &fileNode{r: r, src: src}
-		// Before the invalidator can see it.
-		parent.NewInode(ctx, f, id)
-	}
-	old := r.files[ino]
-	if old == f {
-		return f
-	}
-	if old != nil {
-		r.unregisterLocked(ino, old)
-	}
-	r.files[ino] = f
-	for _, id := range f.src.secretIDs() {
-		if !slices.Contains(r.bySecret[id], ino) {
-			r.bySecret[id] = append(r.bySecret[id], ino)
+	if !live {
+		if g := r.registeredLocked(ids[0], id); g != nil {
+			f = g
 		}
-		if r.opts.KernelCache && r.pins[id] == nil {
-			r.pins[id] = r.opts.Store.Pin(id)
+	}
+	for _, sid := range ids {
+		nodes := r.bySecret[sid]
+		// One node per identity: one registered before go-fuse chose f
+		// is not the kernel's.
+		at := slices.IndexFunc(nodes, func(g *fileNode) bool { return g.StableAttr() == id })
+		switch {
+		case at < 0:
+			r.bySecret[sid] = append(nodes, f)
+		case nodes[at] != f:
+			nodes[at] = f
+		}
+		if r.opts.KernelCache && r.pins[sid] == nil {
+			r.pins[sid] = r.opts.Store.Pin(sid)
 		}
 	}
 	return f
+}
+
+// registeredLocked returns the node registered for a secret with identity
+// id, if any.
+func (r *root) registeredLocked(secretID string, id gofs.StableAttr) *fileNode {
+	for _, g := range r.bySecret[secretID] {
+		if g.StableAttr() == id {
+			return g
+		}
+	}
+	return nil
 }
 
 // unregisterFile forgets a file node the kernel forgot. (Should go-fuse
 // give it back to the kernel after all, as a lookup racing with the forget
 // can make it do, the next lookup of its name registers it again.)
 func (r *root) unregisterFile(f *fileNode) {
-	ino := f.StableAttr().Ino
 	r.nodesMu.Lock()
 	defer r.nodesMu.Unlock()
-	if r.files[ino] == f {
-		r.unregisterLocked(ino, f)
-	}
-}
-
-func (r *root) unregisterLocked(ino uint64, f *fileNode) {
-	delete(r.files, ino)
-	for _, id := range f.src.secretIDs() {
-		inos := slices.DeleteFunc(r.bySecret[id], func(n uint64) bool { return n == ino })
-		if len(inos) == 0 {
-			delete(r.bySecret, id)
+	for _, sid := range f.secretIDs() {
+		nodes := slices.DeleteFunc(r.bySecret[sid], func(g *fileNode) bool { return g == f })
+		if len(nodes) == 0 {
+			delete(r.bySecret, sid)
 		} else {
-			r.bySecret[id] = inos
+			r.bySecret[sid] = nodes
 		}
 	}
-}
-
-// dirFor returns the node a lookup in parent gives the kernel for the
-// directory at path with identity id, one per path for the life of the
-// mount, as fileFor does for files: the live one (in go-fuse's tree), else
-// the one registered, else a new one.
-func (r *root) dirFor(ctx context.Context, parent *dirNode, path string, id gofs.StableAttr, live *dirNode) *dirNode {
-	r.nodesMu.Lock()
-	defer r.nodesMu.Unlock()
-	d := live
-	if d == nil {
-		d = r.dirs[path]
-	}
-	if d == nil {
-		d = &dirNode{r: r, path: path}
-		parent.NewInode(ctx, d, id) // before the invalidator can see it
-	}
-	r.dirs[path] = d
-	return d
-}
-
-// registerDir remembers the directory node for its path.
-func (r *root) registerDir(d *dirNode) {
-	r.nodesMu.Lock()
-	r.dirs[d.path] = d
-	r.nodesMu.Unlock()
 }
 
 // filesOf returns the file nodes that use a secret.
 func (r *root) filesOf(id string) []*fileNode {
 	r.nodesMu.Lock()
 	defer r.nodesMu.Unlock()
-	out := make([]*fileNode, 0, len(r.bySecret[id]))
-	for _, ino := range r.bySecret[id] {
-		out = append(out, r.files[ino])
-	}
-	return out
+	return slices.Clone(r.bySecret[id])
 }
 
+// dirAt returns the directory node the kernel holds at path, if any: found
+// in go-fuse's tree, which keeps what the kernel holds (and the parents of
+// it), one map access per segment. The mount keeps no directory nodes of
+// its own: a directory the kernel forgot costs nothing.
 func (r *root) dirAt(path string) *dirNode {
-	r.nodesMu.Lock()
-	defer r.nodesMu.Unlock()
-	return r.dirs[path]
+	d := r.top
+	for rest := path; rest != "" && d != nil; {
+		seg, tail, _ := strings.Cut(rest, "/")
+		ch := d.GetChild(seg)
+		if ch == nil {
+			return nil
+		}
+		d, _ = ch.Operations().(*dirNode)
+		rest = tail
+	}
+	return d
 }
 
 func (r *root) unpinAll() {

@@ -47,9 +47,9 @@ func (f *fileNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 	if attr == xattrRefresh {
 		return f.refreshXattr(ctx, dest)
 	}
-	v, err := f.src.content(ctx)
+	v, err := f.content(ctx)
 	if err != nil {
-		return 0, f.r.toErrno(ctx, err)
+		return 0, f.r().toErrno(ctx, err)
 	}
 	clear(v.Data)
 	s, ok := xattr(v, attr)
