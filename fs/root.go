@@ -21,7 +21,8 @@ type root struct {
 	ix     *index
 	logged onceLogger
 	inval  *invalidator
-	seed   maphash.Seed // of sum and ino
+	seed   maphash.Seed // of sum and of inode numbers
+	genKey maphash.Seed // of generations, independent of seed
 	top    *dirNode     // the mount's top directory; set once by newServer
 
 	nodesMu  sync.Mutex
@@ -39,6 +40,7 @@ func newRoot(opts Options) *root {
 		bySecret: make(map[string][]*fileNode),
 		pins:     make(map[string]func()),
 		seed:     maphash.MakeSeed(),
+		genKey:   maphash.MakeSeed(),
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -63,8 +65,8 @@ func (r *root) sum(data []byte) uint64 { return maphash.Bytes(r.seed, data) | 1 
 //
 // Two names may hash alike (among the n names of a mount, with a chance of
 // about n²/2^64: 2·10^-10 for 60 000 names). go-fuse tells nodes apart by
-// their whole StableAttr, so the generation (Gen) carries a second,
-// independent hash of the same, and for a file the secret it shows: two
+// their whole StableAttr, so the generation (Gen) carries a second hash of
+// the same under another key, and for a file the secret it shows: two
 // names with one inode number stay two nodes, each serving its own file
 // (what such a clash costs is that stat shows them one st_ino, as hard
 // links). The generation also makes a file of another secret at the same
@@ -80,7 +82,7 @@ const kindMask = 3
 // directory with inode number dir.
 func (r *root) ino(dir uint64, kind entryKind, name string) uint64 {
 	var h maphash.Hash
-	r.hashEntry(&h, dir, kind, name)
+	hashEntry(&h, r.seed, dir, kind, name)
 	return inoOf(h.Sum64())
 }
 
@@ -89,15 +91,17 @@ func (r *root) ino(dir uint64, kind entryKind, name string) uint64 {
 // directory or a mapped file).
 func (r *root) id(mode uint32, dir uint64, kind entryKind, name, secretID string) gofs.StableAttr {
 	var h maphash.Hash
-	r.hashEntry(&h, dir, kind, name)
-	ino := inoOf(h.Sum64())
+	hashEntry(&h, r.genKey, dir, kind, name)
 	h.WriteByte(0)
 	h.WriteString(secretID)
-	return gofs.StableAttr{Mode: mode, Ino: ino, Gen: h.Sum64()&^kindMask | uint64(kind)}
+	gen := h.Sum64()&^kindMask | uint64(kind)
+	return gofs.StableAttr{Mode: mode, Ino: r.ino(dir, kind, name), Gen: gen}
 }
 
-func (r *root) hashEntry(h *maphash.Hash, dir uint64, kind entryKind, name string) {
-	h.SetSeed(r.seed)
+// hashEntry writes an entry's directory, kind and name to h, keyed with
+// seed.
+func hashEntry(h *maphash.Hash, seed maphash.Seed, dir uint64, kind entryKind, name string) {
+	h.SetSeed(seed)
 	var b [9]byte
 	binary.LittleEndian.PutUint64(b[:8], dir)
 	b[8] = byte(kind)
