@@ -31,10 +31,11 @@ type Cache struct {
 	listed  map[string]int             // guarded by mu; per listing filter, the secrets its last listing named
 	batch   batcher
 
-	flights singleflight.Group
-	seq     atomic.Uint64 // orders refreshes of one entry
-	stats   counters
-	waiting atomic.Int64 // callers waiting for a flight now
+	flights  singleflight.Group
+	seq      atomic.Uint64 // orders refreshes of one entry
+	listRuns atomic.Uint64 // numbers listing runs (listRun.id)
+	stats    counters
+	waiting  atomic.Int64 // callers waiting for a flight now
 
 	slots slots    // bounds the calls under way (Config.MaxInFlight)
 	pacer pacer    // paces calls after throttling answers
@@ -573,12 +574,13 @@ func (c *Cache) refreshSecret(ctx context.Context, e *secretEntry, cond refreshC
 		c.emit(changes)
 		return err
 	}
-	stages := indexStages(out, e.stages)
+	a := answerOfDescribe(out)
+	stages := indexStages(a.versions, e.stages)
 	changes := diffStages(e.id, e.stages, stages)
 	if !e.described {
 		changes = nil // a first answer moves nothing
 	}
-	c.storeLocked(e, out, stages, now)
+	c.storeLocked(e, a, stages, now, false)
 	var fetch []string
 	for _, stage := range e.tracked {
 		vid := stages[stage]
@@ -599,18 +601,23 @@ func (c *Cache) refreshSecret(ctx context.Context, e *secretEntry, cond refreshC
 	return nil
 }
 
-// storeLocked stores a successful DescribeSecret answer in the entry and
-// schedules its next refresh. Without a Hook only the meta and stages are
-// kept, not the answer.
-func (c *Cache) storeLocked(e *secretEntry, out *secretsmanager.DescribeSecretOutput, stages map[string]string, now time.Time) {
+// storeLocked stores a successful DescribeSecret answer (or, listed, a
+// listing entry) in the entry and schedules its next refresh: see
+// nextRefreshTime and listedRefreshTime. Without a Hook only the meta and
+// stages are kept, not the answer.
+func (c *Cache) storeLocked(e *secretEntry, a answer, stages map[string]string, now time.Time, listed bool) {
 	var stored any
 	if c.cfg.Hook != nil {
-		stored = c.cfg.Hook.Put(out)
+		stored = c.cfg.Hook.Put(a.describeOutput())
 	}
-	e.stored, e.stages, e.meta, e.described = stored, stages, metaOf(out, e.meta), true
+	e.stored, e.stages, e.meta, e.described = stored, stages, metaOf(a, e.meta), true
 	e.err, e.errCount = nil, 0
+	if listed {
+		e.nextRefresh, e.listedExpiry = c.listedRefreshTime(e, now)
+	} else {
+		e.nextRefresh, e.listedExpiry = c.nextRefreshTime(now, e.meta.nextRotation), false
+	}
 	e.refreshedAt = now
-	e.nextRefresh = c.nextRefreshTime(now, e.meta.nextRotation)
 	c.scheduleLocked(e)
 }
 

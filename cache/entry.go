@@ -1,14 +1,15 @@
 package cache
 
 import (
-	"maps"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 )
 
 // secretEntry is the cache's state for one secret id: what it keeps of the
@@ -45,6 +46,21 @@ type secretEntry struct {
 	used        bool           // read since the last refresh started
 	read        bool           // a value was ever asked for
 	evicted     bool           // dropped by the LRU: no longer scheduled
+	// listedExpiry: nextRefresh is a listing's, drawn by listedRefreshTime
+	// after refreshedAt, not shortened by a rotation.
+	listedExpiry bool
+	listedBy     atomic.Uint64 // the latest listing run that named the secret (listRun.id)
+}
+
+// markListed records that listing run id named the secret, unless a later
+// run did already.
+func (e *secretEntry) markListed(id uint64) {
+	for {
+		old := e.listedBy.Load()
+		if old >= id || e.listedBy.CompareAndSwap(old, id) {
+			return
+		}
+	}
 }
 
 // stageVersion says which version a stage was served from.
@@ -221,17 +237,54 @@ func (v *versionEntry) needsFetch(now time.Time) bool {
 	return v.err == nil || !now.Before(v.nextRetry)
 }
 
+// answer is what the cache reads of a DescribeSecret answer, or of the
+// listing entry that stands for one, without copying either: a listing
+// pass that changes nothing then makes nothing per secret.
+type answer struct {
+	arn, name                                  *string
+	deletedDate, nextRotation, lastChangedDate *time.Time
+	tags                                       []types.Tag
+	versions                                   map[string][]string
+	out                                        *secretsmanager.DescribeSecretOutput // the answer, if it is one
+	listed                                     *types.SecretListEntry               // the listing entry, if it is one
+}
+
+func answerOfDescribe(out *secretsmanager.DescribeSecretOutput) answer {
+	return answer{
+		arn: out.ARN, name: out.Name,
+		deletedDate: out.DeletedDate, nextRotation: out.NextRotationDate, lastChangedDate: out.LastChangedDate,
+		tags: out.Tags, versions: out.VersionIdsToStages, out: out,
+	}
+}
+
+func answerOfListed(le *types.SecretListEntry) answer {
+	return answer{
+		arn: le.ARN, name: le.Name,
+		deletedDate: le.DeletedDate, nextRotation: le.NextRotationDate, lastChangedDate: le.LastChangedDate,
+		tags: le.Tags, versions: le.SecretVersionsToStages, listed: le,
+	}
+}
+
+// describeOutput is the DescribeSecret answer, as a Hook receives it: a
+// listing entry's is made on demand.
+func (a answer) describeOutput() *secretsmanager.DescribeSecretOutput {
+	if a.out != nil {
+		return a.out
+	}
+	return describeOfListed(*a.listed)
+}
+
 // indexStages maps each stage to its version id. An answer that says what
 // prev (the entry's map, nil if none) says returns prev itself, so that a
 // listing every few seconds that changes nothing allocates no map per secret.
 // Strings are copies, or prev's own: the SDK cuts an answer's strings out of
 // shared blocks, and one string kept would keep its whole block.
-func indexStages(out *secretsmanager.DescribeSecretOutput, prev map[string]string) map[string]string {
-	if sameStages(out.VersionIdsToStages, prev) {
+func indexStages(versions map[string][]string, prev map[string]string) map[string]string {
+	if sameStages(versions, prev) {
 		return prev
 	}
-	idx := make(map[string]string, len(out.VersionIdsToStages))
-	for vid, stages := range out.VersionIdsToStages {
+	idx := make(map[string]string, len(versions))
+	for vid, stages := range versions {
 		for _, s := range stages {
 			stage := internStage(s)
 			if old, ok := prev[stage]; ok && old == vid {
@@ -291,28 +344,46 @@ func versionForStage(out *secretsmanager.DescribeSecretOutput, stage string) str
 	return ""
 }
 
-func metaOf(out *secretsmanager.DescribeSecretOutput, prev secretMeta) secretMeta {
-	m := secretMeta{deleted: out.DeletedDate != nil}
-	m.arn = keep(prev.arn, aws.ToString(out.ARN))
-	m.name = keep(prev.name, aws.ToString(out.Name))
-	if out.NextRotationDate != nil {
-		m.nextRotation = *out.NextRotationDate
+// metaOf is what an entry keeps of an answer; what prev (the entry's) holds
+// already is kept, not copied again.
+func metaOf(a answer, prev secretMeta) secretMeta {
+	m := secretMeta{deleted: a.deletedDate != nil}
+	m.arn = keep(prev.arn, aws.ToString(a.arn))
+	m.name = keep(prev.name, aws.ToString(a.name))
+	if a.nextRotation != nil {
+		m.nextRotation = *a.nextRotation
 	}
-	if out.LastChangedDate != nil {
-		m.lastChanged = *out.LastChangedDate
+	if a.lastChangedDate != nil {
+		m.lastChanged = *a.lastChangedDate
 	}
-	if len(out.Tags) > 0 {
-		m.tags = make(map[string]string, len(out.Tags))
-		for _, t := range out.Tags {
+	switch {
+	case len(a.tags) == 0:
+	case sameTags(a.tags, prev.tags):
+		m.tags = prev.tags
+	default:
+		m.tags = make(map[string]string, len(a.tags))
+		for _, t := range a.tags {
 			if t.Key != nil {
 				m.tags[strings.Clone(*t.Key)] = strings.Clone(aws.ToString(t.Value))
 			}
 		}
-		if maps.Equal(m.tags, prev.tags) {
-			m.tags = prev.tags
-		}
 	}
 	return m
+}
+
+// sameTags reports whether an answer's tags are those of m.
+func sameTags(tags []types.Tag, m map[string]string) bool {
+	n := 0
+	for _, t := range tags {
+		if t.Key == nil {
+			continue
+		}
+		if v, ok := m[*t.Key]; !ok || v != aws.ToString(t.Value) {
+			return false
+		}
+		n++
+	}
+	return n == len(m)
 }
 
 // keep returns s as a string of its own: old when equal (an entry's string,

@@ -3,7 +3,10 @@ package cache
 import (
 	"context"
 	"testing"
+	"time"
+	"unsafe"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/secretsfs/secretsfs/test/testutil"
@@ -37,4 +40,63 @@ func TestIssue12_Memory_AListingThatChangesNothingKeepsTheEntries(t *testing.T) 
 		t.Fatalf("a listing pass that changes nothing allocates %.0f bytes per secret besides the answer: it rebuilds the entries' state", per)
 	}
 	e.calls(0, n) // the passes asked no value again
+}
+
+// TestIssue12_Listing_AnUnchangedPageCostsNothingPerSecret: a daemon of
+// 10 000 listed secrets applies 100 pages every list interval, nearly all of
+// them saying what the cache holds already. Applying such a page allocates
+// nothing per secret (beyond what the client's answer took) and does not
+// move the secrets in the background schedule: that is work per secret per
+// pass, for nothing, which kept an idle daemon busy.
+func TestIssue12_Listing_AnUnchangedPageCostsNothingPerSecret(t *testing.T) {
+	// The cost of a pass at two sizes, each on one page (no pacing): the
+	// difference per secret is what one more unchanged secret costs,
+	// whatever a pass costs once.
+	type cost struct {
+		allocs, bytes float64
+		fixes         int
+	}
+	pass := func(n int) cost {
+		e := newEnv(t, func(c *Config) { c.RefreshAhead = time.Minute })
+		names := e.putMany(n)
+		e.list(ListFilter{})
+		for _, name := range names {
+			e.str(name)
+		}
+		e.list(ListFilter{})
+		answer := func() {
+			if _, err := e.client.ListSecrets(context.Background(), &secretsmanager.ListSecretsInput{MaxResults: aws.Int32(listPageSize)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		list := func() { e.list(ListFilter{}) }
+		e.c.sched.mu.Lock()
+		fixes := e.c.sched.fixes
+		e.c.sched.mu.Unlock()
+		const runs = 20
+		c := cost{
+			allocs: testing.AllocsPerRun(runs, list) - testing.AllocsPerRun(runs, answer),
+			bytes:  testutil.BytesPerOp(runs, list) - testutil.BytesPerOp(runs, answer),
+		}
+		e.c.sched.mu.Lock()
+		c.fixes = e.c.sched.fixes - fixes
+		e.c.sched.mu.Unlock()
+		e.checkSchedule()
+		e.calls(0, n) // nothing was asked again
+		return c
+	}
+	small, large := pass(40), pass(100)
+	allocs := (large.allocs - small.allocs) / 60
+	bytes := (large.bytes - small.bytes) / 60
+	t.Logf("one more unchanged secret in a listing pass: %.2f allocations, %.0f bytes; schedule moves per pass: %d (40 secrets), %d (100)",
+		allocs, bytes, small.fixes, large.fixes)
+	// What List returns holds a Listed per secret, in one allocation (the
+	// size class rounds it up): that is the caller's, not the apply's.
+	result := float64(unsafe.Sizeof(Listed{})) + 24
+	if allocs > 0.1 || bytes > result {
+		t.Errorf("an unchanged listed secret costs %.2f allocations (%.0f bytes) per pass, want none besides its Listed (%.0f bytes)", allocs, bytes, result)
+	}
+	if small.fixes > 0 || large.fixes > 0 {
+		t.Errorf("unchanged listing passes moved secrets in the background schedule %d and %d times, want none", small.fixes, large.fixes)
+	}
 }

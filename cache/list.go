@@ -264,8 +264,10 @@ func (c *Cache) List(ctx context.Context, f ListFilter) ([]Listed, error) {
 		return nil, fmt.Errorf("list secrets: the client has no ListSecrets: %w", errors.ErrUnsupported)
 	}
 	ctx = backgroundCtx(ctx) // its calls yield to readers'
-	run := &listRun{key: filterKey(f), startSeq: c.seq.Load(), named: make(map[string]struct{})}
-	var out []Listed
+	run := &listRun{key: filterKey(f), id: c.listRuns.Add(1), startSeq: c.seq.Load()}
+	c.mu.Lock()
+	out := make([]Listed, 0, c.listed[run.key]) // as many as last time
+	c.mu.Unlock()
 	pages := 0
 	err := listPages(ctx, f, func(ctx context.Context, in *secretsmanager.ListSecretsInput) (*secretsmanager.ListSecretsOutput, error) {
 		if pages > 0 {
@@ -299,11 +301,13 @@ func (c *Cache) List(ctx context.Context, f ListFilter) ([]Listed, error) {
 
 // listRun is one listing under way.
 type listRun struct {
-	key      string              // the filter's identity, for the size bound
-	startSeq uint64              // refresh sequence when the listing began
-	pageSeq  uint64              // refresh sequence when the current page was asked for
-	named    map[string]struct{} // names and ARNs listed so far
-	count    int                 // secrets listed so far
+	key string // the filter's identity, for the size bound
+	// id orders runs: the entries a run names are marked with it
+	// (secretEntry.listedBy), unless a later run marked them already.
+	id       uint64
+	startSeq uint64 // refresh sequence when the listing began
+	pageSeq  uint64 // refresh sequence when the current page was asked for
+	count    int    // secrets listed so far
 }
 
 // filterKey identifies a filter: listings of one filter replace each other
@@ -322,22 +326,24 @@ func (c *Cache) applyListing(run *listRun, entries []types.SecretListEntry) {
 	)
 	run.count += len(entries)
 	c.growBound(run)
-	for _, le := range entries {
-		name, arn := aws.ToString(le.Name), aws.ToString(le.ARN)
-		run.named[name] = struct{}{}
-		if arn != "" {
-			run.named[arn] = struct{}{}
-		}
-		if le.SecretVersionsToStages == nil {
-			continue // says nothing of versions: leave the secret to DescribeSecret
-		}
-		out := describeOfListed(le)
-		for _, e := range c.listedEntries(name, arn, le.DeletedDate == nil) {
+	for i := range entries {
+		le := &entries[i]
+		a := answerOfListed(le)
+		// A secret that says nothing of versions is left to DescribeSecret.
+		versions := le.SecretVersionsToStages != nil
+		byName, byARN := c.listedEntries(aws.ToString(le.Name), aws.ToString(le.ARN), versions && le.DeletedDate == nil)
+		for _, e := range [2]*secretEntry{byName, byARN} {
+			if e == nil {
+				continue
+			}
+			e.markListed(run.id)
 			e.mu.Lock()
-			ch, f := c.storeListedLocked(e, out, run.pageSeq, now)
+			if versions {
+				var ch []Change
+				ch, fetch = c.storeListedLocked(e, a, run.pageSeq, now, fetch)
+				changes = append(changes, ch...)
+			}
 			e.mu.Unlock()
-			changes = append(changes, ch...)
-			fetch = append(fetch, f...)
 		}
 	}
 	if len(fetch) > 0 {
@@ -348,53 +354,50 @@ func (c *Cache) applyListing(run *listRun, entries []types.SecretListEntry) {
 
 // listedEntries returns the entries a listed secret updates: the one under
 // its name, made if needed and create allows it, and the one under its
-// ARN if cached. Recency is left alone: a listing is no use.
-func (c *Cache) listedEntries(name, arn string, create bool) []*secretEntry {
-	var out []*secretEntry
+// ARN if cached (each nil if none). Recency is left alone: a listing is no
+// use.
+func (c *Cache) listedEntries(name, arn string, create bool) (byName, byARN *secretEntry) {
 	var evicted **secretEntry
 	c.mu.Lock()
 	if e, ok := c.secrets.peek(name); ok {
-		out = append(out, e)
+		byName = e
 	} else if create {
 		c.nextKey++
-		e := newSecretEntry(name, c.nextKey)
-		_, evicted = c.secrets.putIfAbsent(name, e)
-		out = append(out, e)
+		byName = newSecretEntry(name, c.nextKey)
+		_, evicted = c.secrets.putIfAbsent(name, byName)
 	}
 	if e, ok := c.secrets.peek(arn); ok && arn != "" && arn != name {
-		out = append(out, e)
+		byARN = e
 	}
 	c.mu.Unlock()
 	if evicted != nil {
 		c.evict(*evicted)
 	}
-	return out
+	return byName, byARN
 }
 
 // storeListedLocked stores a listed secret's metadata in e, unless the
-// cache already holds a newer word, and returns the stages that moved and
-// the values to fetch for the stages in use.
-func (c *Cache) storeListedLocked(e *secretEntry, out *secretsmanager.DescribeSecretOutput, pageSeq uint64, now time.Time) ([]Change, []fetchItem) {
-	listedChange := aws.ToTime(out.LastChangedDate)
+// cache already holds a newer word, and returns the stages that moved, and
+// fetch with the values to fetch for the stages in use added.
+func (c *Cache) storeListedLocked(e *secretEntry, a answer, pageSeq uint64, now time.Time, fetch []fetchItem) ([]Change, []fetchItem) {
+	listedChange := aws.ToTime(a.lastChangedDate)
 	if e.described {
 		known := e.meta.lastChanged
 		newer := !listedChange.IsZero() && !known.IsZero() && listedChange.After(known)
 		switch {
 		case !listedChange.IsZero() && !known.IsZero() && listedChange.Before(known):
-			return nil, nil // the listing trails what a refresh already saw
+			return nil, fetch // the listing trails what a refresh already saw
 		case e.seq > pageSeq && !newer:
-			return nil, nil // a refresh that started after this page has answered
+			return nil, fetch // a refresh that started after this page has answered
 		}
 	}
-	stages := indexStages(out, e.stages)
+	stages := indexStages(a.versions, e.stages)
 	var changes []Change
 	if e.described {
 		changes = diffStages(e.id, e.stages, stages)
 	}
 	e.force = false
-	c.storeLocked(e, out, stages, now)
-	c.setNextRefreshLocked(e, c.listedRefreshTime(now, e.meta.nextRotation))
-	var fetch []fetchItem
+	c.storeLocked(e, a, stages, now, true)
 	for _, stage := range e.tracked {
 		vid := stages[stage]
 		if vid == "" || e.meta.deleted {
@@ -407,29 +410,33 @@ func (c *Cache) storeListedLocked(e *secretEntry, out *secretsmanager.DescribeSe
 	return changes, fetch
 }
 
-// setNextRefreshLocked moves an entry's expiry to at, after storeLocked
-// set it for a DescribeSecret answer, and its place in the background
-// schedule with it; e is locked.
-func (c *Cache) setNextRefreshLocked(e *secretEntry, at time.Time) {
-	e.nextRefresh = at
-	c.scheduleLocked(e)
-}
-
-// listedRefreshTime is when metadata a listing gave expires: uniformly in
-// [3T/2, 2T] after now (T = SecretRefreshInterval), so that a listing every
-// T keeps a listed secret from needing DescribeSecret even at the end of the
-// background refresh's lead, and no later than RotationGrace after a
-// scheduled rotation still to come.
-func (c *Cache) listedRefreshTime(now, nextRotation time.Time) time.Time {
-	t := int64(c.cfg.SecretRefreshInterval)
-	half := t / 2
-	next := now.Add(time.Duration(t + half + c.rand.Int64N(t-half+1)))
-	if !nextRotation.IsZero() && nextRotation.After(now) {
-		if r := nextRotation.Add(c.cfg.RotationGrace); r.Before(next) {
-			next = r
+// listedRefreshTime is when metadata a listing gave e now expires:
+// uniformly in [3T/2, 2T] after now (T = SecretRefreshInterval), so that a
+// listing every T keeps a listed secret from needing DescribeSecret even at
+// the end of the background refresh's lead, and no later than RotationGrace
+// after a scheduled rotation still to come (e.meta is the listing's). It
+// reports whether the time is a draw, not shortened by a rotation.
+//
+// The draw is made when a listing first vouches for the entry; each later
+// listing keeps its offset and moves it on by the time passed, so that the
+// expiry only ever moves later while listings come: a listing that changes
+// nothing then leaves the entry's place in the background schedule alone
+// (see schedule.set), rather than move it back and forth at random.
+func (c *Cache) listedRefreshTime(e *secretEntry, now time.Time) (time.Time, bool) {
+	var next time.Time
+	if e.listedExpiry && !e.force && e.err == nil && !now.Before(e.refreshedAt) {
+		next = now.Add(e.nextRefresh.Sub(e.refreshedAt))
+	} else {
+		t := int64(c.cfg.SecretRefreshInterval)
+		half := t / 2
+		next = now.Add(time.Duration(t + half + c.rand.Int64N(t-half+1)))
+	}
+	if r := e.meta.nextRotation; !r.IsZero() && r.After(now) {
+		if r = r.Add(c.cfg.RotationGrace); r.Before(next) {
+			return r, false
 		}
 	}
-	return next
+	return next, true
 }
 
 // describeOfListed is the DescribeSecret answer a listing entry stands for.
@@ -487,8 +494,8 @@ func (c *Cache) endListing(run *listRun, f ListFilter) {
 	c.listed[run.key] = run.count
 	c.secrets.max = c.boundLocked()
 	evicted := c.secrets.shrink()
-	c.secrets.each(func(id string, e *secretEntry) {
-		if _, ok := run.named[id]; !ok {
+	c.secrets.each(func(_ string, e *secretEntry) {
+		if e.listedBy.Load() < run.id {
 			gone = append(gone, e)
 		}
 	})
@@ -499,10 +506,11 @@ func (c *Cache) endListing(run *listRun, f ListFilter) {
 	for _, e := range gone {
 		e.mu.Lock()
 		stale := e.described && !e.meta.deleted && e.seq <= run.startSeq && covers(f, e.meta)
-		if _, ok := run.named[e.meta.name]; ok {
+		name := e.meta.name
+		e.mu.Unlock()
+		if stale && name != e.id && c.namedBy(name, run) {
 			stale = false // listed under its name; cached under its ARN
 		}
-		e.mu.Unlock()
 		if !stale {
 			continue
 		}
@@ -513,6 +521,18 @@ func (c *Cache) endListing(run *listRun, f ListFilter) {
 			}
 		})
 	}
+}
+
+// namedBy reports whether the entry cached under id, if any, was named by
+// run or a later listing.
+func (c *Cache) namedBy(id string, run *listRun) bool {
+	c.mu.Lock()
+	e, ok := c.secrets.peek(id)
+	c.mu.Unlock()
+	if !ok {
+		return false
+	}
+	return e.listedBy.Load() >= run.id
 }
 
 // covers reports whether a listing of f would name a secret with this

@@ -50,12 +50,13 @@ type described struct {
 
 // infoOfAnswer is what Info would report of an entry holding this answer.
 func infoOfAnswer(id string, out *secretsmanager.DescribeSecretOutput, at time.Time) SecretInfo {
-	m := metaOf(out, secretMeta{})
+	a := answerOfDescribe(out)
+	m := metaOf(a, secretMeta{})
 	return SecretInfo{
 		SecretID:             id,
 		ARN:                  m.arn,
 		Name:                 m.name,
-		Stages:               indexStages(out, nil),
+		Stages:               indexStages(a.versions, nil),
 		RefreshedAt:          at,
 		ScheduledForDeletion: m.deleted,
 		Tags:                 m.tags,
@@ -68,7 +69,7 @@ func (c *Cache) adopt(id string, out *secretsmanager.DescribeSecretOutput, at ti
 	e := newSecretEntry(id, 0)
 	e.mu.Lock() // not shared yet; locked for the fields' rule
 	e.seq, e.force = seq, false
-	c.storeLocked(e, out, indexStages(out, nil), at)
+	c.storeLocked(e, answerOfDescribe(out), indexStages(out.VersionIdsToStages, nil), at, false)
 	e.mu.Unlock()
 	c.mu.Lock()
 	if _, ok := c.secrets.peek(id); ok {

@@ -12,11 +12,19 @@ import (
 // since the last refresh, a pin, an eviction), so a wake-up of the scheduler
 // looks at the entries that are due and at the heap's top, nothing else,
 // and the scheduler sleeps while nothing is due.
+//
+// An entry whose due time moves later keeps its place: the heap is ordered
+// by each entry's key, which is never later than its due time, and an entry
+// that comes to the top with a later due time is put in its place then. So
+// a listing every few seconds, which moves each listed secret's due time on
+// a little, costs no heap work per secret; an entry moves at most once per
+// time it would have come due.
 
 // schedItem is an entry's place in the schedule; guarded by schedule.mu.
 type schedItem struct {
 	idx  int       // position in the heap; -1 when not in it
 	due  time.Time // when the entry is due, while want
+	key  time.Time // its place in the heap: due, or earlier (see above)
 	want bool      // the entry is in use and has a due time
 	busy bool      // handed to a background refresh: out of the heap until it ends
 }
@@ -27,15 +35,16 @@ type schedule struct {
 	heap    schedHeap // guarded by mu
 	waiting bool      // the scheduler waits for armed (zero: for a nudge); guarded by mu
 	armed   time.Time // guarded by mu
-	// For tests: wake-ups of the scheduler and entries it looked at.
-	wakeups, visits int // guarded by mu
+	// For tests: wake-ups of the scheduler, entries it looked at, and
+	// moves of an entry already in the heap.
+	wakeups, visits, fixes int // guarded by mu
 }
 
 type schedHeap []*secretEntry
 
 func (h schedHeap) Len() int { return len(h) }
 func (h schedHeap) Less(i, j int) bool {
-	return h[i].sched.due.Before(h[j].sched.due)
+	return h[i].sched.key.Before(h[j].sched.key)
 }
 func (h schedHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
@@ -45,6 +54,7 @@ func (h schedHeap) Swap(i, j int) {
 func (h *schedHeap) Push(x any) {
 	e := x.(*secretEntry)
 	e.sched.idx = len(*h)
+	e.sched.key = e.sched.due
 	*h = append(*h, e)
 }
 func (h *schedHeap) Pop() any {
@@ -71,7 +81,11 @@ func (s *schedule) set(e *secretEntry, at time.Time, ok bool) (nudge bool) {
 			heap.Remove(&s.heap, it.idx)
 		}
 		return false
+	case it.idx >= 0 && !at.Before(it.key):
+		return false // later: it moves when it comes to the top
 	case it.idx >= 0:
+		s.fixes++
+		it.key = at
 		heap.Fix(&s.heap, it.idx)
 	default:
 		heap.Push(&s.heap, e)
@@ -85,15 +99,23 @@ func (s *schedule) set(e *secretEntry, at time.Time, ok bool) (nudge bool) {
 func (s *schedule) next(now time.Time) (e *secretEntry, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.heap) > 0 {
+	for len(s.heap) > 0 {
 		s.visits++
 		top := s.heap[0]
+		if top.sched.key.Before(top.sched.due) {
+			// Its due time moved later since it was placed.
+			s.fixes++
+			top.sched.key = top.sched.due
+			heap.Fix(&s.heap, 0)
+			continue
+		}
 		if !top.sched.due.After(now) {
 			heap.Pop(&s.heap)
 			top.sched.busy = true
 			return top, time.Time{}
 		}
 		at = top.sched.due
+		break
 	}
 	s.waiting, s.armed = true, at
 	return nil, at
