@@ -124,7 +124,7 @@ func (c *Cache) fetchVersions(w *batchWork, items []fetchItem) {
 				continue // cached, failed recently, or being fetched already
 			}
 		}
-		if ok && (it.vid == "" || it.vid == it.e.stages[awsCurrent]) {
+		if ok && (it.vid == "" || it.vid == it.e.stages.get(awsCurrent)) {
 			batched = append(batched, it)
 		} else {
 			unclaimLocked(it)
@@ -225,14 +225,14 @@ func (c *Cache) fetchBatch(ctx context.Context, api BatchClient, items []fetchIt
 			// backs off as a failed GetSecretValue would.
 			if it.vid != "" {
 				ve := c.versionLocked(e, it.vid)
-				c.failLocked(&ve.err, &ve.errCount, &ve.nextRetry, err, now)
+				c.failLocked(&ve.fail, err, now)
 			}
 		case got && aws.ToString(v.VersionId) != "" && (it.vid == "" || it.vid == aws.ToString(v.VersionId)):
 			ve := c.versionLocked(e, aws.ToString(v.VersionId))
 			c.storeVersionLocked(ve, valueOfBatch(v), now)
 		case bad && it.vid != "":
 			ve := c.versionLocked(e, it.vid)
-			c.failLocked(&ve.err, &ve.errCount, &ve.nextRetry, batchError(e.id, f), now)
+			c.failLocked(&ve.fail, batchError(e.id, f), now)
 		case it.vid != "":
 			// AWSCURRENT moved on since, or the answer lacks the secret:
 			// fetch the version wanted by its id.
@@ -374,11 +374,11 @@ func (c *Cache) prefetchItems(ids []string, w *batchWork) []fetchItem {
 		e.mu.Lock()
 		switch {
 		case !e.described:
-			if e.err == nil {
+			if e.fail == nil {
 				items = append(items, fetchItem{e: e})
 			}
-		case !e.meta.deleted && e.stages[stage] != "":
-			vid := e.stages[stage]
+		case !e.meta.deleted && e.stages.get(stage) != "":
+			vid := e.stages.get(stage)
 			if ve := c.claimLocked(e, vid, now, w); ve != nil {
 				e.track(stage)
 				items = append(items, fetchItem{e: e, vid: vid, ve: ve})

@@ -249,7 +249,7 @@ func TestIssue12_Batch_ReaderPromotesTheBatchItWaitsFor(t *testing.T) {
 	eventually(t, "the batch's call", func() bool { now, _ := e.client.InFlight(); return now == 1 })
 	ent := e.c.entry(names[3])
 	ent.mu.Lock()
-	ve, _ := ent.versions.peek(ent.stages[awsCurrent])
+	ve, _ := ent.versions.peek(ent.stages.get(awsCurrent))
 	var w *batchWork
 	if ve != nil && ve.busy != nil {
 		w = ve.busy.work

@@ -230,11 +230,7 @@ func (c *Cache) valueOf(secretID, stage string, v secretValue, e *secretEntry, v
 		RefreshedAt: e.refreshedAt,
 		Stale:       stale,
 	}
-	for s, vid := range e.stages {
-		if vid == ve.id {
-			val.Stages = append(val.Stages, s)
-		}
-	}
+	val.Stages = e.stages.stagesOf(ve.id)
 	switch {
 	case v.hasStr:
 		val.Data = []byte(v.str)
@@ -332,7 +328,7 @@ func (c *Cache) lookup(ctx context.Context, id string, want target, extract extr
 			}
 			e.mu.Lock()
 			ve, ok = e.versions.get(vid)
-			if (!ok || !ve.hasValue && ve.err == nil) && attempt < maxLookups {
+			if (!ok || !ve.hasValue && ve.fail == nil) && attempt < maxLookups {
 				// Fetched, then evicted by newer versions before this
 				// reader got to it: the stage has moved on since; look
 				// it up again.
@@ -359,7 +355,7 @@ func (c *Cache) serveLocked(e *secretEntry, stage, vid string, ve *versionEntry,
 		if stage != "" {
 			e.setServed(stage, vid)
 		}
-		return c.extractLocked(ve, e, e.err != nil, extract)
+		return c.extractLocked(ve, e, e.fail != nil, extract)
 	}
 	if last, found := e.servedVersion(stage); found && stage != "" && last != vid {
 		if lv, found := e.versions.get(last); found && lv.hasValue {
@@ -368,8 +364,8 @@ func (c *Cache) serveLocked(e *secretEntry, stage, vid string, ve *versionEntry,
 			return c.extractLocked(lv, e, true, extract)
 		}
 	}
-	if ok && ve.err != nil {
-		return ve.err
+	if ok && ve.fail != nil {
+		return ve.fail.err
 	}
 	return fmt.Errorf("secret %q version %q: no value: %w", e.id, vid, ErrUnavailable)
 }
@@ -403,14 +399,14 @@ func (c *Cache) resolveLocked(e *secretEntry, stage string) (string, error) {
 	}
 	var vid string
 	if c.cfg.Hook != nil {
-		got := c.cfg.Hook.Get(e.stored)
+		got := c.cfg.Hook.Get(e.storedLocked())
 		out, ok := got.(*secretsmanager.DescribeSecretOutput)
 		if !ok || out == nil {
 			return "", fmt.Errorf("secret %q: hook returned %T, want *secretsmanager.DescribeSecretOutput", e.id, got)
 		}
 		vid = versionForStage(out, stage)
 	} else {
-		vid = e.stages[stage]
+		vid = e.stages.get(stage)
 	}
 	if vid == "" {
 		return "", fmt.Errorf("secret %q has no stage %q: %w", e.id, stage, ErrNotFound)
@@ -421,8 +417,8 @@ func (c *Cache) resolveLocked(e *secretEntry, stage string) (string, error) {
 // resolveMetaLocked checks that the entry has usable metadata.
 func (c *Cache) resolveMetaLocked(e *secretEntry) (secretMeta, error) {
 	if !e.described {
-		if e.err != nil {
-			return secretMeta{}, e.err
+		if e.fail != nil {
+			return secretMeta{}, e.fail.err
 		}
 		return secretMeta{}, fmt.Errorf("secret %q: no metadata: %w", e.id, ErrUnavailable)
 	}
@@ -532,7 +528,7 @@ func (c *Cache) refreshSecret(ctx context.Context, e *secretEntry, cond refreshC
 	start := c.clock.Now()
 	e.mu.Lock()
 	if !cond(e, start) {
-		err := e.err
+		err := e.fail.lastErr()
 		e.mu.Unlock()
 		return err
 	}
@@ -561,11 +557,12 @@ func (c *Cache) refreshSecret(ctx context.Context, e *secretEntry, cond refreshC
 		if errors.Is(err, ErrNotFound) && e.described {
 			// The service says the secret is gone: forget its answer.
 			changes = diffStages(e.id, e.stages, nil)
-			e.stored, e.stages, e.described = nil, nil, false
+			e.setStoredLocked(nil)
+			e.stages, e.described = nil, false
 		}
-		c.failLocked(&e.err, &e.errCount, &e.nextRetry, err, now)
+		c.failLocked(&e.fail, err, now)
 		c.scheduleLocked(e)
-		hadValue, retryAt := e.described, e.nextRetry
+		hadValue, retryAt := e.described, e.fail.retry
 		e.mu.Unlock()
 		if hadValue {
 			c.log.Warn("refresh failed; serving the cached value", "secret", e.id, "error", err,
@@ -582,8 +579,8 @@ func (c *Cache) refreshSecret(ctx context.Context, e *secretEntry, cond refreshC
 	}
 	c.storeLocked(e, a, stages, now, false)
 	var fetch []string
-	for _, stage := range e.tracked {
-		vid := stages[stage]
+	for _, u := range e.uses {
+		vid := stages.get(u.stage)
 		if vid == "" {
 			continue
 		}
@@ -605,13 +602,14 @@ func (c *Cache) refreshSecret(ctx context.Context, e *secretEntry, cond refreshC
 // listing entry) in the entry and schedules its next refresh: see
 // nextRefreshTime and listedRefreshTime. Without a Hook only the meta and
 // stages are kept, not the answer.
-func (c *Cache) storeLocked(e *secretEntry, a answer, stages map[string]string, now time.Time, listed bool) {
+func (c *Cache) storeLocked(e *secretEntry, a answer, stages stageVersions, now time.Time, listed bool) {
 	var stored any
 	if c.cfg.Hook != nil {
 		stored = c.cfg.Hook.Put(a.describeOutput())
 	}
-	e.stored, e.stages, e.meta, e.described = stored, stages, metaOf(a, e.meta), true
-	e.err, e.errCount = nil, 0
+	e.setStoredLocked(stored)
+	e.stages, e.meta, e.described = stages, metaOf(a, e.id, e.meta), true
+	e.fail = nil
 	if listed {
 		e.nextRefresh, e.listedExpiry = c.listedRefreshTime(e, now)
 	} else {
@@ -636,12 +634,15 @@ func (c *Cache) nextRefreshTime(now, nextRotation time.Time) time.Time {
 	return next
 }
 
-// failLocked records a failed call and schedules its retry after
-// retryWait(n), n being the failures before it.
-func (c *Cache) failLocked(errp *error, count *int, retry *time.Time, err error, now time.Time) {
-	*errp = err
-	*retry = now.Add(c.retryWait(*count))
-	*count++
+// failLocked records a failed call in *f (made if nil) and schedules its
+// retry after retryWait(n), n being the failures before it.
+func (c *Cache) failLocked(f **failure, err error, now time.Time) {
+	if *f == nil {
+		*f = &failure{}
+	}
+	(*f).err = err
+	(*f).retry = now.Add(c.retryWait((*f).count))
+	(*f).count++
 	c.stats.errors.Add(1)
 }
 
@@ -682,7 +683,7 @@ func (c *Cache) fetchVersion(ctx context.Context, e *secretEntry, vid string) er
 	}
 	if !ve.needsFetch(c.clock.Now()) || ve.busy != nil {
 		// A flight that ended a moment ago fetched it (or failed recently).
-		err := ve.err
+		err := ve.fail.lastErr()
 		e.mu.Unlock()
 		return err
 	}
@@ -708,7 +709,7 @@ func (c *Cache) fetchVersion(ctx context.Context, e *secretEntry, vid string) er
 	defer e.mu.Unlock()
 	ve = c.versionLocked(e, vid) // evicted meanwhile: stored again
 	if err != nil {
-		c.failLocked(&ve.err, &ve.errCount, &ve.nextRetry, err, now)
+		c.failLocked(&ve.fail, err, now)
 		return err
 	}
 	c.storeVersionLocked(ve, out, now)
@@ -743,5 +744,5 @@ func (c *Cache) storeVersionLocked(ve *versionEntry, out *secretsmanager.GetSecr
 		ve.val.str = strings.Clone(ve.val.str)
 	}
 	ve.hasValue, ve.fetchedAt = true, now
-	ve.err, ve.errCount = nil, 0
+	ve.fail = nil
 }

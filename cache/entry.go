@@ -13,43 +13,105 @@ import (
 )
 
 // secretEntry is the cache's state for one secret id: what it keeps of the
-// last DescribeSecret answer, its refresh schedule, and the secret's
-// versions. It is kept small: without a Hook no SDK answer is kept, only
-// what is served, and its lists are made when first needed.
+// last DescribeSecret answer (or listing), its refresh schedule, and the
+// secret's versions. It is kept small, as a daemon holds one per secret:
+// without a Hook no SDK answer is kept, only what is served; stages are a
+// few pairs sharing one string per version id; what only some entries need
+// (a failure, a Hook's answer, a forced refresh) is in a side struct made
+// when first needed; its lists are made when first needed.
 type secretEntry struct {
 	id  string
 	key uint64 // unique per entry, names its single flights
 
 	sched schedItem // guarded by the Cache's schedule.mu
 
+	// listedBy is the latest listing run that named the secret
+	// (listRun.id).
+	listedBy atomic.Uint64
+
 	// All fields below are guarded by the Cache's entry lock for this entry
 	// (mu); versions' fields too.
 	mu          sync.Mutex
-	stored      any               // with a Hook: what Hook.Put returned for the answer
-	meta        secretMeta        // from the raw answer
-	stages      map[string]string // stage -> version id, from the raw answer
-	err         error             // last refresh error; nil after a success
-	errCount    int               // consecutive failed refreshes
-	nextRetry   time.Time         // while err != nil: when to retry
-	nextRefresh time.Time         // while err == nil: when the answer expires
-	refreshedAt time.Time         // last successful refresh
-	seq         uint64            // sequence number of the stored refresh
-	attemptSeq  uint64            // sequence number of the last refresh that called DescribeSecret
-	forcedAt    time.Time         // when the last forced refresh (RefreshNow, RequestRefresh) started
+	meta        secretMeta    // from the raw answer
+	stages      stageVersions // from the raw answer
+	uses        []stageUse    // stages read through this entry
 	versions    versionLRU
-	served      []stageVersion // stage -> version id last served with a value
-	tracked     []string       // stages read through this entry
-	pins        int            // Pin calls not yet undone
-	promote     chan struct{}  // closed when a reader joins the background refresh in flight; nil if none
-	described   bool           // an answer is stored
-	force       bool           // refresh on next use
-	used        bool           // read since the last refresh started
-	read        bool           // a value was ever asked for
-	evicted     bool           // dropped by the LRU: no longer scheduled
+	nextRefresh time.Time     // while fail is nil: when the answer expires
+	refreshedAt time.Time     // last successful refresh
+	seq         uint64        // sequence number of the stored refresh
+	attemptSeq  uint64        // sequence number of the last refresh that called DescribeSecret
+	fail        *failure      // the last refresh's failure; nil after a success
+	rare        *entryRare    // nil until needed
+	promote     chan struct{} // closed when a reader joins the background refresh in flight; nil if none
+	pins        int32         // Pin calls not yet undone
+	described   bool          // an answer is stored
+	force       bool          // refresh on next use
+	used        bool          // read since the last refresh started
+	read        bool          // a value was ever asked for
+	evicted     bool          // dropped by the LRU: no longer scheduled
 	// listedExpiry: nextRefresh is a listing's, drawn by listedRefreshTime
 	// after refreshedAt, not shortened by a rotation.
 	listedExpiry bool
-	listedBy     atomic.Uint64 // the latest listing run that named the secret (listRun.id)
+}
+
+// entryRare is what only some entries need; guarded by the entry's lock.
+type entryRare struct {
+	stored   any       // with a Hook: what Hook.Put returned for the answer
+	forcedAt time.Time // when the last forced refresh (RefreshNow, RequestRefresh) started
+}
+
+// rareLocked returns the entry's side struct, making it if needed.
+func (e *secretEntry) rareLocked() *entryRare {
+	if e.rare == nil {
+		e.rare = &entryRare{}
+	}
+	return e.rare
+}
+
+// storedLocked is what Hook.Put returned for the stored answer, if any.
+func (e *secretEntry) storedLocked() any {
+	if e.rare == nil {
+		return nil
+	}
+	return e.rare.stored
+}
+
+// setStoredLocked keeps what Hook.Put returned (nil: nothing).
+func (e *secretEntry) setStoredLocked(stored any) {
+	if stored != nil || e.rare != nil {
+		e.rareLocked().stored = stored
+	}
+}
+
+// forcedAtLocked is when the last forced refresh started; zero if none.
+func (e *secretEntry) forcedAtLocked() time.Time {
+	if e.rare == nil {
+		return time.Time{}
+	}
+	return e.rare.forcedAt
+}
+
+// failure is the state of an entry (or version) whose last call failed.
+type failure struct {
+	err   error     // the last call's error
+	count int       // consecutive failed calls
+	retry time.Time // when to call again
+}
+
+// lastErr is the failure's error; nil when there is none.
+func (f *failure) lastErr() error {
+	if f == nil {
+		return nil
+	}
+	return f.err
+}
+
+// errCount is the number of consecutive failures; 0 when there is none.
+func (f *failure) errCount() int {
+	if f == nil {
+		return 0
+	}
+	return f.count
 }
 
 // markListed records that listing run id named the secret, unless a later
@@ -63,8 +125,47 @@ func (e *secretEntry) markListed(id uint64) {
 	}
 }
 
-// stageVersion says which version a stage was served from.
+// stageVersion is a stage and the version id it points at.
 type stageVersion struct{ stage, vid string }
+
+// stageVersions maps stages to version ids: a few pairs (typically
+// AWSCURRENT and AWSPREVIOUS), sorted by stage, the pairs of one version
+// sharing its id string. Far smaller than a map.
+type stageVersions []stageVersion
+
+// get returns the version id of a stage; "" if none.
+func (s stageVersions) get(stage string) string {
+	for _, sv := range s {
+		if sv.stage == stage {
+			return sv.vid
+		}
+	}
+	return ""
+}
+
+// stagesOf lists the stages pointing at version vid.
+func (s stageVersions) stagesOf(vid string) []string {
+	var out []string
+	for _, sv := range s {
+		if sv.vid == vid {
+			out = append(out, sv.stage)
+		}
+	}
+	return out
+}
+
+// toMap returns the pairs as a map of the caller's.
+func (s stageVersions) toMap() map[string]string {
+	m := make(map[string]string, len(s))
+	for _, sv := range s {
+		m[sv.stage] = sv.vid
+	}
+	return m
+}
+
+// stageUse is a stage read through an entry, and the version it was last
+// served from ("" until a value was served).
+type stageUse struct{ stage, served string }
 
 // secretMeta is what the cache keeps of a DescribeSecret answer besides the
 // stages: nothing secret.
@@ -79,16 +180,14 @@ type secretMeta struct {
 // versionEntry is one version's value. Versions are immutable, so a value
 // once fetched is never fetched again.
 type versionEntry struct {
-	id        string
+	id        string      // the entry's stages' own string for it
 	stored    any         // with a Hook: what Hook.Put returned for the answer
 	val       secretValue // without a Hook: the value
-	hasValue  bool        // stored or val holds the answer's value
 	created   time.Time
 	fetchedAt time.Time
-	err       error
-	errCount  int
-	nextRetry time.Time
-	busy      *claim // while a fetch of the value is under way
+	fail      *failure // the last fetch's failure; nil after a success
+	busy      *claim   // while a fetch of the value is under way
+	hasValue  bool     // stored or val holds the answer's value
 }
 
 // secretValue is a version's value as it is served: the answer's
@@ -114,47 +213,51 @@ func valueOfAnswer(out *secretsmanager.GetSecretValueOutput) secretValue {
 
 func newSecretEntry(id string, key uint64) *secretEntry {
 	return &secretEntry{
-		id:       id,
-		key:      key,
-		force:    true,
-		sched:    schedItem{idx: -1},
-		versions: versionLRU{max: versionCacheSize},
+		id:    id,
+		key:   key,
+		force: true,
+		sched: schedItem{idx: -1},
 	}
+}
+
+// use returns the entry's record of a stage read through it, if any.
+func (e *secretEntry) use(stage string) *stageUse {
+	for i := range e.uses {
+		if e.uses[i].stage == stage {
+			return &e.uses[i]
+		}
+	}
+	return nil
 }
 
 // track records that a stage is read through the entry.
 func (e *secretEntry) track(stage string) {
-	if !slices.Contains(e.tracked, stage) {
-		e.tracked = append(e.tracked, stage)
+	if e.use(stage) == nil {
+		e.uses = append(e.uses, stageUse{stage: internStage(stage)})
 	}
 }
 
 // servedVersion tells which version a stage was last served from.
 func (e *secretEntry) servedVersion(stage string) (string, bool) {
-	for _, sv := range e.served {
-		if sv.stage == stage {
-			return sv.vid, true
-		}
+	if u := e.use(stage); u != nil && u.served != "" {
+		return u.served, true
 	}
 	return "", false
 }
 
 // setServed records that a stage was served from version vid.
 func (e *secretEntry) setServed(stage, vid string) {
-	for i := range e.served {
-		if e.served[i].stage == stage {
-			e.served[i].vid = vid
-			return
-		}
+	if u := e.use(stage); u != nil {
+		u.served = vid
+		return
 	}
-	e.served = append(e.served, stageVersion{stage, vid})
+	e.uses = append(e.uses, stageUse{stage: internStage(stage), served: vid})
 }
 
 // versionLRU is a secret's versions, most recently used first: the rules of
 // lru, in a slice, as a secret holds one or two versions and at most
 // versionCacheSize. It is not safe for concurrent use.
 type versionLRU struct {
-	max   int
 	items []*versionEntry
 }
 
@@ -193,7 +296,7 @@ func (l *versionLRU) putIfAbsent(vid string, v *versionEntry) (inserted bool, ev
 	if l.find(vid) >= 0 {
 		return false, nil
 	}
-	if len(l.items) < l.max {
+	if len(l.items) < versionCacheSize {
 		l.items = append(l.items, nil)
 	} else {
 		old := l.items[len(l.items)-1]
@@ -221,8 +324,8 @@ func (e *secretEntry) needsRefresh(now time.Time) bool {
 	switch {
 	case e.force:
 		return true
-	case e.err != nil:
-		return !now.Before(e.nextRetry)
+	case e.fail != nil:
+		return !now.Before(e.fail.retry)
 	default:
 		return !now.Before(e.nextRefresh)
 	}
@@ -234,7 +337,7 @@ func (v *versionEntry) needsFetch(now time.Time) bool {
 	if v.hasValue {
 		return false
 	}
-	return v.err == nil || !now.Before(v.nextRetry)
+	return v.fail == nil || !now.Before(v.fail.retry)
 }
 
 // answer is what the cache reads of a DescribeSecret answer, or of the
@@ -274,42 +377,63 @@ func (a answer) describeOutput() *secretsmanager.DescribeSecretOutput {
 	return describeOfListed(*a.listed)
 }
 
-// indexStages maps each stage to its version id. An answer that says what
-// prev (the entry's map, nil if none) says returns prev itself, so that a
-// listing every few seconds that changes nothing allocates no map per secret.
-// Strings are copies, or prev's own: the SDK cuts an answer's strings out of
-// shared blocks, and one string kept would keep its whole block.
-func indexStages(versions map[string][]string, prev map[string]string) map[string]string {
+// indexStages pairs each stage with its version id. An answer that says
+// what prev (the entry's, nil if none) says returns prev itself, so that a
+// listing every few seconds that changes nothing makes nothing per secret.
+// Strings are copies, or prev's own, one per version id: the SDK cuts an
+// answer's strings out of shared blocks, and one string kept would keep its
+// whole block.
+func indexStages(versions map[string][]string, prev stageVersions) stageVersions {
 	if sameStages(versions, prev) {
 		return prev
 	}
-	idx := make(map[string]string, len(versions))
+	n := 0
+	for _, stages := range versions {
+		n += len(stages)
+	}
+	idx := make(stageVersions, 0, n)
 	for vid, stages := range versions {
-		for _, s := range stages {
-			stage := internStage(s)
-			if old, ok := prev[stage]; ok && old == vid {
-				idx[stage] = old
-				continue
+		own := ""
+		for _, sv := range prev {
+			if sv.vid == vid {
+				own = sv.vid
+				break
 			}
+		}
+		if own == "" {
+			own = strings.Clone(vid)
+		}
+		for _, s := range stages {
+			if idx.get(s) != "" {
+				continue // named twice: the service does not
+			}
+			stage := internStage(s)
 			if stage == s {
 				stage = strings.Clone(s)
+				for _, sv := range prev {
+					if sv.stage == s {
+						stage = sv.stage
+						break
+					}
+				}
 			}
-			idx[stage] = strings.Clone(vid)
+			idx = append(idx, stageVersion{stage: stage, vid: own})
 		}
 	}
+	slices.SortFunc(idx, func(a, b stageVersion) int { return strings.Compare(a.stage, b.stage) })
 	return idx
 }
 
 // sameStages reports whether an answer's versions and stages are those of
 // idx.
-func sameStages(versions map[string][]string, idx map[string]string) bool {
+func sameStages(versions map[string][]string, idx stageVersions) bool {
 	if idx == nil {
 		return false
 	}
 	n := 0
 	for vid, stages := range versions {
 		for _, s := range stages {
-			if got, ok := idx[s]; !ok || got != vid {
+			if got := idx.get(s); got == "" || got != vid {
 				return false
 			}
 			n++
@@ -346,10 +470,10 @@ func versionForStage(out *secretsmanager.DescribeSecretOutput, stage string) str
 
 // metaOf is what an entry keeps of an answer; what prev (the entry's) holds
 // already is kept, not copied again.
-func metaOf(a answer, prev secretMeta) secretMeta {
+func metaOf(a answer, id string, prev secretMeta) secretMeta {
 	m := secretMeta{deleted: a.deletedDate != nil}
-	m.arn = keep(prev.arn, aws.ToString(a.arn))
-	m.name = keep(prev.name, aws.ToString(a.name))
+	m.arn = keepAs(id, prev.arn, aws.ToString(a.arn))
+	m.name = keepAs(id, prev.name, aws.ToString(a.name))
 	if a.nextRotation != nil {
 		m.nextRotation = *a.nextRotation
 	}
@@ -393,4 +517,13 @@ func keep(old, s string) string {
 		return old
 	}
 	return strings.Clone(s)
+}
+
+// keepAs is keep, giving the entry's id itself when s is the same string
+// (a secret cached under its name, or its ARN), rather than a copy.
+func keepAs(id, old, s string) string {
+	if s == id {
+		return id
+	}
+	return keep(old, s)
 }

@@ -90,16 +90,16 @@ func (s *subscriber) run() {
 }
 
 // diffStages lists the stages whose version differs between two answers.
-func diffStages(id string, old, new map[string]string) []Change {
+func diffStages(id string, old, new stageVersions) []Change {
 	var out []Change
-	for stage, ov := range old {
-		if nv := new[stage]; nv != ov {
-			out = append(out, Change{SecretID: id, Stage: stage, OldVersionID: ov, NewVersionID: nv})
+	for _, o := range old {
+		if nv := new.get(o.stage); nv != o.vid {
+			out = append(out, Change{SecretID: id, Stage: o.stage, OldVersionID: o.vid, NewVersionID: nv})
 		}
 	}
-	for stage, nv := range new {
-		if _, ok := old[stage]; !ok {
-			out = append(out, Change{SecretID: id, Stage: stage, NewVersionID: nv})
+	for _, n := range new {
+		if old.get(n.stage) == "" {
+			out = append(out, Change{SecretID: id, Stage: n.stage, NewVersionID: n.vid})
 		}
 	}
 	return out

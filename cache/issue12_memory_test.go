@@ -2,12 +2,17 @@ package cache
 
 import (
 	"context"
+	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/secretsfs/secretsfs/cache/cachetest"
 
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
@@ -98,5 +103,105 @@ func TestIssue12_Listing_AnUnchangedPageCostsNothingPerSecret(t *testing.T) {
 	}
 	if small.fixes > 0 || large.fixes > 0 {
 		t.Errorf("unchanged listing passes moved secrets in the background schedule %d and %d times, want none", small.fixes, large.fixes)
+	}
+}
+
+// freshLister is freshClient that also lists, with fresh strings in every
+// page, as the SDK's decoding gives them.
+type freshLister struct{ freshClient }
+
+func (f freshLister) ListSecrets(ctx context.Context, in *secretsmanager.ListSecretsInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.ListSecretsOutput, error) {
+	out, err := f.Client.ListSecrets(ctx, in, opts...)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out.SecretList {
+		le := &out.SecretList[i]
+		arn, name := strings.Clone(*le.ARN), strings.Clone(*le.Name)
+		le.ARN, le.Name = &arn, &name
+		m := make(map[string][]string, len(le.SecretVersionsToStages))
+		for vid, stages := range le.SecretVersionsToStages {
+			fresh := make([]string, len(stages))
+			for i, s := range stages {
+				fresh[i] = strings.Clone(s)
+			}
+			m[strings.Clone(vid)] = fresh
+		}
+		le.SecretVersionsToStages = m
+	}
+	return out, nil
+}
+
+// listPaced lists through c, moving the fake clock over the pauses between
+// pages.
+func listPaced(t *testing.T, c *Cache, clock *cachetest.Clock) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.List(context.Background(), ListFilter{})
+		done <- err
+	}()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
+		default:
+		}
+		if clock.Waiters() > 0 {
+			clock.Advance(listPageGap)
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestIssue12_Memory_StatePerListedSecretIsSmall: in listing mode, with
+// background refresh on, as the daemon runs, a secret listed (AWSCURRENT
+// and AWSPREVIOUS) and read costs the cache little besides its value: what
+// it holds (name, ARN, a version id per version, two stages) and a small
+// fixed part, not maps, copies and fields for what happens rarely (errors,
+// forced refreshes, hooks).
+func TestIssue12_Memory_StatePerListedSecretIsSmall(t *testing.T) {
+	const n = 2000
+	fake := cachetest.NewClient()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("team/app-%05d", i)
+		fake.PutString(ids[i], "old")
+		fake.PutString(ids[i], fmt.Sprintf("%016d", i)) // AWSPREVIOUS moves to "old"
+	}
+	clock := cachetest.NewClock(t0)
+	cfg := DefaultConfig()
+	cfg.MaxCacheSize = 10 // the listing makes room for what it names
+	cfg.Clock = clock
+	cfg.Rand = &cachetest.Rand{Fn: maxRand}
+	c, err := New(freshLister{freshClient{fake}}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	before := heapInUse()
+	listPaced(t, c, clock)
+	for _, id := range ids {
+		if _, err := c.GetSecretString(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	listPaced(t, c, clock) // and a pass that changes nothing
+	after := heapInUse()
+	runtime.KeepAlive(c)
+	// What the secret holds: its value (16 bytes), name (14), ARN (70)
+	// and version ids ("v" and a number), each in its size class.
+	held := int64(16 + 16 + 80 + 2*8)
+	per := int64(after-before)/n - held
+	t.Logf("heap per listed and read secret: %d bytes besides the %d it holds", per, held)
+	if per > 950 {
+		t.Fatalf("each listed and read secret costs %d bytes besides what it holds", per)
+	}
+	if got := fake.Calls(opD); got != 0 {
+		t.Fatalf("%d DescribeSecret calls for listed secrets", got)
 	}
 }

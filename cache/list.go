@@ -398,8 +398,8 @@ func (c *Cache) storeListedLocked(e *secretEntry, a answer, pageSeq uint64, now 
 	}
 	e.force = false
 	c.storeLocked(e, a, stages, now, true)
-	for _, stage := range e.tracked {
-		vid := stages[stage]
+	for _, u := range e.uses {
+		vid := stages.get(u.stage)
 		if vid == "" || e.meta.deleted {
 			continue
 		}
@@ -424,7 +424,7 @@ func (c *Cache) storeListedLocked(e *secretEntry, a answer, pageSeq uint64, now 
 // (see schedule.set), rather than move it back and forth at random.
 func (c *Cache) listedRefreshTime(e *secretEntry, now time.Time) (time.Time, bool) {
 	var next time.Time
-	if e.listedExpiry && !e.force && e.err == nil && !now.Before(e.refreshedAt) {
+	if e.listedExpiry && !e.force && e.fail == nil && !now.Before(e.refreshedAt) {
 		next = now.Add(e.nextRefresh.Sub(e.refreshedAt))
 	} else {
 		t := int64(c.cfg.SecretRefreshInterval)

@@ -51,12 +51,12 @@ type described struct {
 // infoOfAnswer is what Info would report of an entry holding this answer.
 func infoOfAnswer(id string, out *secretsmanager.DescribeSecretOutput, at time.Time) SecretInfo {
 	a := answerOfDescribe(out)
-	m := metaOf(a, secretMeta{})
+	m := metaOf(a, id, secretMeta{})
 	return SecretInfo{
 		SecretID:             id,
 		ARN:                  m.arn,
 		Name:                 m.name,
-		Stages:               indexStages(a.versions, nil),
+		Stages:               indexStages(a.versions, nil).toMap(),
 		RefreshedAt:          at,
 		ScheduledForDeletion: m.deleted,
 		Tags:                 m.tags,

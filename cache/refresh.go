@@ -44,7 +44,8 @@ func (c *Cache) RequestRefresh(ctx context.Context, secretID string, req Refresh
 	after := c.seq.Load()
 	window := c.cfg.ForceRefreshMinInterval
 	return c.forceRefresh(ctx, e, req.CutBackoff, func(e *secretEntry, now time.Time) bool {
-		return e.attemptSeq > after || !e.forcedAt.IsZero() && now.Sub(e.forcedAt) < window
+		forcedAt := e.forcedAtLocked()
+		return e.attemptSeq > after || !forcedAt.IsZero() && now.Sub(forcedAt) < window
 	})
 }
 
@@ -61,17 +62,17 @@ const maxForcedFlights = 3
 func (c *Cache) forceRefresh(ctx context.Context, e *secretEntry, cutBackoff bool, done refreshCond) error {
 	now := c.clock.Now()
 	e.mu.Lock()
-	if len(e.tracked) == 0 {
+	if len(e.uses) == 0 {
 		e.track(c.cfg.DefaultVersionStage)
 	}
 	var wait time.Time
-	if e.err != nil && now.Before(e.nextRetry) {
+	if e.fail != nil && now.Before(e.fail.retry) {
 		if !cutBackoff {
-			err := e.err
+			err := e.fail.err
 			e.mu.Unlock()
 			return err
 		}
-		wait = e.nextRetry
+		wait = e.fail.retry
 		if limit := now.Add(c.cfg.ForceRefreshMaxWait); limit.Before(wait) {
 			wait = limit
 		}
@@ -91,7 +92,7 @@ func (c *Cache) forceRefresh(ctx context.Context, e *secretEntry, cutBackoff boo
 		if done(e, now) {
 			return false
 		}
-		e.forcedAt = now
+		e.rareLocked().forcedAt = now
 		return true
 	}
 	for range maxForcedFlights {
@@ -107,7 +108,7 @@ func (c *Cache) forceRefresh(ctx context.Context, e *secretEntry, cutBackoff boo
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.err
+	return e.fail.lastErr()
 }
 
 // Pin keeps a secret refreshed in the background even when nobody reads it
@@ -141,14 +142,14 @@ func (c *Cache) Pin(secretID string) (unpin func()) {
 // when it is asked for again.
 func (c *Cache) backgroundTimeLocked(e *secretEntry) (time.Time, bool) {
 	switch {
-	case e.err != nil && (e.read || e.pins > 0):
-		return e.nextRetry, true
+	case e.fail != nil && (e.read || e.pins > 0):
+		return e.fail.retry, true
 	case !e.used && e.pins == 0:
 		return time.Time{}, false
 	case e.force:
 		return time.Time{}, true
-	case e.err != nil:
-		return e.nextRetry, true
+	case e.fail != nil:
+		return e.fail.retry, true
 	case !e.nextRefresh.After(e.refreshedAt):
 		// A zero refresh interval: every read refreshes; nothing to do ahead.
 		return time.Time{}, false

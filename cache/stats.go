@@ -110,21 +110,18 @@ func (c *Cache) Info(secretID string) (info SecretInfo, ok bool) {
 		SecretID:             secretID,
 		ARN:                  e.meta.arn,
 		Name:                 e.meta.name,
-		Stages:               make(map[string]string, len(e.stages)),
+		Stages:               e.stages.toMap(),
 		RefreshedAt:          e.refreshedAt,
 		NextRefresh:          e.nextRefresh,
-		Stale:                e.err != nil && e.described,
-		LastError:            e.err,
-		ErrorCount:           e.errCount,
+		Stale:                e.fail != nil && e.described,
+		LastError:            e.fail.lastErr(),
+		ErrorCount:           e.fail.errCount(),
 		ScheduledForDeletion: e.meta.deleted,
 		Read:                 e.read,
 		Pinned:               e.pins > 0,
 	}
-	if e.err != nil {
-		info.NextRefresh = e.nextRetry
-	}
-	for s, v := range e.stages {
-		info.Stages[s] = v
+	if e.fail != nil {
+		info.NextRefresh = e.fail.retry
 	}
 	if len(e.meta.tags) > 0 {
 		info.Tags = make(map[string]string, len(e.meta.tags))
@@ -134,7 +131,7 @@ func (c *Cache) Info(secretID string) (info SecretInfo, ok bool) {
 	}
 	e.versions.each(func(_ string, v *versionEntry) {
 		info.Versions = append(info.Versions, VersionInfo{
-			VersionID: v.id, CreatedDate: v.created, FetchedAt: v.fetchedAt, LastError: v.err,
+			VersionID: v.id, CreatedDate: v.created, FetchedAt: v.fetchedAt, LastError: v.fail.lastErr(),
 		})
 	})
 	return info, true
