@@ -377,7 +377,7 @@ func (c *Cache) prefetchItems(ids []string, w *batchWork) []fetchItem {
 			if e.fail == nil {
 				items = append(items, fetchItem{e: e})
 			}
-		case !e.meta.deleted && e.stages.get(stage) != "":
+		case !e.deleted && e.stages.get(stage) != "":
 			vid := e.stages.get(stage)
 			if ve := c.claimLocked(e, vid, now, w); ve != nil {
 				e.track(stage)

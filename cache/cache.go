@@ -21,13 +21,14 @@ type Cache struct {
 	client Client
 	cfg    Config
 	clock  Clock
+	epoch  time.Time // the clock's time when built: stamps count from it
 	rand   Rand
 	log    *slog.Logger
 	obs    Observer
 
 	mu      sync.Mutex
 	secrets *lru[string, *secretEntry] // guarded by mu
-	nextKey uint64                     // guarded by mu
+	nextKey uint32                     // guarded by mu; wraps after 4 billion entries made
 	listed  map[string]int             // guarded by mu; per listing filter, the secrets its last listing named
 	batch   batcher
 
@@ -85,6 +86,7 @@ func New(client Client, cfg Config) (*Cache, error) {
 	if c.clock == nil {
 		c.clock = systemClock{}
 	}
+	c.epoch = c.clock.Now()
 	if c.rand == nil {
 		c.rand = globalRand{}
 	}
@@ -225,9 +227,9 @@ func (c *Cache) valueOf(secretID, stage string, v secretValue, e *secretEntry, v
 		Name:        e.meta.name,
 		Stage:       stage,
 		VersionID:   ve.id,
-		CreatedDate: ve.created,
-		FetchedAt:   ve.fetchedAt,
-		RefreshedAt: e.refreshedAt,
+		CreatedDate: ve.created.time(),
+		FetchedAt:   c.timeOf(ve.fetchedAt),
+		RefreshedAt: c.timeOf(e.refreshedAt),
 		Stale:       stale,
 	}
 	val.Stages = e.stages.stagesOf(ve.id)
@@ -294,10 +296,10 @@ func (c *Cache) lookup(ctx context.Context, id string, want target, extract extr
 			e.read = true
 			c.scheduleLocked(e) // a secret in error is now retried in the background
 		}
-		if e.needsRefresh(now) {
+		if c.needsRefresh(e, now) {
 			e.mu.Unlock()
 			waited = true
-			if err := c.waitFlight(ctx, c.secretFlight(e, (*secretEntry).needsRefresh)); err != nil && ctx.Err() != nil {
+			if err := c.waitFlight(ctx, c.secretFlight(e, c.needsRefresh)); err != nil && ctx.Err() != nil {
 				return fmt.Errorf("read %q: %w", id, ctx.Err())
 			}
 			e.mu.Lock()
@@ -422,7 +424,7 @@ func (c *Cache) resolveMetaLocked(e *secretEntry) (secretMeta, error) {
 		}
 		return secretMeta{}, fmt.Errorf("secret %q: no metadata: %w", e.id, ErrUnavailable)
 	}
-	if e.meta.deleted {
+	if e.deleted {
 		return secretMeta{}, fmt.Errorf("secret %q is scheduled for deletion: %w", e.id, ErrNotFound)
 	}
 	return e.meta, nil
@@ -497,14 +499,14 @@ func (c *Cache) promote(e *secretEntry) {
 	e.mu.Unlock()
 }
 
-func (e *secretEntry) flightKey() string { return "s" + strconv.FormatUint(e.key, 10) }
+func (e *secretEntry) flightKey() string { return "s" + strconv.FormatUint(uint64(e.key), 10) }
 
 // versionFlight starts, or joins, the fetch of a version's value. ctx says
 // whose work a flight started here is: background (see backgroundFlight)
 // or foreground, then bounded by Config.FetchTimeout.
 func (c *Cache) versionFlight(ctx context.Context, e *secretEntry, vid string) <-chan singleflight.Result {
 	bg := isBackground(ctx)
-	ch := c.flights.DoChan("v"+strconv.FormatUint(e.key, 10)+"/"+vid, func() (any, error) {
+	ch := c.flights.DoChan("v"+strconv.FormatUint(uint64(e.key), 10)+"/"+vid, func() (any, error) {
 		ctx := ctx
 		if !bg {
 			var cancel context.CancelFunc
@@ -609,13 +611,15 @@ func (c *Cache) storeLocked(e *secretEntry, a answer, stages stageVersions, now 
 	}
 	e.setStoredLocked(stored)
 	e.stages, e.meta, e.described = stages, metaOf(a, e.id, e.meta), true
+	e.deleted = a.deletedDate != nil
 	e.fail = nil
+	var next time.Time
 	if listed {
-		e.nextRefresh, e.listedExpiry = c.listedRefreshTime(e, now)
+		next, e.listedExpiry = c.listedRefreshTime(e, now)
 	} else {
-		e.nextRefresh, e.listedExpiry = c.nextRefreshTime(now, e.meta.nextRotation), false
+		next, e.listedExpiry = c.nextRefreshTime(now, e.meta.nextRotation.time()), false
 	}
-	e.refreshedAt = now
+	e.nextRefresh, e.refreshedAt = c.stamp(next), c.stamp(now)
 	c.scheduleLocked(e)
 }
 
@@ -733,7 +737,7 @@ func (c *Cache) versionLocked(e *secretEntry, vid string) *versionEntry {
 // Without a Hook only the value is kept, not the answer.
 func (c *Cache) storeVersionLocked(ve *versionEntry, out *secretsmanager.GetSecretValueOutput, now time.Time) {
 	if out.CreatedDate != nil {
-		ve.created = *out.CreatedDate
+		ve.created = wallOf(out.CreatedDate)
 	}
 	if c.cfg.Hook != nil {
 		ve.stored = c.cfg.Hook.Put(out)
@@ -743,6 +747,6 @@ func (c *Cache) storeVersionLocked(ve *versionEntry, out *secretsmanager.GetSecr
 		// shared with other strings of the answer (see indexStages).
 		ve.val.str = strings.Clone(ve.val.str)
 	}
-	ve.hasValue, ve.fetchedAt = true, now
+	ve.hasValue, ve.fetchedAt = true, c.stamp(now)
 	ve.fail = nil
 }

@@ -20,8 +20,7 @@ import (
 // (a failure, a Hook's answer, a forced refresh) is in a side struct made
 // when first needed; its lists are made when first needed.
 type secretEntry struct {
-	id  string
-	key uint64 // unique per entry, names its single flights
+	id string
 
 	sched schedItem // guarded by the Cache's schedule.mu
 
@@ -36,14 +35,16 @@ type secretEntry struct {
 	stages      stageVersions // from the raw answer
 	uses        []stageUse    // stages read through this entry
 	versions    versionLRU
-	nextRefresh time.Time     // while fail is nil: when the answer expires
-	refreshedAt time.Time     // last successful refresh
+	nextRefresh stamp         // while fail is nil: when the answer expires
+	refreshedAt stamp         // last successful refresh
 	seq         uint64        // sequence number of the stored refresh
 	attemptSeq  uint64        // sequence number of the last refresh that called DescribeSecret
 	fail        *failure      // the last refresh's failure; nil after a success
 	rare        *entryRare    // nil until needed
 	promote     chan struct{} // closed when a reader joins the background refresh in flight; nil if none
+	key         uint32        // unique per live entry, names its single flights; set once
 	pins        int32         // Pin calls not yet undone
+	deleted     bool          // scheduled for deletion
 	described   bool          // an answer is stored
 	force       bool          // refresh on next use
 	used        bool          // read since the last refresh started
@@ -171,9 +172,8 @@ type stageUse struct{ stage, served string }
 // stages: nothing secret.
 type secretMeta struct {
 	arn, name    string
-	deleted      bool      // scheduled for deletion
-	nextRotation time.Time // zero when none
-	lastChanged  time.Time // LastChangedDate; zero when not given
+	nextRotation wallTime // zero when none
+	lastChanged  wallTime // LastChangedDate; zero when not given
 	tags         map[string]string
 }
 
@@ -183,8 +183,8 @@ type versionEntry struct {
 	id        string      // the entry's stages' own string for it
 	stored    any         // with a Hook: what Hook.Put returned for the answer
 	val       secretValue // without a Hook: the value
-	created   time.Time
-	fetchedAt time.Time
+	created   wallTime
+	fetchedAt stamp
 	fail      *failure // the last fetch's failure; nil after a success
 	busy      *claim   // while a fetch of the value is under way
 	hasValue  bool     // stored or val holds the answer's value
@@ -211,7 +211,7 @@ func valueOfAnswer(out *secretsmanager.GetSecretValueOutput) secretValue {
 	return v
 }
 
-func newSecretEntry(id string, key uint64) *secretEntry {
+func newSecretEntry(id string, key uint32) *secretEntry {
 	return &secretEntry{
 		id:    id,
 		key:   key,
@@ -320,14 +320,15 @@ func (l *versionLRU) each(f func(string, *versionEntry)) {
 // needsRefresh reports whether the secret's metadata must be asked for
 // again: on first use or when forced; while in error, once the retry time
 // has come (the refresh interval is ignored then); otherwise once expired.
-func (e *secretEntry) needsRefresh(now time.Time) bool {
+// The entry is locked.
+func (c *Cache) needsRefresh(e *secretEntry, now time.Time) bool {
 	switch {
 	case e.force:
 		return true
 	case e.fail != nil:
 		return !now.Before(e.fail.retry)
 	default:
-		return !now.Before(e.nextRefresh)
+		return c.stamp(now) >= e.nextRefresh
 	}
 }
 
@@ -471,15 +472,10 @@ func versionForStage(out *secretsmanager.DescribeSecretOutput, stage string) str
 // metaOf is what an entry keeps of an answer; what prev (the entry's) holds
 // already is kept, not copied again.
 func metaOf(a answer, id string, prev secretMeta) secretMeta {
-	m := secretMeta{deleted: a.deletedDate != nil}
+	var m secretMeta
 	m.arn = keepAs(id, prev.arn, aws.ToString(a.arn))
 	m.name = keepAs(id, prev.name, aws.ToString(a.name))
-	if a.nextRotation != nil {
-		m.nextRotation = *a.nextRotation
-	}
-	if a.lastChangedDate != nil {
-		m.lastChanged = *a.lastChangedDate
-	}
+	m.nextRotation, m.lastChanged = wallOf(a.nextRotation), wallOf(a.lastChangedDate)
 	switch {
 	case len(a.tags) == 0:
 	case sameTags(a.tags, prev.tags):

@@ -363,6 +363,9 @@ func (c *Cache) listedEntries(name, arn string, create bool) (byName, byARN *sec
 		byName = e
 	} else if create {
 		c.nextKey++
+		// The id is kept for the entry's life: a string of its own, not
+		// one cut out of the page's answer (see indexStages).
+		name = strings.Clone(name)
 		byName = newSecretEntry(name, c.nextKey)
 		_, evicted = c.secrets.putIfAbsent(name, byName)
 	}
@@ -380,12 +383,12 @@ func (c *Cache) listedEntries(name, arn string, create bool) (byName, byARN *sec
 // cache already holds a newer word, and returns the stages that moved, and
 // fetch with the values to fetch for the stages in use added.
 func (c *Cache) storeListedLocked(e *secretEntry, a answer, pageSeq uint64, now time.Time, fetch []fetchItem) ([]Change, []fetchItem) {
-	listedChange := aws.ToTime(a.lastChangedDate)
+	listedChange := wallOf(a.lastChangedDate)
 	if e.described {
 		known := e.meta.lastChanged
-		newer := !listedChange.IsZero() && !known.IsZero() && listedChange.After(known)
+		newer := listedChange != 0 && known != 0 && listedChange > known
 		switch {
-		case !listedChange.IsZero() && !known.IsZero() && listedChange.Before(known):
+		case listedChange != 0 && known != 0 && listedChange < known:
 			return nil, fetch // the listing trails what a refresh already saw
 		case e.seq > pageSeq && !newer:
 			return nil, fetch // a refresh that started after this page has answered
@@ -400,7 +403,7 @@ func (c *Cache) storeListedLocked(e *secretEntry, a answer, pageSeq uint64, now 
 	c.storeLocked(e, a, stages, now, true)
 	for _, u := range e.uses {
 		vid := stages.get(u.stage)
-		if vid == "" || e.meta.deleted {
+		if vid == "" || e.deleted {
 			continue
 		}
 		if ve, ok := e.versions.peek(vid); !ok || ve.needsFetch(now) {
@@ -424,14 +427,14 @@ func (c *Cache) storeListedLocked(e *secretEntry, a answer, pageSeq uint64, now 
 // (see schedule.set), rather than move it back and forth at random.
 func (c *Cache) listedRefreshTime(e *secretEntry, now time.Time) (time.Time, bool) {
 	var next time.Time
-	if e.listedExpiry && !e.force && e.fail == nil && !now.Before(e.refreshedAt) {
-		next = now.Add(e.nextRefresh.Sub(e.refreshedAt))
+	if e.listedExpiry && !e.force && e.fail == nil && c.stamp(now) >= e.refreshedAt {
+		next = now.Add(time.Duration(e.nextRefresh - e.refreshedAt))
 	} else {
 		t := int64(c.cfg.SecretRefreshInterval)
 		half := t / 2
 		next = now.Add(time.Duration(t + half + c.rand.Int64N(t-half+1)))
 	}
-	if r := e.meta.nextRotation; !r.IsZero() && r.After(now) {
+	if r := e.meta.nextRotation.time(); !r.IsZero() && r.After(now) {
 		if r = r.Add(c.cfg.RotationGrace); r.Before(next) {
 			return r, false
 		}
@@ -505,7 +508,7 @@ func (c *Cache) endListing(run *listRun, f ListFilter) {
 	}
 	for _, e := range gone {
 		e.mu.Lock()
-		stale := e.described && !e.meta.deleted && e.seq <= run.startSeq && covers(f, e.meta)
+		stale := e.described && !e.deleted && e.seq <= run.startSeq && covers(f, e.meta)
 		name := e.meta.name
 		e.mu.Unlock()
 		if stale && name != e.id && c.namedBy(name, run) {

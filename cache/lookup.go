@@ -58,7 +58,7 @@ func infoOfAnswer(id string, out *secretsmanager.DescribeSecretOutput, at time.T
 		Name:                 m.name,
 		Stages:               indexStages(a.versions, nil).toMap(),
 		RefreshedAt:          at,
-		ScheduledForDeletion: m.deleted,
+		ScheduledForDeletion: a.deletedDate != nil,
 		Tags:                 m.tags,
 	}
 }

@@ -140,31 +140,31 @@ func (c *Cache) Pin(secretID string) (unpin func()) {
 // was ever read or is pinned is retried with the backoff until it recovers,
 // read since or not: its readers wait for it. One only described is retried
 // when it is asked for again.
-func (c *Cache) backgroundTimeLocked(e *secretEntry) (time.Time, bool) {
+func (c *Cache) backgroundTimeLocked(e *secretEntry) (stamp, bool) {
 	switch {
 	case e.fail != nil && (e.read || e.pins > 0):
-		return e.fail.retry, true
+		return c.stamp(e.fail.retry), true
 	case !e.used && e.pins == 0:
-		return time.Time{}, false
+		return 0, false
 	case e.force:
-		return time.Time{}, true
+		return 0, true
 	case e.fail != nil:
-		return e.fail.retry, true
-	case !e.nextRefresh.After(e.refreshedAt):
+		return c.stamp(e.fail.retry), true
+	case e.nextRefresh <= e.refreshedAt:
 		// A zero refresh interval: every read refreshes; nothing to do ahead.
-		return time.Time{}, false
+		return 0, false
 	}
 	lead := c.cfg.RefreshAhead
-	if quarter := e.nextRefresh.Sub(e.refreshedAt) / 4; quarter < lead {
+	if quarter := time.Duration(e.nextRefresh-e.refreshedAt) / 4; quarter < lead {
 		lead = quarter
 	}
-	return e.nextRefresh.Add(-lead), true
+	return e.nextRefresh - stamp(lead), true
 }
 
 // dueInBackground is the background refresh's refreshCond.
 func (c *Cache) dueInBackground(e *secretEntry, now time.Time) bool {
 	at, ok := c.backgroundTimeLocked(e)
-	return ok && !at.After(now)
+	return ok && at <= c.stamp(now)
 }
 
 // Describe returns what the cache knows of a secret's metadata, refreshing
@@ -173,10 +173,10 @@ func (c *Cache) dueInBackground(e *secretEntry, now time.Time) bool {
 func (c *Cache) Describe(ctx context.Context, secretID string) (SecretInfo, error) {
 	e := c.entry(secretID)
 	e.mu.Lock()
-	need := e.needsRefresh(c.clock.Now())
+	need := c.needsRefresh(e, c.clock.Now())
 	e.mu.Unlock()
 	if need {
-		if err := c.waitFlight(ctx, c.secretFlight(e, (*secretEntry).needsRefresh)); err != nil && ctx.Err() != nil {
+		if err := c.waitFlight(ctx, c.secretFlight(e, c.needsRefresh)); err != nil && ctx.Err() != nil {
 			return SecretInfo{}, fmt.Errorf("describe %q: %w", secretID, ctx.Err())
 		}
 	}

@@ -22,11 +22,11 @@ import (
 
 // schedItem is an entry's place in the schedule; guarded by schedule.mu.
 type schedItem struct {
-	idx  int       // position in the heap; -1 when not in it
-	due  time.Time // when the entry is due, while want
-	key  time.Time // its place in the heap: due, or earlier (see above)
-	want bool      // the entry is in use and has a due time
-	busy bool      // handed to a background refresh: out of the heap until it ends
+	due  stamp // when the entry is due, while want
+	key  stamp // its place in the heap: due, or earlier (see above)
+	idx  int32 // position in the heap; -1 when not in it
+	want bool  // the entry is in use and has a due time
+	busy bool  // handed to a background refresh: out of the heap until it ends
 }
 
 // schedule is the heap, with what the scheduler waits for.
@@ -34,7 +34,7 @@ type schedule struct {
 	mu      sync.Mutex
 	heap    schedHeap // guarded by mu
 	waiting bool      // the scheduler waits for armed (zero: for a nudge); guarded by mu
-	armed   time.Time // guarded by mu
+	armed   stamp     // guarded by mu; 0: none
 	// For tests: wake-ups of the scheduler, entries it looked at, and
 	// moves of an entry already in the heap.
 	wakeups, visits, fixes int // guarded by mu
@@ -44,16 +44,16 @@ type schedHeap []*secretEntry
 
 func (h schedHeap) Len() int { return len(h) }
 func (h schedHeap) Less(i, j int) bool {
-	return h[i].sched.key.Before(h[j].sched.key)
+	return h[i].sched.key < h[j].sched.key
 }
 func (h schedHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].sched.idx = i
-	h[j].sched.idx = j
+	h[i].sched.idx = int32(i)
+	h[j].sched.idx = int32(j)
 }
 func (h *schedHeap) Push(x any) {
 	e := x.(*secretEntry)
-	e.sched.idx = len(*h)
+	e.sched.idx = int32(len(*h))
 	e.sched.key = e.sched.due
 	*h = append(*h, e)
 }
@@ -68,7 +68,7 @@ func (h *schedHeap) Pop() any {
 
 // set records when e is due (ok false: not scheduled) and reports whether
 // the scheduler must be woken to see it.
-func (s *schedule) set(e *secretEntry, at time.Time, ok bool) (nudge bool) {
+func (s *schedule) set(e *secretEntry, at stamp, ok bool) (nudge bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	it := &e.sched
@@ -78,41 +78,41 @@ func (s *schedule) set(e *secretEntry, at time.Time, ok bool) (nudge bool) {
 		return false
 	case !ok:
 		if it.idx >= 0 {
-			heap.Remove(&s.heap, it.idx)
+			heap.Remove(&s.heap, int(it.idx))
 		}
 		return false
-	case it.idx >= 0 && !at.Before(it.key):
+	case it.idx >= 0 && at >= it.key:
 		return false // later: it moves when it comes to the top
 	case it.idx >= 0:
 		s.fixes++
 		it.key = at
-		heap.Fix(&s.heap, it.idx)
+		heap.Fix(&s.heap, int(it.idx))
 	default:
 		heap.Push(&s.heap, e)
 	}
-	return s.waiting && s.heap[0] == e && (s.armed.IsZero() || at.Before(s.armed))
+	return s.waiting && s.heap[0] == e && (s.armed == 0 || at < s.armed)
 }
 
 // next pops an entry due at now, marking it busy; when none is due it
 // returns when the next one is (zero: none) and records that the scheduler
 // waits for it.
-func (s *schedule) next(now time.Time) (e *secretEntry, at time.Time) {
+func (s *schedule) next(now stamp) (e *secretEntry, at stamp) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for len(s.heap) > 0 {
 		s.visits++
 		top := s.heap[0]
-		if top.sched.key.Before(top.sched.due) {
+		if top.sched.key < top.sched.due {
 			// Its due time moved later since it was placed.
 			s.fixes++
 			top.sched.key = top.sched.due
 			heap.Fix(&s.heap, 0)
 			continue
 		}
-		if !top.sched.due.After(now) {
+		if top.sched.due <= now {
 			heap.Pop(&s.heap)
 			top.sched.busy = true
-			return top, time.Time{}
+			return top, 0
 		}
 		at = top.sched.due
 		break
@@ -179,9 +179,9 @@ func (c *Cache) scheduleLoop() {
 	defer c.bgWG.Done()
 	workers := make(chan struct{}, c.cfg.backgroundSlots())
 	var alarm <-chan time.Time
-	var alarmAt time.Time
+	var alarmAt stamp
 	for {
-		e, next := c.sched.next(c.clock.Now())
+		e, next := c.sched.next(c.stamp(c.clock.Now()))
 		if e != nil {
 			select {
 			case workers <- struct{}{}:
@@ -196,17 +196,17 @@ func (c *Cache) scheduleLoop() {
 			continue
 		}
 		switch {
-		case next.IsZero():
-			alarm, alarmAt = nil, time.Time{}
-		case !next.Equal(alarmAt) || alarm == nil:
-			alarm, alarmAt = c.clock.Alarm(next), next
+		case next == 0:
+			alarm, alarmAt = nil, 0
+		case next != alarmAt || alarm == nil:
+			alarm, alarmAt = c.clock.Alarm(c.timeOf(next)), next
 		}
 		select {
 		case <-c.done:
 			return
 		case <-c.wake:
 		case <-alarm:
-			alarm, alarmAt = nil, time.Time{}
+			alarm, alarmAt = nil, 0
 		}
 		c.sched.woke()
 	}

@@ -111,12 +111,12 @@ func (c *Cache) Info(secretID string) (info SecretInfo, ok bool) {
 		ARN:                  e.meta.arn,
 		Name:                 e.meta.name,
 		Stages:               e.stages.toMap(),
-		RefreshedAt:          e.refreshedAt,
-		NextRefresh:          e.nextRefresh,
+		RefreshedAt:          c.timeOf(e.refreshedAt),
+		NextRefresh:          c.timeOf(e.nextRefresh),
 		Stale:                e.fail != nil && e.described,
 		LastError:            e.fail.lastErr(),
 		ErrorCount:           e.fail.errCount(),
-		ScheduledForDeletion: e.meta.deleted,
+		ScheduledForDeletion: e.deleted,
 		Read:                 e.read,
 		Pinned:               e.pins > 0,
 	}
@@ -131,7 +131,7 @@ func (c *Cache) Info(secretID string) (info SecretInfo, ok bool) {
 	}
 	e.versions.each(func(_ string, v *versionEntry) {
 		info.Versions = append(info.Versions, VersionInfo{
-			VersionID: v.id, CreatedDate: v.created, FetchedAt: v.fetchedAt, LastError: v.fail.lastErr(),
+			VersionID: v.id, CreatedDate: v.created.time(), FetchedAt: c.timeOf(v.fetchedAt), LastError: v.fail.lastErr(),
 		})
 	})
 	return info, true
