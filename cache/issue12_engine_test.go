@@ -29,16 +29,21 @@ func (f freshClient) DescribeSecret(ctx context.Context, in *secretsmanager.Desc
 	}
 	arn, name := strings.Clone(*out.ARN), strings.Clone(*out.Name)
 	out.ARN, out.Name = &arn, &name
-	m := make(map[string][]string, len(out.VersionIdsToStages))
-	for vid, stages := range out.VersionIdsToStages {
+	out.VersionIdsToStages = freshStages(out.VersionIdsToStages)
+	return out, nil
+}
+
+// freshStages copies a version -> stages map, strings included.
+func freshStages(versions map[string][]string) map[string][]string {
+	m := make(map[string][]string, len(versions))
+	for vid, stages := range versions {
 		fresh := make([]string, len(stages))
 		for i, s := range stages {
 			fresh[i] = strings.Clone(s)
 		}
 		m[strings.Clone(vid)] = fresh
 	}
-	out.VersionIdsToStages = m
-	return out, nil
+	return m
 }
 
 func (f freshClient) GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {

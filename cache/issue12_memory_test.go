@@ -119,15 +119,7 @@ func (f freshLister) ListSecrets(ctx context.Context, in *secretsmanager.ListSec
 		le := &out.SecretList[i]
 		arn, name := strings.Clone(*le.ARN), strings.Clone(*le.Name)
 		le.ARN, le.Name = &arn, &name
-		m := make(map[string][]string, len(le.SecretVersionsToStages))
-		for vid, stages := range le.SecretVersionsToStages {
-			fresh := make([]string, len(stages))
-			for i, s := range stages {
-				fresh[i] = strings.Clone(s)
-			}
-			m[strings.Clone(vid)] = fresh
-		}
-		le.SecretVersionsToStages = m
+		le.SecretVersionsToStages = freshStages(le.SecretVersionsToStages)
 	}
 	return out, nil
 }
