@@ -14,6 +14,8 @@ import (
 // parent of other secrets.
 type dirNode struct {
 	gofs.Inode
+	lastUse // forget.go
+
 	r    *root
 	path string // "" for the root
 }
@@ -58,6 +60,7 @@ func (d *dirNode) contents(ctx context.Context, wantKeys bool) contents {
 }
 
 func (d *dirNode) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	d.r.sweep.used(d.EmbeddedInode())
 	d.r.dirAttr(&out.Attr)
 	out.SetTimeout(d.r.attrTimeout())
 	return 0
@@ -190,6 +193,7 @@ func (d *dirNode) newDir(ctx context.Context, name string, out *fuse.EntryOut) *
 	if ch == nil {
 		ch = d.NewInode(ctx, &dirNode{r: d.r, path: join(d.path, name)}, id)
 	}
+	d.r.sweep.lookedUp(d.EmbeddedInode(), ch)
 	d.r.dirAttr(&out.Attr)
 	d.r.timeouts(out)
 	return ch
@@ -250,6 +254,7 @@ func (d *dirNode) lookupFile(ctx context.Context, f *fileNode, live, strict bool
 	}
 	defer clear(v.Data)
 	f = d.r.fileFor(f, live)
+	d.r.sweep.lookedUp(d.EmbeddedInode(), f.EmbeddedInode())
 	f.attr(&out.Attr, len(v.Data), v.CreatedDate)
 	d.r.timeouts(out)
 	return f.EmbeddedInode(), 0

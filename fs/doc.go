@@ -32,14 +32,21 @@
 //     the size of what the kernel holds. Directories it finds in go-fuse's
 //     tree, which holds what the kernel holds: the mount keeps no directory
 //     nodes of its own.
+//   - Memory follows the names in use: a sweeper asks the kernel to drop
+//     the names no request used for Options.ForgetIdle (NotifyEntry, from
+//     its own goroutine), so that it forgets their inodes and go-fuse and
+//     the registry drop their nodes; open files and working directories
+//     keep theirs. Nodes are queued once when a lookup hands them out and
+//     stamped by each request, so the sweeper never walks the tree
+//     (forget.go).
 //   - Cost independent of the number of secrets: the name index (index.go)
 //     keeps each directory's children sorted and each secret's directories
 //     by id, so a lookup, a read or a change asks a map or a binary search;
 //     only a change of the catalog's listing rebuilds it (O(N log N) once).
 //     Per node the mount keeps little beside go-fuse's inode (a file node is
-//     176 bytes with it): its directory, its name and its secret, shared
-//     with go-fuse and the index, and an 8-byte sum of the content it
-//     served. An inode number is a keyed hash of the parent's number, the
+//     184 bytes with it): its directory, its name and its secret, shared
+//     with go-fuse and the index, an 8-byte sum of the content it served
+//     and an 8-byte stamp of its last use (forget.go). An inode number is a keyed hash of the parent's number, the
 //     kind and the name (root.go): stable for the life of the mount with no
 //     table of the numbers given out, so nothing stays of a name the kernel
 //     forgot.

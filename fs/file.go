@@ -18,12 +18,14 @@ import (
 // all reads through the handle see.
 //
 // It is what the mount keeps per file the kernel holds, beside go-fuse's
-// Inode, so it is small (176 bytes with the Inode, one allocation): no
-// interface to a source of its own, strings shared with the tree (the
-// name go-fuse keeps, the index's secret), no lock, and its kind read
-// back from its identity (root.id).
+// Inode, so it is small (184 bytes with the Inode, one allocation of 192):
+// no interface to a source of its own, strings shared with the tree (the
+// name go-fuse keeps, the index's secret), no lock, its kind read back
+// from its identity (root.id), and one word for the idle-name sweeper.
 type fileNode struct {
 	gofs.Inode
+	lastUse // forget.go
+
 	dir  *dirNode   // the directory it was looked up in: its path, and the root
 	name string     // the stage, the JSON key, or the mapped file's name
 	ref  *SecretRef // the secret shown (the index's, shared; its Name is dir's path); nil for a mapped file
@@ -109,6 +111,7 @@ func (f *fileNode) attr(out *fuse.Attr, size int, mtime time.Time) {
 // and every stat, so it must be the size the next open reads. A handle's
 // reads do not depend on it (they are direct, see Open).
 func (f *fileNode) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	f.r().sweep.used(f.EmbeddedInode())
 	v, err := f.content(ctx)
 	if err != nil {
 		return f.r().toErrno(ctx, err)
@@ -122,6 +125,7 @@ func (f *fileNode) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.Att
 // Open takes a snapshot of the content for the handle. In kernel-cache mode
 // it declines, which makes the kernel stop sending OPEN for the whole mount.
 func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	f.r().sweep.used(f.EmbeddedInode())
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
 		return nil, 0, syscall.EROFS
 	}

@@ -72,6 +72,12 @@ func Mount(dir string, opts Options) (*Server, error) {
 	closeFuseOnExec()
 	s.fuse = server
 	s.root.inval.start()
+	s.root.sweep.start()
+	go func() {
+		// Unmounted by someone else (umount): no name to drop any more.
+		server.Wait()
+		s.root.sweep.stop()
+	}()
 	s.cancel = append(s.cancel, opts.Store.Subscribe(s.root.inval.change))
 	s.root.pinMapped()
 	return s, nil
@@ -148,6 +154,7 @@ func (s *Server) shutdown() {
 	}
 	s.cancel = nil
 	s.root.inval.stop()
+	s.root.sweep.stop()
 	s.root.unpinAll()
 }
 

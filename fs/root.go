@@ -21,6 +21,7 @@ type root struct {
 	ix     *index
 	logged onceLogger
 	inval  *invalidator
+	sweep  *sweeper
 	seed   maphash.Seed // of sum and of inode numbers
 	genKey maphash.Seed // of generations, independent of seed
 	top    *dirNode     // the mount's top directory; set once by newServer
@@ -46,6 +47,7 @@ func newRoot(opts Options) *root {
 		r.log = slog.New(slog.DiscardHandler)
 	}
 	r.inval = newInvalidator(r)
+	r.sweep = newSweeper(r)
 	return r
 }
 
