@@ -128,14 +128,15 @@ type Options struct {
 	Auditor Auditor
 
 	// ForgetIdle is how long a name below the root may go without a
-	// request (a lookup, an open, a stat that reaches the daemon, for it or
-	// a name below it) before the kernel is asked to forget it, so that the
-	// memory the kernel and the daemon keep per name follows the names in
-	// use rather than every name ever looked up (forget.go). Zero is 10s
-	// in per-open mode, where the kernel trusts a name for a second and
-	// asks again at its next use, and 2m30s in kernel-cache mode, where it
-	// trusts a name for a minute. Shorter makes the kernel look names up
-	// again more often; longer keeps more memory after a walk of the tree.
+	// request (a lookup, an open, a stat or a listing that reaches the
+	// daemon, for it or a name below it) before the kernel is asked to
+	// forget it, so that the memory the kernel and the daemon keep per
+	// name follows the names in use rather than every name ever looked up
+	// (forget.go). Zero is 10s in per-open mode, where the kernel trusts a
+	// name for a second and asks again at its next use, and 2m30s in
+	// kernel-cache mode, where it trusts a name for a minute. Shorter makes
+	// the kernel look names up again more often; longer keeps more memory
+	// after a walk of the tree.
 	ForgetIdle time.Duration
 
 	// Files are files placed at chosen paths by a mapping file, beside the

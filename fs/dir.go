@@ -132,6 +132,7 @@ func (r *root) stillShown(ctx context.Context, path, id string) error {
 }
 
 func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	d.r.sweep.used(d.EmbeddedInode())
 	d.prefetchChildren()
 	c := d.contents(ctx, true)
 	if c.err != nil {
