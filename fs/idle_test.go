@@ -55,6 +55,28 @@ func statAll(t *testing.T, mnt string, files map[string]string) map[string]uint6
 	return inos
 }
 
+// walked is a mount of an idleTree with a fake clock after a walk of the
+// tree: every file stat'ed, their inode numbers by path.
+type walked struct {
+	srv   *Server
+	mnt   string
+	clock *cachetest.Clock
+	files map[string]string
+	inos  map[string]uint64
+}
+
+// walk mounts an idleTree of n secrets with opts and a fake clock, and
+// stats every file.
+func walk(t *testing.T, n int, opts Options) walked {
+	t.Helper()
+	w := walked{clock: cachetest.NewClock(testEpoch)}
+	opts.Store, opts.Catalog, w.files = idleTree(n)
+	opts.Clock = w.clock
+	w.srv, w.mnt = mountServer(t, opts)
+	w.inos = statAll(t, w.mnt, w.files)
+	return w
+}
+
 // kernelTree counts the nodes go-fuse holds below the root, which are the
 // ones the kernel holds: files and directories.
 func kernelTree(srv *Server) (files, dirs int) {
@@ -119,10 +141,8 @@ func TestIssue12_Memory_IdleNamesAreForgotten(t *testing.T) {
 	const n, idle = 50, 10 * time.Second
 	for _, kernelCache := range []bool{false, true} {
 		t.Run(modes[kernelCache], func(t *testing.T) {
-			s, c, files := idleTree(n)
-			clock := cachetest.NewClock(testEpoch)
-			srv, mnt := mountServer(t, Options{Store: s, Catalog: c, Clock: clock, KernelCache: kernelCache, ForgetIdle: idle})
-			inos := statAll(t, mnt, files)
+			w := walk(t, n, Options{KernelCache: kernelCache, ForgetIdle: idle})
+			srv, mnt, clock, files, inos := w.srv, w.mnt, w.clock, w.files, w.inos
 			if reg, kf, kd := srv.root.registeredFiles(), 0, 0; reg != 5*n {
 				t.Fatalf("%d file nodes registered after a stat of %d files", reg, 5*n)
 			} else if kf, kd = kernelTree(srv); kf != 5*n || kd != n+1 {
@@ -157,10 +177,8 @@ func TestIssue12_Memory_OpenFileKeepsItsNodeAcrossAnIdlePeriod(t *testing.T) {
 	const n, idle = 10, 10 * time.Second
 	for _, kernelCache := range []bool{false, true} {
 		t.Run(modes[kernelCache], func(t *testing.T) {
-			s, c, files := idleTree(n)
-			clock := cachetest.NewClock(testEpoch)
-			srv, mnt := mountServer(t, Options{Store: s, Catalog: c, Clock: clock, KernelCache: kernelCache, ForgetIdle: idle})
-			inos := statAll(t, mnt, files)
+			w := walk(t, n, Options{KernelCache: kernelCache, ForgetIdle: idle})
+			srv, mnt, clock, files, inos := w.srv, w.mnt, w.clock, w.files, w.inos
 			const p = "app/s003/password"
 			held, err := os.Open(filepath.Join(mnt, p))
 			if err != nil {
@@ -198,10 +216,8 @@ func TestIssue12_Memory_OpenFileKeepsItsNodeAcrossAnIdlePeriod(t *testing.T) {
 // directories, while every other name is forgotten.
 func TestIssue12_Memory_NameInUseIsNotForgotten(t *testing.T) {
 	const n, idle = 5, 10 * time.Second
-	s, c, files := idleTree(n)
-	clock := cachetest.NewClock(testEpoch)
-	srv, mnt := mountServer(t, Options{Store: s, Catalog: c, Clock: clock, ForgetIdle: idle})
-	statAll(t, mnt, files)
+	w := walk(t, n, Options{ForgetIdle: idle})
+	srv, mnt, clock, files := w.srv, w.mnt, w.clock, w.files
 	const p = "app/s002/password"
 	node := nodeAt(srv, p)
 	for range 8 {
@@ -231,10 +247,8 @@ func TestIssue12_Memory_KernelCacheModeWaitsLonger(t *testing.T) {
 	} {
 		t.Run(modes[tc.kernelCache], func(t *testing.T) {
 			const n = 5
-			s, c, files := idleTree(n)
-			clock := cachetest.NewClock(testEpoch)
-			srv, mnt := mountServer(t, Options{Store: s, Catalog: c, Clock: clock, KernelCache: tc.kernelCache})
-			statAll(t, mnt, files)
+			w := walk(t, n, Options{KernelCache: tc.kernelCache})
+			srv, clock := w.srv, w.clock
 			sweepAfter(t, srv, clock, tc.keptAt)
 			if reg, inval := srv.root.registeredFiles(), srv.root.sweep.invalidated.Load(); reg != 5*n || inval != 0 {
 				t.Fatalf("after %v without use: %d of %d file nodes left, %d names dropped", tc.keptAt, reg, 5*n, inval)
@@ -253,11 +267,9 @@ func TestIssue12_Memory_SweepCostsAConstantPerLookup(t *testing.T) {
 	const idle = 10 * time.Second
 	perUse := map[int]float64{}
 	for _, n := range []int{20, 200} {
-		s, c, files := idleTree(n)
-		clock := cachetest.NewClock(testEpoch)
 		o := &recordingObserver{ops: map[opKey]int{}}
-		srv, mnt := mountServer(t, Options{Store: s, Catalog: c, Clock: clock, ForgetIdle: idle, Observer: o})
-		statAll(t, mnt, files)
+		w := walk(t, n, Options{ForgetIdle: idle, Observer: o})
+		srv, clock, files := w.srv, w.clock, w.files
 		for range 30 {
 			sweepAfter(t, srv, clock, idle/10)
 		}
