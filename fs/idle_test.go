@@ -12,6 +12,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 
 	"github.com/secretsfs/secretsfs/cache/cachetest"
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // idleTree is a store and a catalog of n JSON secrets "app/sNNN" of 4 keys,
@@ -284,4 +285,31 @@ func TestIssue12_Memory_SweepCostsAConstantPerLookup(t *testing.T) {
 		}
 	}
 	t.Logf("queue operations per request: %.2f with 20 secrets, %.2f with 200", perUse[20], perUse[200])
+}
+
+// TestIssue12_Memory_SweeperEndsWithTheMount: unmounted by someone else
+// (umount), the mount stops its sweeper: it has no name to drop any more.
+func TestIssue12_Memory_SweeperEndsWithTheMount(t *testing.T) {
+	testutil.RequireFUSE(t)
+	dir := t.TempDir()
+	s, c, files := idleTree(1)
+	srv, err := Mount(dir, Options{Store: s, Catalog: c, Clock: cachetest.NewClock(testEpoch)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	statAll(t, dir, files)
+	if err := syscall.Unmount(dir, 0); err != nil {
+		srv.Unmount()
+		t.Fatalf("umount: %v", err)
+	}
+	srv.Wait()
+	eventually(t, "the sweeper to stop", func() bool {
+		select {
+		case <-srv.root.sweep.done:
+			return true
+		default:
+			return false
+		}
+	})
+	srv.root.sweep.wg.Wait()
 }
