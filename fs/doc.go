@@ -19,9 +19,10 @@
 //     (CAP_DIRECT_IO_ALLOW_MMAP) and goes through the page cache.
 //   - Kernel-cache mode: Open answers ENOSYS, which makes the kernel stop
 //     sending OPEN (and FLUSH) for the whole mount; reads are served from
-//     the page cache until a version changes. Secrets whose files were
-//     looked up are pinned in the cache so they keep refreshing although
-//     reads no longer reach the daemon.
+//     the page cache until a version changes. Secrets whose files the
+//     kernel holds are pinned in the cache so they keep refreshing although
+//     reads no longer reach the daemon; the kernel's forgetting of a
+//     secret's last file unpins it (mapped files' secrets stay pinned).
 //   - When the store reports that a stage moved, one goroutine invalidates
 //     the kernel's caches for the affected files and names. It never runs
 //     inside a FUSE request, which could deadlock (go-fuse's api.go). It

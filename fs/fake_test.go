@@ -162,6 +162,13 @@ func (s *fakeStore) Pin(id string) func() {
 	}
 }
 
+// pinCount is how many pins of a secret are not released.
+func (s *fakeStore) pinCount(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pins[id]
+}
+
 // fakeCatalog lists fixed secrets; Find knows the extra ones.
 type fakeCatalog struct {
 	mu       sync.Mutex

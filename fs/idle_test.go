@@ -313,3 +313,50 @@ func TestIssue12_Memory_SweeperEndsWithTheMount(t *testing.T) {
 	})
 	srv.root.sweep.wg.Wait()
 }
+
+// TestIssue12_Memory_KernelCachePinEndsWithTheLastForgottenFile: in
+// kernel-cache mode a looked-up file pins its secret (reads do not reach
+// the daemon, so the cache must refresh it by itself); once the kernel has
+// forgotten the last file of the secret, nothing reads it through the
+// mount any more and the pin is released, and a later lookup pins it
+// again. A secret a mapped file depends on stays pinned for the life of
+// the mount.
+func TestIssue12_Memory_KernelCachePinEndsWithTheLastForgottenFile(t *testing.T) {
+	const idle = 10 * time.Second
+	const sec, mappedSec = "app/s000", "app/s001"
+	s, c, files := idleTree(2)
+	clock := cachetest.NewClock(testEpoch)
+	srv, mnt := mountServer(t, Options{Store: s, Catalog: c, Clock: clock, KernelCache: true, ForgetIdle: idle,
+		Files: []MappedFile{{Path: "app.ini", SecretIDs: []string{mappedSec}, Render: upper(s, mappedSec)}}})
+	statAll(t, mnt, files)
+	statIno(t, filepath.Join(mnt, "app.ini"))
+	if p, m := s.pinCount(sec), s.pinCount(mappedSec); p != 1 || m != 1 {
+		t.Fatalf("after a stat of every file: %s pinned %d times, %s %d, want 1 and 1", sec, p, mappedSec, m)
+	}
+
+	held, err := os.Open(filepath.Join(mnt, sec, "user"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	sweepAfter(t, srv, clock, 2*idle)
+	forgotten(t, srv, 1)
+	if p := s.pinCount(sec); p != 1 {
+		t.Fatalf("%s pinned %d times while the kernel holds one of its files, want 1", sec, p)
+	}
+
+	held.Close()
+	sweepAfter(t, srv, clock, 2*idle)
+	forgotten(t, srv, 0)
+	if p, m := s.pinCount(sec), s.pinCount(mappedSec); p != 0 || m != 1 {
+		t.Fatalf("once the kernel forgot every file: %s pinned %d times, want 0; %s (a mapped file's) %d, want 1",
+			sec, p, mappedSec, m)
+	}
+
+	if got, want := readFile(t, filepath.Join(mnt, sec, "password")), files[sec+"/password"]; got != want {
+		t.Fatalf("%s/password reads %q, want %q", sec, got, want)
+	}
+	if p := s.pinCount(sec); p != 1 {
+		t.Fatalf("%s pinned %d times after a lookup of one of its files again, want 1", sec, p)
+	}
+}

@@ -194,6 +194,10 @@ func (r *root) pinMapped() {
 	defer r.nodesMu.Unlock()
 	for _, f := range r.opts.Files {
 		for _, id := range f.SecretIDs {
+			if r.forMount == nil {
+				r.forMount = make(map[string]bool)
+			}
+			r.forMount[id] = true
 			if r.pins[id] == nil {
 				r.pins[id] = r.opts.Store.Pin(id)
 			}

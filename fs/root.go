@@ -29,6 +29,7 @@ type root struct {
 	nodesMu  sync.Mutex
 	bySecret map[string][]*fileNode // secret id -> the file nodes the kernel holds that show it (a few); guarded by nodesMu
 	pins     map[string]func()      // secret id -> unpin; guarded by nodesMu
+	forMount map[string]bool        // secret ids pinned for the life of the mount (mapped files'); guarded by nodesMu
 
 	mapped *mappedTree // nil without mapped files; read-only
 }
@@ -124,7 +125,8 @@ func inoOf(h uint64) uint64 {
 // fileFor returns the node a lookup gives the kernel for the file f (live:
 // the node go-fuse has in its tree under the name; else new), and keeps it
 // registered, so that changes of the secrets it uses reach it, until the
-// kernel forgets it (OnForget); in kernel-cache mode it pins those secrets.
+// kernel forgets it (OnForget); in kernel-cache mode it pins those secrets
+// until the kernel has forgotten their last file (unregisterFile).
 // For a new f, it is rather the node registered with the same identity, if
 // any (a concurrent lookup may be giving it to the kernel). So there is one
 // node per identity: go-fuse would keep the node it has and drop any other,
@@ -168,18 +170,25 @@ func (r *root) registeredLocked(secretID string, id gofs.StableAttr) *fileNode {
 	return nil
 }
 
-// unregisterFile forgets a file node the kernel forgot. (Should go-fuse
-// give it back to the kernel after all, as a lookup racing with the forget
-// can make it do, the next lookup of its name registers it again.)
+// unregisterFile forgets a file node the kernel forgot. A secret whose
+// last file the kernel forgot is no longer read through the mount, so its
+// pin (kernel-cache mode) is released, unless a mapped file depends on it;
+// the next lookup of one of its files pins it again. (Should go-fuse give
+// the node back to the kernel after all, as a lookup racing with the
+// forget can make it do, the next lookup of its name registers it again.)
 func (r *root) unregisterFile(f *fileNode) {
 	r.nodesMu.Lock()
 	defer r.nodesMu.Unlock()
 	for _, sid := range f.secretIDs() {
 		nodes := slices.DeleteFunc(r.bySecret[sid], func(g *fileNode) bool { return g == f })
-		if len(nodes) == 0 {
-			delete(r.bySecret, sid)
-		} else {
+		if len(nodes) > 0 {
 			r.bySecret[sid] = nodes
+			continue
+		}
+		delete(r.bySecret, sid)
+		if unpin := r.pins[sid]; unpin != nil && !r.forMount[sid] {
+			unpin()
+			delete(r.pins, sid)
 		}
 	}
 }
