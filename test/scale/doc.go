@@ -26,9 +26,12 @@
 //     spent reading through a held handle so the daemon stays busy): a
 //     LOOKUP, an OPEN, a READ and a RELEASE per file on both; the flatness
 //     of those figures is the one the target applies to;
-//   - the daemon's RSS and peak RSS after every file was read (VmRSS and
-//     VmHWM of /proc/PID/status);
-//   - with nothing changing: the API calls per list interval by operation,
+//   - the daemon's RSS right after every file was read, its RSS after the
+//     idle intervals below (the kernel has forgotten the names nobody used
+//     for 10 s by then, and the daemon their nodes) and its peak RSS until
+//     then (VmRSS and VmHWM of /proc/PID/status);
+//   - with nothing changing, from the end of the second listing pass after
+//     the reads: the API calls per list interval by operation,
 //     the ListSecrets pages per listing pass (a pass is ceil(N/100) pages),
 //     the listing passes per interval (a timing figure), and the daemon's
 //     CPU (utime+stime of /proc/PID/stat) as a percentage of one core;
