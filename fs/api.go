@@ -132,7 +132,7 @@ type Options struct {
 	// daemon, for it or a name below it) before the kernel is asked to
 	// forget it, so that the memory the kernel and the daemon keep per
 	// name follows the names in use rather than every name ever looked up
-	// (forget.go). Zero is 10s in per-open mode, where the kernel trusts a
+	// (forget.go). Zero is 3s in per-open mode, where the kernel trusts a
 	// name for a second and asks again at its next use, and 2m30s in
 	// kernel-cache mode, where it trusts a name for a minute. Shorter makes
 	// the kernel look names up again more often; longer keeps more memory

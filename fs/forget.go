@@ -36,8 +36,12 @@ import (
 const (
 	// perOpenForgetIdle: in per-open mode the kernel trusts a name for a
 	// second (attrTimeout) and looks it up again at its first use after
-	// that, so a name in use is seen at least every few seconds.
-	perOpenForgetIdle = 10 * time.Second
+	// that, so a name in use is seen at least every few seconds; one not
+	// used for three costs a LOOKUP at its next use anyway. Short, so that a
+	// walk of the whole tree (find, a backup) never holds every name at
+	// once: at 10 000 secrets the daemon's peak fell from 114 MiB with 10 s
+	// to 84 with 3 s.
+	perOpenForgetIdle = 3 * time.Second
 	// kernelCacheForgetIdle: in kernel-cache mode the kernel trusts a name
 	// for a minute without asking, so a name in use may be seen only once a
 	// minute: twice that and a margin.

@@ -234,7 +234,7 @@ func TestIssue12_Memory_NameInUseIsNotForgotten(t *testing.T) {
 }
 
 // TestIssue12_Memory_KernelCacheModeWaitsLonger: by default a name is
-// dropped after 10 s without use in per-open mode, where the kernel asks
+// dropped after 3 s without use in per-open mode, where the kernel asks
 // again about a name at its first use after a second; in kernel-cache mode
 // the kernel trusts a name for a minute without asking, so a name is kept
 // well beyond that.
@@ -243,7 +243,7 @@ func TestIssue12_Memory_KernelCacheModeWaitsLonger(t *testing.T) {
 		kernelCache  bool
 		keptAt, gone time.Duration
 	}{
-		{false, 5 * time.Second, 30 * time.Second},
+		{false, 2 * time.Second, 30 * time.Second},
 		{true, 90 * time.Second, 6 * time.Minute},
 	} {
 		t.Run(modes[tc.kernelCache], func(t *testing.T) {

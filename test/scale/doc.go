@@ -28,7 +28,7 @@
 //     of those figures is the one the target applies to;
 //   - the daemon's RSS right after every file was read, its RSS after the
 //     idle intervals below (the kernel has forgotten the names nobody used
-//     for 10 s by then, and the daemon their nodes) and its peak RSS until
+//     for 3 s by then, and the daemon their nodes) and its peak RSS until
 //     then (VmRSS and VmHWM of /proc/PID/status);
 //   - with nothing changing, from the end of the second listing pass after
 //     the reads: the API calls per list interval by operation,

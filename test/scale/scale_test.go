@@ -511,7 +511,7 @@ func watchIdle(t *testing.T, emu *emulator.Emulator, pid, n, k int, f *figures) 
 	t.Helper()
 	now := snapshot(emu)
 	// The pass under way, or the next, ends the reads' after-effects (the
-	// kernel forgets the names read once they were idle for 10 s); the
+	// kernel forgets the names read once they were idle for 3 s); the
 	// measure starts at the end of the pass after it.
 	settled, _, _ := waitPass(t, emu, n, now.firsts(emulator.OpListSecrets), 3*listInterval)
 	c0, last0, at0 := waitPass(t, emu, n, settled.firsts(emulator.OpListSecrets), 3*listInterval)
