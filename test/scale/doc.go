@@ -34,7 +34,11 @@
 //     the reads: the API calls per list interval by operation,
 //     the ListSecrets pages per listing pass (a pass is ceil(N/100) pages),
 //     the listing passes per interval (a timing figure), and the daemon's
-//     CPU (utime+stime of /proc/PID/stat) as a percentage of one core;
+//     CPU (utime+stime of /proc/PID/stat) as a percentage of one core, as
+//     CPU time per interval (what a listing pass costs: at another list
+//     interval L the share of a core is that over L), and between the end
+//     of one pass and the first page of the next (what the daemon costs
+//     when it has nothing to do);
 //   - after a rotation of 50 secrets (a new AWSCURRENT put through the
 //     emulator for each, every key changed): the seconds until every file of
 //     every one of them shows the new value, and the API calls meanwhile.

@@ -166,7 +166,9 @@ type figures struct {
 	intervals int
 	idle      time.Duration
 	idleCalls window
-	idleCPU   float64 // percent of one core
+	idleCPU   float64       // percent of one core
+	gapCPU    float64       // percent of one core between two listing passes
+	passCPU   time.Duration // CPU time per list interval, nothing changing
 	// The rotation: whether every file showed the new values, and when.
 	rotationSeen  bool
 	rotation      time.Duration
@@ -519,6 +521,12 @@ func watchIdle(t *testing.T, emu *emulator.Emulator, pid, n, k int, f *figures) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Until the next pass starts the daemon has nothing to do at all.
+	atNext := waitCall(t, emu, c0.all[emulator.OpListSecrets], 2*listInterval)
+	cpuNext, err := cpuTime(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
 	target := c0.firsts(emulator.OpListSecrets) + k*pages(n)
 	ck, lastK, atK := waitPass(t, emu, n, target-1, time.Duration(k+2)*listInterval)
 	cpuK, err := cpuTime(pid)
@@ -529,6 +537,23 @@ func watchIdle(t *testing.T, emu *emulator.Emulator, pid, n, k int, f *figures) 
 	f.idle = lastK.Sub(last0)
 	f.idleCalls = between(ck, c0)
 	f.idleCPU = 100 * float64(cpuK-cpu0) / float64(atK.Sub(at0))
+	f.gapCPU = 100 * float64(cpuNext-cpu0) / float64(atNext.Sub(at0))
+	f.passCPU = (cpuK - cpu0) / time.Duration(k)
+}
+
+// waitCall waits until the emulator has received more than after
+// ListSecrets requests, and returns when it saw that.
+func waitCall(t *testing.T, emu *emulator.Emulator, after int, within time.Duration) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for ; ; time.Sleep(5 * time.Millisecond) {
+		if snapshot(emu).all[emulator.OpListSecrets] > after {
+			return time.Now()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no ListSecrets call beyond %d within %v", after, within)
+		}
+	}
 }
 
 // quiet is how long no ListSecrets call comes between listing passes; the
@@ -633,6 +658,8 @@ func rows() []row {
 			return fmt.Sprintf("%.2f", float64(f.intervals)*float64(listInterval)/float64(f.idle))
 		}},
 		{"idle: daemon CPU (% of a core)", "< 2", func(f figures) string { return fmt.Sprintf("%.2f", f.idleCPU) }},
+		{"  CPU per list interval (ms)", "-", func(f figures) string { return fmt.Sprintf("%.0f", float64(f.passCPU)/float64(time.Millisecond)) }},
+		{"  CPU between two listing passes (% of a core)", "-", func(f figures) string { return fmt.Sprintf("%.2f", f.gapCPU) }},
 		{fmt.Sprintf("rotation of %d: every file shows it (s)", rotated), fmt.Sprintf("<= %.0f", (2 * listInterval).Seconds()), func(f figures) string {
 			if !f.rotationSeen {
 				return "not in " + secs(f.rotation)
