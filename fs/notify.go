@@ -89,7 +89,7 @@ func (iv *invalidator) run() {
 				iv.content(j.node)
 			case j.gone != nil:
 				if d := iv.r.dirAt(j.gone[0]); d != nil {
-					iv.entry(d, j.gone[1])
+					iv.goneTree(d, j.gone[1])
 				}
 			default:
 				iv.apply(*j.change)
@@ -145,6 +145,20 @@ func (iv *invalidator) content(f *fileNode) {
 	if errno := f.NotifyContent(0, 0); errno != 0 && errno != syscall.ENOENT {
 		iv.r.log.Debug("invalidating a file's cache failed", "file", f.path(), "errno", errno)
 	}
+}
+
+// goneTree drops a name that is gone from a directory, after every name the
+// kernel holds below it, deepest first: a process may hold a directory
+// below open, and the names in it must go with it.
+func (iv *invalidator) goneTree(d *dirNode, name string) {
+	if ch := d.GetChild(name); ch != nil {
+		if sub, ok := ch.Operations().(*dirNode); ok {
+			for n := range sub.Children() {
+				iv.goneTree(sub, n)
+			}
+		}
+	}
+	iv.entry(d, name)
 }
 
 // entry drops a cached name in a directory.
