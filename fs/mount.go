@@ -17,12 +17,22 @@ type Server struct {
 	fuse   *fuse.Server
 	root   *root
 	cancel []func()
+	// rootMount is the mount in the root layout (rootmount.go); nil when
+	// mounted with fusermount3 or mount(2).
+	rootMount *rootMount
 }
 
 // Mount mounts the filesystem at dir and serves it in the background until
-// Unmount. As root it mounts with mount(2) directly and fails rather than
-// fall back; otherwise it uses fusermount3 (Debian package fuse3).
+// Unmount. As root the mount point is a read-only clone of a read-write
+// mount only the daemon reaches (rootmount.go), or, where the kernel lacks
+// the new mount API, a read-only mount made with mount(2); it fails rather
+// than fall back to fusermount3, which it uses otherwise (Debian package
+// fuse3).
 func Mount(dir string, opts Options) (*Server, error) {
+	return mount(dir, opts, unix.Fsopen)
+}
+
+func mount(dir string, opts Options, fsopen fsopenFunc) (*Server, error) {
 	if opts.Store == nil || opts.Catalog == nil {
 		return nil, errors.New("fs: Options.Store and Options.Catalog are required")
 	}
@@ -35,25 +45,22 @@ func Mount(dir string, opts Options) (*Server, error) {
 	}
 	opts = s.root.opts // defaulted
 
-	// Read-only in both modes: the kernel refuses every write before it
-	// reaches the daemon (readonly.go).
-	mountOpts := []string{"ro"}
+	var mountOpts []string
 	if opts.AllowOther {
 		// Without it the kernel lets any user read a 0400 file.
 		mountOpts = append(mountOpts, "default_permissions")
 	}
 	asRoot := os.Geteuid() == 0
-	server, err := mountObserved(dir, top, opts.Observer, &gofs.Options{
+	gopts := &gofs.Options{
 		MountOptions: fuse.MountOptions{
 			FsName:               opts.FsName,
 			Name:                 "secretsfs",
 			AllowOther:           opts.AllowOther,
 			Options:              mountOpts,
-			DirectMount:          asRoot,
-			DirectMountStrict:    asRoot,
 			Debug:                opts.Debug,
 			IgnoreSecurityLabels: true,
 			MaxReadAhead:         64 << 10,
+			MaxWrite:             maxRead,
 			// Handles read directly (file.go); this lets programs map
 			// them with MAP_SHARED too (without it: ENODEV).
 			ExtraCapabilities: fuse.CAP_DIRECT_IO_ALLOW_MMAP,
@@ -62,7 +69,24 @@ func Mount(dir string, opts Options) (*Server, error) {
 		// No UID or GID here: go-fuse would put them in place of every
 		// owner 0, so that a file meant for root would be the mount
 		// user's. Every node fills its owner itself (root.go).
-	})
+	}
+	var server *fuse.Server
+	if asRoot {
+		server, s.rootMount, err = mountRoot(dir, s.root, func() fuse.RawFileSystem {
+			return newObservedFS(top, gopts, opts.Observer)
+		}, &gopts.MountOptions, fsopen)
+		if errors.Is(err, errNoMountAPI) {
+			s.root.log.Warn("mounting without a read-write view", "reason", err)
+		}
+	}
+	if !asRoot || errors.Is(err, errNoMountAPI) {
+		// Read-only: the kernel refuses every write before it reaches
+		// the daemon (readonly.go).
+		gopts.MountOptions.Options = append(mountOpts, "ro")
+		gopts.MountOptions.DirectMount = asRoot
+		gopts.MountOptions.DirectMountStrict = asRoot
+		server, err = mountObserved(dir, top, opts.Observer, gopts)
+	}
 	if err != nil {
 		for _, c := range s.cancel {
 			c()
@@ -135,7 +159,14 @@ func (s *Server) reindex() {
 // Unmount unmounts and stops serving. It fails with EBUSY while files are
 // open on the mount.
 func (s *Server) Unmount() error {
-	if err := s.fuse.Unmount(); err != nil {
+	if s.rootMount != nil {
+		if err := s.rootMount.unmount(); err != nil {
+			return err
+		}
+		// The view closed: the connection ends once nothing else holds
+		// the filesystem.
+		s.fuse.Wait()
+	} else if err := s.fuse.Unmount(); err != nil {
 		return err
 	}
 	s.shutdown()
@@ -143,7 +174,8 @@ func (s *Server) Unmount() error {
 }
 
 // Wait returns when the filesystem is no longer served (unmounted, also by
-// someone else with umount).
+// someone else with umount: in the root layout the read-write view is then
+// closed, which ends the filesystem).
 func (s *Server) Wait() {
 	s.fuse.Wait()
 }

@@ -6,13 +6,15 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
-// The mount is read-only for the kernel in both modes ("ro"), so the kernel
-// refuses every write, create, rename, link, chmod, chown, truncate, utimes,
-// setxattr, removexattr and access(W_OK) with EROFS before it reaches the
-// daemon; in kernel-cache mode the daemon does not even see OPEN. Should a
-// request that would change something reach the daemon all the same, it is
-// answered EROFS here, for every node of the tree, before it reaches a
-// node.
+// The mount point is read-only for the kernel in both modes ("ro": a
+// read-only mount, or a read-only clone of the read-write view as root,
+// rootmount.go), so the kernel refuses every write, create, rename, link,
+// chmod, chown, truncate, utimes, setxattr, removexattr and access(W_OK)
+// with EROFS before it reaches the daemon; in kernel-cache mode the daemon
+// does not even see OPEN. Should a request that would change something
+// reach the daemon all the same (through the read-write view, which only
+// the daemon reaches), it is answered EROFS here, for every node of the
+// tree, before it reaches a node.
 
 // writeFlags are the open flags that ask for writing.
 const writeFlags = syscall.O_WRONLY | syscall.O_RDWR | syscall.O_TRUNC | syscall.O_APPEND | syscall.O_CREAT

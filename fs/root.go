@@ -32,6 +32,14 @@ type root struct {
 	forMount map[string]bool        // secret ids pinned for the life of the mount (mapped files'); guarded by nodesMu
 
 	mapped *mappedTree // nil without mapped files; read-only
+
+	// rwDir is a directory descriptor of the top of the mount's read-write
+	// view (rootmount.go): made as root, the filesystem is also mounted
+	// read-write where only the daemon reaches it. -1 when there is none
+	// (mounted with fusermount3, or the view is closed). Use it through
+	// withRWDir, which keeps it open meanwhile.
+	rwMu  sync.RWMutex
+	rwDir int // guarded by rwMu
 }
 
 func newRoot(opts Options) *root {
@@ -43,6 +51,7 @@ func newRoot(opts Options) *root {
 		pins:     make(map[string]func()),
 		seed:     maphash.MakeSeed(),
 		genKey:   maphash.MakeSeed(),
+		rwDir:    -1,
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)

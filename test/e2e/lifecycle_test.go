@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -139,4 +140,64 @@ func TestDefect9_06_ClosedOutputPipeDoesNotKillTheDaemon(t *testing.T) {
 		t.Fatalf("read after the log lines went nowhere = %q", got)
 	}
 	// The cleanup checks that SIGTERM still unmounts and exits 0.
+}
+
+// Issue 13, lifecycle: the daemon's read-write view dies with it; after
+// kill -9 only the mount point stays, stale, and the next daemon clears it
+// and serves, one mount again.
+func TestIssue13_05_Kill9LeavesOnlyTheStaleMountPoint(t *testing.T) {
+	w := newWorld(t)
+	w.createString("life13/key", "value")
+	mnt := t.TempDir()
+	d := w.startDaemonAt(mnt, nil)
+	if got := mustRead(t, d.path("life13/key/AWSCURRENT")); got != "value" {
+		t.Fatalf("read = %q", got)
+	}
+	if n := testutil.MountsOfFS(mnt); n != 1 {
+		t.Fatalf("%d mounts of the filesystem, want 1", n)
+	}
+	d.Kill9()
+	if _, err := os.Stat(mnt); !errors.Is(err, syscall.ENOTCONN) {
+		t.Fatalf("stat of a dead daemon's mount: %v, want ENOTCONN", err)
+	}
+	if n := testutil.MountsOfFS(mnt); n != 1 {
+		t.Fatalf("after kill -9: %d mounts of the filesystem, want the stale mount point alone", n)
+	}
+	d2 := w.startDaemonAt(mnt, nil)
+	if got := mustRead(t, d2.path("life13/key/AWSCURRENT")); got != "value" {
+		t.Fatalf("read after remount = %q", got)
+	}
+	if n := testutil.MountsOfFS(mnt); n != 1 {
+		t.Fatalf("after the remount: %d mounts of the filesystem, want 1", n)
+	}
+	if opts := testutil.MountOptions(mnt); !slices.Contains(opts, "ro") {
+		t.Fatalf("after the remount: options %v, want ro", opts)
+	}
+}
+
+// Issue 13, lifecycle: an umount of the mount point from outside (as for an
+// fstab entry) ends the daemon, which exits 0 and leaves nothing mounted,
+// although its read-write view could have kept the filesystem alive.
+func TestIssue13_06_UmountFromOutsideEndsTheDaemon(t *testing.T) {
+	w := newWorld(t)
+	w.createString("life13/key", "value")
+	d := w.startDaemon()
+	mustRead(t, d.path("life13/key/AWSCURRENT"))
+	if err := syscall.Unmount(d.mnt, 0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.Exited():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the daemon still runs 10 s after its mount point was unmounted\nstderr:\n%s", d.Stderr)
+	}
+	if err := d.ExitErr(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, d.Stderr)
+	}
+	if !strings.Contains(d.Stderr.String(), "unmounted from outside") {
+		t.Errorf("the exit is not logged:\n%s", d.Stderr)
+	}
+	if mounted(d.mnt) {
+		t.Fatal("still mounted")
+	}
 }

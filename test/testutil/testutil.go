@@ -127,6 +127,28 @@ func mountinfo(dir string) []string {
 	return nil
 }
 
+// MountsOfFS returns how many mounts this process's mountinfo lists of
+// the filesystem mounted on dir (those with its device number, MAJ:MIN,
+// bind mounts included), or 0 when dir is not a mount point.
+func MountsOfFS(dir string) int {
+	f := mountinfo(dir)
+	if f == nil {
+		return 0
+	}
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		// Field 3 is the device number.
+		if g := strings.Fields(line); len(g) >= 10 && g[2] == f[2] {
+			n++
+		}
+	}
+	return n
+}
+
 func unescape(s string) string {
 	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
 }
