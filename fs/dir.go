@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -24,6 +25,8 @@ var (
 	_ = (gofs.NodeLookuper)((*dirNode)(nil))
 	_ = (gofs.NodeReaddirer)((*dirNode)(nil))
 	_ = (gofs.NodeGetattrer)((*dirNode)(nil))
+	_ = (gofs.NodeMknoder)((*dirNode)(nil))
+	_ = (gofs.NodeUnlinker)((*dirNode)(nil))
 )
 
 // contents is what a directory holds now.
@@ -70,6 +73,19 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if !validFileName(name) {
 		return nil, syscall.ENOENT
 	}
+	// The writer's own lookups for the events of a file that appeared
+	// (mknod needs it missing) or vanished (unlink needs it there).
+	if d.r.writer.op(ctx, opCreate, join(d.path, name)) != nil {
+		return nil, syscall.ENOENT
+	}
+	if op := d.r.writer.op(ctx, opRemove, join(d.path, name)); op != nil {
+		return d.vanished(ctx, name, op.file, out)
+	}
+	return d.lookupName(ctx, name, out)
+}
+
+// lookupName looks a valid name up.
+func (d *dirNode) lookupName(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	if n, errno, ok := d.lookupMapped(ctx, name, out); ok {
 		return n, errno
 	}
@@ -111,6 +127,46 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return d.newDir(ctx, name, out), 0
 	}
 	return nil, syscall.ENOENT
+}
+
+// vanished answers the writer's lookup of a file of a kind that is gone,
+// so that it can unlink it: the node the kernel holds for it, or a new one,
+// empty.
+func (d *dirNode) vanished(ctx context.Context, name string, kind entryKind, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ref, _, _ := d.r.ix.dir(d.path)
+	if ref == nil {
+		return nil, syscall.ENOENT
+	}
+	f, _ := d.file(ctx, kind, name, ref)
+	f.attr(&out.Attr, 0, time.Time{})
+	d.r.timeouts(out)
+	return f.EmbeddedInode(), 0
+}
+
+// Mknod accepts only the writer's mknod of a file that appeared
+// (selfwrite.go), and answers it with the file, as a lookup would.
+func (d *dirNode) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if mode&syscall.S_IFMT != syscall.S_IFREG || !validFileName(name) ||
+		d.r.writer.op(ctx, opCreate, join(d.path, name)) == nil {
+		return nil, syscall.EROFS
+	}
+	n, errno := d.lookupName(ctx, name, out)
+	if errno != 0 {
+		return nil, errno
+	}
+	if _, ok := n.Operations().(*fileNode); !ok {
+		return nil, syscall.EROFS
+	}
+	return n, 0
+}
+
+// Unlink accepts only the writer's unlink of a file that vanished
+// (selfwrite.go); it changes nothing.
+func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	if d.r.writer.op(ctx, opRemove, join(d.path, name)) == nil {
+		return syscall.EROFS
+	}
+	return 0
 }
 
 // stillShown checks that a directory path still shows a secret id: in the
@@ -255,6 +311,11 @@ func (d *dirNode) lookupFile(ctx context.Context, f *fileNode, live, strict bool
 	}
 	defer clear(v.Data)
 	f = d.r.fileFor(f, live)
+	if err == nil {
+		// What a watcher of the file can know of it; a change event
+		// updates it (selfwrite.go).
+		f.told.CompareAndSwap(0, d.r.sum(v.Data))
+	}
 	d.r.sweep.lookedUp(d.EmbeddedInode(), f.EmbeddedInode())
 	f.attr(&out.Attr, len(v.Data), v.CreatedDate)
 	d.r.timeouts(out)

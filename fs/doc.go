@@ -57,9 +57,14 @@
 //     (failureLog), whatever its errno.
 //   - Every request passes through one raw wrapper (observe.go) that reports
 //     it with its errno to an optional Observer and answers EROFS to every
-//     request that would write (readonly.go), for every node type. The
-//     mount is "ro" in both modes, so the kernel refuses writes before
-//     they get there. Reading user.secretsfs.refresh forces a refresh and
+//     request that would write (readonly.go), for every node type, but for
+//     the daemon's own: the mount is read-write so that, when a change of
+//     the store changes a file's bytes, the daemon writes them to the file
+//     itself (or mknods or unlinks a file that appeared or vanished), which
+//     makes the kernel raise the inotify events watchers wait for. The
+//     filesystem accepts such a request only from the writer's thread and
+//     only as exactly the operation it has pending; it changes nothing
+//     (selfwrite.go). Reading user.secretsfs.refresh forces a refresh and
 //     works for any reader in both modes.
 //   - Opens in per-open mode are reported to an optional Auditor with the
 //     caller's thread, uid and gid, and so are lookups of a file that is

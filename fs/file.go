@@ -18,7 +18,7 @@ import (
 // all reads through the handle see.
 //
 // It is what the mount keeps per file the kernel holds, beside go-fuse's
-// Inode, so it is small (184 bytes with the Inode, one allocation of 192):
+// Inode, so it is small (192 bytes with the Inode, one allocation of 192):
 // no interface to a source of its own, strings shared with the tree (the
 // name go-fuse keeps, the index's secret), no lock, its kind read back
 // from its identity (root.id), and one word for the idle-name sweeper.
@@ -33,6 +33,10 @@ type fileNode struct {
 	// that the next open of that version does not parse it again.
 	span atomic.Pointer[keySpan]
 	kept atomic.Uint64 // sum (root.sum) of the content whose size (and pages) the kernel may hold; 0 before any
+	// told is the sum of the content watchers last learnt of (at the first
+	// lookup, then by each change event, selfwrite.go); 0 before any and
+	// once the file vanished.
+	told atomic.Uint64
 }
 
 // newFileNode returns a file node, not yet in go-fuse's tree, for a file of
@@ -91,6 +95,8 @@ var (
 	_ = (gofs.NodeGetxattrer)((*fileNode)(nil))
 	_ = (gofs.NodeListxattrer)((*fileNode)(nil))
 	_ = (gofs.NodeOnForgetter)((*fileNode)(nil))
+	_ = (gofs.NodeWriter)((*fileNode)(nil))
+	_ = (gofs.NodeSetattrer)((*fileNode)(nil))
 )
 
 // OnForget: the kernel forgot the file, so changes need not reach this node
@@ -127,7 +133,7 @@ func (f *fileNode) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.Att
 func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	f.r().sweep.used(f.EmbeddedInode())
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
-		return nil, 0, syscall.EROFS
+		return f.openSelf(ctx, flags)
 	}
 	if f.r().opts.KernelCache {
 		return nil, 0, syscall.ENOSYS
@@ -155,6 +161,61 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	// are not bounded by the kernel's size. A mapping (mmap) still goes
 	// through the page cache (CAP_DIRECT_IO_ALLOW_MMAP, mount.go).
 	return &handle{v: v}, fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH, 0
+}
+
+// openSelf opens the file for the daemon's own write of its new bytes
+// (selfwrite.go): write only, from the writer's thread, for the write it
+// has pending; anything else is EROFS. In kernel-cache mode it declines
+// like any open, and the write goes through the page cache.
+func (f *fileNode) openSelf(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if flags&syscall.O_ACCMODE != syscall.O_WRONLY || flags&syscall.O_APPEND != 0 ||
+		f.r().writer.op(ctx, opWrite, f.path()) == nil {
+		return nil, 0, syscall.EROFS
+	}
+	if f.r().opts.KernelCache {
+		return nil, 0, syscall.ENOSYS
+	}
+	return selfHandle{}, fuse.FOPEN_NOFLUSH, 0
+}
+
+// selfHandle is the daemon's own open for writing: it holds nothing, the
+// node checks each request (Write, Setattr).
+type selfHandle struct{}
+
+// Write accepts the writer's write of exactly the bytes the file serves
+// (the pending operation's, at their offset); it changes nothing.
+func (f *fileNode) Write(ctx context.Context, fh gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	op := f.r().writer.op(ctx, opWrite, f.path())
+	if op == nil || !op.matchWrite(data, off) {
+		return 0, syscall.EROFS
+	}
+	return uint32(len(data)), 0
+}
+
+// Setattr accepts the truncation of the writer's pending write, and
+// answers the attributes of the content the file serves (so the kernel's
+// size goes straight to the new one, never through 0). Nothing else may
+// change an attribute.
+func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	op := f.r().writer.op(ctx, opWrite, f.path())
+	if op == nil || !op.matchSetattr(in) {
+		return syscall.EROFS
+	}
+	f.attr(&out.Attr, len(op.data), f.mtime(ctx))
+	out.Ino = f.StableAttr().Ino // the kernel takes the inode number from the answer
+	out.SetTimeout(f.r().attrTimeout())
+	return 0
+}
+
+// mtime is the file's modification time now (the zero time if it cannot
+// be read).
+func (f *fileNode) mtime(ctx context.Context) time.Time {
+	v, err := f.content(ctx)
+	if err != nil {
+		return time.Time{}
+	}
+	clear(v.Data)
+	return v.CreatedDate
 }
 
 // dropCache has the invalidation goroutine drop the kernel's caches of the

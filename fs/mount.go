@@ -80,9 +80,15 @@ func mount(dir string, opts Options, fsopen fsopenFunc) (*Server, error) {
 		}
 	}
 	if !asRoot || errors.Is(err, errNoMountAPI) {
-		// Read-only: the kernel refuses every write before it reaches
-		// the daemon (readonly.go).
-		gopts.MountOptions.Options = append(mountOpts, "ro")
+		if asRoot {
+			// Read-only: the kernel refuses every write before it
+			// reaches the daemon (readonly.go); no change events.
+			mountOpts = append(mountOpts, "ro")
+		}
+		// Else read-write, so that the daemon can raise change events
+		// by writing to its own files (selfwrite.go); the filesystem
+		// refuses every other write (readonly.go).
+		gopts.MountOptions.Options = mountOpts
 		gopts.MountOptions.DirectMount = asRoot
 		gopts.MountOptions.DirectMountStrict = asRoot
 		server, err = mountObserved(dir, top, opts.Observer, gopts)
@@ -95,12 +101,25 @@ func mount(dir string, opts Options, fsopen fsopenFunc) (*Server, error) {
 	}
 	closeFuseOnExec()
 	s.fuse = server
+	if s.rootMount != nil || asRoot {
+		// The writer writes through the read-write view, or, on a
+		// read-only mount, not at all.
+	} else if err := s.root.writer.at(dir); err != nil {
+		server.Unmount()
+		for _, c := range s.cancel {
+			c()
+		}
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
 	s.root.inval.start()
 	s.root.sweep.start()
+	s.root.writer.start()
 	go func() {
-		// Unmounted by someone else (umount): no name to drop any more.
+		// Unmounted by someone else (umount): no name to drop any more,
+		// no event to raise.
 		server.Wait()
 		s.root.sweep.stop()
+		s.root.writer.stop()
 	}()
 	s.cancel = append(s.cancel, opts.Store.Subscribe(s.root.inval.change))
 	s.root.pinMapped()
@@ -159,14 +178,20 @@ func (s *Server) reindex() {
 // Unmount unmounts and stops serving. It fails with EBUSY while files are
 // open on the mount.
 func (s *Server) Unmount() error {
+	// Not while the writer holds the mount point open (EBUSY).
+	resume := s.root.writer.pause()
+	var err error
 	if s.rootMount != nil {
-		if err := s.rootMount.unmount(); err != nil {
-			return err
+		if err = s.rootMount.unmount(); err == nil {
+			// The view closed: the connection ends once nothing else
+			// holds the filesystem.
+			s.fuse.Wait()
 		}
-		// The view closed: the connection ends once nothing else holds
-		// the filesystem.
-		s.fuse.Wait()
-	} else if err := s.fuse.Unmount(); err != nil {
+	} else {
+		err = s.fuse.Unmount()
+	}
+	resume()
+	if err != nil {
 		return err
 	}
 	s.shutdown()
@@ -186,6 +211,7 @@ func (s *Server) shutdown() {
 	}
 	s.cancel = nil
 	s.root.inval.stop()
+	s.root.writer.stop()
 	s.root.sweep.stop()
 	s.root.unpinAll()
 }

@@ -93,6 +93,7 @@ func (iv *invalidator) run() {
 				}
 			default:
 				iv.apply(*j.change)
+				iv.r.writer.change(*j.change) // the events, once the caches are dropped
 			}
 			if j.done != nil {
 				close(j.done)

@@ -67,21 +67,23 @@ func (r *root) audit(ctx context.Context, ev OpenEvent) {
 
 // observedFS is the mount's raw filesystem: go-fuse's node filesystem with
 // every request reported to an Observer on its way back, and every request
-// that would write answered EROFS before it reaches a node (readonly.go).
+// that would write answered EROFS before it reaches a node (readonly.go),
+// but for the daemon's own change events (selfwrite.go).
 type observedFS struct {
 	fuse.RawFileSystem
-	obs Observer
+	obs  Observer
+	self *selfWriter
 }
 
 type nopObserver struct{}
 
 func (nopObserver) Op(string, syscall.Errno) {}
 
-func newObservedFS(root gofs.InodeEmbedder, opts *gofs.Options, obs Observer) *observedFS {
+func newObservedFS(top *dirNode, opts *gofs.Options, obs Observer) *observedFS {
 	if obs == nil {
 		obs = nopObserver{}
 	}
-	return &observedFS{RawFileSystem: gofs.NewNodeFS(root, opts), obs: obs}
+	return &observedFS{RawFileSystem: gofs.NewNodeFS(top, opts), obs: obs, self: top.r.writer}
 }
 
 // done reports a request's answer and returns it.
@@ -127,7 +129,7 @@ func (o *observedFS) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []
 
 func (o *observedFS) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
 	if in.Flags&writeFlags != 0 {
-		return o.done("open", fuse.EROFS)
+		return o.selfOnly("open", in.Pid, func() fuse.Status { return o.RawFileSystem.Open(cancel, in, out) })
 	}
 	return o.done("open", o.RawFileSystem.Open(cancel, in, out))
 }
@@ -201,8 +203,8 @@ func (o *observedFS) Statx(cancel <-chan struct{}, in *fuse.StatxIn, out *fuse.S
 
 // mountObserved is gofs.Mount with the node filesystem wrapped in an
 // observedFS.
-func mountObserved(dir string, root gofs.InodeEmbedder, obs Observer, opts *gofs.Options) (*fuse.Server, error) {
-	server, err := fuse.NewServer(newObservedFS(root, opts, obs), dir, &opts.MountOptions)
+func mountObserved(dir string, top *dirNode, obs Observer, opts *gofs.Options) (*fuse.Server, error) {
+	server, err := fuse.NewServer(newObservedFS(top, opts, obs), dir, &opts.MountOptions)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ type root struct {
 	ix     *index
 	logged onceLogger
 	inval  *invalidator
+	writer *selfWriter // raises the change events (selfwrite.go)
 	sweep  *sweeper
 	seed   maphash.Seed // of sum and of inode numbers
 	genKey maphash.Seed // of generations, independent of seed
@@ -57,6 +58,7 @@ func newRoot(opts Options) *root {
 		r.log = slog.New(slog.DiscardHandler)
 	}
 	r.inval = newInvalidator(r)
+	r.writer = newSelfWriter(r)
 	r.sweep = newSweeper(r)
 	return r
 }

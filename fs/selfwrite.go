@@ -1,0 +1,447 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// Change events. inotify events come from the VFS, per inode: a write to a
+// file through any path raises IN_MODIFY and IN_CLOSE_WRITE for every
+// watcher of it, a mknod IN_CREATE and an unlink IN_DELETE in the
+// directory. A FUSE daemon changing what it serves raises none. So when a
+// change of the store changes a file's bytes, the daemon makes those
+// system calls itself, on its own mount: it writes the new bytes to the
+// file (O_TRUNC, then exactly the bytes the file now serves), mknods a file
+// that appeared and unlinks one that vanished. The filesystem accepts such
+// a request only from the thread making it, and only for exactly the pending
+// operation (selfOp); every other write is EROFS (readonly.go). It changes
+// nothing: the store already serves the new value when the write is made,
+// which is why a watcher that reads on the event reads the new bytes.
+//
+// The writer runs on a goroutine of its own, never inside a FUSE request
+// (its system calls are FUSE requests, served by other goroutines), and no
+// request waits for it. Changes are written in the order the store
+// reported them, one burst per file whose bytes changed; files whose bytes
+// did not change get none, and nothing is written at mount.
+
+// selfOpKind is what a self-write does.
+type selfOpKind int
+
+const (
+	opWrite  selfOpKind = iota + 1 // truncate and write a file's bytes
+	opCreate                       // mknod a file that appeared
+	opRemove                       // unlink a file that vanished
+)
+
+// selfOp is the one operation the writer has pending: only requests of its
+// thread (tid) for its path are accepted, and only as it describes.
+type selfOp struct {
+	tid  uint32
+	kind selfOpKind
+	path string    // in the mount, "/"-separated
+	data []byte    // opWrite: the bytes the file serves now
+	file entryKind // opRemove: what the vanished file was (kindStage, kindKey)
+}
+
+// selfWriter raises the change events.
+type selfWriter struct {
+	r *root
+
+	pending atomic.Pointer[selfOp] // nil but while the writer makes an operation's calls
+
+	// dir is where the mount is, and dev its device: without a layout's
+	// read-write view (root.withRWDir), on a read-write mount, the events
+	// are written through it, and only while it is this mount. Set once
+	// by at; "" on a read-only mount.
+	dir string
+	dev uint64
+	// busy is held while an operation's calls are made, and by pause.
+	busy sync.Mutex
+
+	mu      sync.Mutex
+	queue   []Change // guarded by mu
+	signal  chan struct{}
+	done    chan struct{}
+	stopped sync.Once
+	wg      sync.WaitGroup
+}
+
+func newSelfWriter(r *root) *selfWriter {
+	return &selfWriter{r: r, signal: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (w *selfWriter) start() {
+	w.wg.Add(1)
+	go w.run()
+}
+
+func (w *selfWriter) stop() {
+	w.stopped.Do(func() { close(w.done) })
+	w.wg.Wait()
+}
+
+// change queues a change whose caches the invalidator has dropped.
+func (w *selfWriter) change(c Change) {
+	w.mu.Lock()
+	w.queue = append(w.queue, c)
+	w.mu.Unlock()
+	select {
+	case w.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (w *selfWriter) run() {
+	defer w.wg.Done()
+	for {
+		select {
+		case <-w.done:
+			return
+		case <-w.signal:
+		}
+		w.mu.Lock()
+		batch := w.queue
+		w.queue = nil
+		w.mu.Unlock()
+		for _, c := range batch {
+			select {
+			case <-w.done:
+				return
+			default:
+			}
+			w.apply(c)
+		}
+	}
+}
+
+// at sets where the mount is, once it is mounted.
+func (w *selfWriter) at(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	dev, err := devOf(unix.AT_FDCWD, abs, 0)
+	if err != nil {
+		return err
+	}
+	w.dir, w.dev = abs, dev
+	return nil
+}
+
+// devOf returns the device of a file without asking the filesystem
+// (AT_STATX_DONT_SYNC): the daemon must not have the kernel cache its top
+// directory's attributes, or a stat of a dead daemon's mount would find
+// them instead of ENOTCONN.
+func devOf(dirfd int, path string, flags int) (uint64, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(dirfd, path, flags|unix.AT_STATX_DONT_SYNC, 0, &stx); err != nil {
+		return 0, err
+	}
+	return unix.Mkdev(stx.Dev_major, stx.Dev_minor), nil
+}
+
+// pause waits for the operation in progress and keeps the writer off the
+// mount until resume is called.
+func (w *selfWriter) pause() (resume func()) {
+	w.busy.Lock()
+	return w.busy.Unlock
+}
+
+// op returns the pending operation if the request ctx belongs to was made
+// by the writer's thread for path as kind; nil for any other request.
+func (w *selfWriter) op(ctx context.Context, kind selfOpKind, path string) *selfOp {
+	p := w.pending.Load()
+	if p == nil {
+		return nil // what almost every request finds: one atomic load
+	}
+	if c, ok := fuse.FromContext(ctx); ok && p.tid == c.Pid && p.kind == kind && p.path == path {
+		return p
+	}
+	return nil
+}
+
+// fromWriter reports whether a request comes from the writer's thread
+// while it has an operation pending: the raw filesystem refuses every
+// other write before it reaches a node (readonly.go).
+func (w *selfWriter) fromWriter(pid uint32) bool {
+	p := w.pending.Load()
+	return p != nil && p.tid == pid && pid != 0
+}
+
+// matchWrite reports whether a WRITE of data at off writes exactly the
+// bytes op will serve there.
+func (op *selfOp) matchWrite(data []byte, off int64) bool {
+	return off >= 0 && off <= int64(len(op.data)) && int64(len(data)) <= int64(len(op.data))-off &&
+		bytes.Equal(op.data[off:off+int64(len(data))], data)
+}
+
+// selfSetattr are the attributes an open with O_TRUNC (or ftruncate) may
+// set: the size, and the times the kernel sets with it.
+const selfSetattr = fuse.FATTR_SIZE | fuse.FATTR_FH | fuse.FATTR_MTIME | fuse.FATTR_MTIME_NOW |
+	fuse.FATTR_CTIME | fuse.FATTR_LOCKOWNER | fuse.FATTR_KILL_SUIDGID
+
+// matchSetattr reports whether a SETATTR is the truncation of a write of
+// op: to nothing (O_TRUNC) or to the new size.
+func (op *selfOp) matchSetattr(in *fuse.SetAttrIn) bool {
+	return in.Valid&fuse.FATTR_SIZE != 0 && in.Valid&^selfSetattr == 0 &&
+		(in.Size == 0 || in.Size == uint64(len(op.data)))
+}
+
+// do makes the system calls of one operation on the mount through the
+// read-write directory, with op pending for the calling thread.
+func (w *selfWriter) do(op selfOp, call func(dirfd int) error) error {
+	w.busy.Lock()
+	defer w.busy.Unlock()
+	run := func(dirfd int) error {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		op.tid = uint32(unix.Gettid())
+		w.pending.Store(&op)
+		defer w.pending.Store(nil)
+		return call(dirfd)
+	}
+	// The layout's read-write view, kept open meanwhile (root.withRWDir).
+	if err := w.r.withRWDir(run); !errors.Is(err, errNoRWView) {
+		return err
+	}
+	dirfd, release, err := w.openDir()
+	if err != nil {
+		return err
+	}
+	defer release()
+	return run(dirfd)
+}
+
+// write writes data to the file at path: IN_MODIFY and IN_CLOSE_WRITE.
+func (w *selfWriter) write(path string, data []byte) error {
+	return w.do(selfOp{kind: opWrite, path: path, data: data}, func(dirfd int) error {
+		fd, err := unix.Openat(dirfd, path, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return err
+		}
+		for off := 0; off < len(data); {
+			n, err := unix.Pwrite(fd, data[off:], int64(off))
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil {
+				unix.Close(fd)
+				return err
+			}
+			off += n
+		}
+		return unix.Close(fd)
+	})
+}
+
+// create mknods the file at path, which the mount shows now: IN_CREATE.
+func (w *selfWriter) create(path string) error {
+	return w.do(selfOp{kind: opCreate, path: path}, func(dirfd int) error {
+		return unix.Mknodat(dirfd, path, unix.S_IFREG|0o400, 0)
+	})
+}
+
+// remove unlinks the file at path, which the mount no longer shows:
+// IN_DELETE.
+func (w *selfWriter) remove(path string, kind entryKind) error {
+	return w.do(selfOp{kind: opRemove, path: path, file: kind}, func(dirfd int) error {
+		return unix.Unlinkat(dirfd, path, 0)
+	})
+}
+
+// openDir returns a directory fd of the mount point, for a mount without
+// a read-write view (made with fusermount3, read-write), and what to call
+// when done with it. It is opened for each operation, not held (an fd on
+// the mount would make every umount of it fail with EBUSY), and only while
+// it is this mount (never what an unmount uncovered). A read-only mount
+// has none (at was not called): errNoRWView.
+func (w *selfWriter) openDir() (int, func(), error) {
+	if w.dir == "" {
+		return -1, nil, errNoRWView
+	}
+	fd, err := unix.Open(w.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, nil, err
+	}
+	if dev, err := devOf(fd, "", unix.AT_EMPTY_PATH); err != nil || dev != w.dev {
+		unix.Close(fd)
+		return -1, nil, fmt.Errorf("%s is no longer the mount: %w", w.dir, syscall.ENOTCONN)
+	}
+	return fd, func() { unix.Close(fd) }, nil
+}
+
+// selfTimeout bounds the reads of the store a change's writes need.
+const selfTimeout = 30 * time.Second
+
+// apply raises the events of one change: a write for each file the kernel
+// holds whose bytes changed, an unlink for each that vanished, and in each
+// directory of the secret the kernel holds, a mknod for each file that
+// appeared and an unlink for each that vanished. A change without a stage
+// (values turned too stale to serve) changes no bytes a file could show.
+func (w *selfWriter) apply(c Change) {
+	r := w.r
+	if c.Stage == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), selfTimeout)
+	defer cancel()
+	keysMoved := keysFollow(c.Stage, r.opts.DefaultStage)
+	held := map[string]bool{}
+	for _, f := range r.filesOf(c.SecretID) {
+		kind := f.kind()
+		if kind != kindMapped && !(kind == kindStage && f.name == c.Stage) && !(kind == kindKey && keysMoved) {
+			continue
+		}
+		held[f.path()] = true
+		w.sync(ctx, f)
+	}
+	appeared, vanished := w.names(ctx, c)
+	if len(appeared)+len(vanished) == 0 {
+		return
+	}
+	for _, p := range r.ix.pathsOf(c.SecretID) {
+		d := r.dirAt(p)
+		if d == nil {
+			continue // nobody watches a directory the kernel does not hold
+		}
+		shown := d.shownFiles(ctx)
+		for _, name := range appeared {
+			if path := join(p, name); !held[path] && !d.isMapped(name) && d.GetChild(name) == nil && shown[name] {
+				r.inval.entry(d, name) // a lookup since the change may have made it positive
+				if err := w.create(path); err != nil {
+					r.log.Debug("raising a file's creation failed", "file", path, "error", err)
+				}
+			}
+		}
+		for name, kind := range vanished {
+			if path := join(p, name); !held[path] && !d.isMapped(name) && !shown[name] {
+				if err := w.remove(path, kind); err != nil && !errors.Is(err, syscall.ENOENT) {
+					r.log.Debug("raising a file's removal failed", "file", path, "error", err)
+				}
+			}
+		}
+	}
+}
+
+// sync raises the event of a file the kernel holds: a write if its bytes
+// are not those it last announced (told), an unlink if it vanished.
+func (w *selfWriter) sync(ctx context.Context, f *fileNode) {
+	r := w.r
+	v, err := f.content(ctx)
+	if err != nil {
+		if f.ref != nil && ErrnoOf(ctx, err) == syscall.ENOENT && f.told.Swap(0) != 0 {
+			if err := w.remove(f.path(), f.kind()); err != nil && !errors.Is(err, syscall.ENOENT) {
+				r.log.Debug("raising a file's removal failed", "file", f.path(), "error", err)
+			}
+		}
+		return
+	}
+	defer clear(v.Data)
+	sum := r.sum(v.Data)
+	if f.told.Swap(sum) == sum {
+		return
+	}
+	if err := w.write(f.path(), v.Data); err != nil {
+		r.log.Debug("raising a file's change failed", "file", f.path(), "error", err)
+	}
+}
+
+// names returns the names a change makes appear and vanish in a secret's
+// directory: the stage's, and when the default stage moved, the JSON keys
+// the old and the new value differ by (when the old value is still at
+// hand: else only the files the kernel holds get events).
+func (w *selfWriter) names(ctx context.Context, c Change) (appeared []string, vanished map[string]entryKind) {
+	r := w.r
+	vanished = map[string]entryKind{}
+	switch {
+	case c.OldVersionID == "" && c.NewVersionID != "":
+		appeared = append(appeared, c.Stage)
+	case c.OldVersionID != "" && c.NewVersionID == "":
+		vanished[c.Stage] = kindStage
+	}
+	if !keysFollow(c.Stage, r.opts.DefaultStage) {
+		return appeared, vanished
+	}
+	var oldKeys, newKeys map[string][]byte
+	if c.NewVersionID != "" {
+		v, err := r.opts.Store.Value(ctx, c.SecretID, c.Stage)
+		if err != nil {
+			return appeared, vanished
+		}
+		newKeys, _ = jsonKeys(v.Data)
+		clear(v.Data)
+	}
+	if c.OldVersionID != "" {
+		old, ok := w.version(ctx, c.SecretID, c.OldVersionID)
+		if !ok {
+			return appeared, vanished
+		}
+		oldKeys, _ = jsonKeys(old)
+		clear(old)
+	}
+	for k := range newKeys {
+		if _, ok := oldKeys[k]; !ok {
+			appeared = append(appeared, k)
+		}
+	}
+	for k := range oldKeys {
+		if _, ok := newKeys[k]; !ok {
+			if _, ok := vanished[k]; !ok {
+				vanished[k] = kindKey
+			}
+		}
+	}
+	return appeared, vanished
+}
+
+// version returns a version's value if a stage of the secret still points
+// at it (the old AWSCURRENT is AWSPREVIOUS now).
+func (w *selfWriter) version(ctx context.Context, secretID, versionID string) ([]byte, bool) {
+	stages, err := w.r.opts.Store.Stages(ctx, secretID)
+	if err != nil {
+		return nil, false
+	}
+	for stage, vid := range stages {
+		if vid != versionID {
+			continue
+		}
+		v, err := w.r.opts.Store.Value(ctx, secretID, stage)
+		if err == nil && v.VersionID == versionID {
+			return v.Data, true
+		}
+		clear(v.Data)
+	}
+	return nil, false
+}
+
+// shownFiles returns the names of the files a directory shows now (not
+// its directories), as a listing would: without looking them up.
+func (d *dirNode) shownFiles(ctx context.Context) map[string]bool {
+	c := d.contents(ctx, true)
+	shown := map[string]bool{}
+	for _, e := range mergeEntries(sortedKeys(c.stages), c.children, sortedKeys(c.keys)) {
+		shown[e.name] = e.kind != kindDir
+	}
+	return shown
+}
+
+// isMapped reports whether a name of the directory is a mapped file's or
+// directory's: such a name neither appears nor vanishes with a change.
+func (d *dirNode) isMapped(name string) bool {
+	if d.r.mapped == nil {
+		return false
+	}
+	_, ok := d.r.mapped.dirs[d.path][name]
+	return ok
+}

@@ -1,0 +1,285 @@
+package fs
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/secretsfs/secretsfs/test/testutil"
+)
+
+// eventWait bounds how long a watcher waits for the events of a change the
+// store has already reported.
+const eventWait = 5 * time.Second
+
+func modeName(kernelCache bool) string {
+	if kernelCache {
+		return "kernel-cache"
+	}
+	return "per-open"
+}
+
+// A watcher of a file sees IN_MODIFY and IN_CLOSE_WRITE when the store
+// reports that its content changed, reads the new bytes on the event, and
+// stat agrees; a watcher of the directory sees IN_CREATE for the files
+// that appear and IN_DELETE for those that vanish; a watcher of a file
+// whose content did not change sees nothing.
+func TestIssue13_01_ChangedFilesRaiseInotifyEvents(t *testing.T) {
+	for _, kernelCache := range []bool{false, true} {
+		t.Run(modeName(kernelCache), func(t *testing.T) {
+			s := newFakeStore()
+			s.put("db", `{"user":"app","password":"short"}`)
+			s.put("other", "x")
+			mnt := mountFS(t, Options{Store: s, Catalog: &fakeCatalog{refs: refs("db", "other")}, KernelCache: kernelCache})
+			cur := filepath.Join(mnt, "db/AWSCURRENT")
+			pw := filepath.Join(mnt, "db/password")
+			user := filepath.Join(mnt, "db/user")
+			sentinel := filepath.Join(mnt, "other/AWSCURRENT")
+			for _, p := range []string{cur, pw, user, sentinel} {
+				readFile(t, p)
+			}
+			inoBefore := inode(t, cur)
+			wCur := testutil.Watch(t, cur, testutil.ChangeEvents)
+			wPw := testutil.Watch(t, pw, testutil.ChangeEvents)
+			wUser := testutil.Watch(t, user, testutil.ChangeEvents)
+			wDir := testutil.Watch(t, filepath.Join(mnt, "db"), testutil.ChangeEvents)
+			wSentinel := testutil.Watch(t, sentinel, testutil.ChangeEvents)
+
+			// A rotation: the password changes, a key appears, the user
+			// stays; AWSPREVIOUS appears (the first rotation).
+			newCur := `{"user":"app","password":"a much longer password","token":"t"}`
+			s.put("db", newCur)
+			expectWrite(t, wCur, cur, newCur)
+			expectWrite(t, wPw, pw, "a much longer password")
+			if ino := inode(t, cur); ino != inoBefore {
+				t.Fatalf("the write changed the file's inode number from %d to %d", inoBefore, ino)
+			}
+			waitNames(t, wDir, unix.IN_CREATE, "AWSPREVIOUS", "token")
+			if got := readFile(t, filepath.Join(mnt, "db/token")); got != "t" {
+				t.Fatalf("db/token = %q", got)
+			}
+
+			// Changes are written in order: once a later change's events
+			// arrived, every event of this one has.
+			s.put("other", "y")
+			expectWrite(t, wSentinel, sentinel, "y")
+			if evs := wUser.Pending(); len(evs) != 0 {
+				t.Errorf("the unchanged db/user got events %v", evs)
+			}
+			for _, ev := range wDir.Pending() {
+				if ev.Name != "AWSCURRENT" && ev.Name != "password" && ev.Name != "AWSPREVIOUS" {
+					t.Errorf("directory event %#x for %q, which did not change", ev.Mask, ev.Name)
+				}
+			}
+			for _, w := range []*testutil.Watcher{wCur, wPw} {
+				if evs := w.Pending(); len(evs) != 0 {
+					t.Errorf("more events than one burst: %v", evs)
+				}
+			}
+
+			// A key vanishes: IN_DELETE in the directory.
+			s.put("db", `{"user":"app","password":"a much longer password"}`)
+			wDir.WaitFor(eventWait, unix.IN_DELETE, "token")
+			if _, err := os.Stat(filepath.Join(mnt, "db/token")); !os.IsNotExist(err) {
+				t.Fatalf("stat of the vanished key: %v", err)
+			}
+			// AWSCURRENT's bytes changed again (the key left it); the
+			// password's did not.
+			expectWrite(t, wCur, cur, `{"user":"app","password":"a much longer password"}`)
+			s.put("other", "z")
+			expectWrite(t, wSentinel, sentinel, "z")
+			for name, w := range map[string]*testutil.Watcher{"password": wPw, "user": wUser} {
+				if evs := w.Pending(); len(evs) != 0 {
+					t.Errorf("the unchanged db/%s got events %v", name, evs)
+				}
+			}
+		})
+	}
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// waitNames waits until a directory's watcher has seen an event with mask
+// for each name, in any order.
+func waitNames(t *testing.T, w *testutil.Watcher, mask uint32, names ...string) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var seen []testutil.InotifyEvent
+	deadline := time.Now().Add(eventWait)
+	for len(want) > 0 {
+		ev, ok := w.Next(time.Until(deadline))
+		if !ok {
+			t.Fatalf("no event %#x for %v within %v (saw %v)", mask, want, eventWait, seen)
+		}
+		seen = append(seen, ev)
+		if ev.Has(mask) {
+			delete(want, ev.Name)
+		}
+	}
+}
+
+// expectWrite waits for IN_MODIFY and then IN_CLOSE_WRITE on a watched
+// file, and checks that a read and a stat on the event see want.
+func expectWrite(t *testing.T, w *testutil.Watcher, path, want string) {
+	t.Helper()
+	evs := w.WaitFor(eventWait, unix.IN_CLOSE_WRITE, "")
+	modified := false
+	for _, ev := range evs {
+		modified = modified || ev.Has(unix.IN_MODIFY)
+	}
+	if !modified {
+		t.Fatalf("%s: IN_CLOSE_WRITE without IN_MODIFY before it: %v", path, evs)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil || st.Size != int64(len(want)) {
+		t.Fatalf("%s: stat on the event: size %d, %v; want %d", path, st.Size, err, len(want))
+	}
+	if got := readFile(t, path); got != want {
+		t.Fatalf("%s: read on the event %q, want %q", path, got, want)
+	}
+}
+
+// No event at mount, and none for a rotation that leaves a file's bytes
+// as they were.
+func TestIssue13_02_NoEventsForUnchangedContent(t *testing.T) {
+	for _, kernelCache := range []bool{false, true} {
+		t.Run(modeName(kernelCache), func(t *testing.T) {
+			s := newFakeStore()
+			s.put("db", "same")
+			s.put("db", "same") // AWSPREVIOUS exists already
+			s.put("other", "x")
+			mnt := mountFS(t, Options{Store: s, Catalog: &fakeCatalog{refs: refs("db", "other")}, KernelCache: kernelCache})
+			cur := filepath.Join(mnt, "db/AWSCURRENT")
+			prev := filepath.Join(mnt, "db/AWSPREVIOUS")
+			sentinel := filepath.Join(mnt, "other/AWSCURRENT")
+			for _, p := range []string{cur, prev, sentinel} {
+				readFile(t, p)
+			}
+			wCur := testutil.Watch(t, cur, testutil.ChangeEvents)
+			wPrev := testutil.Watch(t, prev, testutil.ChangeEvents)
+			wDir := testutil.Watch(t, filepath.Join(mnt, "db"), testutil.ChangeEvents)
+			wSentinel := testutil.Watch(t, sentinel, testutil.ChangeEvents)
+			s.put("db", "same")
+			s.put("other", "y")
+			expectWrite(t, wSentinel, sentinel, "y")
+			for name, w := range map[string]*testutil.Watcher{"AWSCURRENT": wCur, "AWSPREVIOUS": wPrev, "the directory": wDir} {
+				if evs := w.Pending(); len(evs) != 0 {
+					t.Errorf("%s got events %v for a rotation that changed no byte", name, evs)
+				}
+			}
+		})
+	}
+}
+
+// Writes of the test process (root, and a thread of the daemon's own
+// process that has no self-write pending) and of another process are
+// refused with EROFS, and change nothing.
+func TestIssue13_03_WritesOfOthersAreEROFS(t *testing.T) {
+	for _, kernelCache := range []bool{false, true} {
+		t.Run(modeName(kernelCache), func(t *testing.T) {
+			s := newFakeStore()
+			s.put("db", `{"user":"app"}`)
+			mnt := mountFS(t, Options{Store: s, Catalog: &fakeCatalog{refs: refs("db")}, KernelCache: kernelCache})
+			file := filepath.Join(mnt, "db/AWSCURRENT")
+			readFile(t, file)
+			ops := map[string]func() error{
+				"write":        func() error { return os.WriteFile(file, []byte(`{"user":"app"}`), 0) },
+				"open+write":   func() error { return openWrite(file, os.O_WRONLY, `{"user":"app"}`) },
+				"truncate":     func() error { return os.Truncate(file, 0) },
+				"mknod":        func() error { return unix.Mknod(filepath.Join(mnt, "db/AWSPENDING"), unix.S_IFREG|0o400, 0) },
+				"unlink":       func() error { return os.Remove(filepath.Join(mnt, "db/user")) },
+				"unlink stage": func() error { return os.Remove(file) },
+			}
+			for what, op := range ops {
+				if err := op(); !errors.Is(err, syscall.EROFS) {
+					t.Errorf("%s: %v, want EROFS", what, err)
+				}
+			}
+			out, err := exec.Command("sh", "-c", `printf x > "$1"`, "sh", file).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "Read-only file system") {
+				t.Errorf("another process's write: %v, %q; want EROFS", err, out)
+			}
+			if got := readFile(t, file); got != `{"user":"app"}` {
+				t.Errorf("after the attempts AWSCURRENT reads %q", got)
+			}
+			if got := readFile(t, filepath.Join(mnt, "db/user")); got != "app" {
+				t.Errorf("after the attempts db/user reads %q", got)
+			}
+		})
+	}
+}
+
+// openWrite opens a file with flag and writes data through the handle.
+func openWrite(p string, flag int, data string) error {
+	f, err := os.OpenFile(p, flag, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// The writer's pending write is accepted only for exactly its bytes at
+// their offsets, and its truncation only to nothing or to the new size
+// with nothing else set.
+func TestIssue13_04_SelfWriteAcceptsOnlyItsExactBytes(t *testing.T) {
+	op := &selfOp{kind: opWrite, data: []byte("new value")}
+	for _, tc := range []struct {
+		data string
+		off  int64
+		ok   bool
+	}{
+		{"new value", 0, true},
+		{"new ", 0, true},
+		{"value", 4, true},
+		{"", 9, true},
+		{"new valuex", 0, false},
+		{"old value", 0, false},
+		{"value", 3, false},
+		{"e", 9, false},
+		{"n", -1, false},
+	} {
+		if got := op.matchWrite([]byte(tc.data), tc.off); got != tc.ok {
+			t.Errorf("write %q at %d: accepted %v, want %v", tc.data, tc.off, got, tc.ok)
+		}
+	}
+	for _, tc := range []struct {
+		valid uint32
+		size  uint64
+		ok    bool
+	}{
+		{fuse.FATTR_SIZE | fuse.FATTR_MTIME | fuse.FATTR_MTIME_NOW | fuse.FATTR_CTIME, 0, true},
+		{fuse.FATTR_SIZE | fuse.FATTR_FH, 9, true},
+		{fuse.FATTR_SIZE, 3, false},
+		{fuse.FATTR_MTIME, 0, false},
+		{fuse.FATTR_SIZE | fuse.FATTR_MODE, 0, false},
+		{fuse.FATTR_SIZE | fuse.FATTR_UID, 0, false},
+		{fuse.FATTR_SIZE | fuse.FATTR_ATIME, 0, false},
+	} {
+		in := &fuse.SetAttrIn{SetAttrInCommon: fuse.SetAttrInCommon{Valid: tc.valid, Size: tc.size}}
+		if got := op.matchSetattr(in); got != tc.ok {
+			t.Errorf("setattr valid %#x size %d: accepted %v, want %v", tc.valid, tc.size, got, tc.ok)
+		}
+	}
+}
