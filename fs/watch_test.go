@@ -283,3 +283,63 @@ func TestIssue13_04_SelfWriteAcceptsOnlyItsExactBytes(t *testing.T) {
 		}
 	}
 }
+
+// A mapped file rendered anew raises IN_MODIFY and IN_CLOSE_WRITE, as a
+// default-layout file does; one whose rendering did not change gets
+// nothing. A watcher of a bind mount of a single file (the way containers
+// mount a file) sees the events too: inotify watches the inode.
+func TestIssue13_05_MappedFilesAndBindMountsOfAFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("bind mounts need root")
+	}
+	for _, kernelCache := range []bool{false, true} {
+		t.Run(modeName(kernelCache), func(t *testing.T) {
+			s := newFakeStore()
+			s.put("db", "db1")
+			s.put("api", "api1")
+			s.put("other", "x")
+			opts := Options{Store: s, Catalog: &fakeCatalog{refs: refs("other")}, KernelCache: kernelCache, Files: []MappedFile{
+				{Path: "app/db.ini", SecretIDs: []string{"db"}, Render: upper(s, "db")},
+				{Path: "app/api.ini", SecretIDs: []string{"api"}, Render: upper(s, "api")},
+			}}
+			mnt := mountFS(t, opts)
+			dbIni := filepath.Join(mnt, "app/db.ini")
+			apiIni := filepath.Join(mnt, "app/api.ini")
+			sentinel := filepath.Join(mnt, "other/AWSCURRENT")
+			for _, p := range []string{dbIni, apiIni, sentinel} {
+				readFile(t, p)
+			}
+			bound := filepath.Join(t.TempDir(), "db.ini")
+			if err := os.WriteFile(bound, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Mount(dbIni, bound, "", unix.MS_BIND, ""); err != nil {
+				t.Fatalf("bind mount: %v", err)
+			}
+			t.Cleanup(func() {
+				if err := unix.Unmount(bound, 0); err != nil {
+					t.Errorf("unmount the bind mount: %v", err)
+				}
+			})
+			wDb := testutil.Watch(t, dbIni, testutil.ChangeEvents)
+			wBound := testutil.Watch(t, bound, testutil.ChangeEvents)
+			wAPI := testutil.Watch(t, apiIni, testutil.ChangeEvents)
+			wSentinel := testutil.Watch(t, sentinel, testutil.ChangeEvents)
+
+			s.put("db", "db2")
+			expectWrite(t, wDb, dbIni, "DB2")
+			expectWrite(t, wBound, bound, "DB2")
+			s.put("api", "api1") // a new version with the same bytes
+			s.put("other", "y")
+			expectWrite(t, wSentinel, sentinel, "y")
+			if evs := wAPI.Pending(); len(evs) != 0 {
+				t.Errorf("the mapped file whose rendering did not change got events %v", evs)
+			}
+			for _, w := range []*testutil.Watcher{wDb, wBound} {
+				if evs := w.Pending(); len(evs) != 0 {
+					t.Errorf("more events than one burst: %v", evs)
+				}
+			}
+		})
+	}
+}
