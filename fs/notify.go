@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"sync"
 	"syscall"
 )
 
@@ -9,12 +8,8 @@ import (
 // on one goroutine of its own, never inside a FUSE request: a notification
 // sent while a related request is being served can deadlock.
 type invalidator struct {
-	r      *root
-	mu     sync.Mutex
-	queue  []job // guarded by mu
-	signal chan struct{}
-	done   chan struct{}
-	wg     sync.WaitGroup
+	r *root
+	q *serial[job]
 }
 
 // job is either a store change or one node to invalidate.
@@ -26,79 +21,48 @@ type job struct {
 }
 
 func newInvalidator(r *root) *invalidator {
-	return &invalidator{r: r, signal: make(chan struct{}, 1), done: make(chan struct{})}
+	iv := &invalidator{r: r}
+	iv.q = newSerial(iv.do, func(j job) {
+		if j.done != nil {
+			close(j.done)
+		}
+	})
+	return iv
 }
 
-func (iv *invalidator) start() {
-	iv.wg.Add(1)
-	go iv.run()
-}
+func (iv *invalidator) start() { iv.q.start() }
 
-func (iv *invalidator) stop() {
-	close(iv.done)
-	iv.wg.Wait()
-}
-
-func (iv *invalidator) push(j job) {
-	iv.mu.Lock()
-	iv.queue = append(iv.queue, j)
-	iv.mu.Unlock()
-	select {
-	case iv.signal <- struct{}{}:
-	default:
-	}
-}
+func (iv *invalidator) stop() { iv.q.stop() }
 
 // change queues a store change.
-func (iv *invalidator) change(c Change) { iv.push(job{change: &c}) }
+func (iv *invalidator) change(c Change) { iv.q.push(job{change: &c}) }
 
 // gone queues a name that is no longer in a directory.
-func (iv *invalidator) gone(dir, name string) { iv.push(job{gone: &[2]string{dir, name}}) }
+func (iv *invalidator) gone(dir, name string) { iv.q.push(job{gone: &[2]string{dir, name}}) }
 
 // node queues one file node and returns a channel closed once its caches
 // are dropped.
 func (iv *invalidator) node(f *fileNode) <-chan struct{} {
 	done := make(chan struct{})
-	iv.push(job{node: f, done: done})
+	iv.q.push(job{node: f, done: done})
 	return done
 }
 
-func (iv *invalidator) run() {
-	defer iv.wg.Done()
-	for {
-		select {
-		case <-iv.done:
-			iv.mu.Lock()
-			for _, j := range iv.queue {
-				if j.done != nil {
-					close(j.done)
-				}
-			}
-			iv.queue = nil
-			iv.mu.Unlock()
-			return
-		case <-iv.signal:
+// do does one job.
+func (iv *invalidator) do(j job) {
+	switch {
+	case j.node != nil:
+		iv.content(j.node)
+	case j.gone != nil:
+		if d := iv.r.dirAt(j.gone[0]); d != nil {
+			iv.goneTree(d, j.gone[1])
 		}
-		iv.mu.Lock()
-		batch := iv.queue
-		iv.queue = nil
-		iv.mu.Unlock()
-		for _, j := range batch {
-			switch {
-			case j.node != nil:
-				iv.content(j.node)
-			case j.gone != nil:
-				if d := iv.r.dirAt(j.gone[0]); d != nil {
-					iv.goneTree(d, j.gone[1])
-				}
-			default:
-				iv.apply(*j.change)
-				iv.r.writer.change(*j.change) // the events, once the caches are dropped
-			}
-			if j.done != nil {
-				close(j.done)
-			}
-		}
+	default:
+		iv.apply(*j.change)
+		iv.r.writer.change(*j.change) // the events, once the caches are dropped
+	}
+	if j.done != nil {
+		close(j.done)
 	}
 }
 

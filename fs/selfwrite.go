@@ -57,6 +57,7 @@ type selfOp struct {
 // selfWriter raises the change events.
 type selfWriter struct {
 	r *root
+	q *serial[Change]
 
 	pending atomic.Pointer[selfOp] // nil but while the writer makes an operation's calls
 
@@ -68,62 +69,20 @@ type selfWriter struct {
 	dev uint64
 	// busy is held while an operation's calls are made, and by pause.
 	busy sync.Mutex
-
-	mu      sync.Mutex
-	queue   []Change // guarded by mu
-	signal  chan struct{}
-	done    chan struct{}
-	stopped sync.Once
-	wg      sync.WaitGroup
 }
 
 func newSelfWriter(r *root) *selfWriter {
-	return &selfWriter{r: r, signal: make(chan struct{}, 1), done: make(chan struct{})}
+	w := &selfWriter{r: r}
+	w.q = newSerial(w.apply, nil)
+	return w
 }
 
-func (w *selfWriter) start() {
-	w.wg.Add(1)
-	go w.run()
-}
+func (w *selfWriter) start() { w.q.start() }
 
-func (w *selfWriter) stop() {
-	w.stopped.Do(func() { close(w.done) })
-	w.wg.Wait()
-}
+func (w *selfWriter) stop() { w.q.stop() }
 
 // change queues a change whose caches the invalidator has dropped.
-func (w *selfWriter) change(c Change) {
-	w.mu.Lock()
-	w.queue = append(w.queue, c)
-	w.mu.Unlock()
-	select {
-	case w.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (w *selfWriter) run() {
-	defer w.wg.Done()
-	for {
-		select {
-		case <-w.done:
-			return
-		case <-w.signal:
-		}
-		w.mu.Lock()
-		batch := w.queue
-		w.queue = nil
-		w.mu.Unlock()
-		for _, c := range batch {
-			select {
-			case <-w.done:
-				return
-			default:
-			}
-			w.apply(c)
-		}
-	}
-}
+func (w *selfWriter) change(c Change) { w.q.push(c) }
 
 // at sets where the mount is, once it is mounted.
 func (w *selfWriter) at(dir string) error {
