@@ -51,9 +51,13 @@ func TestDefect9_04_ScopeHoldsForPathLookups(t *testing.T) {
 	w.createTagged("other/tagged", "other-value", "team", "a")
 	d := w.startDaemon("--prefix", "team/", "--tag", "team=a", "--list-interval", "10s")
 
-	// What ls team shows; nothing once no secret makes the directory.
+	// What ls team shows; nothing once no secret makes the directory
+	// (also when it goes between the stat and the listing).
 	listing := func() []string {
 		if statErrno(d.path("team")) == syscall.ENOENT {
+			return nil
+		}
+		if _, err := os.ReadDir(d.path("team")); errnoOf(err) == syscall.ENOENT {
 			return nil
 		}
 		return testutil.ListDir(t, d.path("team"))
