@@ -297,9 +297,19 @@ func FileHas(path, s string) bool {
 // trailing "/", failing the test if it cannot be read.
 func ListDir(tb testing.TB, dir string) []string {
 	tb.Helper()
-	ents, err := os.ReadDir(dir)
+	out, err := ReadDirNames(dir)
 	if err != nil {
 		tb.Fatalf("ls %s: %v", dir, err)
+	}
+	return out
+}
+
+// ReadDirNames returns a directory's entries in order, directories with a
+// trailing "/".
+func ReadDirNames(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
 	}
 	var out []string
 	for _, e := range ents {
@@ -309,7 +319,7 @@ func ListDir(tb testing.TB, dir string) []string {
 		}
 		out = append(out, n)
 	}
-	return out
+	return out, nil
 }
 
 // ListXattr returns the names of a file's extended attributes, sorted,
