@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"golang.org/x/sys/unix"
 	"os"
 	"strings"
 	"testing"
@@ -25,7 +26,7 @@ func TestDemoServesSampleSecretsAndRotates(t *testing.T) {
 	d := testutil.StartDaemon(t, "secretsfs demo", mnt, argv, env, tips)
 
 	out := d.Stdout.String()
-	for _, want := range []string{"secretsfs: serving 4 secrets at " + mnt + " (per-open mode)", "demo/db is rotated every 1s", "cat " + mnt + "/demo/db/password"} {
+	for _, want := range []string{"secretsfs: serving 4 secrets at " + mnt + " (per-open mode)", "demo/db is rotated every 1s", "cat " + mnt + "/demo/db/password", "inotifywait -m " + mnt + "/demo/db/password"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, out)
 		}
@@ -40,9 +41,14 @@ func TestDemoServesSampleSecretsAndRotates(t *testing.T) {
 	if first != "correct-horse-battery-staple" {
 		t.Fatalf("demo/db/password = %q", first)
 	}
+	events := watchFile(t, mnt+"/demo/db/password")
 	eventually(t, 20*time.Second, "demo/db's password to rotate", func() bool {
 		got, err := read(mnt + "/demo/db/password")
 		return err == nil && got != first
+	})
+	// What the printed inotifywait tip shows.
+	eventually(t, 2*time.Second, "an inotify event for the rotated file", func() bool {
+		return events.seen(unix.IN_MODIFY) && events.seen(unix.IN_CLOSE_WRITE)
 	})
 	if !strings.Contains(d.Stdout.String(), "demo: rotated demo/db to version ") {
 		t.Errorf("stdout does not report the rotation:\n%s", d.Stdout)

@@ -16,8 +16,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sys/unix"
 )
 
 // testCA signs the certificates of the TLS tests.
@@ -224,8 +226,8 @@ func TestIssue13_TLSServerReloadsItsCertificateOnAnInotifyEvent(t *testing.T) {
 }
 
 // TestIssue13_TLSServerControlOnTmpfs: the same server over a file of a
-// local filesystem written in place reloads, so a failure of the test
-// above is secretsfs's, not the server's.
+// local filesystem written in place reloads, and watchFile sees the write,
+// so a failure of the tests that use them is secretsfs's, not theirs.
 func TestIssue13_TLSServerControlOnTmpfs(t *testing.T) {
 	ca := newTestCA(t)
 	file := t.TempDir() + "/tls.pem"
@@ -233,14 +235,79 @@ func TestIssue13_TLSServerControlOnTmpfs(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := startReloadingServer(t, file)
+	events := watchFile(t, file)
 	if cn, err := servedName(srv, ca.pool); err != nil || cn != "v1" {
 		t.Fatalf("the server presents %q (%v), want v1", cn, err)
 	}
 	if err := os.WriteFile(file, []byte(ca.issue(t, "v2", 3)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, 2*time.Second, "inotify events for the written file", func() bool {
+		return events.seen(unix.IN_MODIFY) && events.seen(unix.IN_CLOSE_WRITE)
+	})
 	eventually(t, 10*time.Second, "a new connection gets the new certificate", func() bool {
 		cn, _ := servedName(srv, ca.pool)
 		return cn == "v2"
 	})
+}
+
+// inotifyEvents collects the inotify events of one watch.
+type inotifyEvents struct {
+	mu   sync.Mutex
+	mask uint32 // every event's mask ORed
+}
+
+func (e *inotifyEvents) seen(bits uint32) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.mask&bits == bits
+}
+
+// watchFile watches path with inotify (every event) until the test ends.
+func watchFile(t *testing.T, path string) *inotifyEvents {
+	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.InotifyAddWatch(fd, path, unix.IN_ALL_EVENTS); err != nil {
+		unix.Close(fd)
+		t.Fatalf("inotify watch of %s: %v", path, err)
+	}
+	e := &inotifyEvents{}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 4096)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			n, err := unix.Read(fd, buf)
+			if err == unix.EAGAIN {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			if err != nil {
+				return
+			}
+			for off := 0; off+unix.SizeofInotifyEvent <= n; {
+				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+				e.mu.Lock()
+				e.mask |= ev.Mask
+				e.mu.Unlock()
+				off += unix.SizeofInotifyEvent + int(ev.Len)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(done)
+		wg.Wait()
+		unix.Close(fd)
+	})
+	return e
 }

@@ -68,10 +68,12 @@ Try, in another terminal:
   od -An -tx1 %s
   getfattr -d %s
   watch -n1 cat %s
+  inotifywait -m %s    # package inotify-tools: an event at each rotation
 
 %s is rotated every %s: its password changes, the old value moves to AWSPREVIOUS.
 Press Ctrl-C to unmount and exit.
 
 `, endpoint, dir, p(DemoSecret, "AWSCURRENT"), p(DemoSecret, "password"), p("demo", "api-key", "AWSPREVIOUS"),
-		p("demo", "tls", "cert", "AWSCURRENT"), p(DemoSecret, "password"), p(DemoSecret, "password"), DemoSecret, rotate)
+		p("demo", "tls", "cert", "AWSCURRENT"), p(DemoSecret, "password"), p(DemoSecret, "password"),
+		p(DemoSecret, "password"), DemoSecret, rotate)
 }
