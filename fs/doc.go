@@ -58,9 +58,12 @@
 //   - Every request passes through one raw wrapper (observe.go) that reports
 //     it with its errno to an optional Observer and answers EROFS to every
 //     request that would write (readonly.go), for every node type, but for
-//     the daemon's own: the mount is read-write so that, when a change of
-//     the store changes a file's bytes, the daemon writes them to the file
-//     itself (or mknods or unlinks a file that appeared or vanished), which
+//     the daemon's own: the filesystem is read-write (as root only in the
+//     read-write view the daemon reaches, rootmount.go, the mount point
+//     being its read-only clone; as non-root the one mount), so that,
+//     when a change of the store changes a file's bytes, the daemon writes
+//     them to the file itself (or mknods or unlinks a file that appeared or
+//     vanished), which
 //     makes the kernel raise the inotify events watchers wait for. The
 //     filesystem accepts such a request only from the writer's thread and
 //     only as exactly the operation it has pending; it changes nothing
