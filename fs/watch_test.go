@@ -32,7 +32,7 @@ func modeName(kernelCache bool) string {
 // stat agrees; a watcher of the directory sees IN_CREATE for the files
 // that appear and IN_DELETE for those that vanish; a watcher of a file
 // whose content did not change sees nothing.
-func TestIssue13_01_ChangedFilesRaiseInotifyEvents(t *testing.T) {
+func TestIssue13_07_ChangedFilesRaiseInotifyEvents(t *testing.T) {
 	for _, kernelCache := range []bool{false, true} {
 		t.Run(modeName(kernelCache), func(t *testing.T) {
 			s := newFakeStore()
@@ -159,7 +159,7 @@ func expectWrite(t *testing.T, w *testutil.Watcher, path, want string) {
 
 // No event at mount, and none for a rotation that leaves a file's bytes
 // as they were.
-func TestIssue13_02_NoEventsForUnchangedContent(t *testing.T) {
+func TestIssue13_08_NoEventsForUnchangedContent(t *testing.T) {
 	for _, kernelCache := range []bool{false, true} {
 		t.Run(modeName(kernelCache), func(t *testing.T) {
 			s := newFakeStore()
@@ -192,7 +192,7 @@ func TestIssue13_02_NoEventsForUnchangedContent(t *testing.T) {
 // Writes of the test process (root, and a thread of the daemon's own
 // process that has no self-write pending) and of another process are
 // refused with EROFS, and change nothing.
-func TestIssue13_03_WritesOfOthersAreEROFS(t *testing.T) {
+func TestIssue13_09_WritesOfOthersAreEROFS(t *testing.T) {
 	for _, kernelCache := range []bool{false, true} {
 		t.Run(modeName(kernelCache), func(t *testing.T) {
 			s := newFakeStore()
@@ -243,7 +243,7 @@ func openWrite(p string, flag int, data string) error {
 // The writer's pending write is accepted only for exactly its bytes at
 // their offsets, and its truncation only to nothing or to the new size
 // with nothing else set.
-func TestIssue13_04_SelfWriteAcceptsOnlyItsExactBytes(t *testing.T) {
+func TestIssue13_10_SelfWriteAcceptsOnlyItsExactBytes(t *testing.T) {
 	op := &selfOp{kind: opWrite, data: []byte("new value")}
 	for _, tc := range []struct {
 		data string
@@ -288,7 +288,7 @@ func TestIssue13_04_SelfWriteAcceptsOnlyItsExactBytes(t *testing.T) {
 // default-layout file does; one whose rendering did not change gets
 // nothing. A watcher of a bind mount of a single file (the way containers
 // mount a file) sees the events too: inotify watches the inode.
-func TestIssue13_05_MappedFilesAndBindMountsOfAFile(t *testing.T) {
+func TestIssue13_11_MappedFilesAndBindMountsOfAFile(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("bind mounts need root")
 	}
