@@ -27,6 +27,8 @@ var (
 	_ = (gofs.NodeGetattrer)((*dirNode)(nil))
 	_ = (gofs.NodeMknoder)((*dirNode)(nil))
 	_ = (gofs.NodeUnlinker)((*dirNode)(nil))
+	_ = (gofs.NodeMkdirer)((*dirNode)(nil))
+	_ = (gofs.NodeRmdirer)((*dirNode)(nil))
 )
 
 // contents is what a directory holds now.
@@ -73,13 +75,20 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if !validFileName(name) {
 		return nil, syscall.ENOENT
 	}
-	// The writer's own lookups for the events of a file that appeared
-	// (mknod needs it missing) or vanished (unlink needs it there).
-	if d.r.writer.op(ctx, opCreate, join(d.path, name)) != nil {
+	// The writer's own lookups for the events of a file or a directory
+	// that appeared (mknod and mkdir need it missing) or vanished (unlink
+	// and rmdir need it there).
+	w, path := d.r.writer, join(d.path, name)
+	if w.op(ctx, opCreate, path) != nil || w.op(ctx, opMkdir, path) != nil {
 		return nil, syscall.ENOENT
 	}
-	if op := d.r.writer.op(ctx, opRemove, join(d.path, name)); op != nil {
+	if op := w.op(ctx, opRemove, path); op != nil {
 		return d.vanished(ctx, name, op.file, out)
+	}
+	if w.removesDir(ctx, path) {
+		// The directory it removes or one on the way to it: the node the
+		// kernel holds, or a new one, empty as the tree no longer has it.
+		return d.newDir(ctx, name, out), 0
 	}
 	return d.lookupName(ctx, name, out)
 }
@@ -164,6 +173,24 @@ func (d *dirNode) Mknod(ctx context.Context, name string, mode, dev uint32, out 
 // (selfwrite.go); it changes nothing.
 func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	if d.r.writer.op(ctx, opRemove, join(d.path, name)) == nil {
+		return syscall.EROFS
+	}
+	return 0
+}
+
+// Mkdir accepts only the writer's mkdir of a directory that appeared in the
+// tree (selfwrite.go), and answers it with the directory, as a lookup would.
+func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if d.r.writer.op(ctx, opMkdir, join(d.path, name)) == nil || !d.r.ix.hasChild(d.path, name) {
+		return nil, syscall.EROFS
+	}
+	return d.newDir(ctx, name, out), 0
+}
+
+// Rmdir accepts only the writer's rmdir of a directory that left the tree
+// (selfwrite.go); it changes nothing.
+func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if d.r.writer.op(ctx, opRmdir, join(d.path, name)) == nil || d.r.ix.hasChild(d.path, name) {
 		return syscall.EROFS
 	}
 	return 0

@@ -63,8 +63,9 @@
 //     being its read-only clone; as non-root the one mount), so that,
 //     when a change of the store changes a file's bytes, the daemon writes
 //     them to the file itself (or mknods or unlinks a file that appeared or
-//     vanished), which
-//     makes the kernel raise the inotify events watchers wait for. The
+//     vanished, and mkdirs or rmdirs a directory that a new listing made
+//     appear or leave), which makes the kernel raise the inotify events
+//     watchers wait for. The
 //     filesystem accepts such a request only from the writer's thread and
 //     only as exactly the operation it has pending; it changes nothing
 //     (selfwrite.go). Reading user.secretsfs.refresh forces a refresh and

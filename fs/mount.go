@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -20,6 +22,9 @@ type Server struct {
 	// rootMount is the mount in the root layout (rootmount.go); nil when
 	// mounted with fusermount3 or mount(2).
 	rootMount *rootMount
+	// reindexMu keeps reindexes one at a time: each compares the tree
+	// before and after its own rebuild.
+	reindexMu sync.Mutex
 }
 
 // Mount mounts the filesystem at dir and serves it in the background until
@@ -151,27 +156,57 @@ func newServer(opts Options) (*Server, *dirNode, error) {
 		r.mapped = t
 	}
 	s := &Server{root: r}
-	s.reindex()
+	s.rebuild() // what the mount shows from the start: no event
 	s.cancel = append(s.cancel, opts.Catalog.OnChange(s.reindex))
 	top := &dirNode{r: r, path: ""}
 	r.top = top
 	return s, top, nil
 }
 
-// reindex rebuilds the tree from the catalog, and has the kernel forget the
-// directories that are gone or no longer show the secret they showed, with
-// everything below them (new ones need nothing: misses are not cached).
-func (s *Server) reindex() {
-	before := s.root.ix.paths()
+// rebuild rebuilds the tree from the catalog's list.
+func (s *Server) rebuild() {
 	if skipped := s.root.ix.rebuild(s.root.opts.Catalog.List()); len(skipped) > 0 {
 		s.root.log.Warn("secrets whose names cannot be paths are not shown", "names", strings.Join(skipped, ", "))
 	}
+}
+
+// reindex rebuilds the tree from a new listing. The kernel forgets the
+// directories that left or no longer show the secret they showed, with
+// everything below them (new ones need nothing: misses are not cached).
+// A directory that appeared raises IN_CREATE in its parent, the topmost
+// new one only (the kernel holds nothing below it, so nothing there is
+// watched), and one that left IN_DELETE, the deepest first, as rm -r
+// would (selfwrite.go). A directory the catalog's Find added at a lookup
+// since the last listing was in the tree before: it raises nothing now.
+func (s *Server) reindex() {
+	s.reindexMu.Lock()
+	defer s.reindexMu.Unlock()
+	before := s.root.ix.paths()
+	s.rebuild()
 	after := s.root.ix.paths()
+	var changed []dirChange
 	for p, id := range before {
-		if now, ok := after[p]; p != "" && (!ok || id != "" && now != id) {
-			dir, name := splitPath(p)
-			s.root.inval.gone(dir, name)
+		switch now, ok := after[p]; {
+		case p == "":
+		case !ok:
+			changed = append(changed, dirChange{path: p, left: true})
+		case id != "" && now != id:
+			changed = append(changed, dirChange{path: p})
 		}
+	}
+	for p := range after {
+		if _, ok := before[p]; ok {
+			continue
+		}
+		parent, _ := splitPath(p)
+		if _, had := before[parent]; had {
+			changed = append(changed, dirChange{path: p, appeared: true})
+		}
+	}
+	// A path sorts before the paths below it: reversed, the deepest first.
+	slices.SortFunc(changed, func(a, b dirChange) int { return strings.Compare(b.path, a.path) })
+	for _, c := range changed {
+		s.root.inval.dir(c)
 	}
 }
 

@@ -12,12 +12,20 @@ type invalidator struct {
 	q *serial[job]
 }
 
-// job is either a store change or one node to invalidate.
+// job is a store change, one node to invalidate, or a directory of the
+// tree that changed.
 type job struct {
 	change *Change
 	node   *fileNode
-	gone   *[2]string    // a directory path and a name in it that is gone
+	dir    *dirChange
 	done   chan struct{} // closed when the job is done, if set
+}
+
+// dirChange is a directory path of the tree that a new listing changed: it
+// appeared, it left, or (neither) it shows another secret now.
+type dirChange struct {
+	path           string
+	appeared, left bool
 }
 
 func newInvalidator(r *root) *invalidator {
@@ -37,8 +45,8 @@ func (iv *invalidator) stop() { iv.q.stop() }
 // change queues a store change.
 func (iv *invalidator) change(c Change) { iv.q.push(job{change: &c}) }
 
-// gone queues a name that is no longer in a directory.
-func (iv *invalidator) gone(dir, name string) { iv.q.push(job{gone: &[2]string{dir, name}}) }
+// dir queues a directory of the tree that changed.
+func (iv *invalidator) dir(c dirChange) { iv.q.push(job{dir: &c}) }
 
 // node queues one file node and returns a channel closed once its caches
 // are dropped.
@@ -53,9 +61,17 @@ func (iv *invalidator) do(j job) {
 	switch {
 	case j.node != nil:
 		iv.content(j.node)
-	case j.gone != nil:
-		if d := iv.r.dirAt(j.gone[0]); d != nil {
-			iv.goneTree(d, j.gone[1])
+	case j.dir != nil:
+		if !j.dir.appeared {
+			// What the kernel holds below it is gone, with it or with
+			// the secret it showed.
+			dir, name := splitPath(j.dir.path)
+			if d := iv.r.dirAt(dir); d != nil {
+				iv.goneTree(d, name)
+			}
+		}
+		if j.dir.appeared || j.dir.left {
+			iv.r.writer.changeDir(*j.dir) // the event, once the names below it are dropped
 		}
 	default:
 		iv.apply(*j.change)

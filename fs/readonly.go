@@ -49,7 +49,7 @@ func (o *observedFS) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name string
 }
 
 func (o *observedFS) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name string, out *fuse.EntryOut) fuse.Status {
-	return o.done("mkdir", fuse.EROFS)
+	return o.selfOnly("mkdir", in.Pid, func() fuse.Status { return o.RawFileSystem.Mkdir(cancel, in, name, out) })
 }
 
 func (o *observedFS) Unlink(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
@@ -57,7 +57,7 @@ func (o *observedFS) Unlink(cancel <-chan struct{}, h *fuse.InHeader, name strin
 }
 
 func (o *observedFS) Rmdir(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
-	return o.done("rmdir", fuse.EROFS)
+	return o.selfOnly("rmdir", h.Pid, func() fuse.Status { return o.RawFileSystem.Rmdir(cancel, h, name) })
 }
 
 func (o *observedFS) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName, newName string) fuse.Status {

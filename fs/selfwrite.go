@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,11 +24,13 @@ import (
 // change of the store changes a file's bytes, the daemon makes those
 // system calls itself, on its own mount: it writes the new bytes to the
 // file (O_TRUNC, then exactly the bytes the file now serves), mknods a file
-// that appeared and unlinks one that vanished. The filesystem accepts such
-// a request only from the thread making it, and only for exactly the pending
-// operation (selfOp); every other write is EROFS (readonly.go). It changes
-// nothing: the store already serves the new value when the write is made,
-// which is why a watcher that reads on the event reads the new bytes.
+// that appeared and unlinks one that vanished; when a new listing changes
+// the tree, it mkdirs a directory that appeared and rmdirs one that left
+// (dirChanged). The filesystem accepts such a request only from the thread
+// making it, and only for exactly the pending operation (selfOp); every
+// other write is EROFS (readonly.go). It changes nothing: the store
+// already serves the new value when the write is made, which is why a
+// watcher that reads on the event reads the new bytes.
 //
 // The writer runs on a goroutine of its own, never inside a FUSE request
 // (its system calls are FUSE requests, served by other goroutines), and no
@@ -42,6 +45,8 @@ const (
 	opWrite  selfOpKind = iota + 1 // truncate and write a file's bytes
 	opCreate                       // mknod a file that appeared
 	opRemove                       // unlink a file that vanished
+	opMkdir                        // mkdir a directory that appeared in the tree
+	opRmdir                        // rmdir a directory that left the tree
 )
 
 // selfOp is the one operation the writer has pending: only requests of its
@@ -57,7 +62,7 @@ type selfOp struct {
 // selfWriter raises the change events.
 type selfWriter struct {
 	r *root
-	q *serial[Change]
+	q *serial[job] // store changes and directories of the tree that changed
 
 	pending atomic.Pointer[selfOp] // nil but while the writer makes an operation's calls
 
@@ -73,7 +78,7 @@ type selfWriter struct {
 
 func newSelfWriter(r *root) *selfWriter {
 	w := &selfWriter{r: r}
-	w.q = newSerial(w.apply, nil)
+	w.q = newSerial(w.run, nil)
 	return w
 }
 
@@ -82,7 +87,20 @@ func (w *selfWriter) start() { w.q.start() }
 func (w *selfWriter) stop() { w.q.stop() }
 
 // change queues a change whose caches the invalidator has dropped.
-func (w *selfWriter) change(c Change) { w.q.push(c) }
+func (w *selfWriter) change(c Change) { w.q.push(job{change: &c}) }
+
+// changeDir queues a directory that appeared in the tree or left it, once the
+// invalidator has dropped what the kernel held below it.
+func (w *selfWriter) changeDir(c dirChange) { w.q.push(job{dir: &c}) }
+
+// run raises the events of a change or of a directory.
+func (w *selfWriter) run(j job) {
+	if j.dir != nil {
+		w.dirChanged(*j.dir)
+		return
+	}
+	w.apply(*j.change)
+}
 
 // at sets where the mount is, once it is mounted.
 func (w *selfWriter) at(dir string) error {
@@ -120,11 +138,29 @@ func (w *selfWriter) pause() (resume func()) {
 // op returns the pending operation if the request ctx belongs to was made
 // by the writer's thread for path as kind; nil for any other request.
 func (w *selfWriter) op(ctx context.Context, kind selfOpKind, path string) *selfOp {
+	if p := w.mine(ctx); p != nil && p.kind == kind && p.path == path {
+		return p
+	}
+	return nil
+}
+
+// removesDir reports whether the request ctx belongs to was made by the
+// writer's thread for its rmdir of path or of a directory below it (whose
+// walk looks path up): every directory on the way left the tree, or is
+// still there.
+func (w *selfWriter) removesDir(ctx context.Context, path string) bool {
+	p := w.mine(ctx)
+	return p != nil && p.kind == opRmdir && (p.path == path || strings.HasPrefix(p.path, path+"/"))
+}
+
+// mine returns the pending operation if the request ctx belongs to was
+// made by the writer's thread; nil for any other request.
+func (w *selfWriter) mine(ctx context.Context) *selfOp {
 	p := w.pending.Load()
 	if p == nil {
 		return nil // what almost every request finds: one atomic load
 	}
-	if c, ok := fuse.FromContext(ctx); ok && p.tid == c.Pid && p.kind == kind && p.path == path {
+	if c, ok := fuse.FromContext(ctx); ok && p.tid == c.Pid {
 		return p
 	}
 	return nil
@@ -219,6 +255,23 @@ func (w *selfWriter) remove(path string, kind entryKind) error {
 	})
 }
 
+// mkdir makes the directory at path, which the tree shows now: IN_CREATE
+// with IN_ISDIR.
+func (w *selfWriter) mkdir(path string) error {
+	return w.do(selfOp{kind: opMkdir, path: path}, func(dirfd int) error {
+		return unix.Mkdirat(dirfd, path, 0o500)
+	})
+}
+
+// rmdir removes the directory at path, which the tree no longer shows:
+// IN_DELETE with IN_ISDIR, and for a watcher of the directory itself
+// IN_DELETE_SELF once nothing else holds it.
+func (w *selfWriter) rmdir(path string) error {
+	return w.do(selfOp{kind: opRmdir, path: path}, func(dirfd int) error {
+		return unix.Unlinkat(dirfd, path, unix.AT_REMOVEDIR)
+	})
+}
+
 // openDir returns a directory fd of the mount point, for a mount without
 // a read-write view (made with fusermount3, read-write), and what to call
 // when done with it. It is opened for each operation, not held (an fd on
@@ -290,6 +343,40 @@ func (w *selfWriter) apply(c Change) {
 				}
 			}
 		}
+	}
+}
+
+// dirChanged raises the event of a directory that appeared in the tree (a
+// mkdir) or left it (an rmdir) in its parent, if the kernel holds that: a
+// watched directory always is, and one it does not hold has no watcher to
+// tell. Nothing for a name the parent shows as something else (a mapped
+// name, a stage's file), nor when the tree shows the directory again, or
+// no longer, by the time the writer gets to it.
+func (w *selfWriter) dirChanged(c dirChange) {
+	r := w.r
+	parent, name := splitPath(c.path)
+	d := r.dirAt(parent)
+	if d == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), selfTimeout)
+	defer cancel()
+	if d.hidesDir(ctx, name) {
+		return
+	}
+	shown := r.ix.hasChild(parent, name)
+	var err error
+	switch {
+	case c.appeared && shown:
+		r.inval.entry(d, name) // a lookup since the change may have made it positive
+		err = w.mkdir(c.path)
+	case c.left && !shown:
+		err = w.rmdir(c.path)
+	default:
+		return
+	}
+	if err != nil {
+		r.log.Debug("raising a directory's change failed", "dir", c.path, "error", err)
 	}
 }
 
@@ -393,6 +480,17 @@ func (d *dirNode) shownFiles(ctx context.Context) map[string]bool {
 		shown[e.name] = e.kind != kindDir
 	}
 	return shown
+}
+
+// hidesDir reports whether the directory shows name as something else
+// than a directory of the tree: a mapped name, or a stage's file (which
+// hides a directory of the same name, mergeEntries).
+func (d *dirNode) hidesDir(ctx context.Context, name string) bool {
+	if d.isMapped(name) {
+		return true
+	}
+	_, isStage := d.contents(ctx, false).stages[name]
+	return isStage
 }
 
 // isMapped reports whether a name of the directory is a mapped file's or

@@ -2,9 +2,12 @@ package fs
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -207,6 +210,9 @@ func TestIssue13_09_WritesOfOthersAreEROFS(t *testing.T) {
 				"mknod":        func() error { return unix.Mknod(filepath.Join(mnt, "db/AWSPENDING"), unix.S_IFREG|0o400, 0) },
 				"unlink":       func() error { return os.Remove(filepath.Join(mnt, "db/user")) },
 				"unlink stage": func() error { return os.Remove(file) },
+				"mkdir":        func() error { return os.Mkdir(filepath.Join(mnt, "db/dir"), 0o700) },
+				"mkdir at top": func() error { return os.Mkdir(filepath.Join(mnt, "dir"), 0o700) },
+				"rmdir":        func() error { return syscall.Rmdir(filepath.Join(mnt, "db")) },
 			}
 			for what, op := range ops {
 				if err := op(); !errors.Is(err, syscall.EROFS) {
@@ -342,4 +348,176 @@ func TestIssue13_11_MappedFilesAndBindMountsOfAFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A directory that appears in the tree (a secret the listing shows now)
+// raises IN_CREATE with IN_ISDIR in its parent, for the topmost new
+// directory only, and can be listed and read on the event; one that leaves
+// it raises IN_DELETE with IN_ISDIR, deepest first, and a watcher of the
+// directory itself sees it go. A process whose working directory is in the
+// directory that leaves does not stop the event, and reads nothing there
+// afterwards. Nothing at mount, nothing for a listing that did not change,
+// and nothing for a watcher of an unrelated directory.
+func TestIssue13_12_DirectoriesThatAppearOrLeaveRaiseEvents(t *testing.T) {
+	for _, kernelCache := range []bool{false, true} {
+		t.Run(modeName(kernelCache), func(t *testing.T) {
+			s := newFakeStore()
+			for _, id := range []string{"team/x", "team/y", "new/deep/s", "other/o", "sentinel"} {
+				s.put(id, id+" value")
+			}
+			listed := refs("team/x", "other/o", "sentinel")
+			c := &fakeCatalog{refs: listed}
+			mnt := mountFS(t, Options{Store: s, Catalog: c, KernelCache: kernelCache})
+			sentinel := filepath.Join(mnt, "sentinel/AWSCURRENT")
+			readFile(t, sentinel)
+			wTop := testutil.Watch(t, mnt, testutil.ChangeEvents)
+			wTeam := testutil.Watch(t, filepath.Join(mnt, "team"), testutil.ChangeEvents)
+			wOther := testutil.Watch(t, filepath.Join(mnt, "other"), testutil.ChangeEvents)
+			wSentinel := testutil.Watch(t, sentinel, testutil.ChangeEvents)
+			// Changes are raised in order: once the sentinel's write is
+			// seen, every event raised before it has been.
+			n := 0
+			barrier := func() {
+				t.Helper()
+				n++
+				v := fmt.Sprintf("sentinel %d", n)
+				s.put("sentinel", v)
+				expectWrite(t, wSentinel, sentinel, v)
+			}
+			quiet := func(when string, ws map[string]*testutil.Watcher) {
+				t.Helper()
+				for name, w := range ws {
+					if evs := w.Pending(); len(evs) != 0 {
+						t.Errorf("%s: the watcher of %s got %v", when, name, evs)
+					}
+				}
+			}
+
+			c.set(listed)
+			barrier()
+			quiet("mount and an unchanged listing", map[string]*testutil.Watcher{"the top": wTop, "team": wTeam, "other": wOther})
+
+			// team/y appears where team is held; new/deep/s where nothing
+			// of it was: one event, for "new".
+			c.set(refs("team/x", "team/y", "new/deep/s", "other/o", "sentinel"))
+			onlyEvent(t, wTeam, unix.IN_CREATE|unix.IN_ISDIR, "y")
+			if got := testutil.ListDir(t, filepath.Join(mnt, "team/y")); !slices.Equal(got, []string{"AWSCURRENT"}) {
+				t.Fatalf("team/y lists %v on the event", got)
+			}
+			if got := readFile(t, filepath.Join(mnt, "team/y/AWSCURRENT")); got != "team/y value" {
+				t.Fatalf("team/y/AWSCURRENT on the event = %q", got)
+			}
+			onlyEvent(t, wTop, unix.IN_CREATE|unix.IN_ISDIR, "new")
+			if got := testutil.ListDir(t, filepath.Join(mnt, "new")); !slices.Equal(got, []string{"deep/"}) {
+				t.Fatalf("new lists %v on the event", got)
+			}
+			if got := readFile(t, filepath.Join(mnt, "new/deep/s/AWSCURRENT")); got != "new/deep/s value" {
+				t.Fatalf("new/deep/s/AWSCURRENT on the event = %q", got)
+			}
+			barrier()
+			quiet("after the appearances", map[string]*testutil.Watcher{"the top": wTop, "team": wTeam, "other": wOther})
+
+			// They leave, while a watcher watches team/y itself and
+			// new, and a shell's working directory is new/deep.
+			wY := testutil.Watch(t, filepath.Join(mnt, "team/y"), testutil.ChangeEvents)
+			wNew := testutil.Watch(t, filepath.Join(mnt, "new"), testutil.ChangeEvents)
+			sh := shellIn(t, filepath.Join(mnt, "new/deep"), `cat s/AWSCURRENT; echo "cat=$?"; l=$(ls -A); echo "ls=$? [$l]"`)
+			c.set(listed)
+			onlyEvent(t, wTeam, unix.IN_DELETE|unix.IN_ISDIR, "y")
+			onlyEvent(t, wY, unix.IN_DELETE_SELF, "")
+			onlyEvent(t, wY, unix.IN_IGNORED, "")
+			onlyEvent(t, wNew, unix.IN_DELETE|unix.IN_ISDIR, "deep")
+			onlyEvent(t, wTop, unix.IN_DELETE|unix.IN_ISDIR, "new")
+			for _, p := range []string{"team/y", "new"} {
+				if _, err := os.Stat(filepath.Join(mnt, p)); !errors.Is(err, syscall.ENOENT) {
+					t.Errorf("stat %s after the event: %v, want ENOENT", p, err)
+				}
+			}
+			// It can open nothing there (ENOENT), and lists it empty: the
+			// kernel answers ENOENT to a listing of a removed directory,
+			// which readdir(3) takes for its end.
+			// The watcher of new learns that it went once nothing holds it:
+			// the shell's working directory is below it.
+			if evs := wNew.Pending(); len(evs) != 0 {
+				t.Errorf("the watcher of new got %v while the shell is in new/deep", evs)
+			}
+			if out := sh.run(); !strings.Contains(out, "No such file or directory\ncat=1\n") || !strings.Contains(out, "ls=0 []") {
+				t.Errorf("the shell in new/deep, after the event:\n%s\nwant cat to fail with ENOENT and ls to list nothing", out)
+			}
+			onlyEvent(t, wNew, unix.IN_DELETE_SELF, "")
+			onlyEvent(t, wNew, unix.IN_IGNORED, "")
+			barrier()
+			quiet("after the removals", map[string]*testutil.Watcher{"the top": wTop, "team": wTeam, "other": wOther, "team/y": wY})
+		})
+	}
+}
+
+// onlyEvent waits for a watcher's next event and checks that it is exactly
+// mask for name.
+func onlyEvent(t *testing.T, w *testutil.Watcher, mask uint32, name string) {
+	t.Helper()
+	ev, ok := w.Next(eventWait)
+	if !ok {
+		t.Fatalf("no event %#x %q within %v", mask, name, eventWait)
+	}
+	if ev.Mask != mask || ev.Name != name {
+		t.Fatalf("event %#x %q, want %#x %q", ev.Mask, ev.Name, mask, name)
+	}
+}
+
+// shell is a shell started in a directory, waiting to run a script there.
+type shell struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *testutil.SyncBuffer
+	done  chan struct{} // closed once it exited
+}
+
+// shellIn starts a shell whose working directory is dir; run has it run
+// script there. It is killed, by pid, when the test ends if it still runs.
+// The shell changes directory itself: a chdir into the mount between fork
+// and exec (exec.Cmd.Dir) would deadlock the test, which serves the mount
+// (go-fuse's api.go, "Deadlocks").
+func shellIn(t *testing.T, dir, script string) *shell {
+	t.Helper()
+	sh := &shell{t: t, cmd: exec.Command("sh", "-c", `cd "$1" && echo ready && read go && `+script, "sh", dir), out: &testutil.SyncBuffer{}, done: make(chan struct{})}
+	sh.cmd.Stdout, sh.cmd.Stderr = sh.out, sh.out
+	var err error
+	if sh.stdin, err = sh.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sh.cmd.Wait()
+		close(sh.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-sh.done:
+		default:
+			sh.cmd.Process.Kill()
+			<-sh.done
+		}
+	})
+	eventually(t, "the shell starts", func() bool { return strings.Contains(sh.out.String(), "ready") })
+	return sh
+}
+
+// run has the shell run its script and returns what it printed, once it
+// exited.
+func (sh *shell) run() string {
+	sh.t.Helper()
+	if _, err := sh.stdin.Write([]byte("go\n")); err != nil {
+		sh.t.Fatal(err)
+	}
+	sh.stdin.Close()
+	select {
+	case <-sh.done:
+	case <-time.After(10 * time.Second):
+		sh.t.Fatalf("the shell did not exit; it printed %q", sh.out.String())
+	}
+	return strings.TrimPrefix(sh.out.String(), "ready\n")
 }
