@@ -175,8 +175,8 @@ func (s *Server) rebuild() {
 // everything below them (new ones need nothing: misses are not cached).
 // A directory that appeared raises IN_CREATE in its parent, the topmost
 // new one only (the kernel holds nothing below it, so nothing there is
-// watched), and one that left IN_DELETE, the deepest first, as rm -r
-// would (selfwrite.go). A directory the catalog's Find added at a lookup
+// watched; a directory made for mapped files was always there), and one
+// that left IN_DELETE, the deepest first, as rm -r would (selfwrite.go). A directory the catalog's Find added at a lookup
 // since the last listing was in the tree before: it raises nothing now.
 func (s *Server) reindex() {
 	s.reindexMu.Lock()
@@ -198,8 +198,7 @@ func (s *Server) reindex() {
 		if _, ok := before[p]; ok {
 			continue
 		}
-		parent, _ := splitPath(p)
-		if _, had := before[parent]; had {
+		if parent, _ := splitPath(p); s.root.hadDir(before, parent) {
 			changed = append(changed, dirChange{path: p, appeared: true})
 		}
 	}
@@ -208,6 +207,15 @@ func (s *Server) reindex() {
 	for _, c := range changed {
 		s.root.inval.dir(c)
 	}
+}
+
+// hadDir reports whether a directory path was in the tree before a
+// reindex: in the index then, or made for mapped files (always there).
+func (r *root) hadDir(before map[string]string, path string) bool {
+	if _, ok := before[path]; ok {
+		return true
+	}
+	return r.mapped != nil && r.mapped.dirs[path] != nil
 }
 
 // Unmount unmounts and stops serving. It fails with EBUSY while files are

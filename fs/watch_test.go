@@ -356,21 +356,26 @@ func TestIssue13_11_MappedFilesAndBindMountsOfAFile(t *testing.T) {
 // it raises IN_DELETE with IN_ISDIR, deepest first, and a watcher of the
 // directory itself sees it go. A process whose working directory is in the
 // directory that leaves does not stop the event, and reads nothing there
-// afterwards. Nothing at mount, nothing for a listing that did not change,
-// and nothing for a watcher of an unrelated directory.
+// afterwards. A directory made for mapped files is there before any
+// listing: a secret that appears in it raises the event there. Nothing at
+// mount, nothing for a listing that did not change, and nothing for a
+// watcher of an unrelated directory.
 func TestIssue13_12_DirectoriesThatAppearOrLeaveRaiseEvents(t *testing.T) {
 	for _, kernelCache := range []bool{false, true} {
 		t.Run(modeName(kernelCache), func(t *testing.T) {
 			s := newFakeStore()
-			for _, id := range []string{"team/x", "team/y", "new/deep/s", "other/o", "sentinel"} {
+			for _, id := range []string{"team/x", "team/y", "new/deep/s", "app/z", "other/o", "sentinel"} {
 				s.put(id, id+" value")
 			}
 			listed := refs("team/x", "other/o", "sentinel")
 			c := &fakeCatalog{refs: listed}
-			mnt := mountFS(t, Options{Store: s, Catalog: c, KernelCache: kernelCache})
+			mnt := mountFS(t, Options{Store: s, Catalog: c, KernelCache: kernelCache, Files: []MappedFile{
+				{Path: "app/db.ini", SecretIDs: []string{"other/o"}, Render: upper(s, "other/o")},
+			}})
 			sentinel := filepath.Join(mnt, "sentinel/AWSCURRENT")
 			readFile(t, sentinel)
 			wTop := testutil.Watch(t, mnt, testutil.ChangeEvents)
+			wApp := testutil.Watch(t, filepath.Join(mnt, "app"), testutil.ChangeEvents)
 			wTeam := testutil.Watch(t, filepath.Join(mnt, "team"), testutil.ChangeEvents)
 			wOther := testutil.Watch(t, filepath.Join(mnt, "other"), testutil.ChangeEvents)
 			wSentinel := testutil.Watch(t, sentinel, testutil.ChangeEvents)
@@ -395,11 +400,13 @@ func TestIssue13_12_DirectoriesThatAppearOrLeaveRaiseEvents(t *testing.T) {
 
 			c.set(listed)
 			barrier()
-			quiet("mount and an unchanged listing", map[string]*testutil.Watcher{"the top": wTop, "team": wTeam, "other": wOther})
+			quiet("mount and an unchanged listing", map[string]*testutil.Watcher{"the top": wTop, "team": wTeam, "app": wApp, "other": wOther})
 
 			// team/y appears where team is held; new/deep/s where nothing
-			// of it was: one event, for "new".
-			c.set(refs("team/x", "team/y", "new/deep/s", "other/o", "sentinel"))
+			// of it was: one event, for "new"; app/z in the mapped
+			// directory.
+			c.set(refs("team/x", "team/y", "new/deep/s", "app/z", "other/o", "sentinel"))
+			onlyEvent(t, wApp, unix.IN_CREATE|unix.IN_ISDIR, "z")
 			onlyEvent(t, wTeam, unix.IN_CREATE|unix.IN_ISDIR, "y")
 			if got := testutil.ListDir(t, filepath.Join(mnt, "team/y")); !slices.Equal(got, []string{"AWSCURRENT"}) {
 				t.Fatalf("team/y lists %v on the event", got)
@@ -415,7 +422,7 @@ func TestIssue13_12_DirectoriesThatAppearOrLeaveRaiseEvents(t *testing.T) {
 				t.Fatalf("new/deep/s/AWSCURRENT on the event = %q", got)
 			}
 			barrier()
-			quiet("after the appearances", map[string]*testutil.Watcher{"the top": wTop, "team": wTeam, "other": wOther})
+			quiet("after the appearances", map[string]*testutil.Watcher{"the top": wTop, "team": wTeam, "app": wApp, "other": wOther})
 
 			// They leave, while a watcher watches team/y itself and
 			// new, and a shell's working directory is new/deep.
@@ -423,6 +430,7 @@ func TestIssue13_12_DirectoriesThatAppearOrLeaveRaiseEvents(t *testing.T) {
 			wNew := testutil.Watch(t, filepath.Join(mnt, "new"), testutil.ChangeEvents)
 			sh := shellIn(t, filepath.Join(mnt, "new/deep"), `cat s/AWSCURRENT; echo "cat=$?"; l=$(ls -A); echo "ls=$? [$l]"`)
 			c.set(listed)
+			onlyEvent(t, wApp, unix.IN_DELETE|unix.IN_ISDIR, "z")
 			onlyEvent(t, wTeam, unix.IN_DELETE|unix.IN_ISDIR, "y")
 			onlyEvent(t, wY, unix.IN_DELETE_SELF, "")
 			onlyEvent(t, wY, unix.IN_IGNORED, "")
@@ -447,7 +455,7 @@ func TestIssue13_12_DirectoriesThatAppearOrLeaveRaiseEvents(t *testing.T) {
 			onlyEvent(t, wNew, unix.IN_DELETE_SELF, "")
 			onlyEvent(t, wNew, unix.IN_IGNORED, "")
 			barrier()
-			quiet("after the removals", map[string]*testutil.Watcher{"the top": wTop, "team": wTeam, "other": wOther, "team/y": wY})
+			quiet("after the removals", map[string]*testutil.Watcher{"the top": wTop, "team": wTeam, "app": wApp, "other": wOther, "team/y": wY})
 		})
 	}
 }
