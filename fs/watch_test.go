@@ -441,14 +441,14 @@ func TestIssue13_12_DirectoriesThatAppearOrLeaveRaiseEvents(t *testing.T) {
 					t.Errorf("stat %s after the event: %v, want ENOENT", p, err)
 				}
 			}
-			// It can open nothing there (ENOENT), and lists it empty: the
-			// kernel answers ENOENT to a listing of a removed directory,
-			// which readdir(3) takes for its end.
-			// The watcher of new learns that it went once nothing holds it:
-			// the shell's working directory is below it.
+			// The watcher of new learns that new went only once nothing
+			// holds it: the shell's working directory is below it.
 			if evs := wNew.Pending(); len(evs) != 0 {
 				t.Errorf("the watcher of new got %v while the shell is in new/deep", evs)
 			}
+			// The shell opens nothing there (ENOENT) and lists it empty: the
+			// kernel answers ENOENT to a listing of a removed directory,
+			// which readdir(3) takes for its end.
 			if out := sh.run(); !strings.Contains(out, "No such file or directory\ncat=1\n") || !strings.Contains(out, "ls=0 []") {
 				t.Errorf("the shell in new/deep, after the event:\n%s\nwant cat to fail with ENOENT and ls to list nothing", out)
 			}
