@@ -55,11 +55,12 @@ type Emulator struct {
 	// listings); guarded by mu.
 	listingBuilds int
 
-	ctlMu   sync.Mutex
-	calls   map[string]int        // by operation; guarded by ctlMu
-	retries map[string]int        // the calls that were SDK retries, by operation; guarded by ctlMu
-	faults  map[string][]*pending // by operation or AllOperations; guarded by ctlMu
-	changed chan struct{}         // closed and replaced when calls change; guarded by ctlMu
+	ctlMu    sync.Mutex
+	calls    map[string]int        // by operation; guarded by ctlMu
+	retries  map[string]int        // the calls that were SDK retries, by operation; guarded by ctlMu
+	bySecret map[opSecret]int      // the calls naming a secret, by operation and secret; guarded by ctlMu
+	faults   map[string][]*pending // by operation or AllOperations; guarded by ctlMu
+	changed  chan struct{}         // closed and replaced when calls change; guarded by ctlMu
 }
 
 // Option configures an Emulator.
@@ -98,6 +99,7 @@ func New(opts ...Option) *Emulator {
 		listings:  make(map[listingQuery]listing),
 		calls:     make(map[string]int),
 		retries:   make(map[string]int),
+		bySecret:  make(map[opSecret]int),
 		faults:    make(map[string][]*pending),
 		changed:   make(chan struct{}),
 	}
@@ -138,7 +140,9 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, op, newError(ErrSerialization, "Could not read the request body."))
 		return
 	}
-	if f, ok := e.takeFault(op, e.secretNameOf(body)); ok {
+	name := e.secretNameOf(body)
+	e.countSecret(op, name)
+	if f, ok := e.takeFault(op, name); ok {
 		if f.Latency > 0 {
 			t := time.NewTimer(f.Latency)
 			select {
@@ -482,12 +486,36 @@ func isRetry(r *http.Request) bool {
 	return false
 }
 
+// opSecret is an operation and the secret a call of it names.
+type opSecret struct{ op, secret string }
+
+// countSecret counts a call of op that names secret ("" if none).
+func (e *Emulator) countSecret(op, secret string) {
+	if secret == "" {
+		return
+	}
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	e.bySecret[opSecret{op, secret}]++
+}
+
+// SecretCalls returns how many requests of operation op named the secret
+// called name (by its name or ARN) since the emulator was made or
+// ResetCalls, whatever their outcome but for requests refused unread (no
+// signature, an unknown operation, a body too large).
+func (e *Emulator) SecretCalls(op, name string) int {
+	e.ctlMu.Lock()
+	defer e.ctlMu.Unlock()
+	return e.bySecret[opSecret{op, name}]
+}
+
 // ResetCalls sets every call count, and every retry count, to zero.
 func (e *Emulator) ResetCalls() {
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
 	clear(e.calls)
 	clear(e.retries)
+	clear(e.bySecret)
 	close(e.changed)
 	e.changed = make(chan struct{})
 }

@@ -76,6 +76,38 @@ func TestCallCounters(t *testing.T) {
 	}
 }
 
+// SecretCalls counts the calls naming one secret, by name or by ARN, and
+// failed ones too; ResetCalls clears it.
+func TestSecretCalls(t *testing.T) {
+	f := newFixture(t)
+	ctx := ctxT(t)
+	mustCreate(t, f.emu, Secret{Name: "a", SecretString: str("v")})
+	mustCreate(t, f.emu, Secret{Name: "b", SecretString: str("v")})
+	d, err := f.client.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.get(ctx, "a")
+	f.get(ctx, aws.ToString(d.ARN))
+	f.get(ctx, "b")
+	f.get(ctx, "missing")
+	for _, c := range []struct {
+		op, name string
+		want     int
+	}{
+		{OpGetSecretValue, "a", 2}, {OpDescribeSecret, "a", 1}, {OpGetSecretValue, "b", 1},
+		{OpDescribeSecret, "b", 0}, {OpGetSecretValue, "missing", 1},
+	} {
+		if n := f.emu.SecretCalls(c.op, c.name); n != c.want {
+			t.Errorf("SecretCalls(%s, %s) = %d, want %d", c.op, c.name, n, c.want)
+		}
+	}
+	f.emu.ResetCalls()
+	if n := f.emu.SecretCalls(OpGetSecretValue, "a"); n != 0 {
+		t.Fatalf("after ResetCalls: %d", n)
+	}
+}
+
 func TestFaultTimesAndOrder(t *testing.T) {
 	f := newFixture(t)
 	ctx := ctxT(t)
