@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"golang.org/x/sys/unix"
 	"os"
 	"strings"
 	"testing"
@@ -41,15 +40,13 @@ func TestDemoServesSampleSecretsAndRotates(t *testing.T) {
 	if first != "correct-horse-battery-staple" {
 		t.Fatalf("demo/db/password = %q", first)
 	}
-	events := watchFile(t, mnt+"/demo/db/password")
+	events := testutil.Watch(t, mnt+"/demo/db/password", testutil.ChangeEvents)
 	eventually(t, 20*time.Second, "demo/db's password to rotate", func() bool {
 		got, err := read(mnt + "/demo/db/password")
 		return err == nil && got != first
 	})
 	// What the printed inotifywait tip shows.
-	eventually(t, 2*time.Second, "an inotify event for the rotated file", func() bool {
-		return events.seen(unix.IN_MODIFY) && events.seen(unix.IN_CLOSE_WRITE)
-	})
+	waitWritten(events, 2*time.Second)
 	if !strings.Contains(d.Stdout.String(), "demo: rotated demo/db to version ") {
 		t.Errorf("stdout does not report the rotation:\n%s", d.Stdout)
 	}

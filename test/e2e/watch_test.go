@@ -16,10 +16,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/fsnotify/fsnotify"
 	"golang.org/x/sys/unix"
+
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // testCA signs the certificates of the TLS tests.
@@ -196,11 +197,11 @@ func servedName(s *reloadingServer, pool *x509.CertPool) (string, error) {
 	return certs[0].Subject.CommonName, nil
 }
 
-// TestIssue13_TLSServerReloadsItsCertificateOnAnInotifyEvent: a TLS server
+// TestIssue13_13_TLSServerReloadsItsCertificateOnAnInotifyEvent: a TLS server
 // that reloads its certificate when fsnotify says its file was written
 // serves the rotated certificate to a new connection after the secret is
 // rotated, with no restart, no hook and no polling.
-func TestIssue13_TLSServerReloadsItsCertificateOnAnInotifyEvent(t *testing.T) {
+func TestIssue13_13_TLSServerReloadsItsCertificateOnAnInotifyEvent(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			w := newWorld(t)
@@ -225,89 +226,34 @@ func TestIssue13_TLSServerReloadsItsCertificateOnAnInotifyEvent(t *testing.T) {
 	}
 }
 
-// TestIssue13_TLSServerControlOnTmpfs: the same server over a file of a
-// local filesystem written in place reloads, and watchFile sees the write,
+// TestIssue13_14_TLSServerControlOnTmpfs: the same server over a file of a
+// local filesystem written in place reloads, and a watcher sees the write,
 // so a failure of the tests that use them is secretsfs's, not theirs.
-func TestIssue13_TLSServerControlOnTmpfs(t *testing.T) {
+func TestIssue13_14_TLSServerControlOnTmpfs(t *testing.T) {
 	ca := newTestCA(t)
 	file := t.TempDir() + "/tls.pem"
 	if err := os.WriteFile(file, []byte(ca.issue(t, "v1", 2)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	srv := startReloadingServer(t, file)
-	events := watchFile(t, file)
+	events := testutil.Watch(t, file, testutil.ChangeEvents)
 	if cn, err := servedName(srv, ca.pool); err != nil || cn != "v1" {
 		t.Fatalf("the server presents %q (%v), want v1", cn, err)
 	}
 	if err := os.WriteFile(file, []byte(ca.issue(t, "v2", 3)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, "inotify events for the written file", func() bool {
-		return events.seen(unix.IN_MODIFY) && events.seen(unix.IN_CLOSE_WRITE)
-	})
+	waitWritten(events, 2*time.Second)
 	eventually(t, 10*time.Second, "a new connection gets the new certificate", func() bool {
 		cn, _ := servedName(srv, ca.pool)
 		return cn == "v2"
 	})
 }
 
-// inotifyEvents collects the inotify events of one watch.
-type inotifyEvents struct {
-	mu   sync.Mutex
-	mask uint32 // every event's mask ORed
-}
-
-func (e *inotifyEvents) seen(bits uint32) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.mask&bits == bits
-}
-
-// watchFile watches path with inotify (every event) until the test ends.
-func watchFile(t *testing.T, path string) *inotifyEvents {
-	t.Helper()
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := unix.InotifyAddWatch(fd, path, unix.IN_ALL_EVENTS); err != nil {
-		unix.Close(fd)
-		t.Fatalf("inotify watch of %s: %v", path, err)
-	}
-	e := &inotifyEvents{}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		buf := make([]byte, 4096)
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			n, err := unix.Read(fd, buf)
-			if err == unix.EAGAIN {
-				time.Sleep(5 * time.Millisecond)
-				continue
-			}
-			if err != nil {
-				return
-			}
-			for off := 0; off+unix.SizeofInotifyEvent <= n; {
-				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-				e.mu.Lock()
-				e.mask |= ev.Mask
-				e.mu.Unlock()
-				off += unix.SizeofInotifyEvent + int(ev.Len)
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		close(done)
-		wg.Wait()
-		unix.Close(fd)
-	})
-	return e
+// waitWritten waits for the IN_MODIFY and then the IN_CLOSE_WRITE a write
+// of the watched file raises, failing the test if they do not come within.
+func waitWritten(w *testutil.Watcher, within time.Duration) {
+	end := time.Now().Add(within)
+	w.WaitFor(within, unix.IN_MODIFY, "")
+	w.WaitFor(time.Until(end), unix.IN_CLOSE_WRITE, "")
 }

@@ -24,10 +24,17 @@ type InotifyEvent struct {
 // Has reports whether the event has every bit of mask.
 func (e InotifyEvent) Has(mask uint32) bool { return e.Mask&mask == mask }
 
+// Reporter is where a Watcher reports a failure: a test (testing.TB), or
+// a process a test runs, which has none.
+type Reporter interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
 // Watcher is a real inotify client watching one path, as a program that
 // reloads a file on change does.
 type Watcher struct {
-	tb   testing.TB
+	tb   Reporter
 	path string
 	fd   int
 	buf  []byte
@@ -37,15 +44,24 @@ type Watcher struct {
 // Watch watches path for the events in mask until the test ends.
 func Watch(tb testing.TB, path string, mask uint32) *Watcher {
 	tb.Helper()
+	w := WatchIn(tb, path, mask)
+	tb.Cleanup(func() { unix.Close(w.fd) })
+	return w
+}
+
+// WatchIn is Watch for a process that is not a test (a child process a
+// test runs): failures go to r, and the watch ends with the process.
+func WatchIn(r Reporter, path string, mask uint32) *Watcher {
+	r.Helper()
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
-		tb.Fatalf("inotify_init1: %v", err)
+		r.Fatalf("inotify_init1: %v", err)
 	}
-	tb.Cleanup(func() { unix.Close(fd) })
 	if _, err := unix.InotifyAddWatch(fd, path, mask); err != nil {
-		tb.Fatalf("inotify_add_watch %s: %v", path, err)
+		unix.Close(fd)
+		r.Fatalf("inotify_add_watch %s: %v", path, err)
 	}
-	return &Watcher{tb: tb, path: path, fd: fd, buf: make([]byte, 64<<10)}
+	return &Watcher{tb: r, path: path, fd: fd, buf: make([]byte, 64<<10)}
 }
 
 // read reads the events queued now, waiting at most wait for one.
