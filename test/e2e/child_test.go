@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // childModeEnv makes the test binary act as a small reader process, so tests
@@ -30,10 +33,26 @@ const childModeEnv = "SECRETSFS_E2E_CHILD"
 //   - "mmap-shared PATH", "mmap-private PATH": open PATH, map fstat's size
 //     of it read-only (MAP_SHARED or MAP_PRIVATE) and print "ok <content in
 //     hex>".
+//   - "hold PATH": open PATH, print "ready", wait for a line on stdin, then
+//     read the open file from its start and print "ok <content in hex>".
+//   - "writes FILE DIR": try every kind of write on FILE, and the ones that
+//     make or remove a name in DIR (none if DIR is "-"), and print
+//     "write <what> <errno>" for each (errno 0: it succeeded).
+//   - "watch MILLIS PATH": watch PATH with inotify (the change events),
+//     print "ready", then "event <mask>" for each event until IN_CLOSE_WRITE
+//     or MILLIS ms have passed; on IN_CLOSE_WRITE read PATH and print
+//     "read <stat size> <content in hex>".
 func childMain(mode string) int {
 	verb, path, _ := strings.Cut(mode, " ")
-	if verb == "refresh" {
+	switch verb {
+	case "refresh":
 		return refreshLoop(path)
+	case "hold":
+		return childHold(path)
+	case "writes":
+		return childWrites(path)
+	case "watch":
+		return childWatch(path)
 	}
 	if verb == "mmap-shared" || verb == "mmap-private" {
 		return childMmap(path, map[string]int{"mmap-shared": syscall.MAP_SHARED, "mmap-private": syscall.MAP_PRIVATE}[verb])
@@ -137,4 +156,117 @@ func parseChild(t *testing.T, out string) syscall.Errno {
 	}
 	t.Fatalf("unexpected child output %q", out)
 	return 0
+}
+
+// childHold runs the "hold" child mode.
+func childHold(path string) int {
+	fd, err := syscall.Open(path, syscall.O_RDONLY, 0)
+	if err != nil {
+		fmt.Printf("errno %d\n", err.(syscall.Errno))
+		return 0
+	}
+	defer syscall.Close(fd)
+	fmt.Println("ready")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		fmt.Println("no go-ahead:", err)
+		return 2
+	}
+	buf := make([]byte, 70000)
+	n, err := syscall.Pread(fd, buf, 0)
+	if err != nil {
+		fmt.Printf("errno %d\n", err.(syscall.Errno))
+		return 0
+	}
+	fmt.Printf("ok %x\n", buf[:n])
+	return 0
+}
+
+// childWrites runs the "writes" child mode on "FILE DIR".
+func childWrites(arg string) int {
+	file, dir, _ := strings.Cut(arg, " ")
+	openAs := func(flags int) func() error {
+		return func() error {
+			fd, err := syscall.Open(file, flags, 0)
+			if err == nil {
+				syscall.Close(fd)
+			}
+			return err
+		}
+	}
+	type write struct {
+		what string
+		do   func() error
+	}
+	writes := []write{
+		{"open-O_WRONLY", openAs(syscall.O_WRONLY)},
+		{"open-O_RDWR", openAs(syscall.O_RDWR)},
+		{"open-O_WRONLY|O_TRUNC", openAs(syscall.O_WRONLY | syscall.O_TRUNC)},
+		{"open-O_RDONLY|O_TRUNC", openAs(syscall.O_RDONLY | syscall.O_TRUNC)},
+		{"truncate", func() error { return syscall.Truncate(file, 0) }},
+	}
+	if dir != "-" {
+		writes = append(writes,
+			write{"creat", func() error {
+				fd, err := syscall.Creat(dir+"/new-file", 0o600)
+				if err == nil {
+					syscall.Close(fd)
+				}
+				return err
+			}},
+			write{"mkdir", func() error { return syscall.Mkdir(dir+"/new-dir", 0o700) }},
+			write{"unlink", func() error { return syscall.Unlink(file) }},
+			write{"rename", func() error { return syscall.Rename(file, dir+"/renamed") }},
+		)
+	}
+	for _, w := range writes {
+		errno := syscall.Errno(0)
+		if err := w.do(); err != nil {
+			errno = err.(syscall.Errno)
+		}
+		fmt.Printf("write %s %d\n", w.what, errno)
+	}
+	return 0
+}
+
+// childReporter reports a child's failure on its output and ends it.
+type childReporter struct{}
+
+func (childReporter) Helper() {}
+
+func (childReporter) Fatalf(format string, args ...any) {
+	fmt.Printf("fatal "+format+"\n", args...)
+	os.Exit(1)
+}
+
+// childWatch runs the "watch" child mode on "MILLIS PATH".
+func childWatch(arg string) int {
+	ms, path, _ := strings.Cut(arg, " ")
+	n, err := strconv.Atoi(ms)
+	if err != nil {
+		fmt.Println(err)
+		return 2
+	}
+	w := testutil.WatchIn(childReporter{}, path, testutil.ChangeEvents)
+	fmt.Println("ready")
+	for end := time.Now().Add(time.Duration(n) * time.Millisecond); ; {
+		ev, ok := w.Next(time.Until(end))
+		if !ok {
+			fmt.Println("timeout")
+			return 0
+		}
+		fmt.Printf("event %#x\n", ev.Mask)
+		if ev.Has(unix.IN_CLOSE_WRITE) {
+			data, err := os.ReadFile(path)
+			var st syscall.Stat_t
+			if err == nil {
+				err = syscall.Stat(path, &st)
+			}
+			if err != nil {
+				fmt.Println("read failed:", err)
+				return 0
+			}
+			fmt.Printf("read %d %x\n", st.Size, data)
+			return 0
+		}
+	}
 }
