@@ -17,14 +17,16 @@ type dirNode struct {
 	gofs.Inode
 	lastUse // forget.go
 
-	r    *root
-	path string // "" for the root
+	r      *root
+	path   string // "" for the root
+	secret string // the secret it shows, held (root.holdDir) until the kernel forgets it; "" if none
 }
 
 var (
 	_ = (gofs.NodeLookuper)((*dirNode)(nil))
 	_ = (gofs.NodeReaddirer)((*dirNode)(nil))
 	_ = (gofs.NodeGetattrer)((*dirNode)(nil))
+	_ = (gofs.NodeOnForgetter)((*dirNode)(nil))
 	_ = (gofs.NodeMknoder)((*dirNode)(nil))
 	_ = (gofs.NodeUnlinker)((*dirNode)(nil))
 	_ = (gofs.NodeMkdirer)((*dirNode)(nil))
@@ -62,6 +64,14 @@ func (d *dirNode) contents(ctx context.Context, wantKeys bool) contents {
 	}
 	c.keys, _ = jsonKeys(v.Data)
 	return c
+}
+
+// OnForget: the kernel forgot the directory; its secret need no longer be
+// kept refreshed for it.
+func (d *dirNode) OnForget() {
+	if d.secret != "" {
+		d.r.releaseDir(d.secret, d.StableAttr().Ino)
+	}
 }
 
 func (d *dirNode) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -275,7 +285,12 @@ func (d *dirNode) newDir(ctx context.Context, name string, out *fuse.EntryOut) *
 	id := d.r.id(syscall.S_IFDIR, d.StableAttr().Ino, kindDir, name, "")
 	ch := d.liveChild(name, id)
 	if ch == nil {
-		ch = d.NewInode(ctx, &dirNode{r: d.r, path: join(d.path, name)}, id)
+		n := &dirNode{r: d.r, path: join(d.path, name)}
+		if ref, _, _ := d.r.ix.dir(n.path); ref != nil {
+			n.secret = ref.ID
+			d.r.holdDir(n.secret, id.Ino)
+		}
+		ch = d.NewInode(ctx, n, id)
 	}
 	d.r.sweep.lookedUp(d.EmbeddedInode(), ch)
 	d.r.dirAttr(&out.Attr)

@@ -94,6 +94,9 @@ func mount(dir string, opts Options, fsopen fsopenFunc) (*Server, error) {
 		// by writing to its own files (selfwrite.go); the filesystem
 		// refuses every other write (readonly.go).
 		gopts.MountOptions.Options = mountOpts
+		// With allow_other, default_permissions keeps the daemon's own
+		// writes out of its 0400 files too: no events there.
+		s.root.events.Store(!asRoot && !opts.AllowOther)
 		gopts.MountOptions.DirectMount = asRoot
 		gopts.MountOptions.DirectMountStrict = asRoot
 		server, err = mountObserved(dir, top, opts.Observer, gopts)

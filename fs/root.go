@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,10 +30,17 @@ type root struct {
 
 	nodesMu  sync.Mutex
 	bySecret map[string][]*fileNode // secret id -> the file nodes the kernel holds that show it (a few); guarded by nodesMu
+	dirsHeld map[string][]uint64    // secret id -> inode numbers of the directories showing it that the kernel holds; guarded by nodesMu
 	pins     map[string]func()      // secret id -> unpin; guarded by nodesMu
 	forMount map[string]bool        // secret ids pinned for the life of the mount (mapped files'); guarded by nodesMu
 
 	mapped *mappedTree // nil without mapped files; read-only
+
+	// events is set once the mount can raise change events (a read-write
+	// view, or a read-write mount): the secrets whose files or
+	// directories the kernel holds are then kept refreshed in both serving
+	// modes, so that a watcher that never reads still sees a rotation.
+	events atomic.Bool
 
 	// rwDir is a directory descriptor of the top of the mount's read-write
 	// view (rootmount.go): made as root, the filesystem is also mounted
@@ -49,6 +57,7 @@ func newRoot(opts Options) *root {
 		log:      opts.Logger,
 		ix:       newIndex(),
 		bySecret: make(map[string][]*fileNode),
+		dirsHeld: make(map[string][]uint64),
 		pins:     make(map[string]func()),
 		seed:     maphash.MakeSeed(),
 		genKey:   maphash.MakeSeed(),
@@ -136,8 +145,9 @@ func inoOf(h uint64) uint64 {
 // fileFor returns the node a lookup gives the kernel for the file f (live:
 // the node go-fuse has in its tree under the name; else new), and keeps it
 // registered, so that changes of the secrets it uses reach it, until the
-// kernel forgets it (OnForget); in kernel-cache mode it pins those secrets
-// until the kernel has forgotten their last file (unregisterFile).
+// kernel forgets it (OnForget); in kernel-cache mode, and wherever the
+// mount raises change events, it pins those secrets until the kernel has
+// forgotten their last file and directory (unregisterFile, releaseDir).
 // For a new f, it is rather the node registered with the same identity, if
 // any (a concurrent lookup may be giving it to the kernel). So there is one
 // node per identity: go-fuse would keep the node it has and drop any other,
@@ -163,11 +173,73 @@ func (r *root) fileFor(f *fileNode, live bool) *fileNode {
 		case nodes[at] != f:
 			nodes[at] = f
 		}
-		if r.opts.KernelCache && r.pins[sid] == nil {
-			r.pins[sid] = r.opts.Store.Pin(sid)
-		}
+		r.pinLocked(sid)
 	}
 	return f
+}
+
+// keepsRefreshed reports whether the secrets of what the kernel holds are
+// kept refreshed in the background: in kernel-cache mode, whose reads do
+// not reach the cache, and wherever the mount raises change events, whose
+// watchers need not read.
+func (r *root) keepsRefreshed() bool {
+	return r.opts.KernelCache || r.events.Load()
+}
+
+// pinLocked pins a secret the kernel holds a file or directory of, if the
+// mount keeps those refreshed and it is not pinned yet.
+func (r *root) pinLocked(sid string) {
+	if r.keepsRefreshed() && r.pins[sid] == nil {
+		r.pins[sid] = r.opts.Store.Pin(sid)
+	}
+}
+
+// unpinLocked releases a secret's pin once the kernel holds none of its
+// files and directories, unless a mapped file depends on it.
+func (r *root) unpinLocked(sid string) {
+	if len(r.bySecret[sid]) > 0 || len(r.dirsHeld[sid]) > 0 || r.forMount[sid] {
+		return
+	}
+	if unpin := r.pins[sid]; unpin != nil {
+		unpin()
+		delete(r.pins, sid)
+		if len(r.pins) == 0 {
+			r.pins = make(map[string]func()) // a map keeps its peak size: let it go
+		}
+	}
+}
+
+// holdDir records that a lookup gave the kernel the directory with inode
+// number ino, which shows the secret sid, and pins the secret (pinLocked):
+// a watcher of the directory alone sees the files of a rotation appear and
+// vanish. Keyed by inode number, as a lookup racing another may make a node
+// go-fuse then drops for the one it has: the one the kernel holds releases
+// it (releaseDir). (A lookup racing the kernel's forget of the directory
+// can see its hold released by the old node's forget; the next lookup
+// holds it again.)
+func (r *root) holdDir(sid string, ino uint64) {
+	r.nodesMu.Lock()
+	defer r.nodesMu.Unlock()
+	if !slices.Contains(r.dirsHeld[sid], ino) {
+		r.dirsHeld[sid] = append(r.dirsHeld[sid], ino)
+	}
+	r.pinLocked(sid)
+}
+
+// releaseDir undoes holdDir when the kernel forgets the directory.
+func (r *root) releaseDir(sid string, ino uint64) {
+	r.nodesMu.Lock()
+	defer r.nodesMu.Unlock()
+	held := slices.DeleteFunc(r.dirsHeld[sid], func(n uint64) bool { return n == ino })
+	if len(held) > 0 {
+		r.dirsHeld[sid] = held
+		return
+	}
+	delete(r.dirsHeld, sid)
+	if len(r.dirsHeld) == 0 {
+		r.dirsHeld = make(map[string][]uint64)
+	}
+	r.unpinLocked(sid)
 }
 
 // registeredLocked returns the node registered for a secret with identity
@@ -182,8 +254,9 @@ func (r *root) registeredLocked(secretID string, id gofs.StableAttr) *fileNode {
 }
 
 // unregisterFile forgets a file node the kernel forgot. A secret whose
-// last file the kernel forgot is no longer read through the mount, so its
-// pin (kernel-cache mode) is released, unless a mapped file depends on it;
+// last file and directory the kernel forgot is no longer read or watched
+// through the mount, so its pin is released, unless a mapped file depends
+// on it;
 // the next lookup of one of its files pins it again. (Should go-fuse give
 // the node back to the kernel after all, as a lookup racing with the
 // forget can make it do, the next lookup of its name registers it again.)
@@ -197,10 +270,7 @@ func (r *root) unregisterFile(f *fileNode) {
 			continue
 		}
 		delete(r.bySecret, sid)
-		if unpin := r.pins[sid]; unpin != nil && !r.forMount[sid] {
-			unpin()
-			delete(r.pins, sid)
-		}
+		r.unpinLocked(sid)
 	}
 }
 

@@ -135,6 +135,7 @@ func mountRoot(dir string, r *root, newFS func() fuse.RawFileSystem, mo *fuse.Mo
 	if m.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC); err != nil {
 		return fail(fmt.Errorf("eventfd: %w", err))
 	}
+	r.events.Store(true) // before the mount point shows it: what is looked up there is kept refreshed
 	if m.id, err = cloneReadOnly(rw, dir); err != nil {
 		return fail(err)
 	}

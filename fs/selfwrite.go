@@ -299,7 +299,9 @@ const selfTimeout = 30 * time.Second
 // apply raises the events of one change: a write for each file the kernel
 // holds whose bytes changed, an unlink for each that vanished, and in each
 // directory of the secret the kernel holds, a mknod for each file that
-// appeared and an unlink for each that vanished. A change without a stage
+// appeared, an unlink for each that vanished and a write for each other
+// file whose bytes changed (a watcher of a directory sees its files
+// change, as on tmpfs). A change without a stage
 // (values turned too stale to serve) changes no bytes a file could show.
 func (w *selfWriter) apply(c Change) {
 	r := w.r
@@ -318,8 +320,8 @@ func (w *selfWriter) apply(c Change) {
 		held[f.path()] = true
 		w.sync(ctx, f)
 	}
-	appeared, vanished := w.names(ctx, c)
-	if len(appeared)+len(vanished) == 0 {
+	n := w.names(ctx, c)
+	if n.empty() {
 		return
 	}
 	for _, p := range r.ix.pathsOf(c.SecretID) {
@@ -328,7 +330,7 @@ func (w *selfWriter) apply(c Change) {
 			continue // nobody watches a directory the kernel does not hold
 		}
 		shown := d.shownFiles(ctx)
-		for _, name := range appeared {
+		for _, name := range n.appeared {
 			if path := join(p, name); !held[path] && !d.isMapped(name) && d.GetChild(name) == nil && shown[name] {
 				r.inval.entry(d, name) // a lookup since the change may have made it positive
 				if err := w.create(path); err != nil {
@@ -336,11 +338,16 @@ func (w *selfWriter) apply(c Change) {
 				}
 			}
 		}
-		for name, kind := range vanished {
+		for name, kind := range n.vanished {
 			if path := join(p, name); !held[path] && !d.isMapped(name) && !shown[name] {
 				if err := w.remove(path, kind); err != nil && !errors.Is(err, syscall.ENOENT) {
 					r.log.Debug("raising a file's removal failed", "file", path, "error", err)
 				}
+			}
+		}
+		for name, kind := range n.changed {
+			if path := join(p, name); !held[path] && !d.isMapped(name) && shown[name] {
+				w.rewrite(ctx, d, name, kind)
 			}
 		}
 	}
@@ -380,6 +387,25 @@ func (w *selfWriter) dirChanged(c dirChange) {
 	}
 }
 
+// rewrite raises the event of a changed file the kernel does not hold, in
+// a directory it holds (a watcher of the directory sees its files change):
+// a write of the bytes the file serves now.
+func (w *selfWriter) rewrite(ctx context.Context, d *dirNode, name string, kind entryKind) {
+	ref, _, _ := w.r.ix.dir(d.path)
+	if ref == nil {
+		return
+	}
+	f, _ := d.file(ctx, kind, name, ref)
+	v, err := f.content(ctx)
+	if err != nil {
+		return
+	}
+	defer clear(v.Data)
+	if err := w.write(f.path(), v.Data); err != nil {
+		w.r.log.Debug("raising a file's change failed", "file", f.path(), "error", err)
+	}
+}
+
 // sync raises the event of a file the kernel holds: a write if its bytes
 // are not those it last announced (told), an unlink if it vanished.
 func (w *selfWriter) sync(ctx context.Context, f *fileNode) {
@@ -403,52 +429,82 @@ func (w *selfWriter) sync(ctx context.Context, f *fileNode) {
 	}
 }
 
-// names returns the names a change makes appear and vanish in a secret's
-// directory: the stage's, and when the default stage moved, the JSON keys
-// the old and the new value differ by (when the old value is still at
-// hand: else only the files the kernel holds get events).
-func (w *selfWriter) names(ctx context.Context, c Change) (appeared []string, vanished map[string]entryKind) {
+// nameChanges are what a change does to the files of a secret's
+// directory: the names that appear and vanish, and the files shown before
+// and after whose bytes differ.
+type nameChanges struct {
+	appeared []string
+	vanished map[string]entryKind
+	changed  map[string]entryKind
+}
+
+func (n nameChanges) empty() bool {
+	return len(n.appeared)+len(n.vanished)+len(n.changed) == 0
+}
+
+// names returns what a change does to a secret's directory: the stage's
+// file appears, vanishes or changes (when its bytes differ, or the old
+// value is no longer at hand), and when the default stage moved, the JSON
+// keys appear, vanish and change by what the old and the new value differ
+// by (when the old value is still at hand: else only the files the kernel
+// holds get events).
+func (w *selfWriter) names(ctx context.Context, c Change) nameChanges {
 	r := w.r
-	vanished = map[string]entryKind{}
+	n := nameChanges{vanished: map[string]entryKind{}, changed: map[string]entryKind{}}
 	switch {
 	case c.OldVersionID == "" && c.NewVersionID != "":
-		appeared = append(appeared, c.Stage)
+		n.appeared = append(n.appeared, c.Stage)
 	case c.OldVersionID != "" && c.NewVersionID == "":
-		vanished[c.Stage] = kindStage
+		n.vanished[c.Stage] = kindStage
 	}
-	if !keysFollow(c.Stage, r.opts.DefaultStage) {
-		return appeared, vanished
-	}
-	var oldKeys, newKeys map[string][]byte
+	var newVal, oldVal []byte
 	if c.NewVersionID != "" {
 		v, err := r.opts.Store.Value(ctx, c.SecretID, c.Stage)
 		if err != nil {
-			return appeared, vanished
+			return n
 		}
-		newKeys, _ = jsonKeys(v.Data)
-		clear(v.Data)
+		newVal = v.Data
+		defer clear(newVal)
 	}
+	haveOld := false
 	if c.OldVersionID != "" {
-		old, ok := w.version(ctx, c.SecretID, c.OldVersionID)
-		if !ok {
-			return appeared, vanished
+		if oldVal, haveOld = w.version(ctx, c.SecretID, c.OldVersionID); haveOld {
+			defer clear(oldVal)
 		}
-		oldKeys, _ = jsonKeys(old)
-		clear(old)
 	}
-	for k := range newKeys {
-		if _, ok := oldKeys[k]; !ok {
-			appeared = append(appeared, k)
+	if c.OldVersionID != "" && c.NewVersionID != "" && (!haveOld || !bytes.Equal(oldVal, newVal)) {
+		n.changed[c.Stage] = kindStage
+	}
+	if !keysFollow(c.Stage, r.opts.DefaultStage) || c.OldVersionID != "" && !haveOld {
+		return n
+	}
+	newKeys, _ := jsonKeys(newVal)
+	oldKeys, _ := jsonKeys(oldVal)
+	defer clearKeys(newKeys)
+	defer clearKeys(oldKeys)
+	for k, v := range newKeys {
+		switch old, ok := oldKeys[k]; {
+		case !ok:
+			n.appeared = append(n.appeared, k)
+		case !bytes.Equal(old, v):
+			n.changed[k] = kindKey
 		}
 	}
 	for k := range oldKeys {
 		if _, ok := newKeys[k]; !ok {
-			if _, ok := vanished[k]; !ok {
-				vanished[k] = kindKey
+			if _, ok := n.vanished[k]; !ok {
+				n.vanished[k] = kindKey
 			}
 		}
 	}
-	return appeared, vanished
+	return n
+}
+
+// clearKeys wipes the key files' bytes jsonKeys returned.
+func clearKeys(keys map[string][]byte) {
+	for _, b := range keys {
+		clear(b)
+	}
 }
 
 // version returns a version's value if a stage of the secret still points

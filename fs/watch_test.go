@@ -16,6 +16,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
+	"github.com/secretsfs/secretsfs/cache/cachetest"
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
@@ -528,4 +529,71 @@ func (sh *shell) run() string {
 		sh.t.Fatalf("the shell did not exit; it printed %q", sh.out.String())
 	}
 	return strings.TrimPrefix(sh.out.String(), "ready\n")
+}
+
+// TestIssue13_19_WhatTheKernelHoldsIsKeptRefreshed: where the mount raises
+// change events, a watcher need not read to see a rotation, so in per-open
+// mode too the secret of a file or a directory the kernel holds is pinned
+// (kept refreshed in the background), a watched directory's with none of
+// its files looked up too; a watched directory keeps it pinned once its
+// files are forgotten, and once the watch is gone and the kernel forgot the
+// directory too, the pin is released.
+func TestIssue13_19_WhatTheKernelHoldsIsKeptRefreshed(t *testing.T) {
+	const idle = 10 * time.Second
+	const sec, dirOnly = "app/s000", "app/s001"
+	s, c, all := idleTree(2)
+	files := map[string]string{}
+	for p, v := range all {
+		if strings.HasPrefix(p, sec+"/") {
+			files[p] = v
+		}
+	}
+	clock := cachetest.NewClock(testEpoch)
+	srv, mnt := mountServer(t, Options{Store: s, Catalog: c, Clock: clock, ForgetIdle: idle})
+	if !srv.root.events.Load() {
+		t.Fatal("a mount as root with the new mount API raises no change events")
+	}
+	statAll(t, mnt, files)
+	if p := s.pinCount(sec); p != 1 {
+		t.Fatalf("after a stat of its files (per-open mode): %s pinned %d times, want 1", sec, p)
+	}
+
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	wd, err := unix.InotifyAddWatch(fd, filepath.Join(mnt, sec), testutil.ChangeEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A directory watched, none of its files looked up: pinned too.
+	wd2, err := unix.InotifyAddWatch(fd, filepath.Join(mnt, dirOnly), testutil.ChangeEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := s.pinCount(dirOnly); p != 1 {
+		t.Fatalf("its directory watched, no file looked up: %s pinned %d times, want 1", dirOnly, p)
+	}
+	sweepAfter(t, srv, clock, 2*idle)
+	eventually(t, "the kernel to forget the files", func() bool {
+		files, _ := kernelTree(srv)
+		return files == 0 && srv.root.registeredFiles() == 0
+	})
+	if p := s.pinCount(sec); p != 1 {
+		t.Fatalf("its files forgotten, its directory watched: %s pinned %d times, want 1", sec, p)
+	}
+
+	for _, w := range []int{wd, wd2} {
+		if _, err := unix.InotifyRmWatch(fd, uint32(w)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sweepAfter(t, srv, clock, 2*idle)
+	eventually(t, "the pins to go with the directories", func() bool {
+		return s.pinCount(sec) == 0 && s.pinCount(dirOnly) == 0
+	})
+	if _, dirs := kernelTree(srv); dirs != 0 {
+		t.Fatalf("go-fuse holds %d directories, want 0", dirs)
+	}
 }
