@@ -316,18 +316,7 @@ func TestIssue13_11_MappedFilesAndBindMountsOfAFile(t *testing.T) {
 			for _, p := range []string{dbIni, apiIni, sentinel} {
 				readFile(t, p)
 			}
-			bound := filepath.Join(t.TempDir(), "db.ini")
-			if err := os.WriteFile(bound, nil, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if err := unix.Mount(dbIni, bound, "", unix.MS_BIND, ""); err != nil {
-				t.Fatalf("bind mount: %v", err)
-			}
-			t.Cleanup(func() {
-				if err := unix.Unmount(bound, 0); err != nil {
-					t.Errorf("unmount the bind mount: %v", err)
-				}
-			})
+			bound := testutil.BindFile(t, dbIni, filepath.Join(t.TempDir(), "db.ini"))
 			wDb := testutil.Watch(t, dbIni, testutil.ChangeEvents)
 			wBound := testutil.Watch(t, bound, testutil.ChangeEvents)
 			wAPI := testutil.Watch(t, apiIni, testutil.ChangeEvents)

@@ -227,7 +227,14 @@ func childWrites(arg string) int {
 	}
 	for _, w := range writes {
 		errno := syscall.Errno(0)
-		if err := w.do(); err != nil {
+		err := w.do()
+		// A request the daemon is serving is interrupted by a signal to
+		// the caller (the Go runtime's preemption): EINTR, as from any
+		// slow device; try again, as os does.
+		for err == syscall.EINTR {
+			err = w.do()
+		}
+		if err != nil {
 			errno = err.(syscall.Errno)
 		}
 		fmt.Printf("write %s %d\n", w.what, errno)

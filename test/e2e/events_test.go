@@ -138,18 +138,7 @@ func testWatchersSeeARotation(t *testing.T, mode string, flags []string) {
 	if err := os.Chmod(bindDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bound := filepath.Join(bindDir, "current")
-	if err := os.WriteFile(bound, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount(cur, bound, "", syscall.MS_BIND, ""); err != nil {
-		t.Fatalf("bind mount: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(bound, 0); err != nil {
-			t.Errorf("unmount the bind mount: %v", err)
-		}
-	})
+	bound := testutil.BindFile(t, cur, filepath.Join(bindDir, "current"))
 
 	// The first load, then the watchers.
 	for p, v := range map[string]string{cur: dbOld, key: "old", same: "app", other: "unchanged", mapped: appINI("t1"), bound: dbOld} {

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 var modes = []struct {
@@ -93,18 +95,7 @@ func TestBindMountOfOneFileSeesRotation(t *testing.T) {
 	w := newWorld(t)
 	w.createString("bind/db", `{"password":"before"}`)
 	d := w.startDaemon("--refresh-interval", "1s")
-	target := filepath.Join(t.TempDir(), "password")
-	if err := os.WriteFile(target, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount(d.path("bind/db/password"), target, "", syscall.MS_BIND, ""); err != nil {
-		t.Fatalf("bind mount: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(target, 0); err != nil {
-			t.Errorf("unmount the bind mount: %v", err)
-		}
-	})
+	target := testutil.BindFile(t, d.path("bind/db/password"), filepath.Join(t.TempDir(), "password"))
 	if got := mustRead(t, target); got != "before" {
 		t.Fatalf("through the bind mount: %q", got)
 	}

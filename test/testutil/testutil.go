@@ -454,3 +454,22 @@ func BytesPerOp(runs int, op func()) float64 {
 	runtime.ReadMemStats(&after)
 	return float64(after.TotalAlloc-before.TotalAlloc) / float64(runs)
 }
+
+// BindFile bind-mounts the file src onto target, a new empty file, as a
+// container mounts a single file (a Kubernetes subPath), and returns
+// target; the bind mount is unmounted when the test ends. It needs root.
+func BindFile(tb testing.TB, src, target string) string {
+	tb.Helper()
+	if err := os.WriteFile(target, nil, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	if err := syscall.Mount(src, target, "", syscall.MS_BIND, ""); err != nil {
+		tb.Fatalf("bind mount of %s: %v", src, err)
+	}
+	tb.Cleanup(func() {
+		if err := syscall.Unmount(target, 0); err != nil {
+			tb.Errorf("unmount the bind mount %s: %v", target, err)
+		}
+	})
+	return target
+}
