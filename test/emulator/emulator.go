@@ -54,12 +54,19 @@ type Emulator struct {
 	// listingBuilds counts the selections built (not taken from
 	// listings); guarded by mu.
 	listingBuilds int
+	// iam is the IAM model; nil when none is set. Guarded by mu.
+	iam *iamModel
+	// sessions are the temporary credentials made by STS and the Pod
+	// Identity endpoint, by access key id; guarded by mu.
+	sessions map[string]*session
 
 	ctlMu   sync.Mutex
-	calls   map[string]int        // by operation; guarded by ctlMu
-	retries map[string]int        // the calls that were SDK retries, by operation; guarded by ctlMu
-	faults  map[string][]*pending // by operation or AllOperations; guarded by ctlMu
-	changed chan struct{}         // closed and replaced when calls change; guarded by ctlMu
+	calls   map[string]int // by operation; guarded by ctlMu
+	retries map[string]int // the calls that were SDK retries, by operation; guarded by ctlMu
+	// byIdentity counts calls by caller, then operation; guarded by ctlMu.
+	byIdentity map[string]map[string]int
+	faults     map[string][]*pending // by operation or AllOperations; guarded by ctlMu
+	changed    chan struct{}         // closed and replaced when calls change; guarded by ctlMu
 }
 
 // Option configures an Emulator.
@@ -88,18 +95,20 @@ func WithRandom(r io.Reader) Option { return func(e *Emulator) { e.random = r } 
 // New returns an empty emulator.
 func New(opts ...Option) *Emulator {
 	e := &Emulator{
-		clock:     systemClock{},
-		log:       slog.New(slog.DiscardHandler),
-		region:    DefaultRegion,
-		account:   DefaultAccountID,
-		random:    rand.Reader,
-		secrets:   make(map[string]*secret),
-		scheduled: make(map[string]*secret),
-		listings:  make(map[listingQuery]listing),
-		calls:     make(map[string]int),
-		retries:   make(map[string]int),
-		faults:    make(map[string][]*pending),
-		changed:   make(chan struct{}),
+		clock:      systemClock{},
+		log:        slog.New(slog.DiscardHandler),
+		region:     DefaultRegion,
+		account:    DefaultAccountID,
+		random:     rand.Reader,
+		secrets:    make(map[string]*secret),
+		scheduled:  make(map[string]*secret),
+		listings:   make(map[listingQuery]listing),
+		sessions:   make(map[string]*session),
+		calls:      make(map[string]int),
+		retries:    make(map[string]int),
+		byIdentity: make(map[string]map[string]int),
+		faults:     make(map[string][]*pending),
+		changed:    make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(e)
@@ -113,8 +122,18 @@ func (e *Emulator) Region() string { return e.region }
 // AccountID returns the account id the emulator writes into ARNs.
 func (e *Emulator) AccountID() string { return e.account }
 
-// ServeHTTP answers one Secrets Manager request.
+// ServeHTTP answers one request: Secrets Manager's (AWS JSON 1.1 with an
+// X-Amz-Target), STS's (a form-encoded query POST), or the Pod Identity
+// agent's (GET PodIdentityPath).
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == PodIdentityPath {
+		e.servePodIdentity(w, r)
+		return
+	}
+	if isQueryRequest(r) {
+		e.serveSTS(w, r)
+		return
+	}
 	target := r.Header.Get("X-Amz-Target")
 	op, known := strings.CutPrefix(target, targetPrefix)
 	if known {
@@ -137,6 +156,16 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		e.writeError(w, op, newError(ErrSerialization, "Could not read the request body."))
 		return
+	}
+	caller, aerr := e.authenticate(r, body)
+	if aerr != nil {
+		e.writeError(w, op, aerr)
+		return
+	}
+	if caller != nil {
+		e.countIdentity(caller.identity, op)
+	} else {
+		e.countIdentity(accessKeyOf(r), op)
 	}
 	if f, ok := e.takeFault(op, e.secretNameOf(body)); ok {
 		if f.Latency > 0 {
@@ -161,7 +190,11 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	resp, aerr := e.dispatch(op, body)
+	if aerr := e.authorize(caller, op, body); aerr != nil {
+		e.writeError(w, op, aerr)
+		return
+	}
+	resp, aerr := e.dispatch(op, body, caller)
 	if aerr != nil {
 		e.writeError(w, op, aerr)
 		return
@@ -179,10 +212,12 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // sigV4Header is the shape of a SigV4 Authorization header's parameters.
+// With an IAM model the signature is then verified (authenticate).
 var sigV4Header = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=[^,\s]+,\s*SignedHeaders=[^,\s]+,\s*Signature=[0-9a-fA-F]+$`)
 
 // checkAuth refuses requests that are not SigV4-signed, with the errors the
-// service sends. The signature is not verified.
+// service sends. It does not verify the signature: authenticate does, when
+// an IAM model is set.
 func checkAuth(r *http.Request) *Error {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
@@ -261,8 +296,9 @@ func isOperation(op string) bool {
 	return false
 }
 
-// dispatch decodes the body for op and runs the operation.
-func (e *Emulator) dispatch(op string, body []byte) (any, *Error) {
+// dispatch decodes the body for op and runs the operation for caller (nil
+// when there is no IAM model).
+func (e *Emulator) dispatch(op string, body []byte, caller *principal) (any, *Error) {
 	switch op {
 	case OpCreateSecret:
 		return handle(body, e.createSecret)
@@ -275,7 +311,9 @@ func (e *Emulator) dispatch(op string, body []byte) (any, *Error) {
 	case OpListSecretVersionIds:
 		return handle(body, e.listSecretVersionIds)
 	case OpBatchGetSecretValue:
-		return handle(body, e.batchGetSecretValue)
+		return handle(body, func(req *batchGetSecretValueRequest) (*batchGetSecretValueResponse, *Error) {
+			return e.batchGetSecretValue(req, caller)
+		})
 	case OpPutSecretValue:
 		return handle(body, e.putSecretValue)
 	case OpUpdateSecret:
@@ -482,12 +520,14 @@ func isRetry(r *http.Request) bool {
 	return false
 }
 
-// ResetCalls sets every call count, and every retry count, to zero.
+// ResetCalls sets every call count, retry count and count by identity to
+// zero.
 func (e *Emulator) ResetCalls() {
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
 	clear(e.calls)
 	clear(e.retries)
+	clear(e.byIdentity)
 	close(e.changed)
 	e.changed = make(chan struct{})
 }
