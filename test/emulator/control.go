@@ -24,7 +24,8 @@ import (
 //	                                         {"GetSecretValue": 2, ...}, ...}}
 //	DELETE /_emulator/calls   204, every count back to zero
 //	PUT    /_emulator/iam     an IAM model (as "IAM" in a seed file) -> 204
-//	POST   /_emulator/faults  {"Operation": "GetSecretValue" or "*",
+//	POST   /_emulator/faults  {"Operation": "GetSecretValue" or "*" (or
+//	                           "AssumeRoleWithWebIdentity", "PodIdentityCredentials"),
 //	                           "ErrorType": "ThrottlingException",
 //	                           "Message": "...", "Status": 0, "Times": 2,
 //	                           "Latency": "250ms", "Drop": false}  -> 204
@@ -131,8 +132,8 @@ func (req faultRequest) fault() (Fault, error) {
 	if req.Operation == "" {
 		return Fault{}, errors.New(`Operation is required (an operation name, or "*" for all)`)
 	}
-	if req.Operation != AllOperations && !isOperation(req.Operation) {
-		return Fault{}, fmt.Errorf("unknown Operation %q; known: %s", req.Operation, strings.Join(Operations(), ", "))
+	if !isFaultable(req.Operation) {
+		return Fault{}, fmt.Errorf("unknown Operation %q; known: %s, %s, %s", req.Operation, strings.Join(Operations(), ", "), OpAssumeRoleWithWebIdentity, OpPodIdentityCredentials)
 	}
 	f := Fault{ErrorType: req.ErrorType, Message: req.Message, Status: req.Status, Times: req.Times, Drop: req.Drop, SecretID: req.SecretId}
 	if req.Latency != "" {

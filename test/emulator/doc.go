@@ -93,7 +93,7 @@
 // ([Emulator.Calls], [Emulator.WaitForCalls]; [Emulator.RetryCounts], in
 // process only, tells which of them were the SDK's retries), fault injection
 // ([Emulator.InjectFault]: error type, count, latency, dropped connection;
-// Secrets Manager operations only)
+// for STS and the Pod Identity endpoint too, when named)
 // and a switch that really closes the listening socket for a while
 // ([Server.RefuseConnections]). The same controls are served over HTTP under
 // the path prefix [ControlPrefix], which the AWS protocol never uses, for

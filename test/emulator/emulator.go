@@ -167,28 +167,10 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		e.countIdentity(accessKeyOf(r), op)
 	}
-	if f, ok := e.takeFault(op, e.secretNameOf(body)); ok {
-		if f.Latency > 0 {
-			t := time.NewTimer(f.Latency)
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				t.Stop()
-				return
-			}
-		}
-		if f.Drop {
-			dropConnection(w)
-			return
-		}
-		if f.ErrorType != "" {
-			msg := f.Message
-			if msg == "" {
-				msg = "Injected fault."
-			}
-			e.writeError(w, op, &Error{Code: f.ErrorType, Message: msg, Status: f.status()})
-			return
-		}
+	if e.playFault(w, r, op, e.secretNameOf(body), func(code, msg string, status int) {
+		e.writeError(w, op, &Error{Code: code, Message: msg, Status: status})
+	}) {
+		return
 	}
 	if aerr := e.authorize(caller, op, body); aerr != nil {
 		e.writeError(w, op, aerr)
@@ -285,6 +267,11 @@ func Operations() []string {
 		OpUpdateSecret, OpUpdateSecretVersionStage, OpDeleteSecret,
 		OpRestoreSecret, OpRotateSecret, OpTagResource, OpUntagResource,
 	}
+}
+
+// isFaultable reports whether InjectFault's op can match calls.
+func isFaultable(op string) bool {
+	return op == AllOperations || isOperation(op) || op == OpAssumeRoleWithWebIdentity || op == OpPodIdentityCredentials
 }
 
 func isOperation(op string) bool {
@@ -411,10 +398,14 @@ type pending struct {
 }
 
 // InjectFault makes the next calls of operation op (an Op* name, or
-// AllOperations for every operation) fail as f says; a name the emulator
-// does not implement never matches. Faults on one operation are played in
-// the order they were injected; one for op is played before one for
-// AllOperations. Requests refused for a missing signature are not faulted.
+// AllOperations for every Secrets Manager operation) fail as f says; a
+// name the emulator does not implement never matches. STS
+// (OpAssumeRoleWithWebIdentity) and the Pod Identity endpoint
+// (OpPodIdentityCredentials) are faulted only when named, their errors
+// written in their own formats. Faults on one operation are played in the
+// order they were injected; one for op is played before one for
+// AllOperations. Requests refused for a missing or wrong signature are not
+// faulted.
 func (e *Emulator) InjectFault(op string, f Fault) {
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
@@ -432,12 +423,50 @@ func (e *Emulator) ClearFaults() {
 	clear(e.faults)
 }
 
+// playFault plays the fault due for a call of op about secret ("" if
+// none), if any: it waits the fault's latency, then drops the connection
+// or answers the fault's error with writeErr. It reports whether the
+// request is done with (answered, dropped, or abandoned by the client).
+func (e *Emulator) playFault(w http.ResponseWriter, r *http.Request, op, secret string, writeErr func(code, msg string, status int)) bool {
+	f, ok := e.takeFault(op, secret)
+	if !ok {
+		return false
+	}
+	if f.Latency > 0 {
+		t := time.NewTimer(f.Latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return true
+		}
+	}
+	if f.Drop {
+		dropConnection(w)
+		return true
+	}
+	if f.ErrorType != "" {
+		msg := f.Message
+		if msg == "" {
+			msg = "Injected fault."
+		}
+		writeErr(f.ErrorType, msg, f.status())
+		return true
+	}
+	return false
+}
+
 // takeFault returns the fault to play for a call of op about the secret
-// named secret ("" if none), if any, and counts it down.
+// named secret ("" if none), if any, and counts it down. Faults for
+// AllOperations apply to Secrets Manager's operations only.
 func (e *Emulator) takeFault(op, secret string) (Fault, bool) {
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
-	for _, key := range []string{op, AllOperations} {
+	keys := []string{op}
+	if isOperation(op) {
+		keys = append(keys, AllOperations)
+	}
+	for _, key := range keys {
 		q := e.faults[key]
 		for i, p := range q {
 			if p.SecretID != "" && p.SecretID != secret {

@@ -194,7 +194,7 @@ func TestIAMWebIdentityTokenRefusals(t *testing.T) {
 				RoleArn: aws.String(tc.role), RoleSessionName: aws.String("s1"), WebIdentityToken: aws.String(tc.token),
 			})
 			if err == nil {
-				t.Fatalf("accepted: %+v", out)
+				t.Fatalf("accepted: credentials for %s", aws.ToString(out.AssumedRoleUser.Arn))
 			}
 			ae := wantCode(t, err, tc.code)
 			if httpStatus(t, err) != tc.status || !strings.Contains(ae.ErrorMessage(), tc.message) {
@@ -386,5 +386,43 @@ func TestNoIAMAcceptsAnyKeyAsBefore(t *testing.T) {
 	f.emu.ResetCalls()
 	if len(f.emu.CallsByIdentity()) != 0 {
 		t.Fatal("ResetCalls left counts by identity")
+	}
+}
+
+// TestIAMCredentialEndpointFaults: STS and the Pod Identity endpoint are
+// faulted when named, in their own error formats, and not by faults on
+// every (Secrets Manager) operation.
+func TestIAMCredentialEndpointFaults(t *testing.T) {
+	f := newIAMFixture(t)
+	ctx := ctxT(t)
+	stsToken := f.token(t, "shop", "app", kubetoken.AudienceSTS)
+	podToken := f.token(t, "shop", "web", kubetoken.AudiencePodIdentity)
+	f.emu.InjectFault(AllOperations, Fault{ErrorType: ErrInternalServiceError})
+	f.emu.InjectFault(OpAssumeRoleWithWebIdentity, Fault{ErrorType: "Throttling", Message: "Rate exceeded", Times: 1})
+	f.emu.InjectFault(OpPodIdentityCredentials, Fault{ErrorType: "InternalServerException", Status: 500, Times: 1})
+
+	_, err := f.irsaProvider(appRoleARN, stsToken).Retrieve(ctx)
+	if ae := wantCode(t, err, "Throttling"); ae.ErrorMessage() != "Rate exceeded" || httpStatus(t, err) != 400 {
+		t.Fatalf("STS fault: %v", err)
+	}
+	_, err = f.podIdentityProvider(podToken).Retrieve(ctx)
+	if wantCode(t, err, "InternalServerException"); httpStatus(t, err) != 500 {
+		t.Fatalf("Pod Identity fault: %v", err)
+	}
+	if _, err := f.irsaProvider(appRoleARN, stsToken).Retrieve(ctx); err != nil {
+		t.Fatalf("STS after its one fault, with a fault on every Secrets Manager operation: %v", err)
+	}
+	if _, err := f.podIdentityProvider(podToken).Retrieve(ctx); err != nil {
+		t.Fatalf("Pod Identity after its one fault: %v", err)
+	}
+	_, err = getValue(ctx, f.staticClient(adminKeyID, adminKeySecret, ""), "app/db")
+	wantCode(t, err, ErrInternalServiceError)
+
+	cc := NewControlClient(f.srv.URL(), nil)
+	if err := cc.InjectFault(ctx, OpPodIdentityCredentials, Fault{Drop: true, Times: 1}); err != nil {
+		t.Fatalf("a Pod Identity fault over HTTP: %v", err)
+	}
+	if _, err := f.podIdentityProvider(podToken).Retrieve(ctx); err == nil {
+		t.Fatal("the dropping fault did not apply")
 	}
 }

@@ -48,6 +48,11 @@ func (e *Emulator) servePodIdentity(w http.ResponseWriter, r *http.Request) {
 		writePodIdentityError(w, http.StatusMethodNotAllowed, ErrPodIdentityMethodNotAllowed, "The credentials endpoint answers GET only.")
 		return
 	}
+	if e.playFault(w, r, OpPodIdentityCredentials, "", func(code, msg string, status int) {
+		writePodIdentityError(w, status, code, msg)
+	}) {
+		return
+	}
 	token := r.Header.Get("Authorization")
 	if token == "" {
 		writePodIdentityError(w, http.StatusBadRequest, ErrPodIdentityInvalidRequest, "Service account token cannot be empty")

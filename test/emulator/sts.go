@@ -76,6 +76,11 @@ func (e *Emulator) serveSTS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.countIdentity(form.Get("RoleArn"), action)
+	if e.playFault(w, r, action, "", func(code, msg string, status int) {
+		e.writeSTSError(w, &stsError{code, msg, status})
+	}) {
+		return
+	}
 	out, serr := e.assumeRoleWithWebIdentity(form)
 	if serr != nil {
 		e.writeSTSError(w, serr)
