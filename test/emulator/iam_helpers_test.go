@@ -84,11 +84,38 @@ func testIAM(iss *kubetoken.Issuer) IAM {
 // audience, issued now on the emulator's clock, valid an hour.
 func (f *iamFixture) token(t *testing.T, namespace, sa, audience string) string {
 	t.Helper()
-	tok, err := f.issuer.Token(kubetoken.Claims{Namespace: namespace, ServiceAccount: sa, PodName: sa + "-pod", Audience: audience, IssuedAt: f.clock.Now()})
+	return f.mint(t, f.issuer, kubetoken.Claims{Namespace: namespace, ServiceAccount: sa, Audience: audience})
+}
+
+// mint returns a token of iss for c, where c's namespace, service account
+// and audience must be set and its dates default to now on the emulator's
+// clock and an hour. Its pod is SA-pod.
+func (f *iamFixture) mint(t *testing.T, iss *kubetoken.Issuer, c kubetoken.Claims) string {
+	t.Helper()
+	if c.IssuedAt.IsZero() {
+		c.IssuedAt = f.clock.Now()
+	}
+	c.PodName = c.ServiceAccount + "-pod"
+	tok, err := iss.Token(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// minter returns mint with namespace/sa and audience as the defaults of
+// the claims it is given.
+func (f *iamFixture) minter(t *testing.T, namespace, sa, audience string) func(*kubetoken.Issuer, kubetoken.Claims) string {
+	return func(iss *kubetoken.Issuer, c kubetoken.Claims) string {
+		t.Helper()
+		if c.Namespace == "" {
+			c.Namespace, c.ServiceAccount = namespace, sa
+		}
+		if c.Audience == "" {
+			c.Audience = audience
+		}
+		return f.mint(t, iss, c)
+	}
 }
 
 // stsClient is a real STS client of the emulator, retries off.

@@ -154,23 +154,7 @@ func TestIAMWebIdentityTokenRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mint := func(iss *kubetoken.Issuer, c kubetoken.Claims) string {
-		t.Helper()
-		if c.Namespace == "" {
-			c.Namespace, c.ServiceAccount = "shop", "app"
-		}
-		if c.Audience == "" {
-			c.Audience = kubetoken.AudienceSTS
-		}
-		if c.IssuedAt.IsZero() {
-			c.IssuedAt = now
-		}
-		tok, err := iss.Token(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	mint := f.minter(t, "shop", "app", kubetoken.AudienceSTS)
 	cases := []struct {
 		name, role, token, code string
 		status                  int

@@ -24,23 +24,7 @@ func TestPodIdentityEndpointRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mint := func(iss *kubetoken.Issuer, c kubetoken.Claims) string {
-		t.Helper()
-		if c.Namespace == "" {
-			c.Namespace, c.ServiceAccount = "shop", "web"
-		}
-		if c.Audience == "" {
-			c.Audience = kubetoken.AudiencePodIdentity
-		}
-		if c.IssuedAt.IsZero() {
-			c.IssuedAt = now
-		}
-		tok, err := iss.Token(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	mint := f.minter(t, "shop", "web", kubetoken.AudiencePodIdentity)
 	cases := []struct {
 		name, token, code string
 		status            int
