@@ -1,6 +1,8 @@
 package emulator
 
 import (
+	"encoding/xml"
+	"io"
 	"maps"
 	"net/http"
 	"regexp"
@@ -408,5 +410,36 @@ func TestIAMCredentialEndpointFaults(t *testing.T) {
 	}
 	if _, err := f.podIdentityProvider(podToken).Retrieve(ctx); err == nil {
 		t.Fatal("the dropping fault did not apply")
+	}
+}
+
+// TestSTSQueryProtocol reads STS's answers without the SDK: an XML
+// ErrorResponse in STS's namespace with Type, Code, Message and RequestId,
+// for an action the emulator does not implement and for a missing
+// parameter.
+func TestSTSQueryProtocol(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct{ body, code string }{
+		{"Action=GetCallerIdentity&Version=2011-06-15", ErrSTSInvalidAction},
+		{"Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fapp", ErrSTSMissingParameter},
+	} {
+		resp, err := http.Post(f.srv.URL()+"/", "application/x-www-form-urlencoded; charset=utf-8", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var out struct {
+			XMLName   xml.Name
+			Error     struct{ Type, Code, Message string }
+			RequestID string `xml:"RequestId"`
+		}
+		if err := xml.Unmarshal(data, &out); err != nil {
+			t.Fatalf("%s: not XML: %v\n%s", tc.body, err, data)
+		}
+		if resp.StatusCode != 400 || out.XMLName.Space != "https://sts.amazonaws.com/doc/2011-06-15/" || out.XMLName.Local != "ErrorResponse" ||
+			out.Error.Type != "Sender" || out.Error.Code != tc.code || out.Error.Message == "" || out.RequestID == "" {
+			t.Fatalf("%s: %s\n%s", tc.body, resp.Status, data)
+		}
 	}
 }

@@ -58,6 +58,20 @@ func (e *Emulator) servePodIdentity(w http.ResponseWriter, r *http.Request) {
 		writePodIdentityError(w, http.StatusBadRequest, ErrPodIdentityInvalidRequest, "Service account token cannot be empty")
 		return
 	}
+	creds, perr := e.podIdentityCredentials(token)
+	if perr != nil {
+		writePodIdentityError(w, perr.status, perr.code, perr.message)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(creds)
+	e.log.Debug("request", "op", OpPodIdentityCredentials, "status", http.StatusOK)
+}
+
+// podIdentityCredentials verifies a Pod Identity token and makes the
+// credentials of its service account's role, or says why not.
+func (e *Emulator) podIdentityCredentials(token string) (*podIdentityCredentials, *endpointError) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	id, terr := verifyWebToken(e.iam, token, kubetoken.AudiencePodIdentity, e.clock.Now())
@@ -66,18 +80,15 @@ func (e *Emulator) servePodIdentity(w http.ResponseWriter, r *http.Request) {
 		if terr.problem == tokenExpired {
 			code = ErrExpiredToken
 		}
-		writePodIdentityError(w, http.StatusBadRequest, code, terr.msg)
-		return
+		return nil, &endpointError{code, terr.msg, http.StatusBadRequest}
 	}
 	ns, sa := id.kubernetes.Namespace, id.kubernetes.ServiceAccount.Name
 	if ns == "" || sa == "" || id.subject != kubetoken.Subject(ns, sa) {
-		writePodIdentityError(w, http.StatusBadRequest, ErrPodIdentityInvalidToken, "The token is not a Kubernetes service account token: its kubernetes.io claim does not name the namespace and service account of its subject.")
-		return
+		return nil, &endpointError{ErrPodIdentityInvalidToken, "The token is not a Kubernetes service account token: its kubernetes.io claim does not name the namespace and service account of its subject.", http.StatusBadRequest}
 	}
 	roleARN, ok := e.iam.assoc[ns+"/"+sa]
 	if !ok {
-		writePodIdentityError(w, http.StatusNotFound, ErrPodIdentityNoAssociation, "No Pod Identity association for service account "+sa+" in namespace "+ns+".")
-		return
+		return nil, &endpointError{ErrPodIdentityNoAssociation, "No Pod Identity association for service account " + sa + " in namespace " + ns + ".", http.StatusNotFound}
 	}
 	e.countIdentity(roleARN, OpPodIdentityCredentials)
 	sessionName := "eks-emulator-" + sa
@@ -89,19 +100,15 @@ func (e *Emulator) servePodIdentity(w http.ResponseWriter, r *http.Request) {
 	}
 	keyID, s, err := e.newSession(e.iam.roles[roleARN], sessionName, PodIdentityCredentialDuration)
 	if err != nil {
-		writePodIdentityError(w, http.StatusInternalServerError, "InternalServerException", "Could not make the credentials.")
-		return
+		return nil, &endpointError{"InternalServerException", "Could not make the credentials.", http.StatusInternalServerError}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_ = json.NewEncoder(w).Encode(podIdentityCredentials{
+	return &podIdentityCredentials{
 		AccessKeyID:     keyID,
 		SecretAccessKey: s.secret,
 		Token:           s.token,
 		AccountID:       e.account,
 		Expiration:      s.expires.UTC().Format(time.RFC3339),
-	})
-	e.log.Debug("request", "op", OpPodIdentityCredentials, "status", http.StatusOK)
+	}, nil
 }
 
 func writePodIdentityError(w http.ResponseWriter, status int, code, msg string) {

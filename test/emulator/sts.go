@@ -35,8 +35,8 @@ const (
 	ErrSTSMissingParameter     = "MissingParameter"
 )
 
-// stsError is an error STS answers with.
-type stsError struct {
+// endpointError is an error STS or the Pod Identity endpoint answers with.
+type endpointError struct {
 	code, message string
 	status        int
 }
@@ -59,12 +59,12 @@ var roleSessionNamePattern = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 func (e *Emulator) serveSTS(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
-		e.writeSTSError(w, &stsError{ErrSTSValidation, "Could not read the request body.", http.StatusBadRequest})
+		e.writeSTSError(w, &endpointError{ErrSTSValidation, "Could not read the request body.", http.StatusBadRequest})
 		return
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
-		e.writeSTSError(w, &stsError{ErrSTSValidation, "The request body is not form-encoded.", http.StatusBadRequest})
+		e.writeSTSError(w, &endpointError{ErrSTSValidation, "The request body is not form-encoded.", http.StatusBadRequest})
 		return
 	}
 	action := form.Get("Action")
@@ -72,12 +72,12 @@ func (e *Emulator) serveSTS(w http.ResponseWriter, r *http.Request) {
 		e.count(action, isRetry(r))
 	}
 	if action != OpAssumeRoleWithWebIdentity || form.Get("Version") != stsVersion {
-		e.writeSTSError(w, &stsError{ErrSTSInvalidAction, "Could not find operation " + action + " for version " + form.Get("Version") + " (this emulator implements AssumeRoleWithWebIdentity, version " + stsVersion + ").", http.StatusBadRequest})
+		e.writeSTSError(w, &endpointError{ErrSTSInvalidAction, "Could not find operation " + action + " for version " + form.Get("Version") + " (this emulator implements AssumeRoleWithWebIdentity, version " + stsVersion + ").", http.StatusBadRequest})
 		return
 	}
 	e.countIdentity(form.Get("RoleArn"), action)
 	if e.playFault(w, r, action, "", func(code, msg string, status int) {
-		e.writeSTSError(w, &stsError{code, msg, status})
+		e.writeSTSError(w, &endpointError{code, msg, status})
 	}) {
 		return
 	}
@@ -121,24 +121,24 @@ type assumeRoleWithWebIdentityResponse struct {
 // stsDate formats a date as STS does.
 func stsDate(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
 
-func (e *Emulator) assumeRoleWithWebIdentity(form url.Values) (*assumeRoleWithWebIdentityResponse, *stsError) {
+func (e *Emulator) assumeRoleWithWebIdentity(form url.Values) (*assumeRoleWithWebIdentityResponse, *endpointError) {
 	for _, p := range []string{"RoleArn", "RoleSessionName", "WebIdentityToken"} {
 		if !form.Has(p) {
-			return nil, &stsError{ErrSTSMissingParameter, "The request must contain the parameter " + p, http.StatusBadRequest}
+			return nil, &endpointError{ErrSTSMissingParameter, "The request must contain the parameter " + p, http.StatusBadRequest}
 		}
 	}
 	roleARN, sessionName, token := form.Get("RoleArn"), form.Get("RoleSessionName"), form.Get("WebIdentityToken")
 	if !roleSessionNamePattern.MatchString(sessionName) {
-		return nil, &stsError{ErrSTSValidation, "1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and have length between 2 and 64", http.StatusBadRequest}
+		return nil, &endpointError{ErrSTSValidation, "1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and have length between 2 and 64", http.StatusBadRequest}
 	}
 	if n := len(token); n < 4 || n > 20000 {
-		return nil, &stsError{ErrSTSValidation, "1 validation error detected: Value at 'webIdentityToken' failed to satisfy constraint: Member must have length between 4 and 20000", http.StatusBadRequest}
+		return nil, &endpointError{ErrSTSValidation, "1 validation error detected: Value at 'webIdentityToken' failed to satisfy constraint: Member must have length between 4 and 20000", http.StatusBadRequest}
 	}
 	duration := DefaultSessionDuration
 	if ds := form.Get("DurationSeconds"); ds != "" {
 		n, err := strconv.Atoi(ds)
 		if err != nil || n < 900 || time.Duration(n)*time.Second > maxSessionDuration {
-			return nil, &stsError{ErrSTSValidation, "1 validation error detected: Value '" + ds + "' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200", http.StatusBadRequest}
+			return nil, &endpointError{ErrSTSValidation, "1 validation error detected: Value '" + ds + "' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200", http.StatusBadRequest}
 		}
 		duration = time.Duration(n) * time.Second
 	}
@@ -149,11 +149,11 @@ func (e *Emulator) assumeRoleWithWebIdentity(form url.Values) (*assumeRoleWithWe
 	id, terr := verifyWebToken(e.iam, token, kubetoken.AudienceSTS, now)
 	if terr != nil {
 		if terr.problem == tokenExpired {
-			return nil, &stsError{ErrExpiredToken, terr.msg, http.StatusBadRequest}
+			return nil, &endpointError{ErrExpiredToken, terr.msg, http.StatusBadRequest}
 		}
-		return nil, &stsError{ErrSTSInvalidIdentityToken, terr.msg, http.StatusBadRequest}
+		return nil, &endpointError{ErrSTSInvalidIdentityToken, terr.msg, http.StatusBadRequest}
 	}
-	denied := &stsError{ErrSTSAccessDenied, "Not authorized to perform sts:AssumeRoleWithWebIdentity", http.StatusForbidden}
+	denied := &endpointError{ErrSTSAccessDenied, "Not authorized to perform sts:AssumeRoleWithWebIdentity", http.StatusForbidden}
 	role, ok := e.iam.roles[roleARN]
 	if !ok || role.TrustIssuer != id.issuer {
 		return nil, denied
@@ -170,11 +170,11 @@ func (e *Emulator) assumeRoleWithWebIdentity(form url.Values) (*assumeRoleWithWe
 		maxDuration = DefaultSessionDuration
 	}
 	if duration > maxDuration {
-		return nil, &stsError{ErrSTSValidation, "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.", http.StatusBadRequest}
+		return nil, &endpointError{ErrSTSValidation, "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.", http.StatusBadRequest}
 	}
 	keyID, s, err := e.newSession(role, sessionName, duration)
 	if err != nil {
-		return nil, &stsError{"InternalFailure", "Could not make the credentials.", http.StatusInternalServerError}
+		return nil, &endpointError{"InternalFailure", "Could not make the credentials.", http.StatusInternalServerError}
 	}
 	out := &assumeRoleWithWebIdentityResponse{}
 	out.Result.SubjectFromWebIdentityToken = id.subject
@@ -199,7 +199,7 @@ type stsErrorResponse struct {
 
 // writeSTSError answers as STS does: an XML ErrorResponse with the error's
 // type (Sender or Receiver), code and message.
-func (e *Emulator) writeSTSError(w http.ResponseWriter, serr *stsError) {
+func (e *Emulator) writeSTSError(w http.ResponseWriter, serr *endpointError) {
 	var out stsErrorResponse
 	out.Error.Type = "Sender"
 	if serr.status >= 500 {
