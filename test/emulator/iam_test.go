@@ -2,7 +2,6 @@ package emulator
 
 import (
 	"encoding/xml"
-	"io"
 	"maps"
 	"net/http"
 	"regexp"
@@ -18,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/secretsfs/secretsfs/test/kubetoken"
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // deniedMessage is the AccessDeniedException message for caller reading
@@ -423,23 +423,23 @@ func TestSTSQueryProtocol(t *testing.T) {
 		{"Action=GetCallerIdentity&Version=2011-06-15", ErrSTSInvalidAction},
 		{"Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fapp", ErrSTSMissingParameter},
 	} {
-		resp, err := http.Post(f.srv.URL()+"/", "application/x-www-form-urlencoded; charset=utf-8", strings.NewReader(tc.body))
+		req, err := http.NewRequest(http.MethodPost, f.srv.URL()+"/", strings.NewReader(tc.body))
 		if err != nil {
 			t.Fatal(err)
 		}
-		data, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+		status, data := testutil.Do(t, req)
 		var out struct {
 			XMLName   xml.Name
 			Error     struct{ Type, Code, Message string }
 			RequestID string `xml:"RequestId"`
 		}
-		if err := xml.Unmarshal(data, &out); err != nil {
+		if err := xml.Unmarshal([]byte(data), &out); err != nil {
 			t.Fatalf("%s: not XML: %v\n%s", tc.body, err, data)
 		}
-		if resp.StatusCode != 400 || out.XMLName.Space != "https://sts.amazonaws.com/doc/2011-06-15/" || out.XMLName.Local != "ErrorResponse" ||
+		if status != 400 || out.XMLName.Space != "https://sts.amazonaws.com/doc/2011-06-15/" || out.XMLName.Local != "ErrorResponse" ||
 			out.Error.Type != "Sender" || out.Error.Code != tc.code || out.Error.Message == "" || out.RequestID == "" {
-			t.Fatalf("%s: %s\n%s", tc.body, resp.Status, data)
+			t.Fatalf("%s: %d\n%s", tc.body, status, data)
 		}
 	}
 }
