@@ -46,7 +46,8 @@ type Version struct {
 	VersionStages []string `json:"VersionStages,omitempty"`
 }
 
-// SeedFile is the content of a seed file: the secrets to preload.
+// SeedFile is the content of a seed file: the secrets to preload and,
+// optionally, the IAM model (see [IAM]; without one any key is accepted).
 //
 //	{"Secrets": [
 //	  {"Name": "prod/db", "Description": "database login",
@@ -57,9 +58,26 @@ type Version struct {
 //	    {"SecretString": "old-key"},
 //	    {"SecretString": "new-key"},
 //	    {"SecretString": "next-key", "VersionStages": ["AWSPENDING"]}]}
-//	]}
+//	 ],
+//	 "IAM": {
+//	  "Issuers": [{"URL": "https://oidc.example.test/cluster",
+//	               "JWKS": {"keys": [{"kty": "RSA", "kid": "...", "n": "...", "e": "AQAB"}]}}],
+//	  "Roles": [
+//	   {"ARN": "arn:aws:iam::123456789012:role/app",
+//	    "TrustIssuer": "https://oidc.example.test/cluster",
+//	    "TrustSubjects": ["system:serviceaccount:shop:app"],
+//	    "Policy": {"Secrets": ["prod/db", "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/api-*"]}},
+//	   {"ARN": "arn:aws:iam::123456789012:role/web", "Policy": {"Secrets": ["web/*"], "ListSecrets": true}}],
+//	  "PodIdentityAssociations": [{"Namespace": "shop", "ServiceAccount": "web",
+//	                               "RoleARN": "arn:aws:iam::123456789012:role/web"}],
+//	  "AccessKeys": [
+//	   {"AccessKeyId": "AKIANODE0000000000", "SecretAccessKey": "node-secret", "User": "node"},
+//	   {"AccessKeyId": "AKIAADMIN000000000", "SecretAccessKey": "admin-secret", "User": "admin",
+//	    "Policy": {"Admin": true}}]}}
 type SeedFile struct {
 	Secrets []Secret `json:"Secrets"`
+	// IAM, when present, turns on signature checks and permissions.
+	IAM *IAM `json:"IAM,omitempty"`
 }
 
 // ParseSeed reads a seed file's JSON. Unknown members are refused, so that
@@ -108,9 +126,15 @@ func LoadSeedFile(path string) (SeedFile, error) {
 	return f, nil
 }
 
-// Seed creates every secret of f, in order. It stops at the first secret
-// that cannot be created and says which one and why.
+// Seed sets f's IAM model, if it has one, and creates every secret of f,
+// in order. It stops at the first secret that cannot be created and says
+// which one and why.
 func (e *Emulator) Seed(f SeedFile) error {
+	if f.IAM != nil {
+		if err := e.SetIAM(*f.IAM); err != nil {
+			return err
+		}
+	}
 	for i, s := range f.Secrets {
 		if _, err := e.CreateSecret(s); err != nil {
 			return fmt.Errorf("secret %d (%q): %w", i+1, s.Name, err)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/secretsfs/secretsfs/test/kubetoken"
 )
 
 // requireAWSCLIEnv, when set (CI sets it), turns a missing AWS CLI v2 into
@@ -98,13 +100,33 @@ func (c *awsCLI) with(t *testing.T) *awsCLI {
 	return &cp
 }
 
+// withCredentials returns a copy of c that signs with the given key.
+func (c *awsCLI) withCredentials(keyID, secret, token string) *awsCLI {
+	cp := *c
+	cp.env = slices.DeleteFunc(slices.Clone(c.env), func(kv string) bool {
+		return strings.HasPrefix(kv, "AWS_ACCESS_KEY_ID=") || strings.HasPrefix(kv, "AWS_SECRET_ACCESS_KEY=") || strings.HasPrefix(kv, "AWS_SESSION_TOKEN=")
+	})
+	cp.env = append(cp.env, "AWS_ACCESS_KEY_ID="+keyID, "AWS_SECRET_ACCESS_KEY="+secret)
+	if token != "" {
+		cp.env = append(cp.env, "AWS_SESSION_TOKEN="+token)
+	}
+	return &cp
+}
+
 // run runs "aws secretsmanager ARGS" and returns its stdout, or an error
 // holding its stderr.
 func (c *awsCLI) run(args ...string) (string, error) {
 	c.t.Helper()
+	return c.runService("secretsmanager", args...)
+}
+
+// runService runs "aws SERVICE ARGS" and returns its stdout, or an error
+// holding its stderr.
+func (c *awsCLI) runService(service string, args ...string) (string, error) {
+	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	full := append([]string{"--endpoint-url", c.endpoint, "--output", "json", "secretsmanager"}, args...)
+	full := append([]string{"--endpoint-url", c.endpoint, "--output", "json", service}, args...)
 	cmd := exec.CommandContext(ctx, c.bin, full...)
 	cmd.Env = c.env
 	var stdout, stderr bytes.Buffer
@@ -341,4 +363,63 @@ func mapsEqual(a, b map[string][]string) bool {
 		}
 	}
 	return true
+}
+
+// TestAWSCLIWebIdentity proves the STS protocol and the signature checks
+// with an independent client: the AWS CLI assumes a role with a
+// service-account token, then reads with the temporary credentials what
+// the role's policy allows, and is refused the rest; a forged secret key
+// is refused too.
+func TestAWSCLIWebIdentity(t *testing.T) {
+	f := newIAMFixture(t)
+	cli := newAWSCLI(t, f.srv.URL())
+	out, err := cli.runService("sts", "assume-role-with-web-identity", "--role-arn", appRoleARN,
+		"--role-session-name", "cli", "--duration-seconds", "900",
+		"--web-identity-token", f.token(t, "shop", "app", kubetoken.AudienceSTS))
+	if err != nil {
+		t.Fatalf("aws sts assume-role-with-web-identity: %v", err)
+	}
+	var assumed struct {
+		Credentials struct {
+			AccessKeyId, SecretAccessKey, SessionToken, Expiration string
+		}
+		AssumedRoleUser             struct{ Arn, AssumedRoleId string }
+		SubjectFromWebIdentityToken string
+	}
+	if err := json.Unmarshal([]byte(out), &assumed); err != nil {
+		t.Fatalf("output is not JSON: %v", err)
+	}
+	c := assumed.Credentials
+	exp, err := time.Parse(time.RFC3339, c.Expiration)
+	if err != nil || !exp.Equal(f.now.Add(900*time.Second)) || !strings.HasPrefix(c.AccessKeyId, "ASIA") ||
+		assumed.AssumedRoleUser.Arn != "arn:aws:sts::123456789012:assumed-role/app/cli" || assumed.SubjectFromWebIdentityToken != "system:serviceaccount:shop:app" {
+		t.Fatalf("assumed: key %q, expiration %q (%v), user %+v, subject %q", c.AccessKeyId, c.Expiration, err, assumed.AssumedRoleUser, assumed.SubjectFromWebIdentityToken)
+	}
+
+	session := cli.withCredentials(c.AccessKeyId, c.SecretAccessKey, c.SessionToken)
+	var got cliSecret
+	session.json(&got, "get-secret-value", "--secret-id", "app/db")
+	if got.SecretString != "value of app/db" {
+		t.Fatalf("get-secret-value app/db: %+v", got)
+	}
+	session.fails(ErrAccessDenied, "get-secret-value", "--secret-id", "web/token")
+	session.fails(ErrAccessDenied, "list-secrets")
+	cli.withCredentials(c.AccessKeyId, c.SecretAccessKey+"x", c.SessionToken).fails(ErrInvalidSignature, "get-secret-value", "--secret-id", "app/db")
+	cli.withCredentials(nodeKeyID, nodeKeySecret, "").fails(ErrAccessDenied, "get-secret-value", "--secret-id", "app/db")
+	var created cliSecret
+	cli.withCredentials(adminKeyID, adminKeySecret, "").json(&created, "create-secret", "--name", "app/by-cli", "--secret-string", "v")
+	if created.Name != "app/by-cli" {
+		t.Fatalf("create-secret with the admin key: %+v", created)
+	}
+
+	if _, err := cli.runService("sts", "assume-role-with-web-identity", "--role-arn", appRoleARN, "--role-session-name", "cli",
+		"--web-identity-token", f.token(t, "shop", "web", kubetoken.AudienceSTS)); err == nil || !strings.Contains(err.Error(), "(AccessDenied)") {
+		t.Fatalf("an untrusted subject: %v", err)
+	}
+	f.clock.Advance(900 * time.Second)
+	session.fails(ErrExpiredToken, "get-secret-value", "--secret-id", "app/db")
+	// The refused signature and the expired session are not counted: their caller is unknown.
+	if by := f.emu.CallsByIdentity()[appRoleARN]; by[OpAssumeRoleWithWebIdentity] != 2 || by[OpGetSecretValue] != 2 || by[OpListSecrets] != 1 {
+		t.Fatalf("calls of the app role: %v", by)
+	}
 }

@@ -16,8 +16,9 @@ type CommandConfig struct {
 	// but a loopback address exposes every secret to the network without
 	// authentication, and is warned about.
 	Listen string
-	// SeedFile is a JSON seed file to preload (see SeedFile); none when
-	// empty.
+	// SeedFile is a JSON seed file to preload (see SeedFile): secrets,
+	// and an IAM model that turns on signature checks and permissions;
+	// none when empty.
 	SeedFile string
 }
 
@@ -48,7 +49,11 @@ func RunCommand(ctx context.Context, cfg CommandConfig, stdout io.Writer, log *s
 		return err
 	}
 	if !isLoopback(srv.Addr()) {
-		log.Warn("the emulator is reachable from the network and accepts any credentials", "addr", srv.Addr())
+		if e.IAMEnabled() {
+			log.Warn("the emulator is reachable from the network", "addr", srv.Addr())
+		} else {
+			log.Warn("the emulator is reachable from the network and accepts any credentials", "addr", srv.Addr())
+		}
 	}
 	if _, err := fmt.Fprintln(stdout, srv.URL()); err != nil {
 		_ = srv.Close()

@@ -76,11 +76,16 @@ func TestRunCommandErrors(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(`{"Secrets": [{"Name": "x y", "SecretString": "v"}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	badIAM := filepath.Join(dir, "iam.json")
+	if err := os.WriteFile(badIAM, []byte(`{"Secrets": [], "IAM": {"Roles": [{"ARN": "arn:aws:iam::123456789012:user/x"}]}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		cfg     CommandConfig
 		mention []string
 	}{
 		{CommandConfig{SeedFile: filepath.Join(dir, "absent.json")}, []string{"absent.json", "no such file"}},
+		{CommandConfig{SeedFile: badIAM}, []string{"iam.json", "IAM.Roles[0].ARN", "role/NAME"}},
 		{CommandConfig{SeedFile: bad}, []string{"bad.json", `secret 1 ("x y")`, "Invalid name"}},
 		{CommandConfig{Listen: "not-an-address"}, []string{"not-an-address"}},
 	}

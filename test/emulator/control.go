@@ -19,9 +19,13 @@ import (
 // for an unknown route or method):
 //
 //	GET    /_emulator/health  200 {"Status": "ok"}
-//	GET    /_emulator/calls   200 {"Calls": {"GetSecretValue": 3, ...}}
+//	GET    /_emulator/calls   200 {"Calls": {"GetSecretValue": 3, ...},
+//	                          "ByIdentity": {"arn:aws:iam::123456789012:role/app":
+//	                                         {"GetSecretValue": 2, ...}, ...}}
 //	DELETE /_emulator/calls   204, every count back to zero
-//	POST   /_emulator/faults  {"Operation": "GetSecretValue" or "*",
+//	PUT    /_emulator/iam     an IAM model (as "IAM" in a seed file) -> 204
+//	POST   /_emulator/faults  {"Operation": "GetSecretValue" or "*" (or
+//	                           "AssumeRoleWithWebIdentity", "PodIdentityCredentials"),
 //	                           "ErrorType": "ThrottlingException",
 //	                           "Message": "...", "Status": 0, "Times": 2,
 //	                           "Latency": "250ms", "Drop": false}  -> 204
@@ -51,7 +55,8 @@ type refuseRequest struct {
 }
 
 type callsResponse struct {
-	Calls map[string]int
+	Calls      map[string]int
+	ByIdentity map[string]map[string]int `json:",omitempty"`
 }
 
 func (s *Server) controlHandler() http.Handler {
@@ -60,10 +65,22 @@ func (s *Server) controlHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"Status": "ok"})
 	})
 	mux.HandleFunc("GET "+ControlPrefix+"calls", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, callsResponse{Calls: s.emu.CallCounts()})
+		writeJSON(w, http.StatusOK, callsResponse{Calls: s.emu.CallCounts(), ByIdentity: s.emu.CallsByIdentity()})
 	})
 	mux.HandleFunc("DELETE "+ControlPrefix+"calls", func(w http.ResponseWriter, r *http.Request) {
 		s.emu.ResetCalls()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("PUT "+ControlPrefix+"iam", func(w http.ResponseWriter, r *http.Request) {
+		var cfg IAM
+		if err := decodeControl(r, &cfg); err != nil {
+			writeControlError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if err := s.emu.SetIAM(cfg); err != nil {
+			writeControlError(w, http.StatusBadRequest, err.Error())
+			return
+		}
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST "+ControlPrefix+"faults", func(w http.ResponseWriter, r *http.Request) {
@@ -115,8 +132,8 @@ func (req faultRequest) fault() (Fault, error) {
 	if req.Operation == "" {
 		return Fault{}, errors.New(`Operation is required (an operation name, or "*" for all)`)
 	}
-	if req.Operation != AllOperations && !isOperation(req.Operation) {
-		return Fault{}, fmt.Errorf("unknown Operation %q; known: %s", req.Operation, strings.Join(Operations(), ", "))
+	if !isFaultable(req.Operation) {
+		return Fault{}, fmt.Errorf("unknown Operation %q; known: %s, %s, %s", req.Operation, strings.Join(Operations(), ", "), OpAssumeRoleWithWebIdentity, OpPodIdentityCredentials)
 	}
 	f := Fault{ErrorType: req.ErrorType, Message: req.Message, Status: req.Status, Times: req.Times, Drop: req.Drop, SecretID: req.SecretId}
 	if req.Latency != "" {
@@ -180,6 +197,23 @@ func (c *ControlClient) Calls(ctx context.Context) (map[string]int, error) {
 		return nil, err
 	}
 	return out.Calls, nil
+}
+
+// CallsByIdentity is [Emulator.CallsByIdentity] over HTTP.
+func (c *ControlClient) CallsByIdentity(ctx context.Context) (map[string]map[string]int, error) {
+	var out callsResponse
+	if err := c.do(ctx, http.MethodGet, "/calls", nil, &out); err != nil {
+		return nil, err
+	}
+	if out.ByIdentity == nil {
+		out.ByIdentity = map[string]map[string]int{}
+	}
+	return out.ByIdentity, nil
+}
+
+// SetIAM is [Emulator.SetIAM] over HTTP.
+func (c *ControlClient) SetIAM(ctx context.Context, cfg IAM) error {
+	return c.do(ctx, http.MethodPut, "/iam", cfg, nil)
 }
 
 // ResetCalls sets every call count to zero.

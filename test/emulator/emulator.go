@@ -54,13 +54,20 @@ type Emulator struct {
 	// listingBuilds counts the selections built (not taken from
 	// listings); guarded by mu.
 	listingBuilds int
+	// iam is the IAM model; nil when none is set. Guarded by mu.
+	iam *iamModel
+	// sessions are the temporary credentials made by STS and the Pod
+	// Identity endpoint, by access key id; guarded by mu.
+	sessions map[string]*session
 
-	ctlMu    sync.Mutex
-	calls    map[string]int        // by operation; guarded by ctlMu
-	retries  map[string]int        // the calls that were SDK retries, by operation; guarded by ctlMu
-	bySecret map[opSecret]int      // the calls naming a secret, by operation and secret; guarded by ctlMu
-	faults   map[string][]*pending // by operation or AllOperations; guarded by ctlMu
-	changed  chan struct{}         // closed and replaced when calls change; guarded by ctlMu
+	ctlMu   sync.Mutex
+	calls   map[string]int // by operation; guarded by ctlMu
+	retries map[string]int // the calls that were SDK retries, by operation; guarded by ctlMu
+	// byIdentity counts calls by caller, then operation; guarded by ctlMu.
+	byIdentity map[string]map[string]int
+	bySecret   map[opSecret]int      // the calls naming a secret, by operation and secret; guarded by ctlMu
+	faults     map[string][]*pending // by operation or AllOperations; guarded by ctlMu
+	changed    chan struct{}         // closed and replaced when calls change; guarded by ctlMu
 }
 
 // Option configures an Emulator.
@@ -89,19 +96,21 @@ func WithRandom(r io.Reader) Option { return func(e *Emulator) { e.random = r } 
 // New returns an empty emulator.
 func New(opts ...Option) *Emulator {
 	e := &Emulator{
-		clock:     systemClock{},
-		log:       slog.New(slog.DiscardHandler),
-		region:    DefaultRegion,
-		account:   DefaultAccountID,
-		random:    rand.Reader,
-		secrets:   make(map[string]*secret),
-		scheduled: make(map[string]*secret),
-		listings:  make(map[listingQuery]listing),
-		calls:     make(map[string]int),
-		retries:   make(map[string]int),
-		bySecret:  make(map[opSecret]int),
-		faults:    make(map[string][]*pending),
-		changed:   make(chan struct{}),
+		clock:      systemClock{},
+		log:        slog.New(slog.DiscardHandler),
+		region:     DefaultRegion,
+		account:    DefaultAccountID,
+		random:     rand.Reader,
+		secrets:    make(map[string]*secret),
+		scheduled:  make(map[string]*secret),
+		listings:   make(map[listingQuery]listing),
+		sessions:   make(map[string]*session),
+		calls:      make(map[string]int),
+		retries:    make(map[string]int),
+		byIdentity: make(map[string]map[string]int),
+		bySecret:   make(map[opSecret]int),
+		faults:     make(map[string][]*pending),
+		changed:    make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(e)
@@ -115,8 +124,18 @@ func (e *Emulator) Region() string { return e.region }
 // AccountID returns the account id the emulator writes into ARNs.
 func (e *Emulator) AccountID() string { return e.account }
 
-// ServeHTTP answers one Secrets Manager request.
+// ServeHTTP answers one request: Secrets Manager's (AWS JSON 1.1 with an
+// X-Amz-Target), STS's (a form-encoded query POST), or the Pod Identity
+// agent's (GET PodIdentityPath).
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == PodIdentityPath {
+		e.servePodIdentity(w, r)
+		return
+	}
+	if isQueryRequest(r) {
+		e.serveSTS(w, r)
+		return
+	}
 	target := r.Header.Get("X-Amz-Target")
 	op, known := strings.CutPrefix(target, targetPrefix)
 	if known {
@@ -140,32 +159,28 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.writeError(w, op, newError(ErrSerialization, "Could not read the request body."))
 		return
 	}
+	caller, aerr := e.authenticate(r, body)
+	if aerr != nil {
+		e.writeError(w, op, aerr)
+		return
+	}
+	if caller != nil {
+		e.countIdentity(caller.identity, op)
+	} else {
+		e.countIdentity(accessKeyOf(r), op)
+	}
 	name := e.secretNameOf(body)
 	e.countSecret(op, name)
-	if f, ok := e.takeFault(op, name); ok {
-		if f.Latency > 0 {
-			t := time.NewTimer(f.Latency)
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				t.Stop()
-				return
-			}
-		}
-		if f.Drop {
-			dropConnection(w)
-			return
-		}
-		if f.ErrorType != "" {
-			msg := f.Message
-			if msg == "" {
-				msg = "Injected fault."
-			}
-			e.writeError(w, op, &Error{Code: f.ErrorType, Message: msg, Status: f.status()})
-			return
-		}
+	if e.playFault(w, r, op, name, func(code, msg string, status int) {
+		e.writeError(w, op, &Error{Code: code, Message: msg, Status: status})
+	}) {
+		return
 	}
-	resp, aerr := e.dispatch(op, body)
+	if aerr := e.authorize(caller, op, body); aerr != nil {
+		e.writeError(w, op, aerr)
+		return
+	}
+	resp, aerr := e.dispatch(op, body, caller)
 	if aerr != nil {
 		e.writeError(w, op, aerr)
 		return
@@ -183,10 +198,12 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // sigV4Header is the shape of a SigV4 Authorization header's parameters.
+// With an IAM model the signature is then verified (authenticate).
 var sigV4Header = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=[^,\s]+,\s*SignedHeaders=[^,\s]+,\s*Signature=[0-9a-fA-F]+$`)
 
 // checkAuth refuses requests that are not SigV4-signed, with the errors the
-// service sends. The signature is not verified.
+// service sends. It does not verify the signature: authenticate does, when
+// an IAM model is set.
 func checkAuth(r *http.Request) *Error {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
@@ -256,6 +273,11 @@ func Operations() []string {
 	}
 }
 
+// isFaultable reports whether InjectFault's op can match calls.
+func isFaultable(op string) bool {
+	return op == AllOperations || isOperation(op) || op == OpAssumeRoleWithWebIdentity || op == OpPodIdentityCredentials
+}
+
 func isOperation(op string) bool {
 	for _, o := range Operations() {
 		if o == op {
@@ -265,8 +287,9 @@ func isOperation(op string) bool {
 	return false
 }
 
-// dispatch decodes the body for op and runs the operation.
-func (e *Emulator) dispatch(op string, body []byte) (any, *Error) {
+// dispatch decodes the body for op and runs the operation for caller (nil
+// when there is no IAM model).
+func (e *Emulator) dispatch(op string, body []byte, caller *principal) (any, *Error) {
 	switch op {
 	case OpCreateSecret:
 		return handle(body, e.createSecret)
@@ -279,7 +302,9 @@ func (e *Emulator) dispatch(op string, body []byte) (any, *Error) {
 	case OpListSecretVersionIds:
 		return handle(body, e.listSecretVersionIds)
 	case OpBatchGetSecretValue:
-		return handle(body, e.batchGetSecretValue)
+		return handle(body, func(req *batchGetSecretValueRequest) (*batchGetSecretValueResponse, *Error) {
+			return e.batchGetSecretValue(req, caller)
+		})
 	case OpPutSecretValue:
 		return handle(body, e.putSecretValue)
 	case OpUpdateSecret:
@@ -377,10 +402,14 @@ type pending struct {
 }
 
 // InjectFault makes the next calls of operation op (an Op* name, or
-// AllOperations for every operation) fail as f says; a name the emulator
-// does not implement never matches. Faults on one operation are played in
-// the order they were injected; one for op is played before one for
-// AllOperations. Requests refused for a missing signature are not faulted.
+// AllOperations for every Secrets Manager operation) fail as f says; a
+// name the emulator does not implement never matches. STS
+// (OpAssumeRoleWithWebIdentity) and the Pod Identity endpoint
+// (OpPodIdentityCredentials) are faulted only when named, their errors
+// written in their own formats. Faults on one operation are played in the
+// order they were injected; one for op is played before one for
+// AllOperations. Requests refused for a missing or wrong signature are not
+// faulted.
 func (e *Emulator) InjectFault(op string, f Fault) {
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
@@ -398,12 +427,50 @@ func (e *Emulator) ClearFaults() {
 	clear(e.faults)
 }
 
+// playFault plays the fault due for a call of op about secret ("" if
+// none), if any: it waits the fault's latency, then drops the connection
+// or answers the fault's error with writeErr. It reports whether the
+// request is done with (answered, dropped, or abandoned by the client).
+func (e *Emulator) playFault(w http.ResponseWriter, r *http.Request, op, secret string, writeErr func(code, msg string, status int)) bool {
+	f, ok := e.takeFault(op, secret)
+	if !ok {
+		return false
+	}
+	if f.Latency > 0 {
+		t := time.NewTimer(f.Latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return true
+		}
+	}
+	if f.Drop {
+		dropConnection(w)
+		return true
+	}
+	if f.ErrorType != "" {
+		msg := f.Message
+		if msg == "" {
+			msg = "Injected fault."
+		}
+		writeErr(f.ErrorType, msg, f.status())
+		return true
+	}
+	return false
+}
+
 // takeFault returns the fault to play for a call of op about the secret
-// named secret ("" if none), if any, and counts it down.
+// named secret ("" if none), if any, and counts it down. Faults for
+// AllOperations apply to Secrets Manager's operations only.
 func (e *Emulator) takeFault(op, secret string) (Fault, bool) {
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
-	for _, key := range []string{op, AllOperations} {
+	keys := []string{op}
+	if isOperation(op) {
+		keys = append(keys, AllOperations)
+	}
+	for _, key := range keys {
 		q := e.faults[key]
 		for i, p := range q {
 			if p.SecretID != "" && p.SecretID != secret {
@@ -509,13 +576,15 @@ func (e *Emulator) SecretCalls(op, name string) int {
 	return e.bySecret[opSecret{op, name}]
 }
 
-// ResetCalls sets every call count, and every retry count, to zero.
+// ResetCalls sets every call count, retry count and count by identity to
+// zero.
 func (e *Emulator) ResetCalls() {
 	e.ctlMu.Lock()
 	defer e.ctlMu.Unlock()
 	clear(e.calls)
 	clear(e.retries)
 	clear(e.bySecret)
+	clear(e.byIdentity)
 	close(e.changed)
 	e.changed = make(chan struct{})
 }

@@ -24,6 +24,14 @@ const (
 	ErrMissingAuthenticationToken = "MissingAuthenticationTokenException"
 	ErrIncompleteSignature        = "IncompleteSignatureException"
 	ErrServiceUnavailable         = "ServiceUnavailable"
+	// Authentication errors, with an IAM model: an unknown access key or a
+	// session token that is not the key's; a signature that does not
+	// verify; temporary credentials past their expiration (also the code
+	// of STS and the Pod Identity endpoint for an expired web identity
+	// token).
+	ErrUnrecognizedClient = "UnrecognizedClientException"
+	ErrInvalidSignature   = "InvalidSignatureException"
+	ErrExpiredToken       = "ExpiredTokenException"
 )
 
 // statusOf gives the HTTP status the service answers an error type with.

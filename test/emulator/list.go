@@ -207,7 +207,10 @@ func (e *Emulator) listSecrets(req *listSecretsRequest) (*listSecretsResponse, *
 	return &listSecretsResponse{SecretList: list, NextToken: next}, nil
 }
 
-func (e *Emulator) batchGetSecretValue(req *batchGetSecretValueRequest) (*batchGetSecretValueResponse, *Error) {
+// batchGetSecretValue runs BatchGetSecretValue for caller (nil: no IAM
+// model); a secret caller may not read is reported in Errors with
+// AccessDeniedException.
+func (e *Emulator) batchGetSecretValue(req *batchGetSecretValueRequest, caller *principal) (*batchGetSecretValueResponse, *Error) {
 	var c checks
 	if req.SecretIdList != nil {
 		c.lengthOf("secretIdList", len(req.SecretIdList), 1, 20)
@@ -232,6 +235,11 @@ func (e *Emulator) batchGetSecretValue(req *batchGetSecretValueRequest) (*batchG
 	resp := &batchGetSecretValueResponse{SecretValues: []*secretValue{}}
 	today := day(e.clock.Now())
 	get := func(id string, s *secret) {
+		if caller != nil && !caller.policy.allowsSecret(s.name, s.arn) {
+			aerr := errAccessDenied(caller.arn, OpGetSecretValue, id)
+			resp.Errors = append(resp.Errors, batchError{SecretId: id, ErrorCode: aerr.Code, Message: aerr.Message})
+			return
+		}
 		if s.deleted() {
 			aerr := errMarkedForDeletion()
 			resp.Errors = append(resp.Errors, batchError{SecretId: id, ErrorCode: aerr.Code, Message: aerr.Message})
@@ -248,6 +256,9 @@ func (e *Emulator) batchGetSecretValue(req *batchGetSecretValueRequest) (*batchG
 	if req.SecretIdList != nil {
 		for _, id := range req.SecretIdList {
 			s, aerr := e.find(id)
+			if aerr != nil && !e.mayReadLocked(caller, id) {
+				aerr = errAccessDenied(caller.arn, OpGetSecretValue, id)
+			}
 			if aerr != nil {
 				resp.Errors = append(resp.Errors, batchError{SecretId: id, ErrorCode: aerr.Code, Message: aerr.Message})
 				continue
