@@ -32,8 +32,16 @@ type Daemon struct {
 // NewDaemon returns a Daemon logging to log, whose mounts reach AWS as env
 // says (env's static key, when set, signs every call of every mount).
 func NewDaemon(env Env, log *slog.Logger) *Daemon {
-	return newDaemon(env, systemDeps(), log, hygieneOutcome{})
+	d := systemDeps()
+	if env.Clock != nil {
+		d.clock = env.Clock
+	}
+	return newDaemon(env, d, log, hygieneOutcome{})
 }
+
+// Caches returns the caches in use: one per identity (and cache settings)
+// that a mount serves.
+func (d *Daemon) Caches() []*cache.Cache { return d.pool.caches() }
 
 func newDaemon(env Env, d runDeps, log *slog.Logger, hyg hygieneOutcome) *Daemon {
 	return &Daemon{env: env.withDefaults(), deps: d, log: log, hyg: hyg, pool: newCachePool()}
