@@ -842,6 +842,8 @@ func csiCommand(act actions) *cli.Command {
 				usage: "debug, info, warn or error"}),
 			stringFlag("log-format", &cfg.LogFormat, about{cat: catLogs,
 				usage: "text or json"}),
+			boolFlag("no-mlock", &cfg.NoMlock, about{cat: catObserve,
+				usage: "do not lock the driver's memory (mlockall); the volumes' secrets may then be swapped to disk"}),
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {

@@ -36,6 +36,9 @@ type Config struct {
 	PodIdentityAgentURL string
 	// LogLevel is debug, info, warn or error; LogFormat text or json.
 	LogLevel, LogFormat string
+	// NoMlock leaves the driver's memory unlocked: the volumes' secrets may
+	// then be swapped to disk.
+	NoMlock bool
 	// Version goes into the plugin info and the User-Agent.
 	Version string
 }

@@ -67,7 +67,8 @@ func (d *Driver) Daemon() *mount.Daemon { return d.daemon }
 
 // Run serves the driver described by cfg on its endpoint until ctx ends
 // (SIGTERM), then stops serving and unmounts every volume. Logs go to
-// stderr.
+// stderr. The process is hardened as `secretsfs mount`'s is (mount.Harden:
+// no core dumps, memory locked unless cfg.NoMlock).
 func Run(ctx context.Context, cfg Config, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -79,6 +80,7 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) error {
 		h = slog.NewJSONHandler(stderr, opts)
 	}
 	log := slog.New(h)
+	mount.Harden(cfg.NoMlock, log)
 	l, err := Listen(cfg.Endpoint)
 	if err != nil {
 		return err
