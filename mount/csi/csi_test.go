@@ -433,3 +433,71 @@ func TestIssue14_08_ShutdownUnmountsEveryVolume(t *testing.T) {
 		t.Fatalf("exit code %d\n%s", code, child.stderr)
 	}
 }
+
+// TestIssue14_15_ExpiredTokenStopsFetchesValuesFollowMaxStale: a volume
+// whose token expires without a republish asks STS nothing more (the token
+// source refuses it), its files keep serving the cached value, stale, up
+// to maxStale, then read EIO; a republish with a fresh token brings them
+// back.
+func TestIssue14_15_ExpiredTokenStopsFetchesValuesFollowMaxStale(t *testing.T) {
+	a := newAWS(t)
+	a.create(t, "app/db", "value-db")
+	a.credTTL = time.Second // the SDK asks for credentials again soon
+	r := newRig(t, a)
+	p := pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA}
+	target := r.target("web-1")
+	attrs := map[string]string{attrMapping: mappingDoc("db", "app/db"), attrRefreshInterval: "1s", attrMaxStale: "10m"}
+	r.publish(r.request("vol-1", target, p, attrs, r.clock.Now().Add(5*time.Minute)))
+	file := filepath.Join(target, "db")
+	if got := read(t, file); got != "value-db" {
+		t.Fatalf("read %q", got)
+	}
+	info := func() cacheInfo {
+		c := r.driver.Daemon().Caches()
+		if len(c) != 1 {
+			t.Fatalf("%d caches", len(c))
+		}
+		in, _ := c[0].Info("app/db")
+		return cacheInfo{stale: in.Stale, err: in.LastError, refreshed: in.RefreshedAt}
+	}
+
+	r.clock.Advance(6 * time.Minute) // the token has expired; no republish
+	stsBefore := len(a.stsTokens())
+	deadline := time.Now().Add(15 * time.Second)
+	for in := info(); !in.stale; in = info() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no refresh failed with the token expired: %+v", in)
+		}
+		r.clock.Advance(time.Second) // a refresh is due
+		time.Sleep(50 * time.Millisecond)
+	}
+	if in := info(); !strings.Contains(in.err.Error(), "expired at") {
+		t.Fatalf("the refresh failed with %v, want the token's expiry", in.err)
+	}
+	if n := len(a.stsTokens()); n != stsBefore {
+		t.Fatalf("%d STS calls with the token expired", n-stsBefore)
+	}
+	if got := read(t, file); got != "value-db" {
+		t.Fatalf("within maxStale read %q, want the cached value", got)
+	}
+	// The credentials STS gave before the token expired served until they
+	// expired: maxStale counts from the last refresh they made.
+	r.clock.Set(info().refreshed.Add(10 * time.Minute))
+	if _, err := os.ReadFile(file); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("beyond maxStale: %v, want EIO", err)
+	}
+
+	r.publish(r.request("vol-1", target, p, attrs, r.clock.Now().Add(time.Hour))) // kubelet's republish
+	testutil.Eventually(t, 15*time.Second, "the value served again after the republish", func() bool {
+		r.clock.Advance(time.Second)
+		b, err := os.ReadFile(file)
+		return err == nil && string(b) == "value-db"
+	})
+	r.unpublish("vol-1", target)
+}
+
+type cacheInfo struct {
+	stale     bool
+	err       error
+	refreshed time.Time
+}
