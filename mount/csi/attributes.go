@@ -260,36 +260,32 @@ func readSettings(b *badRequest, vc map[string]string, cfg *mount.Config) {
 	default:
 		b.add(attrMode, "is %q; give %s (the default: each open reads the current value) or %s (faster: reads served from the kernel's page cache)", v, modePerOpen, modeKernelCache)
 	}
-	for _, a := range []struct {
-		attr string
-		dst  *os.FileMode
-	}{{attrFileMode, &cfg.FileMode}, {attrDirMode, &cfg.DirMode}} {
-		v, ok := vc[a.attr]
-		if !ok {
-			continue
-		}
-		m, err := mount.ParseMode(v)
-		if err != nil {
-			b.add(a.attr, "%v", err)
-			continue
-		}
-		*a.dst = m
+	readAttr(b, vc, attrFileMode, &cfg.FileMode, mount.ParseMode)
+	readAttr(b, vc, attrDirMode, &cfg.DirMode, mount.ParseMode)
+	readAttr(b, vc, attrRefreshInterval, &cfg.RefreshInterval, parseDuration)
+	readAttr(b, vc, attrMaxStale, &cfg.MaxStale, parseDuration)
+}
+
+// readAttr parses attribute attr into *dst when the volume gives it.
+func readAttr[T any](b *badRequest, vc map[string]string, attr string, dst *T, parse func(string) (T, error)) {
+	v, ok := vc[attr]
+	if !ok {
+		return
 	}
-	for _, a := range []struct {
-		attr string
-		dst  *time.Duration
-	}{{attrRefreshInterval, &cfg.RefreshInterval}, {attrMaxStale, &cfg.MaxStale}} {
-		v, ok := vc[a.attr]
-		if !ok {
-			continue
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			b.add(a.attr, "%q is not a duration; give e.g. 5m or 1h30m", v)
-			continue
-		}
-		*a.dst = d
+	x, err := parse(v)
+	if err != nil {
+		b.add(attr, "%v", err)
+		return
 	}
+	*dst = x
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration; give e.g. 5m or 1h30m", s)
+	}
+	return d, nil
 }
 
 // readTokens reads the pod's tokens and checks the one the identity needs:

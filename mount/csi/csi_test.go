@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	iofs "io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -500,4 +501,34 @@ type cacheInfo struct {
 	stale     bool
 	err       error
 	refreshed time.Time
+}
+
+// TestIssue14_16_ListenReplacesAStaleSocketOnly: the socket file a killed
+// driver left is replaced; any other file at the path is refused, naming
+// --endpoint.
+func TestIssue14_16_ListenReplacesAStaleSocketOnly(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "csi.sock")
+	old, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.(*net.UnixListener).SetUnlinkOnClose(false)
+	old.Close() // the file stays, as after SIGKILL
+	l, err := Listen("unix://" + path)
+	if err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	l.Close()
+
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen("unix://" + file); err == nil || !strings.Contains(err.Error(), "--endpoint: "+file+" exists and is not a socket") {
+		t.Fatalf("Listen over a file: %v", err)
+	}
+	if b, _ := os.ReadFile(file); string(b) != "x" {
+		t.Fatal("the file was touched")
+	}
 }
