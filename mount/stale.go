@@ -33,6 +33,14 @@ func systemMountPoint() mountPoint {
 	return mountPoint{stat: os.Stat, detach: lazyUnmount, mounted: mountedOn, statfs: statfs}
 }
 
+// top returns the mount on top of dir, if any and if m can tell.
+func (m mountPoint) top(dir string) (mountEntry, bool) {
+	if m.mounted == nil {
+		return mountEntry{}, false
+	}
+	return m.mounted(dir)
+}
+
 func statfs(dir string) error {
 	var st unix.Statfs_t
 	return unix.Statfs(dir, &st)

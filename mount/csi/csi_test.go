@@ -532,3 +532,47 @@ func TestIssue14_16_ListenReplacesAStaleSocketOnly(t *testing.T) {
 		t.Fatal("the file was touched")
 	}
 }
+
+// TestIssue14_17_TheOldDriverNeverUnmountsTheNewOnesVolume: a driver
+// republishing a target that another live driver process serves (two
+// drivers on a node during an update) detaches the old mount and mounts
+// its own; a file still open on the old mount keeps the old one alive, yet
+// the old driver's shutdown leaves the new mount in place.
+func TestIssue14_17_TheOldDriverNeverUnmountsTheNewOnesVolume(t *testing.T) {
+	a := newAWS(t)
+	a.create(t, "app/db", "value-db")
+	r := newRig(t, a)
+	cfg := r.config()
+	cfg.Endpoint = "unix://" + filepath.Join(t.TempDir(), "old.sock")
+	old := startChild(t, cfg)
+	oldNode, _ := dial(t, strings.TrimPrefix(cfg.Endpoint, "unix://"))
+	p := pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA}
+	target := r.target("web-1")
+	attrs := map[string]string{attrMapping: mappingDoc("db", "app/db")}
+	exp := time.Now().Add(time.Hour)
+	if _, err := oldNode.NodePublishVolume(context.Background(), r.request("web-1", target, p, attrs, exp)); err != nil {
+		t.Fatal(err)
+	}
+	held, err := os.Open(filepath.Join(target, "db")) // as a container would hold it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+
+	r.publish(r.request("web-1", target, p, attrs, exp))
+	newID := mountID(target)
+	old.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-old.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the old driver did not exit on SIGTERM")
+	}
+	if mountID(target) != newID || testutil.MountType(target) == "" {
+		t.Fatalf("the old driver's exit unmounted the new driver's volume\n%s", old.stderr)
+	}
+	if got := read(t, filepath.Join(target, "db")); got != "value-db" {
+		t.Fatalf("read %q", got)
+	}
+	held.Close()
+	r.unpublish("web-1", target)
+}
