@@ -576,3 +576,39 @@ func TestIssue14_17_TheOldDriverNeverUnmountsTheNewOnesVolume(t *testing.T) {
 	held.Close()
 	r.unpublish("web-1", target)
 }
+
+// TestIssue14_18_SubPathFollowsARotation: one file of a volume
+// bind-mounted onto another path (as kubelet does for a subPath) shows a
+// rotation of its secret: it is the same inode, served by the driver.
+func TestIssue14_18_SubPathFollowsARotation(t *testing.T) {
+	a := newAWS(t)
+	a.create(t, "app/db", "v1")
+	r := newRig(t, a)
+	p := pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA}
+	target := r.target("web-1")
+	r.publish(r.request("vol-1", target, p, map[string]string{attrMapping: mappingDoc("db", "app/db"), attrRefreshInterval: "1s"}, r.clock.Now().Add(time.Hour)))
+	sub := filepath.Join(r.dir, "subpath-db")
+	if err := os.WriteFile(sub, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(filepath.Join(target, "db"), sub, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatalf("bind mount: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(sub, syscall.MNT_DETACH) })
+	if got := read(t, sub); got != "v1" {
+		t.Fatalf("subPath reads %q", got)
+	}
+	v2 := "v2"
+	if _, err := a.emu.PutSecretValue("app/db", emulatorVersion(v2)); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 15*time.Second, "the rotation through the subPath", func() bool {
+		r.clock.Advance(2 * time.Second)
+		b, err := os.ReadFile(sub)
+		return err == nil && string(b) == "v2"
+	})
+	if err := syscall.Unmount(sub, 0); err != nil {
+		t.Fatal(err)
+	}
+	r.unpublish("vol-1", target)
+}

@@ -522,3 +522,6 @@ func (c *childDriver) kill9() {
 	c.cmd.Process.Kill()
 	<-c.exited
 }
+
+// emulatorVersion is a new string version of a secret (AWSCURRENT).
+func emulatorVersion(s string) emulator.Version { return emulator.Version{SecretString: &s} }
