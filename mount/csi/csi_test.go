@@ -313,9 +313,7 @@ func TestIssue14_04_OneCachePerIdentity(t *testing.T) {
 func TestIssue14_05_PodIdentityUsesTheAgentOnly(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDDRIVERNODE")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "driver-secret")
-	a := newAWS(t)
-	a.create(t, "app/db", "value-db")
-	r := newRig(t, a)
+	a, r := rigWith(t, "app/db", "value-db")
 	p := pod{ns: "shop", sa: "app-b", name: "web-1"}
 	target := r.target("web-1")
 	r.publish(r.request("vol-1", target, p, map[string]string{attrMapping: mappingDoc("db", "app/db")}, r.clock.Now().Add(time.Hour)))
@@ -335,9 +333,7 @@ func TestIssue14_05_PodIdentityUsesTheAgentOnly(t *testing.T) {
 // with another volume id is refused; unpublishing it with the wrong id
 // leaves it mounted.
 func TestIssue14_06_RepublishOtherVolumeIsAlreadyExists(t *testing.T) {
-	a := newAWS(t)
-	a.create(t, "app/db", "value-db")
-	r := newRig(t, a)
+	_, r := rigWith(t, "app/db", "value-db")
 	p := pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA}
 	target := r.target("web-1")
 	exp := r.clock.Now().Add(time.Hour)
@@ -364,10 +360,7 @@ func TestIssue14_07_RestartRepublishReplacesTheStaleMount(t *testing.T) {
 	a := newAWS(t)
 	a.create(t, "app/db", "value-db")
 	r := newRig(t, a) // the driver after the restart
-	cfg := r.config()
-	cfg.Endpoint = "unix://" + filepath.Join(t.TempDir(), "old.sock")
-	old := startChild(t, cfg)
-	oldNode, _ := dial(t, strings.TrimPrefix(cfg.Endpoint, "unix://"))
+	old, oldNode := r.child("old")
 
 	p := pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA}
 	t1, t2 := r.target("web-1"), r.target("web-2")
@@ -406,13 +399,8 @@ func TestIssue14_07_RestartRepublishReplacesTheStaleMount(t *testing.T) {
 // TestIssue14_08_ShutdownUnmountsEveryVolume: when the driver stops
 // (SIGTERM), no volume stays mounted.
 func TestIssue14_08_ShutdownUnmountsEveryVolume(t *testing.T) {
-	a := newAWS(t)
-	a.create(t, "app/db", "value-db")
-	r := newRig(t, a)
-	cfg := r.config()
-	cfg.Endpoint = "unix://" + filepath.Join(t.TempDir(), "child.sock")
-	child := startChild(t, cfg)
-	node, _ := dial(t, strings.TrimPrefix(cfg.Endpoint, "unix://"))
+	_, r := rigWith(t, "app/db", "value-db")
+	child, node := r.child("child")
 	p := pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA}
 	target := r.target("web-1")
 	if _, err := node.NodePublishVolume(context.Background(), r.request("vol-1", target, p, map[string]string{attrSecrets: "app/db"}, time.Now().Add(time.Hour))); err != nil {
@@ -539,13 +527,8 @@ func TestIssue14_16_ListenReplacesAStaleSocketOnly(t *testing.T) {
 // its own; a file still open on the old mount keeps the old one alive, yet
 // the old driver's shutdown leaves the new mount in place.
 func TestIssue14_17_TheOldDriverNeverUnmountsTheNewOnesVolume(t *testing.T) {
-	a := newAWS(t)
-	a.create(t, "app/db", "value-db")
-	r := newRig(t, a)
-	cfg := r.config()
-	cfg.Endpoint = "unix://" + filepath.Join(t.TempDir(), "old.sock")
-	old := startChild(t, cfg)
-	oldNode, _ := dial(t, strings.TrimPrefix(cfg.Endpoint, "unix://"))
+	_, r := rigWith(t, "app/db", "value-db")
+	old, oldNode := r.child("old")
 	p := pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA}
 	target := r.target("web-1")
 	attrs := map[string]string{attrMapping: mappingDoc("db", "app/db")}

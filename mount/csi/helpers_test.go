@@ -324,6 +324,25 @@ func newRig(t *testing.T, a *awsStub) *rig {
 	return r
 }
 
+// rigWith is a rig whose backend holds one secret.
+func rigWith(t *testing.T, name, value string) (*awsStub, *rig) {
+	t.Helper()
+	a := newAWS(t)
+	a.create(t, name, value)
+	return a, newRig(t, a)
+}
+
+// child starts another driver, in a child process, against the rig's
+// backend, on a socket called name, and dials it.
+func (r *rig) child(name string) (*childDriver, csi.NodeClient) {
+	r.t.Helper()
+	cfg := r.config()
+	cfg.Endpoint = "unix://" + filepath.Join(r.t.TempDir(), name+".sock")
+	c := startChild(r.t, cfg)
+	node, _ := dial(r.t, strings.TrimPrefix(cfg.Endpoint, "unix://"))
+	return c, node
+}
+
 // config is the driver's configuration against the rig's backend.
 func (r *rig) config() Config {
 	cfg := DefaultConfig()
