@@ -149,12 +149,13 @@ func (d *Daemon) Add(ctx context.Context, cfg Config) (_ *Mount, err error) {
 	catOpts := catalog.DefaultOptions(cfg.ListInterval, clock, log.With("component", "catalog"))
 	if ids := watchedIDs(cfg); len(ids) > 0 {
 		// First, so that the explicit catalog resolves names from what it
-		// listed, without DescribeSecret.
-		w := catalog.NewWatcher(ids, c, c, cfg.RefreshInterval, catOpts)
-		if err := w.Start(life); err != nil {
-			return nil, ctx.Err()
+		// listed, without DescribeSecret. Shared by the identity's mounts
+		// that name the same secrets.
+		release, err := d.pool.watch(ctx, sh, ids, cfg.RefreshInterval, catOpts)
+		if err != nil {
+			return nil, err
 		}
-		m.onClose(w.Stop)
+		m.onClose(release)
 	}
 	cat := catalogOf(cfg, c, catOpts)
 	if err := cat.Start(life); err != nil {

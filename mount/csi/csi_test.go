@@ -3,6 +3,7 @@ package csi
 import (
 	"context"
 	"errors"
+	"fmt"
 	iofs "io/fs"
 	"net"
 	"os"
@@ -594,4 +595,43 @@ func TestIssue14_18_SubPathFollowsARotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.unpublish("vol-1", target)
+}
+
+// TestIssue14_20_FiftyVolumesOfFiveIdentitiesShareFiveCaches: 50 volumes
+// of 5 service accounts (10 pods each) on one node make 5 caches; every
+// pod reads its secret, and Secrets Manager is asked for it (and lists it)
+// once per identity, not once per volume: the volumes of an identity that
+// name the same secrets share one watcher too.
+func TestIssue14_20_FiftyVolumesOfFiveIdentitiesShareFiveCaches(t *testing.T) {
+	a, r := rigWith(t, "app/db", "value-db")
+	exp := r.clock.Now().Add(time.Hour)
+	type vol struct{ id, target string }
+	var vols []vol
+	for i := range 50 {
+		sa := fmt.Sprintf("app-%d", i%5)
+		p := pod{ns: "shop", sa: sa, name: fmt.Sprintf("web-%d", i), role: "arn:aws:iam::123456789012:role/" + sa}
+		v := vol{id: p.name, target: r.target(p.name)}
+		r.publish(r.request(v.id, v.target, p, map[string]string{attrMapping: mappingDoc("db", "app/db")}, exp))
+		vols = append(vols, v)
+	}
+	if n := len(r.driver.Daemon().Caches()); n != 5 {
+		t.Fatalf("%d caches for 50 volumes of 5 identities, want 5", n)
+	}
+	for _, v := range vols {
+		if got := read(t, filepath.Join(v.target, "db")); got != "value-db" {
+			t.Fatalf("%s reads %q", v.id, got)
+		}
+	}
+	calls := a.emu.CallCounts()
+	values := calls["GetSecretValue"] + calls["BatchGetSecretValue"]
+	t.Logf("Secrets Manager calls for 50 volumes of 5 identities: %v; STS calls: %d", calls, len(a.stsTokens()))
+	if values != 5 || len(a.stsTokens()) != 5 || calls["ListSecrets"] != 5 {
+		t.Fatalf("%d value calls, %d STS calls and %d listings, want 5 of each (one per identity)", values, len(a.stsTokens()), calls["ListSecrets"])
+	}
+	for _, v := range vols {
+		r.unpublish(v.id, v.target)
+	}
+	if n := len(r.driver.Daemon().Caches()); n != 0 {
+		t.Fatalf("%d caches once every volume is gone", n)
+	}
 }
