@@ -25,6 +25,7 @@ import (
 
 	"github.com/secretsfs/secretsfs/cache"
 	"github.com/secretsfs/secretsfs/mount"
+	"github.com/secretsfs/secretsfs/mount/csi"
 	"github.com/secretsfs/secretsfs/mount/mapping"
 	"github.com/secretsfs/secretsfs/packaging/cligen"
 	"github.com/secretsfs/secretsfs/packaging/fstab"
@@ -51,6 +52,8 @@ type actions struct {
 	// fstab runs the mount(8) helper (fstab.Helper) with mount(8)'s
 	// arguments and returns its exit status.
 	fstab func(ctx context.Context, args []string, stderr io.Writer) int
+	// csi runs the CSI node driver until ctx ends (csi.Run).
+	csi func(ctx context.Context, cfg csi.Config, stderr io.Writer) error
 }
 
 // defaultActions returns the real implementations.
@@ -61,6 +64,7 @@ func defaultActions() actions {
 		demo:     demoRunner{daemon: mount.Run, clock: cache.SystemClock()}.run,
 		check:    mount.Check,
 		fstab:    runFstabHelper,
+		csi:      csi.Run,
 	}
 }
 
@@ -183,6 +187,7 @@ func newApp(act actions, stdout, stderr io.Writer) *cli.App {
 			mountCommand(act),
 			checkCommand(act),
 			demoCommand(act),
+			csiCommand(act),
 			emulatorCommand(act),
 			{
 				Name:  "version",
@@ -800,6 +805,55 @@ func checkCommand(act actions) *cli.Command {
 				return usageError{err}
 			}
 			return act.check(c.Context, cfg, c.App.Writer)
+		},
+	}
+}
+
+// csiCommand is "secretsfs csi".
+func csiCommand(act actions) *cli.Command {
+	cfg := csi.DefaultConfig()
+	return &cli.Command{
+		Name:      "csi",
+		Usage:     "serve the Kubernetes CSI node driver: each pod's inline volume a secretsfs mount under the pod's own identity",
+		ArgsUsage: " ",
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError{fmt.Errorf("%w (see secretsfs csi --help)", err)}
+		},
+		Description: "Serves the CSI Identity and Node services of driver " + csi.DriverName + " on the unix socket\n" +
+			"--endpoint until SIGINT or SIGTERM, then unmounts every volume. kubelet publishes\n" +
+			"each pod's ephemeral inline volume; its attributes say which secrets it shows, and\n" +
+			"the pod's service-account token whom they are read as: with roleArn through\n" +
+			"AssumeRoleWithWebIdentity (IRSA), without through the EKS Pod Identity agent.\n" +
+			"The driver's own AWS credentials are never used. Runs in the node DaemonSet.",
+		Flags: []cli.Flag{
+			stringFlag("endpoint", &cfg.Endpoint, about{
+				usage: "unix socket `URL` to serve on, e.g. unix:///csi/csi.sock"}),
+			stringFlag("node-id", &cfg.NodeID, about{
+				usage: "the node's `NAME` (spec.nodeName from the downward API)"}),
+			stringFlag("region", &cfg.Region, about{cat: catAWS, defaultText: "none: each volume gives its region",
+				usage: "AWS `REGION` of the volumes that give none"}),
+			stringFlag("endpoint-url", &cfg.EndpointURL, about{cat: catAWS, defaultText: "the region's",
+				usage: "Secrets Manager endpoint `URL` of every volume (a VPC endpoint)"}),
+			stringFlag("sts-endpoint-url", &cfg.STSEndpointURL, about{cat: catAWS, defaultText: "the region's",
+				usage: "STS endpoint `URL` for the volumes' AssumeRoleWithWebIdentity (IRSA)"}),
+			stringFlag("pod-identity-agent-url", &cfg.PodIdentityAgentURL, about{cat: catAWS,
+				usage: "the EKS Pod Identity agent's credentials endpoint `URL`, for the volumes without roleArn"}),
+			stringFlag("log-level", &cfg.LogLevel, about{cat: catLogs,
+				usage: "debug, info, warn or error"}),
+			stringFlag("log-format", &cfg.LogFormat, about{cat: catLogs,
+				usage: "text or json"}),
+			boolFlag("no-mlock", &cfg.NoMlock, about{cat: catObserve,
+				usage: "do not lock the driver's memory (mlockall); the volumes' secrets may then be swapped to disk"}),
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageError{fmt.Errorf("csi takes no arguments, got %q (flags go as --flag=value)", c.Args().First())}
+			}
+			cfg.Version = buildVersion()
+			if err := cfg.Validate(); err != nil {
+				return usageError{err}
+			}
+			return act.csi(c.Context, cfg, c.App.ErrWriter)
 		},
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/secretsfs/secretsfs/cache/cachetest"
 	"github.com/secretsfs/secretsfs/mount"
+	"github.com/secretsfs/secretsfs/mount/csi"
 	"github.com/secretsfs/secretsfs/packaging/fstab"
 	"github.com/secretsfs/secretsfs/test/emulator"
 	"github.com/secretsfs/secretsfs/test/testutil"
@@ -939,5 +940,58 @@ func TestListFlagsFromTheCommandLineReplaceTheEnvironment(t *testing.T) {
 	}
 	if code, _, errOut := runArgs(t, s.actions(), "mount", "/m"); code != 0 || !slices.Equal(s.cfg.Prefixes, []string{"a/", "b/"}) {
 		t.Errorf("exit %d, Prefixes %q: %s", code, s.cfg.Prefixes, errOut)
+	}
+}
+
+// TestIssue14_14_CSIFlags: "secretsfs csi" hands its flags (or their
+// variables) to the driver; each bad flag is a usage error naming itself
+// and the fix, and nothing is served.
+func TestIssue14_14_CSIFlags(t *testing.T) {
+	for _, v := range []string{"SECRETSFS_ENDPOINT", "SECRETSFS_NODE_ID", "SECRETSFS_REGION", "SECRETSFS_ENDPOINT_URL", "SECRETSFS_STS_ENDPOINT_URL", "SECRETSFS_POD_IDENTITY_AGENT_URL", "SECRETSFS_LOG_LEVEL", "SECRETSFS_LOG_FORMAT"} {
+		t.Setenv(v, "")
+		os.Unsetenv(v)
+	}
+	var got []csi.Config
+	act := actions{csi: func(_ context.Context, cfg csi.Config, _ io.Writer) error {
+		got = append(got, cfg)
+		return nil
+	}}
+	t.Setenv("SECRETSFS_NODE_ID", "node-7")
+	code, _, errOut := runArgs(t, act, "csi", "--endpoint=unix:///csi/csi.sock", "--region=eu-west-1", "--sts-endpoint-url=http://127.0.0.1:9765", "--log-format=json")
+	if code != 0 || len(got) != 1 {
+		t.Fatalf("exit %d, %d calls: %s", code, len(got), errOut)
+	}
+	c := got[0]
+	if c.Endpoint != "unix:///csi/csi.sock" || c.NodeID != "node-7" || c.Region != "eu-west-1" || c.STSEndpointURL != "http://127.0.0.1:9765" ||
+		c.PodIdentityAgentURL != "http://169.254.170.23/v1/credentials" || c.LogFormat != "json" || c.LogLevel != "info" || c.Version == "" {
+		t.Fatalf("config %+v", c)
+	}
+
+	os.Unsetenv("SECRETSFS_NODE_ID")
+	for _, tc := range []struct {
+		args    []string
+		mention []string
+	}{
+		{[]string{"--node-id=n"}, []string{"--endpoint: missing; give the unix socket to serve on, e.g. unix:///csi/csi.sock"}},
+		{[]string{"--endpoint=unix:///csi/csi.sock"}, []string{"--node-id: missing", "spec.nodeName"}},
+		{[]string{"--endpoint=tcp://0.0.0.0:1", "--node-id=n"}, []string{`--endpoint: is "tcp://0.0.0.0:1"; give a unix socket`}},
+		{[]string{"--endpoint=unix://csi.sock", "--node-id=n"}, []string{`--endpoint: is "unix://csi.sock"; give an absolute socket path`}},
+		{[]string{"--endpoint=unix:///csi/csi.sock", "--node-id=n", "--region=Mars 1"}, []string{`--region: is "Mars 1"`}},
+		{[]string{"--endpoint=unix:///csi/csi.sock", "--node-id=n", "--endpoint-url=sm.local"}, []string{`--endpoint-url: is "sm.local"`}},
+		{[]string{"--endpoint=unix:///csi/csi.sock", "--node-id=n", "--sts-endpoint-url=sts"}, []string{`--sts-endpoint-url: is "sts"; give an absolute URL`}},
+		{[]string{"--endpoint=unix:///csi/csi.sock", "--node-id=n", "--pod-identity-agent-url="}, []string{`--pod-identity-agent-url: is ""; give an absolute URL`}},
+		{[]string{"--endpoint=unix:///csi/csi.sock", "--node-id=n", "--log-level=loud"}, []string{`--log-level: is "loud"`}},
+		{[]string{"--endpoint=unix:///csi/csi.sock", "--node-id=n", "extra"}, []string{"csi takes no arguments"}},
+	} {
+		got = nil
+		code, _, errOut := runArgs(t, act, append([]string{"csi"}, tc.args...)...)
+		if code != 2 || len(got) != 0 {
+			t.Errorf("%v: exit %d, %d calls; want exit 2 and no call", tc.args, code, len(got))
+		}
+		for _, m := range tc.mention {
+			if !strings.Contains(errOut, m) {
+				t.Errorf("%v: stderr %q\ndoes not mention %q", tc.args, errOut, m)
+			}
+		}
 	}
 }

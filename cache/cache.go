@@ -104,10 +104,14 @@ func New(client Client, cfg Config) (*Cache, error) {
 	return c, nil
 }
 
-// Close stops background refreshes and waits for the scheduler to end. Reads
-// keep working afterwards, refreshing on demand as the reference does.
+// Close stops background refreshes, waits for the scheduler to end and
+// zeroes the values the cache holds, so that they do not linger in memory
+// once nobody uses the cache. Reads keep working afterwards, fetching on
+// demand as the reference does.
 func (c *Cache) Close() error {
+	first := false
 	c.closeOnce.Do(func() {
+		first = true
 		c.bgMu.Lock()
 		c.closed = true
 		c.bgMu.Unlock()
@@ -115,6 +119,9 @@ func (c *Cache) Close() error {
 		c.bgCancel(errClosed)
 	})
 	c.bgWG.Wait()
+	if first {
+		c.wipeAll()
+	}
 	return nil
 }
 

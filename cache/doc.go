@@ -85,7 +85,12 @@
 //     refresh times are in [T/2, T], so that secrets which failed together
 //     are not retried in step.
 //   - Without a Hook an entry keeps what it serves (the value, the stages,
-//     the metadata), never the SDK's answers.
+//     the metadata), never the SDK's answers. Close zeroes the values.
+//   - NewClient builds a client for an Identity: the SDK's chain (or a
+//     static key) with an optional role, or a Kubernetes Workload whose
+//     service-account tokens alone give the credentials (workload.go:
+//     AssumeRoleWithWebIdentity with a role, else the EKS Pod Identity
+//     agent), with nothing of the process's own configuration.
 //
 // Entries are keyed by the exact id string given: a name and an ARN of one
 // secret are two entries, as in the reference.

@@ -32,6 +32,11 @@ type Identity struct {
 	// the SDK's default credential chain, and no shared AWS configuration
 	// (profiles, ~/.aws) is read. Give both or neither.
 	StaticKeyID, StaticSecretKey string
+	// Workload, when set, is a Kubernetes workload whose service-account
+	// tokens give the credentials (RoleARN through
+	// AssumeRoleWithWebIdentity, else the EKS Pod Identity agent); the
+	// process's own are never used then.
+	Workload Workload
 }
 
 // String describes the identity without its secret key.
@@ -40,8 +45,12 @@ func (id Identity) String() string {
 	if id.StaticSecretKey != "" {
 		key = "(set)"
 	}
-	return fmt.Sprintf("region=%q profile=%q endpoint=%q role=%q key-id=%q secret-key=%s",
+	s := fmt.Sprintf("region=%q profile=%q endpoint=%q role=%q key-id=%q secret-key=%s",
 		id.Region, id.Profile, id.EndpointURL, id.RoleARN, id.StaticKeyID, key)
+	if id.Workload.IsSet() {
+		s += fmt.Sprintf(" workload=%s/%s", id.Workload.Namespace, id.Workload.ServiceAccount)
+	}
+	return s
 }
 
 // GoString is String, so that %#v does not print the secret key either.
@@ -56,14 +65,20 @@ func IsRoleARN(s string) bool {
 
 // NewClient builds a Secrets Manager client for id: the SDK's default chain
 // narrowed by region and profile (or the static key alone), an optional
-// role assumed through STS, and an optional endpoint. Every request carries
+// role assumed through STS, and an optional endpoint; or, for a Workload,
+// the workload's credentials alone. Every request carries
 // "secretsfs/<version>" in its User-Agent.
 func NewClient(ctx context.Context, id Identity, version string) (*secretsmanager.Client, error) {
 	if (id.StaticKeyID == "") != (id.StaticSecretKey == "") {
 		return nil, errors.New("cache.Identity: give both StaticKeyID and StaticSecretKey, or neither")
 	}
 	var awsCfg aws.Config
-	if id.StaticKeyID != "" {
+	if id.Workload.IsSet() {
+		var err error
+		if awsCfg, err = workloadConfig(id); err != nil {
+			return nil, err
+		}
+	} else if id.StaticKeyID != "" {
 		awsCfg = aws.Config{
 			Region:      id.Region,
 			Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(id.StaticKeyID, id.StaticSecretKey, "")),
@@ -85,7 +100,7 @@ func NewClient(ctx context.Context, id Identity, version string) (*secretsmanage
 	if awsCfg.Region == "" {
 		return nil, errors.New("no AWS region: give --region or set AWS_REGION")
 	}
-	if id.RoleARN != "" {
+	if id.RoleARN != "" && !id.Workload.IsSet() {
 		provider := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(awsCfg), id.RoleARN, func(o *stscreds.AssumeRoleOptions) {
 			o.RoleSessionName = sessionName()
 		})
@@ -106,6 +121,12 @@ func sessionName() string {
 	if h, err := os.Hostname(); err == nil && h != "" {
 		name += "-" + h
 	}
+	return cleanSessionName(name)
+}
+
+// cleanSessionName keeps of name what a role session name may hold: at most
+// 64 of the characters A-Z a-z 0-9 =,.@-_.
+func cleanSessionName(name string) string {
 	out := make([]byte, 0, len(name))
 	for i := 0; i < len(name) && len(out) < 64; i++ {
 		b := name[i]

@@ -22,3 +22,17 @@ func (v *versionEntry) wipeLocked() {
 	clear(v.val.bin)
 	v.stored, v.val, v.hasValue = nil, secretValue{}, false
 }
+
+// wipeAll zeroes every value the cache holds (Close). Entries are locked
+// one at a time, never under c.mu, as evict does.
+func (c *Cache) wipeAll() {
+	c.mu.Lock()
+	entries := make([]*secretEntry, 0, c.secrets.len())
+	c.secrets.each(func(_ string, e *secretEntry) { entries = append(entries, e) })
+	c.mu.Unlock()
+	for _, e := range entries {
+		e.mu.Lock()
+		e.wipeLocked()
+		e.mu.Unlock()
+	}
+}

@@ -140,6 +140,12 @@ type Config struct {
 	// hygiene (features.go).
 	Features
 
+	// Workload, when set (by the CSI driver; no flag), is the Kubernetes
+	// workload whose service-account tokens give the mount's credentials,
+	// with RoleARN through AssumeRoleWithWebIdentity, else through the EKS
+	// Pod Identity agent; the daemon's own credentials are never used then.
+	Workload cache.Workload
+
 	// Mapping, when set (--config), places files at chosen paths; the mount
 	// then shows only them, unless ExposeAll. Its Files expose each file's
 	// Path, SecretIDs() and OnChange (Mapping.OnChangeOf).
@@ -161,7 +167,11 @@ type Env struct {
 	// StaticKeyID and StaticSecretKey, when set, sign every AWS call instead
 	// of the SDK's default credential chain, and no shared AWS configuration
 	// (profiles, ~/.aws) is read: the demo's fake key for its emulator.
+	// They are ignored for a mount with a Workload.
 	StaticKeyID, StaticSecretKey string
+	// Clock, when set, replaces the system clock of a Daemon (NewDaemon):
+	// tests drive time with a fake one.
+	Clock cache.Clock
 }
 
 // withDefaults returns env with io.Discard for missing writers.
@@ -221,20 +231,35 @@ func (c Config) Cache(clock cache.Clock, log *slog.Logger, obs cache.Observer) c
 }
 
 // identity is whom these settings reach Secrets Manager as, signing with
-// env's static key when it gives one.
+// env's static key when it gives one, or as the Workload when set.
 func (c Config) identity(env Env) cache.Identity {
-	return cache.Identity{
-		Region: c.Region, Profile: c.Profile, EndpointURL: c.EndpointURL, RoleARN: c.RoleARN,
-		StaticKeyID: env.StaticKeyID, StaticSecretKey: env.StaticSecretKey,
+	id := cache.Identity{Region: c.Region, Profile: c.Profile, EndpointURL: c.EndpointURL, RoleARN: c.RoleARN}
+	if c.Workload.IsSet() {
+		id.Workload = c.Workload
+	} else {
+		id.StaticKeyID, id.StaticSecretKey = env.StaticKeyID, env.StaticSecretKey
 	}
+	return id
 }
 
+// FieldError is a problem with one field of a Config: the field's
+// command-line flag, and what is wrong with it and the fix. A program that
+// takes the settings otherwise (the CSI driver's volume attributes) names
+// the field its own way.
+type FieldError struct {
+	Flag    string // e.g. --refresh-interval, or MOUNTPOINT
+	Problem string // e.g. is 0s; give at least 1s, such as 1h or 30s
+}
+
+func (e *FieldError) Error() string { return e.Flag + ": " + e.Problem }
+
 // Validate checks every field and returns one error per bad field, each
-// naming its command-line flag and the fix, joined with errors.Join.
+// naming its command-line flag and the fix (a *FieldError where one field
+// is concerned), joined with errors.Join.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(flag, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", flag, fmt.Sprintf(format, args...)))
+		errs = append(errs, &FieldError{Flag: flag, Problem: fmt.Sprintf(format, args...)})
 	}
 	if c.MountPoint == "" {
 		bad("MOUNTPOINT", "missing; give the directory to mount on, e.g. secretsfs mount /run/secrets")

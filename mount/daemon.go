@@ -32,8 +32,16 @@ type Daemon struct {
 // NewDaemon returns a Daemon logging to log, whose mounts reach AWS as env
 // says (env's static key, when set, signs every call of every mount).
 func NewDaemon(env Env, log *slog.Logger) *Daemon {
-	return newDaemon(env, systemDeps(), log, hygieneOutcome{})
+	d := systemDeps()
+	if env.Clock != nil {
+		d.clock = env.Clock
+	}
+	return newDaemon(env, d, log, hygieneOutcome{})
 }
+
+// Caches returns the caches in use: one per identity (and cache settings)
+// that a mount serves.
+func (d *Daemon) Caches() []*cache.Cache { return d.pool.caches() }
 
 func newDaemon(env Env, d runDeps, log *slog.Logger, hyg hygieneOutcome) *Daemon {
 	return &Daemon{env: env.withDefaults(), deps: d, log: log, hyg: hyg, pool: newCachePool()}
@@ -44,12 +52,16 @@ type Mount struct {
 	// Dir is the absolute mount point.
 	Dir string
 
-	cfg    Config
-	log    *slog.Logger
-	cache  *cache.Cache
-	srv    mountedFS
-	audit  *telemetry.Audit // nil without --audit-log
-	served int              // the secrets shown when it started serving
+	cfg   Config
+	log   *slog.Logger
+	cache *cache.Cache
+	srv   mountedFS
+	// real is Dir with its symbolic links resolved, and dev the mount's
+	// MAJ:MIN there ("" when mountinfo did not show it): whether the mount
+	// on top of Dir is still this one.
+	real, dev string
+	audit     *telemetry.Audit // nil without --audit-log
+	served    int              // the secrets shown when it started serving
 
 	mu      sync.Mutex
 	closers []func() // undo Add, run last first
@@ -137,12 +149,13 @@ func (d *Daemon) Add(ctx context.Context, cfg Config) (_ *Mount, err error) {
 	catOpts := catalog.DefaultOptions(cfg.ListInterval, clock, log.With("component", "catalog"))
 	if ids := watchedIDs(cfg); len(ids) > 0 {
 		// First, so that the explicit catalog resolves names from what it
-		// listed, without DescribeSecret.
-		w := catalog.NewWatcher(ids, c, c, cfg.RefreshInterval, catOpts)
-		if err := w.Start(life); err != nil {
-			return nil, ctx.Err()
+		// listed, without DescribeSecret. Shared by the identity's mounts
+		// that name the same secrets.
+		release, err := d.pool.watch(ctx, sh, ids, cfg.RefreshInterval, catOpts)
+		if err != nil {
+			return nil, err
 		}
-		m.onClose(w.Stop)
+		m.onClose(release)
 	}
 	cat := catalogOf(cfg, c, catOpts)
 	if err := cat.Start(life); err != nil {
@@ -182,11 +195,22 @@ func (d *Daemon) Add(ctx context.Context, cfg Config) (_ *Mount, err error) {
 	if cfg.Mapping != nil {
 		fsOpts.Files = mappedFiles(cfg.Mapping, st, cfg)
 	}
+	// The mount point's real path, resolved before mounting: resolving it
+	// afterwards would ask the new mount for its root's attributes, which
+	// the kernel would then answer from its cache even once the daemon is
+	// gone, instead of ENOTCONN.
+	m.real = dir
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		m.real = real
+	}
 	srv, err := d.deps.mount(dir, fsOpts)
 	if err != nil {
 		return nil, fmt.Errorf("mount on %s: %w", dir, err)
 	}
 	m.srv = srv
+	if top, ok := d.deps.mountPoint.top(m.real); ok {
+		m.dev = top.dev
+	}
 	m.onClose(func() { m.unmount(d.deps.mountPoint) })
 	mode := "per-open"
 	if cfg.KernelCache {
@@ -238,6 +262,13 @@ func (m *Mount) unmount(mp mountPoint) {
 	case <-m.srv.Gone():
 		return // unmounted from outside
 	default:
+	}
+	if top, ok := mp.top(m.real); m.dev != "" && (!ok || top.dev != m.dev) {
+		// Another process detached this mount and mounted its own there
+		// (a CSI driver taking its volumes over): what unmounting Dir
+		// would remove is that one. This mount ends with its last user.
+		m.log.Warn("the mount point no longer holds this mount; leaving what is mounted there", "mountpoint", m.Dir)
+		return
 	}
 	unmount(m.srv, m.Dir, mp, m.log)
 }

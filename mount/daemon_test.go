@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/secretsfs/secretsfs/mount/mapping"
 	"github.com/secretsfs/secretsfs/test/emulator"
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
@@ -98,5 +99,57 @@ func TestTwoMountsTwoIdentitiesOneProcess(t *testing.T) {
 	m3.Unmount()
 	if n := len(d.pool.caches()); n != 1 {
 		t.Fatalf("after A's last mount left the pool holds %d caches, want 1 (B's)", n)
+	}
+}
+
+// TestIssue14_21_MountsNamingTheSameSecretsShareOneWatcher: two mounts of
+// one identity whose mappings name the same secrets (one of them twice)
+// share one watcher: one listing of them, not one per mount; every file
+// reads its value; the last mount gone, the watcher stops.
+func TestIssue14_21_MountsNamingTheSameSecretsShareOneWatcher(t *testing.T) {
+	testutil.RequireFUSE(t)
+	f := newEmu(t)
+	f.create(t, "app/db", `{"user":"u","password":"p"}`)
+	f.create(t, "app/key", "k")
+	m, err := mapping.Parse("m.yaml", []byte("files:\n  - path: user\n    secret: app/db\n    key: user\n  - path: password\n    secret: app/db\n    key: password\n  - path: key\n    secret: app/key\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	d := newDaemon(Env{}, systemDeps(), log, hygieneOutcome{})
+	var mounts []*Mount
+	for range 2 {
+		cfg := emuConfig(t, f, t.TempDir())
+		cfg.Mapping = m
+		mt, err := d.Add(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("Add: %v", err)
+		}
+		t.Cleanup(mt.Unmount)
+		mounts = append(mounts, mt)
+	}
+	for _, mt := range mounts {
+		for file, want := range map[string]string{"user": "u", "password": "p", "key": "k"} {
+			if b, err := os.ReadFile(filepath.Join(mt.Dir, file)); err != nil || string(b) != want {
+				t.Fatalf("%s in %s: %q, %v; want %q", file, mt.Dir, b, err, want)
+			}
+		}
+	}
+	if n := f.emu.Calls("ListSecrets"); n != 1 {
+		t.Fatalf("%d listings of the named secrets for two mounts naming them, want 1", n)
+	}
+	d.pool.mu.Lock()
+	sh := d.pool.entries[poolKeyOf(mounts[0].cfg, d.env)]
+	watchers := len(sh.watchers)
+	d.pool.mu.Unlock()
+	if watchers != 1 {
+		t.Fatalf("%d watchers, want 1", watchers)
+	}
+	mounts[0].Unmount()
+	mounts[1].Unmount()
+	d.pool.mu.Lock()
+	defer d.pool.mu.Unlock()
+	if len(sh.watchers) != 0 || len(d.pool.entries) != 0 {
+		t.Fatalf("%d watchers and %d caches after the last mount", len(sh.watchers), len(d.pool.entries))
 	}
 }

@@ -36,7 +36,11 @@
 // mapped files, the mount, the hooks) and Mount.Unmount undoes it in reverse
 // order. Mounts of the same identity (region, profile, endpoint, role and
 // cache settings) share one cache from a pool counted by its mounts
-// (pool.go); the last one closes it. Run is a Daemon with one mount.
+// (pool.go), and those naming the same secrets one watcher of them; the
+// last one closes it. Run is a Daemon with one mount; the
+// CSI node driver (package mount/csi) is a Daemon serving each pod's volume,
+// whose Config.Workload names the pod's identity, and which takes over
+// (DetachAll) the mount points a previous driver process left.
 //
 // Run takes, beside its Config, an Env: the output writers, a call once the
 // mount serves and a static AWS key. `secretsfs demo` (in main) uses them to

@@ -43,7 +43,7 @@ const DefaultDebounce = mapping.DefaultDebounce
 func (f Features) validate(kernelCache bool) []error {
 	var errs []error
 	bad := func(flag, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", flag, fmt.Sprintf(format, args...)))
+		errs = append(errs, &FieldError{Flag: flag, Problem: fmt.Sprintf(format, args...)})
 	}
 	if h := f.OnChange; h != nil {
 		for _, p := range h.Problems(onChangeFlag) {

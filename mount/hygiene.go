@@ -67,3 +67,12 @@ func applyHygiene(h hygieneCalls, noMlock bool, log *slog.Logger) hygieneOutcome
 	}
 	return hygieneOutcome{}
 }
+
+// Harden does for a program that runs a Daemon itself (the CSI driver)
+// what Run does for its own process: secrets are kept out of core dumps
+// and, unless noMlock, out of swap (applyHygiene), and the garbage
+// collector's target is set (tuneGC). Failures are warnings in log.
+func Harden(noMlock bool, log *slog.Logger) {
+	applyHygiene(systemHygiene(), noMlock, log)
+	tuneGC(systemGC(), log)
+}

@@ -12,6 +12,7 @@ type mountEntry struct {
 	dir    string // where it is mounted
 	fstype string // e.g. fuse.secretsfs
 	source string // e.g. secretsfs, or the fstab entry's first field
+	dev    string // MAJ:MIN of the filesystem: a FUSE mount's own connection
 }
 
 // topMount returns the mount on top of dir in a mountinfo file (the last
@@ -27,7 +28,7 @@ func topMount(mountinfo []byte, dir string) (mountEntry, bool) {
 		}
 		for i := 6; i+2 < len(f); i++ {
 			if f[i] == "-" {
-				top, found = mountEntry{dir: dir, fstype: f[i+1], source: unescapeMountinfo(f[i+2])}, true
+				top, found = mountEntry{dir: dir, fstype: f[i+1], source: unescapeMountinfo(f[i+2]), dev: f[2]}, true
 				break
 			}
 		}

@@ -14,9 +14,9 @@ func TestTopMount(t *testing.T) {
 		want mountEntry
 		ok   bool
 	}{
-		{"/srv/a", mountEntry{dir: "/srv/a", fstype: "fuse.secretsfs", source: "secretsfs"}, true}, // the later mount is on top
-		{"/srv/with space", mountEntry{dir: "/srv/with space", fstype: "fuse.secretsfs", source: `my\src`}, true},
-		{"/srv/b", mountEntry{dir: "/srv/b", fstype: "tmpfs", source: "tmpfs"}, true},
+		{"/srv/a", mountEntry{dir: "/srv/a", fstype: "fuse.secretsfs", source: "secretsfs", dev: "0:40"}, true}, // the later mount is on top
+		{"/srv/with space", mountEntry{dir: "/srv/with space", fstype: "fuse.secretsfs", source: `my\src`, dev: "0:41"}, true},
+		{"/srv/b", mountEntry{dir: "/srv/b", fstype: "tmpfs", source: "tmpfs", dev: "0:42"}, true},
 		{"/srv", mountEntry{}, false},
 	} {
 		got, ok := topMount(info, tc.dir)

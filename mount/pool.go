@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/secretsfs/secretsfs/cache"
+	"github.com/secretsfs/secretsfs/mount/catalog"
 )
 
 // poolKey tells which mounts may share a cache: those that reach Secrets
@@ -31,6 +34,27 @@ type shared struct {
 	cache *cache.Cache // also lists secrets for the catalogs, storing what it lists
 	obs   *fanout      // the cache's observer: each mount's metrics and expiry
 	refs  int
+	// watchers keep the named secrets of the identity's mounts up to date,
+	// one for each set of secrets: mounts naming the same secrets (the
+	// pods of one deployment) share one, and so its calls. Guarded by the
+	// pool's mu.
+	watchers map[watchKey]*sharedWatcher
+}
+
+// watchKey is a set of secret ids (sorted, "\n"-joined) and the interval
+// they are listed at.
+type watchKey struct {
+	ids      string
+	interval time.Duration
+}
+
+// sharedWatcher is a catalog.Watcher used by refs mounts.
+type sharedWatcher struct {
+	w       *catalog.Watcher
+	refs    int           // guarded by the pool's mu
+	started chan struct{} // closed once the first pass ended
+	failed  bool          // the first pass was cut short; set before started closes
+	end     func()        // ends the watcher's lifetime
 }
 
 // cachePool holds one cache per identity, counted by the mounts using it;
@@ -59,7 +83,7 @@ func (p *cachePool) acquire(ctx context.Context, cfg Config, env Env, clock cach
 		if err != nil {
 			return nil, nil, fmt.Errorf("cache: %w", err)
 		}
-		s = &shared{cache: c, obs: obs}
+		s = &shared{cache: c, obs: obs, watchers: map[watchKey]*sharedWatcher{}}
 		p.entries[key] = s
 	}
 	s.refs++
@@ -77,6 +101,73 @@ func (p *cachePool) release(key poolKey, s *shared) {
 	p.mu.Unlock()
 	if last {
 		s.cache.Close()
+	}
+}
+
+// watch keeps ids up to date in s's cache, listing them every interval
+// with a catalog.Watcher shared by every mount of s that names the same
+// ids, and returns the function that gives it back (the last one stops
+// it). The first mount makes the watcher's first pass; the others wait
+// for it. ctx bounds that wait and that pass only.
+func (p *cachePool) watch(ctx context.Context, s *shared, ids []string, interval time.Duration, opts catalog.Options) (release func(), err error) {
+	ids = slices.Compact(slices.Sorted(slices.Values(ids))) // a copy
+	key := watchKey{ids: strings.Join(ids, "\n"), interval: interval}
+	for {
+		p.mu.Lock()
+		sw := s.watchers[key]
+		first := sw == nil
+		if first {
+			life, end := context.WithCancel(context.WithoutCancel(ctx))
+			sw = &sharedWatcher{w: catalog.NewWatcher(ids, s.cache, s.cache, interval, opts), started: make(chan struct{}), end: end}
+			s.watchers[key] = sw
+			sw.refs++
+			p.mu.Unlock()
+			stop := context.AfterFunc(ctx, end) // ctx ending during the first pass ends it
+			err := sw.w.Start(life)
+			stop()
+			if err != nil {
+				p.mu.Lock()
+				delete(s.watchers, key)
+				p.mu.Unlock()
+				sw.failed = true
+				close(sw.started)
+				end()
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				return nil, err
+			}
+			close(sw.started)
+		} else {
+			sw.refs++
+			p.mu.Unlock()
+			select {
+			case <-sw.started:
+			case <-ctx.Done():
+				p.unwatch(s, key, sw)
+				return nil, ctx.Err()
+			}
+			if sw.failed {
+				continue // its first mount gave up: start it again
+			}
+		}
+		var once sync.Once
+		return func() { once.Do(func() { p.unwatch(s, key, sw) }) }, nil
+	}
+}
+
+// unwatch gives a shared watcher back; the last user stops it.
+func (p *cachePool) unwatch(s *shared, key watchKey, sw *sharedWatcher) {
+	p.mu.Lock()
+	sw.refs--
+	last := sw.refs == 0
+	if last && s.watchers[key] == sw {
+		delete(s.watchers, key)
+	}
+	p.mu.Unlock()
+	if last {
+		sw.w.Stop()
+		sw.end()
 	}
 }
 

@@ -33,6 +33,14 @@ func systemMountPoint() mountPoint {
 	return mountPoint{stat: os.Stat, detach: lazyUnmount, mounted: mountedOn, statfs: statfs}
 }
 
+// top returns the mount on top of dir, if any and if m can tell.
+func (m mountPoint) top(dir string) (mountEntry, bool) {
+	if m.mounted == nil {
+		return mountEntry{}, false
+	}
+	return m.mounted(dir)
+}
+
 func statfs(dir string) error {
 	var st unix.Statfs_t
 	return unix.Statfs(dir, &st)
@@ -106,4 +114,36 @@ func lazyUnmount(ctx context.Context, dir string) error {
 		return nil
 	}
 	return errors.New("neither fusermount3 nor fusermount found; install the fuse3 package")
+}
+
+// DetachAll lazily unmounts every secretsfs filesystem mounted on dir, top
+// first, whether a live daemon serves it or the daemon is gone (a stale
+// mount answering ENOTCONN), so that dir can be mounted again or removed:
+// a CSI driver's volumes outlive the driver process that mounted them. It
+// returns how many it detached. A mount of another type on dir is left
+// alone and reported as an error. The caller must not serve dir itself.
+func DetachAll(ctx context.Context, dir string, log *slog.Logger) (int, error) {
+	return systemMountPoint().detachAll(ctx, dir, log)
+}
+
+// maxStacked bounds the mounts detachAll takes off one directory.
+const maxStacked = 16
+
+func (m mountPoint) detachAll(ctx context.Context, dir string, log *slog.Logger) (int, error) {
+	n := 0
+	for ; n < maxStacked; n++ {
+		top, ok := m.mounted(dir)
+		if !ok {
+			return n, nil
+		}
+		if top.fstype != liveType {
+			return n, fmt.Errorf("%s holds a %s mount (source %q) that secretsfs did not make; unmount it (umount %s)", dir, top.fstype, top.source, dir)
+		}
+		// Not asked whether it answers: a hung daemon would hang the call.
+		log.Info("detaching a secretsfs mount that this process does not serve", "mountpoint", dir, "source", top.source)
+		if err := m.detach(ctx, dir); err != nil {
+			return n, fmt.Errorf("%s holds a secretsfs mount that could not be unmounted (try umount -l %s): %w", dir, dir, err)
+		}
+	}
+	return n, fmt.Errorf("%s still holds mounts after %d were detached", dir, n)
 }

@@ -233,6 +233,8 @@ type parser struct {
 	// yamlRead counts the bytes handed to the YAML parser, the work of
 	// decodeYAML.
 	yamlRead int
+	// inline: the document comes from a less trusted party (ParseInline).
+	inline bool
 }
 
 func (p *parser) errorf(line int, where, format string, args ...any) {
@@ -247,11 +249,24 @@ func (p *parser) errorf(line int, where, format string, args ...any) {
 // locates template_file paths. It returns every problem found, one per line.
 func Parse(source string, data []byte) (*Config, error) { return parseAs(source, data, os.Geteuid()) }
 
+// ParseInline parses a mapping document given inline by a party less
+// trusted than the host (a pod's volume attribute, for the CSI driver):
+// files: and objects: only. What would reach beyond the mount is refused:
+// template_file (a file of the host), on_change (a command or signal on the
+// host) and settings (the caller takes them otherwise).
+func ParseInline(source string, data []byte) (*Config, error) {
+	return (&parser{source: source, euid: os.Geteuid(), inline: true}).document(data)
+}
+
 func parseAs(source string, data []byte, euid int) (*Config, error) {
+	return (&parser{source: source, dir: filepath.Dir(source), euid: euid}).document(data)
+}
+
+func (p *parser) document(data []byte) (*Config, error) {
+	source := p.source
 	if len(data) > MaxFileSize {
 		return nil, fmt.Errorf("%s: %w", source, tooLarge())
 	}
-	p := &parser{source: source, dir: filepath.Dir(source), euid: euid}
 	cfg := &Config{Source: source}
 	var doc yaml.Node
 	dec, err := p.decodeYAML(data, 0, &doc)
@@ -292,8 +307,16 @@ func parseAs(source string, data []byte, euid int) (*Config, error) {
 		case "objects":
 			cfg.Files = append(cfg.Files, p.objects(v, "_")...)
 		case "on_change":
+			if p.inline {
+				p.errorf(k.Line, "on_change", "is not allowed here: it would run on the host; remove it")
+				continue
+			}
 			cfg.OnChange = p.onChange(v, "on_change")
 		default:
+			if p.inline {
+				p.errorf(k.Line, k.Value, "is not allowed here; give files: or objects: only, and settings as attributes of their own")
+				continue
+			}
 			if s, ok := p.setting(k, v); ok {
 				cfg.Settings = append(cfg.Settings, s)
 			}
@@ -548,6 +571,10 @@ func (p *parser) file(n *yaml.Node, where string) (File, bool) {
 	secret, sn := get("secret")
 	tmpl, tn := get("template")
 	tfile, tfn := get("template_file")
+	if tfn != nil && p.inline {
+		p.errorf(tfn.Line, where+".template_file", "is not allowed here: it would read a file of the host; give the template's text with template:")
+		return f, false
+	}
 	switch {
 	case tn != nil && tfn != nil:
 		p.errorf(tfn.Line, where, "template and template_file are both given; keep one")
@@ -637,7 +664,11 @@ func (p *parser) file(n *yaml.Node, where string) (File, bool) {
 		f.GID = p.id(v, gn.Line, where+".gid")
 	}
 	if v := fs["on_change"]; v != nil {
-		f.OnChange = p.onChange(v, where+".on_change")
+		if p.inline {
+			p.errorf(v.Line, where+".on_change", "is not allowed here: it would run on the host; remove it")
+		} else {
+			f.OnChange = p.onChange(v, where+".on_change")
+		}
 	}
 	return f, len(p.errs) == before
 }
