@@ -48,8 +48,8 @@ func fenced(section, lang string) []string {
 // driver and keeps the node-wide DaemonSet; its links lead to files that
 // exist; its install command applies this directory; it names the sidecar
 // images node.yaml runs and every volume attribute; its example pod decodes
-// strictly, uses this driver and passes the restricted standard; its trust
-// policies are the files' own.
+// strictly, uses this driver, pins its image and passes the restricted
+// standard; its trust policies are the files' own.
 func TestIssue14_07_README(t *testing.T) {
 	sec := readmeSection(t, "### Kubernetes")
 	csiAt, nodeWideAt := strings.Index(sec, "csi.secretsfs.io"), strings.Index(sec, "daemonset.yaml")
@@ -109,6 +109,9 @@ func TestIssue14_07_README(t *testing.T) {
 				}
 			}
 			for _, c := range pod.Spec.Containers {
+				if !pinnedImage(c.Image) {
+					t.Errorf("the README's pod: image %q is not pinned", c.Image)
+				}
 				for _, m := range c.VolumeMounts {
 					if m.SubPath == "" {
 						continue
