@@ -5,9 +5,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -128,6 +133,12 @@ func TestErrnoTable(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatalf("the daemon never asked for the slow secret: %v", err)
 	}
+	// That call may be a background refresh of the secret (what the
+	// kernel holds is kept refreshed): signal the reader only once it
+	// waits in its open or read, else the signal finds it running.
+	eventually(t, 20*time.Second, "the reader to wait in open or read", func() bool {
+		return blockedIn(cmd.Process.Pid, tid, unix.SYS_OPENAT, unix.SYS_READ)
+	})
 	start := time.Now()
 	if err := syscall.Tgkill(cmd.Process.Pid, tid, syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
@@ -143,4 +154,20 @@ func TestErrnoTable(t *testing.T) {
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("the interrupted read took %v to return", took)
 	}
+}
+
+// blockedIn reports whether thread tid of process pid is blocked in one of
+// the system calls nrs (/proc/PID/task/TID/syscall: the number first, or
+// "running").
+func blockedIn(pid, tid int, nrs ...int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/syscall", pid, tid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return false
+	}
+	nr, err := strconv.Atoi(f[0])
+	return err == nil && slices.Contains(nrs, nr)
 }
