@@ -19,8 +19,6 @@ import (
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
-const roleA = "arn:aws:iam::123456789012:role/app-a"
-
 // TestIssue14_01_IdentityAndNodeInfoOverTheSocket: the Identity service
 // names the driver and offers no controller; the Node service offers
 // VOLUME_MOUNT_GROUP and names the node; everything else is Unimplemented.
@@ -64,7 +62,7 @@ func TestIssue14_01_IdentityAndNodeInfoOverTheSocket(t *testing.T) {
 func TestIssue14_02_PublishReadRepublishUnpublish(t *testing.T) {
 	a := newAWS(t)
 	a.create(t, "app/db", "s3cret-A")
-	a.credTTL = 2 * time.Second // the next call after it asks STS again
+	a.setCredentialTTL(2 * time.Second) // the next call after it asks STS again
 	r := newRig(t, a)
 	p := pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA, gid: "2000"}
 	target := r.target("pod-1")
@@ -178,10 +176,10 @@ func TestIssue14_03_BadAttributesNameThemselves(t *testing.T) {
 		{"no pod info", del(keyServiceAccount), []string{"csi.storage.k8s.io/serviceAccount.name: missing; the CSIDriver must have podInfoOnMount: true"}, codes.InvalidArgument},
 		{"bad tokens", set(keyTokens, `{"sts.amazonaws.com":`), []string{"csi.storage.k8s.io/serviceAccount.tokens: is not kubelet's JSON"}, codes.InvalidArgument},
 		{"another service account's token", func(req *csi.NodePublishVolumeRequest) {
-			req.VolumeContext[keyTokens] = kubeletTokens(pod{ns: "shop", sa: "admin", name: "web-1"}, exp, 99)
+			req.VolumeContext[keyTokens] = a.tokens(t, pod{ns: "shop", sa: "admin", name: "web-1"}, exp)
 		}, []string{`the sts.amazonaws.com token is for "system:serviceaccount:shop:admin", not the pod's service account "system:serviceaccount:shop:app-a"`}, codes.InvalidArgument},
 		{"expired token", func(req *csi.NodePublishVolumeRequest) {
-			req.VolumeContext[keyTokens] = kubeletTokens(p, r.clock.Now().Add(-time.Second), 98)
+			req.VolumeContext[keyTokens] = a.tokens(t, p, r.clock.Now().Add(-time.Second))
 		}, []string{"the sts.amazonaws.com token of service account shop/app-a expired at"}, codes.Unauthenticated},
 		{"block", func(req *csi.NodePublishVolumeRequest) {
 			req.VolumeCapability.AccessType = &csi.VolumeCapability_Block{Block: &csi.VolumeCapability_BlockVolume{}}
@@ -252,8 +250,6 @@ func del(k string) func(*csi.NodePublishVolumeRequest) {
 // signed with its own role's credentials, never the driver's; the last
 // volume of an identity gone, its cache is closed.
 func TestIssue14_04_OneCachePerIdentity(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDDRIVERNODE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "driver-secret")
 	a := newAWS(t)
 	a.create(t, "app/db", "value-db")
 	a.create(t, "admin/root", "value-root")
@@ -261,7 +257,7 @@ func TestIssue14_04_OneCachePerIdentity(t *testing.T) {
 	exp := r.clock.Now().Add(time.Hour)
 	web1 := pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA}
 	web2 := pod{ns: "shop", sa: "app-a", name: "web-2", role: roleA}
-	admin := pod{ns: "ops", sa: "admin", name: "admin-1", role: "arn:aws:iam::123456789012:role/admin"}
+	admin := pod{ns: "ops", sa: "admin", name: "admin-1", role: roleAdmin}
 	t1, t2, t3 := r.target("web-1"), r.target("web-2"), r.target("admin-1")
 	r.publish(r.request("vol-1", t1, web1, map[string]string{attrMapping: mappingDoc("db", "app/db")}, exp))
 	r.publish(r.request("vol-2", t2, web2, map[string]string{attrMapping: mappingDoc("db", "app/db")}, exp))
@@ -312,8 +308,6 @@ func TestIssue14_04_OneCachePerIdentity(t *testing.T) {
 // credentials come from the EKS Pod Identity agent, given the pod's
 // pods.eks.amazonaws.com token; the driver's own credentials never sign.
 func TestIssue14_05_PodIdentityUsesTheAgentOnly(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDDRIVERNODE")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "driver-secret")
 	a, r := rigWith(t, "app/db", "value-db")
 	p := pod{ns: "shop", sa: "app-b", name: "web-1"}
 	target := r.target("web-1")
@@ -321,8 +315,8 @@ func TestIssue14_05_PodIdentityUsesTheAgentOnly(t *testing.T) {
 	if got := read(t, filepath.Join(target, "db")); got != "value-db" {
 		t.Fatalf("read %q", got)
 	}
-	if s := a.signers(); len(s) != 1 || s["pod-identity:shop:app-b"] == 0 {
-		t.Fatalf("Secrets Manager requests signed by %v; want the agent's credentials for shop:app-b only", s)
+	if s := a.signers(); len(s) != 1 || s[roleB] == 0 {
+		t.Fatalf("Secrets Manager requests signed by %v; want the agent's credentials for shop:app-b (%s) only", s, roleB)
 	}
 	if len(a.stsTokens()) != 0 {
 		t.Fatalf("STS called for a Pod Identity volume: %v", a.stsTokens())
@@ -432,7 +426,7 @@ func TestIssue14_08_ShutdownUnmountsEveryVolume(t *testing.T) {
 func TestIssue14_15_ExpiredTokenStopsFetchesValuesFollowMaxStale(t *testing.T) {
 	a := newAWS(t)
 	a.create(t, "app/db", "value-db")
-	a.credTTL = time.Second // the SDK asks for credentials again soon
+	a.setCredentialTTL(time.Second) // the SDK asks for credentials again soon
 	r := newRig(t, a)
 	p := pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA}
 	target := r.target("web-1")
@@ -609,7 +603,7 @@ func TestIssue14_20_FiftyVolumesOfFiveIdentitiesShareFiveCaches(t *testing.T) {
 	var vols []vol
 	for i := range 50 {
 		sa := fmt.Sprintf("app-%d", i%5)
-		p := pod{ns: "shop", sa: sa, name: fmt.Sprintf("web-%d", i), role: "arn:aws:iam::123456789012:role/" + sa}
+		p := pod{ns: "shop", sa: sa, name: fmt.Sprintf("web-%d", i), role: roleN(i % 5)}
 		v := vol{id: p.name, target: r.target(p.name)}
 		r.publish(r.request(v.id, v.target, p, map[string]string{attrMapping: mappingDoc("db", "app/db")}, exp))
 		vols = append(vols, v)

@@ -1,8 +1,8 @@
 package csi
 
 import (
+	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,14 +10,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -28,10 +28,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/secretsfs/secretsfs/cache"
 	"github.com/secretsfs/secretsfs/cache/cachetest"
 	"github.com/secretsfs/secretsfs/test/emulator"
 	"github.com/secretsfs/secretsfs/test/emutest"
+	"github.com/secretsfs/secretsfs/test/kubetoken"
 	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
@@ -63,192 +63,151 @@ func TestMain(m *testing.M) {
 // (on the fake clock) and the credentials' (on the SDK's real clock) agree.
 func t0() time.Time { return time.Now().Truncate(time.Second) }
 
-// aws is the loopback backend of the driver's tests: the Secrets Manager
-// emulator, an STS answering AssumeRoleWithWebIdentity and an EKS Pod
-// Identity agent, on one listener as the contract's emulator will be. STS
-// and the agent are stand-ins until the emulator has its own (helper C):
-// they check nothing of the token beyond its audience and expiry, and
-// record what they were given. Every Secrets Manager request's access key
-// is recorded, so that a test can tell whose credentials signed it.
-type awsStub struct {
-	emu *emulator.Emulator
-	srv *httptest.Server
-	// credTTL is how long the credentials STS and the agent give last.
-	credTTL time.Duration
+// backend is the loopback AWS of the driver's tests: the emulator with its
+// IAM (verified SigV4, STS AssumeRoleWithWebIdentity and the EKS Pod
+// Identity agent's endpoint checking signed service-account tokens, trust
+// and per-role policies) on one listener, and the test issuer that signs
+// the pods' tokens. It only records the tokens STS was given, so that a
+// test can tell which token the driver sent.
+type backend struct {
+	emu    *emulator.Emulator
+	srv    *httptest.Server
+	issuer *kubetoken.Issuer
+	clock  *lagClock
 
 	mu       sync.Mutex
-	roles    map[string]string // access key id -> role ARN or "pod-identity:NS/SA"; guarded by mu
-	smKeys   []string          // access key ids of the Secrets Manager requests; guarded by mu
-	stsCalls []stsCall         // guarded by mu
-	agent    []string          // subjects of the tokens the agent got; guarded by mu
-	refuse   bool              // STS and the agent answer every request with an error; guarded by mu
+	stsCalls []stsCall // guarded by mu
 }
 
 type stsCall struct{ role, token string }
 
-func newAWS(t *testing.T) *awsStub {
+// The roles the tests' pods assume, and the driver's own key.
+const (
+	roleA     = "arn:aws:iam::123456789012:role/app-a"
+	roleAdmin = "arn:aws:iam::123456789012:role/admin"
+	roleB     = "arn:aws:iam::123456789012:role/app-b" // shop/app-b's, through EKS Pod Identity
+	// nodeKey is the driver's own access key: valid, may read nothing.
+	nodeKey = "AKIDDRIVERNODE01"
+)
+
+// roleN is the role of service account app-N in namespace shop.
+func roleN(n int) string { return fmt.Sprintf("arn:aws:iam::123456789012:role/app-%d", n) }
+
+// lagClock is the emulator's clock: the real time minus a lag, so that the
+// credentials it makes (for the role's session duration from its now)
+// expire on the SDK's real clock after the session duration less the lag.
+type lagClock struct{ lag atomic.Int64 }
+
+func (c *lagClock) Now() time.Time { return time.Now().Add(-time.Duration(c.lag.Load())) }
+
+// newAWS starts the emulator with the tests' IAM: roleA (app/*) trusted by
+// shop/app-a and sanity/app, roleAdmin (admin/*) by ops/admin, roles app-0
+// to app-4 (app/*) by shop/app-N, roleB (app/*) associated with shop/app-b
+// for Pod Identity; and the driver's environment holds nodeKey.
+func newAWS(t *testing.T) *backend {
 	t.Helper()
 	emutest.IsolateAWS(t)
-	a := &awsStub{emu: emulator.New(), credTTL: time.Hour, roles: map[string]string{}}
+	t.Setenv("AWS_ACCESS_KEY_ID", nodeKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "node-secret")
+	issuer, err := kubetoken.NewIssuer("https://oidc.example.test/cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &backend{issuer: issuer, clock: &lagClock{}}
+	a.emu = emulator.New(emulator.WithClock(a.clock))
+	reader := emulator.Policy{Secrets: []string{"app/*"}, ListSecrets: true}
+	trust := func(arn string, p emulator.Policy, subjects ...string) emulator.Role {
+		return emulator.Role{ARN: arn, TrustIssuer: issuer.URL(), TrustSubjects: subjects, Policy: p}
+	}
+	roles := []emulator.Role{
+		trust(roleA, reader, kubetoken.Subject("shop", "app-a"), kubetoken.Subject("sanity", "app")),
+		trust(roleAdmin, emulator.Policy{Secrets: []string{"admin/*"}, ListSecrets: true}, kubetoken.Subject("ops", "admin")),
+		{ARN: roleB, Policy: reader},
+	}
+	for n := range 5 {
+		roles = append(roles, trust(roleN(n), reader, kubetoken.Subject("shop", fmt.Sprintf("app-%d", n))))
+	}
+	if err := a.emu.SetIAM(emulator.IAM{
+		Issuers:                 []emulator.Issuer{{URL: issuer.URL(), JWKS: issuer.JWKS()}},
+		Roles:                   roles,
+		PodIdentityAssociations: []emulator.PodIdentityAssociation{{Namespace: "shop", ServiceAccount: "app-b", RoleARN: roleB}},
+		AccessKeys:              []emulator.AccessKey{{AccessKeyID: nodeKey, SecretAccessKey: "node-secret", User: "node"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
 	a.srv = httptest.NewServer(http.HandlerFunc(a.serve))
 	t.Cleanup(a.srv.Close)
 	return a
 }
 
-// keyOf finds the access key id in a SigV4 Authorization header.
-var keyOf = regexp.MustCompile(`Credential=([A-Z0-9]+)/`)
-
-func (a *awsStub) serve(w http.ResponseWriter, r *http.Request) {
-	switch {
-	case r.Header.Get("X-Amz-Target") != "":
-		if m := keyOf.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
+// serve records the role and token of an STS request and hands every
+// request to the emulator.
+func (a *backend) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && r.Header.Get("X-Amz-Target") == "" {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if form, err := url.ParseQuery(string(body)); err == nil {
 			a.mu.Lock()
-			a.smKeys = append(a.smKeys, m[1])
+			a.stsCalls = append(a.stsCalls, stsCall{role: form.Get("RoleArn"), token: form.Get("WebIdentityToken")})
 			a.mu.Unlock()
 		}
-		a.emu.ServeHTTP(w, r)
-	case r.Method == http.MethodGet && r.URL.Path == "/v1/credentials":
-		a.podIdentity(w, r)
-	case r.Method == http.MethodPost:
-		a.sts(w, r)
-	default:
-		http.NotFound(w, r)
 	}
+	a.emu.ServeHTTP(w, r)
 }
 
-// sts answers AssumeRoleWithWebIdentity as STS does (awsQuery, XML).
-func (a *awsStub) sts(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil || r.Form.Get("Action") != "AssumeRoleWithWebIdentity" {
-		http.Error(w, "bad request", http.StatusBadRequest)
-		return
-	}
-	role, tok := r.Form.Get("RoleArn"), r.Form.Get("WebIdentityToken")
-	a.mu.Lock()
-	a.stsCalls = append(a.stsCalls, stsCall{role: role, token: tok})
-	refuse := a.refuse
-	a.mu.Unlock()
-	claims, err := claimsOf(tok)
-	if refuse || err != nil || !claims.hasAudience(cache.AudienceSTS) || time.Now().After(claims.exp()) {
-		w.Header().Set("Content-Type", "text/xml")
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprint(w, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>refused</Message></Error><RequestId>1</RequestId></ErrorResponse>`)
-		return
-	}
-	key := a.issue(role)
-	w.Header().Set("Content-Type", "text/xml")
-	fmt.Fprintf(w, `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-  <AssumeRoleWithWebIdentityResult>
-    <Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>secret-%s</SecretAccessKey><SessionToken>session-%s</SessionToken><Expiration>%s</Expiration></Credentials>
-    <SubjectFromWebIdentityToken>%s</SubjectFromWebIdentityToken>
-    <AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/r/s</Arn><AssumedRoleId>AROATEST:s</AssumedRoleId></AssumedRoleUser>
-  </AssumeRoleWithWebIdentityResult>
-  <ResponseMetadata><RequestId>1</RequestId></ResponseMetadata>
-</AssumeRoleWithWebIdentityResponse>`, key, key, key, time.Now().Add(a.credTTL).UTC().Format(time.RFC3339), claims.Sub)
+// setCredentialTTL makes the STS credentials the emulator hands out from
+// now on expire after d on the real clock (a session lasts an hour from
+// the emulator's now, which lags).
+func (a *backend) setCredentialTTL(d time.Duration) {
+	a.clock.lag.Store(int64(emulator.DefaultSessionDuration - d))
 }
 
-// podIdentity answers the EKS Pod Identity agent's credentials request.
-func (a *awsStub) podIdentity(w http.ResponseWriter, r *http.Request) {
-	tok := r.Header.Get("Authorization")
-	claims, err := claimsOf(tok)
-	a.mu.Lock()
-	refuse := a.refuse
-	if err == nil {
-		a.agent = append(a.agent, claims.Sub)
-	}
-	a.mu.Unlock()
-	if refuse || err != nil || !claims.hasAudience(cache.AudiencePodIdentity) || time.Now().After(claims.exp()) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprint(w, `{"code":"InvalidToken","message":"refused"}`)
-		return
-	}
-	key := a.issue("pod-identity:" + strings.TrimPrefix(claims.Sub, "system:serviceaccount:"))
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]string{
-		"AccessKeyId": key, "SecretAccessKey": "secret-" + key, "Token": "session-" + key,
-		"AccountId": "123456789012", "Expiration": time.Now().Add(a.credTTL).UTC().Format(time.RFC3339),
-	})
-}
-
-// issue makes an access key id for role.
-func (a *awsStub) issue(role string) string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	key := fmt.Sprintf("ASIATEST%08d", len(a.roles)+1)
-	a.roles[key] = role
-	return key
-}
-
-// signers returns whom the Secrets Manager requests were signed as: a role
-// (or pod-identity:NS/SA) for a key STS or the agent gave, else the key.
-func (a *awsStub) signers() map[string]int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+// signers returns, by identity, how many Secrets Manager calls were signed
+// as it (the role ARN of STS's or the agent's credentials, the user ARN of
+// a static key), as the emulator verified them.
+func (a *backend) signers() map[string]int {
 	out := map[string]int{}
-	for _, k := range a.smKeys {
-		if r, ok := a.roles[k]; ok {
-			k = r
+	for who, ops := range a.emu.CallsByIdentity() {
+		for op, n := range ops {
+			if op != emulator.OpAssumeRoleWithWebIdentity && op != emulator.OpPodIdentityCredentials {
+				out[who] += n
+			}
 		}
-		out[k]++
 	}
 	return out
 }
 
-func (a *awsStub) stsTokens() []stsCall {
+// stsTokens returns the AssumeRoleWithWebIdentity requests, in order.
+func (a *backend) stsTokens() []stsCall {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]stsCall(nil), a.stsCalls...)
 }
 
-func (a *awsStub) setRefuse(v bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.refuse = v
-}
-
-func (a *awsStub) create(t *testing.T, name, value string) {
+func (a *backend) create(t *testing.T, name, value string) {
 	t.Helper()
 	if _, err := a.emu.CreateSecret(emulator.Secret{Name: name, SecretString: &value}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// claims are the JWT claims the stand-ins read.
-type claims struct {
-	Sub string   `json:"sub"`
-	Aud []string `json:"aud"`
-	Exp int64    `json:"exp"`
-}
-
-func (c claims) hasAudience(aud string) bool { return slices.Contains(c.Aud, aud) }
-
-func (c claims) exp() time.Time { return time.Unix(c.Exp, 0) }
-
-func claimsOf(jwt string) (claims, error) {
-	var c claims
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 {
-		return c, fmt.Errorf("not a JWT")
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+// tokens is csi.storage.k8s.io/serviceAccount.tokens for p as kubelet
+// passes it: tokens for both audiences signed by the test issuer, issued
+// before the emulator's now, expiring at exp.
+func (a *backend) tokens(t *testing.T, p pod, exp time.Time) string {
+	t.Helper()
+	s, err := a.issuer.ServiceAccountTokens(kubetoken.Claims{
+		Namespace: p.ns, ServiceAccount: p.sa, PodName: p.name, PodUID: "pod-uid-" + p.name,
+		IssuedAt: a.clock.Now().Add(-time.Hour), Expiry: exp,
+	}, kubetoken.AudienceSTS, kubetoken.AudiencePodIdentity)
 	if err != nil {
-		return c, err
+		t.Fatal(err)
 	}
-	err = json.Unmarshal(b, &c)
-	return c, err
-}
-
-// serial numbers tokens so that every token a test makes differs.
-type serial struct {
-	mu sync.Mutex
-	n  int
-}
-
-func (s *serial) next() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.n++
-	return s.n
+	return s
 }
 
 // pod is a pod asking for a volume.
@@ -258,49 +217,21 @@ type pod struct {
 	gid          string // fsGroup; empty: none
 }
 
-// jwt makes a service-account token as kube-apiserver does (claims only:
-// the signature is a placeholder, which the stand-ins do not check).
-func jwt(p pod, aud string, exp time.Time, n int) string {
-	enc := func(v any) string {
-		b, _ := json.Marshal(v)
-		return base64.RawURLEncoding.EncodeToString(b)
-	}
-	return enc(map[string]string{"alg": "RS256", "kid": "test"}) + "." + enc(map[string]any{
-		"iss": "https://kubernetes.default.svc", "sub": subject(p.ns, p.sa), "aud": []string{aud},
-		"exp": exp.Unix(), "iat": exp.Add(-time.Hour).Unix(), "nbf": exp.Add(-time.Hour).Unix(), "jti": fmt.Sprint(n),
-		"kubernetes.io": map[string]any{"namespace": p.ns, "serviceaccount": map[string]string{"name": p.sa, "uid": "sa-uid"},
-			"pod": map[string]string{"name": p.name, "uid": "pod-uid-" + p.name}},
-	}) + ".c2lnbmF0dXJl"
-}
-
-// kubeletTokens is csi.storage.k8s.io/serviceAccount.tokens for p, both
-// audiences, expiring at exp.
-func kubeletTokens(p pod, exp time.Time, n int) string {
-	m := map[string]map[string]string{}
-	for _, aud := range []string{cache.AudienceSTS, cache.AudiencePodIdentity} {
-		m[aud] = map[string]string{"token": jwt(p, aud, exp, n), "expirationTimestamp": exp.UTC().Format(time.RFC3339)}
-	}
-	b, _ := json.Marshal(m)
-	return string(b)
-}
-
 // rig is a driver under test with its backend and a client over its socket.
 type rig struct {
 	t      *testing.T
-	aws    *awsStub
+	aws    *backend
 	clock  *cachetest.Clock
 	driver *Driver
 	node   csi.NodeClient
 	ident  csi.IdentityClient
 	socket string
 	dir    string // where the pods' directories go
-	tokens serial
 }
 
-// newRig starts a driver on a unix socket, backed by a (the Secrets Manager
-// emulator behind the STS and agent stand-ins), and stops it in t.Cleanup
-// (which unmounts every volume).
-func newRig(t *testing.T, a *awsStub) *rig {
+// newRig starts a driver on a unix socket, backed by a, and stops it in
+// t.Cleanup (which unmounts every volume).
+func newRig(t *testing.T, a *backend) *rig {
 	t.Helper()
 	testutil.RequireFUSE(t)
 	r := &rig{t: t, aws: a, clock: cachetest.NewClock(t0()), dir: t.TempDir()}
@@ -325,7 +256,7 @@ func newRig(t *testing.T, a *awsStub) *rig {
 }
 
 // rigWith is a rig whose backend holds one secret.
-func rigWith(t *testing.T, name, value string) (*awsStub, *rig) {
+func rigWith(t *testing.T, name, value string) (*backend, *rig) {
 	t.Helper()
 	a := newAWS(t)
 	a.create(t, name, value)
@@ -351,7 +282,7 @@ func (r *rig) config() Config {
 	cfg.Region = r.aws.emu.Region()
 	cfg.EndpointURL = r.aws.srv.URL
 	cfg.STSEndpointURL = r.aws.srv.URL
-	cfg.PodIdentityAgentURL = r.aws.srv.URL + "/v1/credentials"
+	cfg.PodIdentityAgentURL = r.aws.srv.URL + emulator.PodIdentityPath
 	cfg.Version = "test"
 	return cfg
 }
@@ -391,7 +322,7 @@ func (r *rig) target(volume string) string {
 func (r *rig) request(volumeID, target string, p pod, attrs map[string]string, exp time.Time) *csi.NodePublishVolumeRequest {
 	vc := map[string]string{
 		keyEphemeral: "true", keyPodName: p.name, keyPodNamespace: p.ns, keyPodUID: "pod-uid-" + p.name,
-		keyServiceAccount: p.sa, keyTokens: kubeletTokens(p, exp, r.tokens.next()),
+		keyServiceAccount: p.sa, keyTokens: r.aws.tokens(r.t, p, exp),
 	}
 	if p.role != "" {
 		vc[attrRoleARN] = p.role
