@@ -62,7 +62,7 @@ func TestIssue14_01_IdentityAndNodeInfoOverTheSocket(t *testing.T) {
 func TestIssue14_02_PublishReadRepublishUnpublish(t *testing.T) {
 	a := newAWS(t)
 	a.create(t, "app/db", "s3cret-A")
-	a.setCredentialTTL(2 * time.Second) // the next call after it asks STS again
+	a.clock.SetCredentialTTL(2 * time.Second) // the next call after it asks STS again
 	r := newRig(t, a)
 	p := pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA, gid: "2000"}
 	target := r.target("pod-1")
@@ -88,8 +88,8 @@ func TestIssue14_02_PublishReadRepublishUnpublish(t *testing.T) {
 	if testutil.MountType(target) != "fuse.secretsfs" {
 		t.Fatalf("target mounted as %q", testutil.MountType(target))
 	}
-	calls := a.stsTokens()
-	if len(calls) != 1 || calls[0].role != roleA {
+	calls := a.sts.Calls()
+	if len(calls) != 1 || calls[0].Role != roleA {
 		t.Fatalf("STS calls %+v; want one for %s", calls, roleA)
 	}
 
@@ -108,7 +108,7 @@ func TestIssue14_02_PublishReadRepublishUnpublish(t *testing.T) {
 	// Once the credentials expire (on the SDK's real clock), the next
 	// refresh (on the fake one) asks STS with the new token.
 	deadline := time.Now().Add(15 * time.Second)
-	for calls := a.stsTokens(); len(calls) < 2 || !strings.Contains(fresh, calls[len(calls)-1].token); calls = a.stsTokens() {
+	for calls := a.sts.Calls(); len(calls) < 2 || !strings.Contains(fresh, calls[len(calls)-1].Token); calls = a.sts.Calls() {
 		if time.Now().After(deadline) {
 			t.Fatalf("STS was not called with the republished token: %d calls", len(calls))
 		}
@@ -318,8 +318,8 @@ func TestIssue14_05_PodIdentityUsesTheAgentOnly(t *testing.T) {
 	if s := a.signers(); len(s) != 1 || s[roleB] == 0 {
 		t.Fatalf("Secrets Manager requests signed by %v; want the agent's credentials for shop:app-b (%s) only", s, roleB)
 	}
-	if len(a.stsTokens()) != 0 {
-		t.Fatalf("STS called for a Pod Identity volume: %v", a.stsTokens())
+	if len(a.sts.Calls()) != 0 {
+		t.Fatalf("STS called for a Pod Identity volume: %v", a.sts.Calls())
 	}
 	r.unpublish("vol-1", target)
 }
@@ -426,7 +426,7 @@ func TestIssue14_08_ShutdownUnmountsEveryVolume(t *testing.T) {
 func TestIssue14_15_ExpiredTokenStopsFetchesValuesFollowMaxStale(t *testing.T) {
 	a := newAWS(t)
 	a.create(t, "app/db", "value-db")
-	a.setCredentialTTL(time.Second) // the SDK asks for credentials again soon
+	a.clock.SetCredentialTTL(time.Second) // the SDK asks for credentials again soon
 	r := newRig(t, a)
 	p := pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA}
 	target := r.target("web-1")
@@ -446,7 +446,7 @@ func TestIssue14_15_ExpiredTokenStopsFetchesValuesFollowMaxStale(t *testing.T) {
 	}
 
 	r.clock.Advance(6 * time.Minute) // the token has expired; no republish
-	stsBefore := len(a.stsTokens())
+	stsBefore := len(a.sts.Calls())
 	deadline := time.Now().Add(15 * time.Second)
 	for in := info(); !in.stale; in = info() {
 		if time.Now().After(deadline) {
@@ -458,7 +458,7 @@ func TestIssue14_15_ExpiredTokenStopsFetchesValuesFollowMaxStale(t *testing.T) {
 	if in := info(); !strings.Contains(in.err.Error(), "expired at") {
 		t.Fatalf("the refresh failed with %v, want the token's expiry", in.err)
 	}
-	if n := len(a.stsTokens()); n != stsBefore {
+	if n := len(a.sts.Calls()); n != stsBefore {
 		t.Fatalf("%d STS calls with the token expired", n-stsBefore)
 	}
 	if got := read(t, file); got != "value-db" {
@@ -618,9 +618,9 @@ func TestIssue14_20_FiftyVolumesOfFiveIdentitiesShareFiveCaches(t *testing.T) {
 	}
 	calls := a.emu.CallCounts()
 	values := calls["GetSecretValue"] + calls["BatchGetSecretValue"]
-	t.Logf("Secrets Manager calls for 50 volumes of 5 identities: %v; STS calls: %d", calls, len(a.stsTokens()))
-	if values != 5 || len(a.stsTokens()) != 5 || calls["ListSecrets"] != 5 {
-		t.Fatalf("%d value calls, %d STS calls and %d listings, want 5 of each (one per identity)", values, len(a.stsTokens()), calls["ListSecrets"])
+	t.Logf("Secrets Manager calls for 50 volumes of 5 identities: %v; STS calls: %d", calls, len(a.sts.Calls()))
+	if values != 5 || len(a.sts.Calls()) != 5 || calls["ListSecrets"] != 5 {
+		t.Fatalf("%d value calls, %d STS calls and %d listings, want 5 of each (one per identity)", values, len(a.sts.Calls()), calls["ListSecrets"])
 	}
 	for _, v := range vols {
 		r.unpublish(v.id, v.target)

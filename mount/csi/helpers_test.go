@@ -1,23 +1,18 @@
 package csi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -66,20 +61,15 @@ func t0() time.Time { return time.Now().Truncate(time.Second) }
 // backend is the loopback AWS of the driver's tests: the emulator with its
 // IAM (verified SigV4, STS AssumeRoleWithWebIdentity and the EKS Pod
 // Identity agent's endpoint checking signed service-account tokens, trust
-// and per-role policies) on one listener, and the test issuer that signs
-// the pods' tokens. It only records the tokens STS was given, so that a
-// test can tell which token the driver sent.
+// and per-role policies) on one listener, recording the tokens STS was
+// given, and the test issuer that signs the pods' tokens.
 type backend struct {
 	emu    *emulator.Emulator
+	sts    *emutest.STSRecorder
 	srv    *httptest.Server
 	issuer *kubetoken.Issuer
-	clock  *lagClock
-
-	mu       sync.Mutex
-	stsCalls []stsCall // guarded by mu
+	clock  *emutest.LagClock
 }
-
-type stsCall struct{ role, token string }
 
 // The roles the tests' pods assume, and the driver's own key.
 const (
@@ -92,13 +82,6 @@ const (
 
 // roleN is the role of service account app-N in namespace shop.
 func roleN(n int) string { return fmt.Sprintf("arn:aws:iam::123456789012:role/app-%d", n) }
-
-// lagClock is the emulator's clock: the real time minus a lag, so that the
-// credentials it makes (for the role's session duration from its now)
-// expire on the SDK's real clock after the session duration less the lag.
-type lagClock struct{ lag atomic.Int64 }
-
-func (c *lagClock) Now() time.Time { return time.Now().Add(-time.Duration(c.lag.Load())) }
 
 // newAWS starts the emulator with the tests' IAM: roleA (app/*) trusted by
 // shop/app-a and sanity/app, roleAdmin (admin/*) by ops/admin, roles app-0
@@ -113,7 +96,7 @@ func newAWS(t *testing.T) *backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &backend{issuer: issuer, clock: &lagClock{}}
+	a := &backend{issuer: issuer, clock: &emutest.LagClock{}}
 	a.emu = emulator.New(emulator.WithClock(a.clock))
 	reader := emulator.Policy{Secrets: []string{"app/*"}, ListSecrets: true}
 	trust := func(arn string, p emulator.Policy, subjects ...string) emulator.Role {
@@ -135,35 +118,10 @@ func newAWS(t *testing.T) *backend {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	a.srv = httptest.NewServer(http.HandlerFunc(a.serve))
+	a.sts = &emutest.STSRecorder{Emu: a.emu}
+	a.srv = httptest.NewServer(a.sts)
 	t.Cleanup(a.srv.Close)
 	return a
-}
-
-// serve records the role and token of an STS request and hands every
-// request to the emulator.
-func (a *backend) serve(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodPost && r.Header.Get("X-Amz-Target") == "" {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, "bad request", http.StatusBadRequest)
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		if form, err := url.ParseQuery(string(body)); err == nil {
-			a.mu.Lock()
-			a.stsCalls = append(a.stsCalls, stsCall{role: form.Get("RoleArn"), token: form.Get("WebIdentityToken")})
-			a.mu.Unlock()
-		}
-	}
-	a.emu.ServeHTTP(w, r)
-}
-
-// setCredentialTTL makes the STS credentials the emulator hands out from
-// now on expire after d on the real clock (a session lasts an hour from
-// the emulator's now, which lags).
-func (a *backend) setCredentialTTL(d time.Duration) {
-	a.clock.lag.Store(int64(emulator.DefaultSessionDuration - d))
 }
 
 // signers returns, by identity, how many Secrets Manager calls were signed
@@ -179,13 +137,6 @@ func (a *backend) signers() map[string]int {
 		}
 	}
 	return out
-}
-
-// stsTokens returns the AssumeRoleWithWebIdentity requests, in order.
-func (a *backend) stsTokens() []stsCall {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]stsCall(nil), a.stsCalls...)
 }
 
 func (a *backend) create(t *testing.T, name, value string) {
