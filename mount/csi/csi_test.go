@@ -94,12 +94,12 @@ func TestIssue14_02_PublishReadRepublishUnpublish(t *testing.T) {
 	}
 
 	// Republish (requiresRepublish) with a fresh token: no remount.
-	before := mountID(target)
+	before := testutil.MountID(target)
 	req := r.request("vol-1", target, p, attrs, exp.Add(time.Hour))
 	fresh := req.VolumeContext[keyTokens]
 	r.publish(req)
-	if mountID(target) != before {
-		t.Fatalf("republish remounted the target (mount id %s -> %s)", before, mountID(target))
+	if testutil.MountID(target) != before {
+		t.Fatalf("republish remounted the target (mount id %s -> %s)", before, testutil.MountID(target))
 	}
 	fi2, err := os.Stat(file)
 	if err != nil || fi2.Sys().(*syscall.Stat_t).Ino != st.Ino {
@@ -538,14 +538,14 @@ func TestIssue14_17_TheOldDriverNeverUnmountsTheNewOnesVolume(t *testing.T) {
 	defer held.Close()
 
 	r.publish(r.request("web-1", target, p, attrs, exp))
-	newID := mountID(target)
+	newID := testutil.MountID(target)
 	old.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-old.exited:
 	case <-time.After(20 * time.Second):
 		t.Fatal("the old driver did not exit on SIGTERM")
 	}
-	if mountID(target) != newID || testutil.MountType(target) == "" {
+	if testutil.MountID(target) != newID || testutil.MountType(target) == "" {
 		t.Fatalf("the old driver's exit unmounted the new driver's volume\n%s", old.stderr)
 	}
 	if got := read(t, filepath.Join(target, "db")); got != "value-db" {

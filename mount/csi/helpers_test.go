@@ -355,19 +355,6 @@ func checkNoMounts(t *testing.T, dir string) {
 	}
 }
 
-// mountID is the id of the mount on top of dir in mountinfo ("" if none).
-func mountID(dir string) string {
-	data, _ := os.ReadFile("/proc/self/mountinfo")
-	id := ""
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && f[4] == dir { // test paths need no unescaping
-			id = f[0]
-		}
-	}
-	return id
-}
-
 // childDriver runs the driver in a child process (the test binary, see
 // TestMain) on socket with cfg; it is stopped by pid in t.Cleanup if still
 // running.

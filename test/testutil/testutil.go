@@ -127,6 +127,23 @@ func mountinfo(dir string) []string {
 	return nil
 }
 
+// MountID returns the id of the mount on top of dir in this process's
+// mountinfo (the last one listed there), or "" when dir is not a mount
+// point: a remount or a replaced mount has a new id.
+func MountID(dir string) string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	id := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 5 && unescape(f[4]) == dir {
+			id = f[0]
+		}
+	}
+	return id
+}
+
 // MountsOfFS returns how many mounts this process's mountinfo lists of
 // the filesystem mounted on dir (those with its device number, MAJ:MIN,
 // bind mounts included), or 0 when dir is not a mount point.
