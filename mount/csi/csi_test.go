@@ -67,7 +67,7 @@ func TestIssue14_02_PublishReadRepublishUnpublish(t *testing.T) {
 	p := pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA, gid: "2000"}
 	target := r.target("pod-1")
 	exp := r.clock.Now().Add(time.Hour)
-	attrs := map[string]string{attrMapping: mappingDoc("db/password", "app/db"), attrRefreshInterval: "1s"}
+	attrs := map[string]string{attrMapping: testutil.MappingDoc("db/password", "app/db"), attrRefreshInterval: "1s"}
 	r.publish(r.request("vol-1", target, p, attrs, exp))
 
 	file := filepath.Join(target, "db", "password")
@@ -166,7 +166,7 @@ func TestIssue14_03_BadAttributesNameThemselves(t *testing.T) {
 		{"bad tag", set(attrTags, "=x"), []string{`tags: "=x" is not KEY=VALUE`}, codes.InvalidArgument},
 		{"bad prefix", set(attrPrefix, "a b"), []string{`prefix: "a b" is not the start of a secret name`}, codes.InvalidArgument},
 		{"secrets and prefix", sets(attrSecrets, "app/db", attrPrefix, "app/"), []string{"secrets: shows only the named secrets, while prefix and tags narrow a listing"}, codes.InvalidArgument},
-		{"mapping and secrets", sets(attrSecrets, "app/db", attrMapping, mappingDoc("db", "app/db")), []string{"mapping: shows only its files"}, codes.InvalidArgument},
+		{"mapping and secrets", sets(attrSecrets, "app/db", attrMapping, testutil.MappingDoc("db", "app/db")), []string{"mapping: shows only its files"}, codes.InvalidArgument},
 		{"mapping reads a host file", set(attrMapping, "files:\n  - path: x\n    template_file: /etc/shadow\n"), []string{"mapping:3: files[0].template_file: is not allowed here"}, codes.InvalidArgument},
 		{"mapping runs a command", set(attrMapping, "files:\n  - path: x\n    secret: app/db\n    on_change:\n      command: touch /tmp/x\n"), []string{"mapping:4: files[0].on_change: is not allowed here"}, codes.InvalidArgument},
 		{"mapping settings", set(attrMapping, "refresh_interval: 1s\nfiles:\n  - path: x\n    secret: app/db\n"), []string{"mapping:1: refresh_interval: is not allowed here"}, codes.InvalidArgument},
@@ -259,8 +259,8 @@ func TestIssue14_04_OneCachePerIdentity(t *testing.T) {
 	web2 := pod{ns: "shop", sa: "app-a", name: "web-2", role: roleA}
 	admin := pod{ns: "ops", sa: "admin", name: "admin-1", role: roleAdmin}
 	t1, t2, t3 := r.target("web-1"), r.target("web-2"), r.target("admin-1")
-	r.publish(r.request("vol-1", t1, web1, map[string]string{attrMapping: mappingDoc("db", "app/db")}, exp))
-	r.publish(r.request("vol-2", t2, web2, map[string]string{attrMapping: mappingDoc("db", "app/db")}, exp))
+	r.publish(r.request("vol-1", t1, web1, map[string]string{attrMapping: testutil.MappingDoc("db", "app/db")}, exp))
+	r.publish(r.request("vol-2", t2, web2, map[string]string{attrMapping: testutil.MappingDoc("db", "app/db")}, exp))
 	if n := len(r.driver.Daemon().Caches()); n != 1 {
 		t.Fatalf("%d caches for two volumes of one identity, want 1", n)
 	}
@@ -275,7 +275,7 @@ func TestIssue14_04_OneCachePerIdentity(t *testing.T) {
 		t.Fatalf("the second volume of the identity called Secrets Manager again: %v -> %v", calls, after)
 	}
 
-	r.publish(r.request("vol-3", t3, admin, map[string]string{attrMapping: mappingDoc("root", "admin/root")}, exp))
+	r.publish(r.request("vol-3", t3, admin, map[string]string{attrMapping: testutil.MappingDoc("root", "admin/root")}, exp))
 	if n := len(r.driver.Daemon().Caches()); n != 2 {
 		t.Fatalf("%d caches for two identities, want 2", n)
 	}
@@ -311,7 +311,7 @@ func TestIssue14_05_PodIdentityUsesTheAgentOnly(t *testing.T) {
 	a, r := rigWith(t, "app/db", "value-db")
 	p := pod{ns: "shop", sa: "app-b", name: "web-1"}
 	target := r.target("web-1")
-	r.publish(r.request("vol-1", target, p, map[string]string{attrMapping: mappingDoc("db", "app/db")}, r.clock.Now().Add(time.Hour)))
+	r.publish(r.request("vol-1", target, p, map[string]string{attrMapping: testutil.MappingDoc("db", "app/db")}, r.clock.Now().Add(time.Hour)))
 	if got := read(t, filepath.Join(target, "db")); got != "value-db" {
 		t.Fatalf("read %q", got)
 	}
@@ -359,7 +359,7 @@ func TestIssue14_07_RestartRepublishReplacesTheStaleMount(t *testing.T) {
 
 	p := pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA}
 	t1, t2 := r.target("web-1"), r.target("web-2")
-	attrs := map[string]string{attrMapping: mappingDoc("db", "app/db")}
+	attrs := map[string]string{attrMapping: testutil.MappingDoc("db", "app/db")}
 	exp := time.Now().Add(time.Hour)
 	for id, tg := range map[string]string{"web-1": t1, "web-2": t2} {
 		if _, err := oldNode.NodePublishVolume(context.Background(), r.request(id, tg, p, attrs, exp)); err != nil {
@@ -430,7 +430,7 @@ func TestIssue14_15_ExpiredTokenStopsFetchesValuesFollowMaxStale(t *testing.T) {
 	r := newRig(t, a)
 	p := pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA}
 	target := r.target("web-1")
-	attrs := map[string]string{attrMapping: mappingDoc("db", "app/db"), attrRefreshInterval: "1s", attrMaxStale: "10m"}
+	attrs := map[string]string{attrMapping: testutil.MappingDoc("db", "app/db"), attrRefreshInterval: "1s", attrMaxStale: "10m"}
 	r.publish(r.request("vol-1", target, p, attrs, r.clock.Now().Add(5*time.Minute)))
 	file := filepath.Join(target, "db")
 	if got := read(t, file); got != "value-db" {
@@ -526,7 +526,7 @@ func TestIssue14_17_TheOldDriverNeverUnmountsTheNewOnesVolume(t *testing.T) {
 	old, oldNode := r.child("old")
 	p := pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA}
 	target := r.target("web-1")
-	attrs := map[string]string{attrMapping: mappingDoc("db", "app/db")}
+	attrs := map[string]string{attrMapping: testutil.MappingDoc("db", "app/db")}
 	exp := time.Now().Add(time.Hour)
 	if _, err := oldNode.NodePublishVolume(context.Background(), r.request("web-1", target, p, attrs, exp)); err != nil {
 		t.Fatal(err)
@@ -564,7 +564,7 @@ func TestIssue14_18_SubPathFollowsARotation(t *testing.T) {
 	r := newRig(t, a)
 	p := pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA}
 	target := r.target("web-1")
-	r.publish(r.request("vol-1", target, p, map[string]string{attrMapping: mappingDoc("db", "app/db"), attrRefreshInterval: "1s"}, r.clock.Now().Add(time.Hour)))
+	r.publish(r.request("vol-1", target, p, map[string]string{attrMapping: testutil.MappingDoc("db", "app/db"), attrRefreshInterval: "1s"}, r.clock.Now().Add(time.Hour)))
 	sub := filepath.Join(r.dir, "subpath-db")
 	if err := os.WriteFile(sub, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -605,7 +605,7 @@ func TestIssue14_20_FiftyVolumesOfFiveIdentitiesShareFiveCaches(t *testing.T) {
 		sa := fmt.Sprintf("app-%d", i%5)
 		p := pod{ns: "shop", sa: sa, name: fmt.Sprintf("web-%d", i), role: roleN(i % 5)}
 		v := vol{id: p.name, target: r.target(p.name)}
-		r.publish(r.request(v.id, v.target, p, map[string]string{attrMapping: mappingDoc("db", "app/db")}, exp))
+		r.publish(r.request(v.id, v.target, p, map[string]string{attrMapping: testutil.MappingDoc("db", "app/db")}, exp))
 		vols = append(vols, v)
 	}
 	if n := len(r.driver.Daemon().Caches()); n != 5 {

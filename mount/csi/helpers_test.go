@@ -307,16 +307,6 @@ func (r *rig) unpublish(volumeID, target string) {
 	}
 }
 
-// mappingDoc is a mapping attribute putting each secret at the path before it.
-func mappingDoc(pathSecret ...string) string {
-	var b strings.Builder
-	b.WriteString("files:\n")
-	for i := 0; i+1 < len(pathSecret); i += 2 {
-		fmt.Fprintf(&b, "  - path: %s\n    secret: %s\n", pathSecret[i], pathSecret[i+1])
-	}
-	return b.String()
-}
-
 // read reads a file, failing the test on an error.
 func read(t *testing.T, path string) string {
 	t.Helper()

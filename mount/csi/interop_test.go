@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // TestIssue14_19_IdentitiesAreIsolatedOverTheWire: against the emulator's
@@ -20,7 +22,7 @@ func TestIssue14_19_IdentitiesAreIsolatedOverTheWire(t *testing.T) {
 	a.create(t, "admin/root", "value-admin")
 	r := newRig(t, a)
 
-	attrs := map[string]string{attrMapping: mappingDoc("db", "app/db", "root", "admin/root")}
+	attrs := map[string]string{attrMapping: testutil.MappingDoc("db", "app/db", "root", "admin/root")}
 	pods := []struct {
 		p          pod
 		own, other string

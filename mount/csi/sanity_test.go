@@ -16,6 +16,8 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 	"github.com/onsi/gomega"
 	"google.golang.org/grpc"
+
+	"github.com/secretsfs/secretsfs/test/testutil"
 )
 
 // TestIssue14_09_CSISanity runs kubernetes-csi/csi-test's sanity suite
@@ -127,7 +129,7 @@ func (k *kubeletContext) ControllerGetCapabilities(context.Context, *csi.Control
 
 func (k *kubeletContext) CreateVolume(_ context.Context, req *csi.CreateVolumeRequest) (*csi.CreateVolumeResponse, error) {
 	p := pod{ns: "sanity", sa: "app", name: req.GetName(), role: roleA}
-	vc := k.r.request(req.GetName(), "/unused", p, map[string]string{attrMapping: mappingDoc("db", "app/db")}, time.Now().Add(time.Hour)).VolumeContext
+	vc := k.r.request(req.GetName(), "/unused", p, map[string]string{attrMapping: testutil.MappingDoc("db", "app/db")}, time.Now().Add(time.Hour)).VolumeContext
 	return &csi.CreateVolumeResponse{Volume: &csi.Volume{VolumeId: fmt.Sprintf("csi-%s", req.GetName()), VolumeContext: vc}}, nil
 }
 

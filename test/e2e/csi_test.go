@@ -242,16 +242,6 @@ func (n *k8sNode) mountsUnder() []string {
 	return out
 }
 
-// files is a mapping attribute putting each secret at the path before it.
-func files(pathSecret ...string) string {
-	var b strings.Builder
-	b.WriteString("files:\n")
-	for i := 0; i+1 < len(pathSecret); i += 2 {
-		fmt.Fprintf(&b, "  - path: %s\n    secret: %s\n", pathSecret[i], pathSecret[i+1])
-	}
-	return b.String()
-}
-
 func (n *k8sNode) create(name, value string) {
 	n.t.Helper()
 	if _, err := n.emu.CreateSecret(emulator.Secret{Name: name, SecretString: &value}); err != nil {
@@ -289,7 +279,7 @@ func TestIssue14_30_DriverAsKubeletCallsIt(t *testing.T) {
 		n := newK8sNode(t)
 		n.create("app/db", "value-app")
 		n.create("admin/root", "value-admin")
-		attrs := map[string]string{"mapping": files("db", "app/db", "root", "admin/root")}
+		attrs := map[string]string{"mapping": testutil.MappingDoc("db", "app/db", "root", "admin/root")}
 		for _, pc := range []struct {
 			p                k8sPod
 			own, want, other string
@@ -325,7 +315,7 @@ func TestIssue14_30_DriverAsKubeletCallsIt(t *testing.T) {
 		n := newK8sNode(t)
 		n.create("app/db", "v1")
 		p := newPod("shop", "app", "web-1", k8sRoleApp)
-		req := n.request(p, map[string]string{"mapping": files("db", "app/db"), "refreshInterval": "1s"}, time.Now().Add(time.Hour))
+		req := n.request(p, map[string]string{"mapping": testutil.MappingDoc("db", "app/db"), "refreshInterval": "1s"}, time.Now().Add(time.Hour))
 		n.publish(req)
 		// kubelet binds a subPath into the container below
 		// pods/UID/volume-subpaths/VOLUME/CONTAINER/INDEX.
@@ -351,7 +341,7 @@ func TestIssue14_30_DriverAsKubeletCallsIt(t *testing.T) {
 		n.create("app/db", "value-db")
 		n.clock.SetCredentialTTL(3 * time.Second) // STS is asked again soon
 		p := newPod("shop", "app", "web-1", k8sRoleApp)
-		attrs := map[string]string{"mapping": files("db", "app/db"), "refreshInterval": "1s"}
+		attrs := map[string]string{"mapping": testutil.MappingDoc("db", "app/db"), "refreshInterval": "1s"}
 		req := n.request(p, attrs, time.Now().Add(time.Hour))
 		n.publish(req)
 		file := filepath.Join(req.TargetPath, "db")
@@ -389,7 +379,7 @@ func TestIssue14_30_DriverAsKubeletCallsIt(t *testing.T) {
 		n.create("app/db", "value-db")
 		n.clock.SetCredentialTTL(2 * time.Second) // the SDK asks for credentials again soon
 		p := newPod("shop", "app", "web-1", k8sRoleApp)
-		attrs := map[string]string{"mapping": files("db", "app/db"), "refreshInterval": "1s", "maxStale": "8s"}
+		attrs := map[string]string{"mapping": testutil.MappingDoc("db", "app/db"), "refreshInterval": "1s", "maxStale": "8s"}
 		exp := time.Now().Add(6 * time.Second).Truncate(time.Second)
 		req := n.request(p, attrs, exp)
 		n.publish(req)
@@ -456,7 +446,7 @@ func TestIssue14_30_DriverAsKubeletCallsIt(t *testing.T) {
 		n := newK8sNode(t)
 		n.create("app/db", "value-db")
 		p := newPod("shop", "app", "web-1", k8sRoleApp)
-		attrs := map[string]string{"mapping": files("db", "app/db")}
+		attrs := map[string]string{"mapping": testutil.MappingDoc("db", "app/db")}
 		req := n.request(p, attrs, time.Now().Add(time.Hour))
 		n.publish(req)
 		file := filepath.Join(req.TargetPath, "db")
@@ -480,7 +470,7 @@ func TestIssue14_30_DriverAsKubeletCallsIt(t *testing.T) {
 	t.Run("FiftyVolumesOfFiveIdentities", func(t *testing.T) {
 		n := newK8sNode(t)
 		n.create("app/db", "value-db")
-		attrs := map[string]string{"mapping": files("db", "app/db")}
+		attrs := map[string]string{"mapping": testutil.MappingDoc("db", "app/db")}
 		pid := n.driver.Cmd.Process.Pid
 		publish := func(from, to int) {
 			for i := from; i < to; i++ {

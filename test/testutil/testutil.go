@@ -491,3 +491,14 @@ func BindFile(tb testing.TB, src, target string) string {
 	})
 	return target
 }
+
+// MappingDoc is a mapping document (secretsfs's files: syntax) putting
+// each secret at the path before it: MappingDoc("db", "app/db", ...).
+func MappingDoc(pathSecret ...string) string {
+	var b strings.Builder
+	b.WriteString("files:\n")
+	for i := 0; i+1 < len(pathSecret); i += 2 {
+		fmt.Fprintf(&b, "  - path: %s\n    secret: %s\n", pathSecret[i], pathSecret[i+1])
+	}
+	return b.String()
+}
