@@ -60,7 +60,7 @@ func TestIssue14_19_IdentitiesAreIsolatedOverTheWire(t *testing.T) {
 	}
 	attrs := map[string]string{attrMapping: mappingDoc("db", "app/db", "root", "admin/root")}
 	pods := []struct {
-		p         pod
+		p          pod
 		own, other string
 	}{
 		{pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA}, "db", "root"},
