@@ -340,9 +340,7 @@ func (w *selfWriter) apply(c Change) {
 		}
 		for name, kind := range n.vanished {
 			if path := join(p, name); !held[path] && !d.isMapped(name) && !shown[name] {
-				if err := w.remove(path, kind); err != nil && !errors.Is(err, syscall.ENOENT) {
-					r.log.Debug("raising a file's removal failed", "file", path, "error", err)
-				}
+				w.unlink(path, kind)
 			}
 		}
 		for name, kind := range n.changed {
@@ -389,20 +387,19 @@ func (w *selfWriter) dirChanged(c dirChange) {
 
 // rewrite raises the event of a changed file the kernel does not hold, in
 // a directory it holds (a watcher of the directory sees its files change):
-// a write of the bytes the file serves now.
+// as sync does for a new node of the file, which has announced nothing.
 func (w *selfWriter) rewrite(ctx context.Context, d *dirNode, name string, kind entryKind) {
-	ref, _, _ := w.r.ix.dir(d.path)
-	if ref == nil {
-		return
+	if ref, _, _ := w.r.ix.dir(d.path); ref != nil {
+		f, _ := d.file(ctx, kind, name, ref)
+		w.sync(ctx, f)
 	}
-	f, _ := d.file(ctx, kind, name, ref)
-	v, err := f.content(ctx)
-	if err != nil {
-		return
-	}
-	defer clear(v.Data)
-	if err := w.write(f.path(), v.Data); err != nil {
-		w.r.log.Debug("raising a file's change failed", "file", f.path(), "error", err)
+}
+
+// unlink raises the removal of a file that vanished, logging a failure
+// (ENOENT: the kernel has no such name, nobody to tell).
+func (w *selfWriter) unlink(path string, kind entryKind) {
+	if err := w.remove(path, kind); err != nil && !errors.Is(err, syscall.ENOENT) {
+		w.r.log.Debug("raising a file's removal failed", "file", path, "error", err)
 	}
 }
 
@@ -413,9 +410,7 @@ func (w *selfWriter) sync(ctx context.Context, f *fileNode) {
 	v, err := f.content(ctx)
 	if err != nil {
 		if f.ref != nil && ErrnoOf(ctx, err) == syscall.ENOENT && f.told.Swap(0) != 0 {
-			if err := w.remove(f.path(), f.kind()); err != nil && !errors.Is(err, syscall.ENOENT) {
-				r.log.Debug("raising a file's removal failed", "file", f.path(), "error", err)
-			}
+			w.unlink(f.path(), f.kind())
 		}
 		return
 	}
