@@ -146,6 +146,14 @@ type Config struct {
 	// Pod Identity agent; the daemon's own credentials are never used then.
 	Workload cache.Workload
 
+	// MountOver, when set (by the CSI driver; no flag), mounts over a
+	// secretsfs mount found on the mount point, live or stale (of a driver
+	// process that is gone), instead of detaching it first: the binds of
+	// the old mount that slaves of it hold (a container's bind of a CSI
+	// volume, with HostToContainer propagation) see the new mount then.
+	// Where the kernel cannot (no new mount API), the old one is detached.
+	MountOver bool
+
 	// Mapping, when set (--config), places files at chosen paths; the mount
 	// then shows only them, unless ExposeAll. Its Files expose each file's
 	// Path, SecretIDs() and OnChange (Mapping.OnChangeOf).
