@@ -820,7 +820,9 @@ func csiCommand(act actions) *cli.Command {
 			return usageError{fmt.Errorf("%w (see secretsfs csi --help)", err)}
 		},
 		Description: "Serves the CSI Identity and Node services of driver " + csi.DriverName + " on the unix socket\n" +
-			"--endpoint until SIGINT or SIGTERM, then unmounts every volume. kubelet publishes\n" +
+			"--endpoint until SIGINT or SIGTERM, then exits leaving the volumes mounted: the\n" +
+			"next driver process mounts over them when kubelet publishes them again, and the\n" +
+			"pods' containers see its mounts. kubelet publishes\n" +
 			"each pod's ephemeral inline volume; its attributes say which secrets it shows, and\n" +
 			"the pod's service-account token whom they are read as: with roleArn through\n" +
 			"AssumeRoleWithWebIdentity (IRSA), without through the EKS Pod Identity agent.\n" +
