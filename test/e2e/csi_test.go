@@ -156,24 +156,8 @@ func startContainer(t *testing.T, pairs ...string) *k8sContainer {
 	cmd := exec.Command("unshare", "--mount", "--propagation", "slave", "--", testBinary, "-test.run=^$")
 	cmd.Env = append(os.Environ(), childModeEnv+"=container "+strings.Join(pairs, " "))
 	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("unshare: %v", err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	c := &k8sContainer{t: t, cmd: cmd, in: in, out: bufio.NewScanner(stdout)}
+	in, out := startPiped(t, cmd)
+	c := &k8sContainer{t: t, cmd: cmd, in: in, out: out}
 	if line := c.line(); line != "ready" {
 		t.Fatalf("the container did not start: %q", line)
 	}
