@@ -72,10 +72,11 @@ func MountAPI() error {
 
 // rootMount is a mount in the root layout.
 type rootMount struct {
-	r   *root
-	log func(msg string, args ...any)
-	dir string // the mount point, absolute
-	id  uint64 // the mount point's mount id, mountinfo's first field
+	r    *root
+	log  func(msg string, args ...any)
+	dir  string // the mount point, absolute
+	id   uint64 // the mount point's mount id, mountinfo's first field
+	conn uint32 // the filesystem's FUSE connection (connID)
 
 	viewOnce sync.Once
 	watching chan struct{} // closed when watch returns
@@ -144,6 +145,11 @@ func mountRoot(dir string, r *root, newFS func() fuse.RawFileSystem, mo *fuse.Mo
 	if err := pollHack(rw); err != nil {
 		return fail(err)
 	}
+	var rwst unix.Stat_t
+	if err := unix.Fstat(rw, &rwst); err != nil {
+		return fail(err)
+	}
+	m.conn = connID(rwst.Dev)
 	// Opened before the mount point is there: every change of the mount
 	// table after it wakes watch.
 	if info, err = unix.Open("/proc/self/mountinfo", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
