@@ -491,6 +491,8 @@ func (a *mountArgs) flags() []cli.Flag {
 			usage: "let other users into the mount; the kernel then enforces the modes (as non-root: user_allow_other in /etc/fuse.conf)"}),
 		stringFlag("fsname", &c.FsName, about{cat: catFiles,
 			usage: "the filesystem's `NAME` (source) in /proc/mounts; the fstab helper gives the entry's first field, by which mount -a knows the entry is mounted"}),
+		boolFlag("handover", &c.Handover, about{cat: catFiles,
+			usage: "for containers that bind the mount point (hostPath with mountPropagation HostToContainer): leave it mounted at exit, and mount over what a previous daemon left there, so that they see each new daemon's mount"}),
 		boolFlag("kernel-cache", &c.KernelCache, about{cat: catFiles,
 			usage: "fast mode: reads are served from the kernel's page cache until a version changes (no per-open snapshot or audit)"}),
 

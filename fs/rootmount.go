@@ -103,7 +103,7 @@ func mountRoot(dir string, r *root, newFS func() fuse.RawFileSystem, mo *fuse.Mo
 		return nil, nil, err
 	}
 	// ENOTCONN: dir is the root of a stale mount, of a daemon that is gone,
-	// that the caller chose to mount over (mount.Config.MountOver); such a
+	// that the caller chose to mount over (mount.Config.Handover); such a
 	// root is a directory.
 	if err := MountAPI(); err != nil {
 		return nil, nil, err

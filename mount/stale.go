@@ -66,7 +66,7 @@ func statfs(dir string) error {
 // the first ("mount DIR" twice, "mount -a" with an entry mount(8) does not
 // recognise as mounted). It returns whether it cleared a stale mount.
 //
-// With over (Config.MountOver) a secretsfs mount on dir, live or stale, is
+// With over (Config.Handover) a secretsfs mount on dir, live or stale, is
 // left in place to be mounted over, where the kernel allows it; else every
 // one is detached.
 func (m mountPoint) prepare(ctx context.Context, dir string, over bool, log *slog.Logger) (cleared bool, err error) {
@@ -185,7 +185,7 @@ func DetachAll(ctx context.Context, dir string, log *slog.Logger) (int, error) {
 
 // maxStacked bounds the mounts detachAll takes off one directory. A CSI
 // volume holds one more for each restart of the driver during its pod's
-// life (Config.MountOver).
+// life (Config.Handover).
 const maxStacked = 64
 
 func (m mountPoint) detachAll(ctx context.Context, dir string, log *slog.Logger) (int, error) {

@@ -70,7 +70,7 @@ func TestMountPointPrepare(t *testing.T) {
 		wantCleared bool
 		wantDetach  int
 		wantErr     string
-		over        bool // Config.MountOver
+		over        bool // Config.Handover
 	}{
 		{name: "directory", fake: fakeMountPoint{stats: []error{nil}}},
 		{name: "stale mount cleared", fake: fakeMountPoint{stats: []error{syscall.ENOTCONN, nil}}, wantCleared: true, wantDetach: 1},

@@ -103,7 +103,7 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	}
 	p := d.identity(r.key, r.target, r.tokens)
 	r.cfg.Workload.Tokens = p
-	r.cfg.MountOver = true
+	r.cfg.Handover = true
 	m, err := d.daemon.Add(ctx, r.cfg)
 	if err != nil {
 		d.forget(r.target, p)

@@ -577,7 +577,7 @@ func TestIssue14_30_DriverAsKubeletCallsIt(t *testing.T) {
 		}
 		want("before the restart", "v1")
 
-		for i, stop := range []func(){n.driver.Kill9, func() { n.driver.Stop(t) }} {
+		for i, stop := range []func(){func() { n.driver.Kill9() }, func() { n.driver.Stop(t) }} {
 			stop()
 			if _, err := c.read(file); !errors.Is(err, syscall.ENOTCONN) {
 				t.Fatalf("restart %d: the container reads the subPath with no driver: %v, want ENOTCONN", i, err)
