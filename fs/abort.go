@@ -22,9 +22,23 @@ import (
 // wait on the kernel, not a schedule: the real clock.
 const connEndGrace = 2 * time.Second
 
-// connID is the FUSE connection of the filesystem whose device number is
-// dev: its minor number, the name of its directory in fusectl.
-func connID(dev uint64) uint32 { return unix.Minor(dev) }
+// connOf is the FUSE connection of the filesystem of path at dirfd (the
+// descriptor itself when path is ""): the minor number of its device, the
+// name of its directory in fusectl. It asks the kernel for what it has
+// (AT_STATX_DONT_SYNC, no attribute): a GETATTR would fill the kernel's
+// cache of the root's attributes, which would then answer a stat after
+// kill -9 for a while instead of ENOTCONN.
+func connOf(dirfd int, path string) (uint32, error) {
+	flags := unix.AT_STATX_DONT_SYNC
+	if path == "" {
+		flags |= unix.AT_EMPTY_PATH
+	}
+	var stx unix.Statx_t
+	if err := unix.Statx(dirfd, path, flags, 0, &stx); err != nil {
+		return 0, err
+	}
+	return stx.Dev_minor, nil
+}
 
 // abortConnection ends the FUSE connection id, as `echo 1 >
 // /sys/fs/fuse/connections/ID/abort` does: every request waiting on it and

@@ -114,11 +114,8 @@ func mount(dir string, opts Options, fsopen fsopenFunc) (*Server, error) {
 	s.fuse = server
 	if s.rootMount != nil {
 		s.conn = s.rootMount.conn
-	} else {
-		var st unix.Stat_t
-		if err := unix.Stat(dir, &st); err == nil {
-			s.conn = connID(st.Dev)
-		}
+	} else if conn, err := connOf(unix.AT_FDCWD, dir); err == nil {
+		s.conn = conn
 	}
 	if s.rootMount != nil || asRoot {
 		// The writer writes through the read-write view, or, on a

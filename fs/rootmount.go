@@ -145,11 +145,9 @@ func mountRoot(dir string, r *root, newFS func() fuse.RawFileSystem, mo *fuse.Mo
 	if err := pollHack(rw); err != nil {
 		return fail(err)
 	}
-	var rwst unix.Stat_t
-	if err := unix.Fstat(rw, &rwst); err != nil {
+	if m.conn, err = connOf(rw, ""); err != nil {
 		return fail(err)
 	}
-	m.conn = connID(rwst.Dev)
 	// Opened before the mount point is there: every change of the mount
 	// table after it wakes watch.
 	if info, err = unix.Open("/proc/self/mountinfo", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
