@@ -46,9 +46,14 @@ func (r *root) withRWDir(fn func(dir int) error) error {
 	return fn(r.rwDir)
 }
 
-// maxRead is the most a READ asks for: go-fuse's default MaxWrite, which
-// its own mounts give the kernel as max_read too.
-const maxRead = 128 << 10
+// maxRead is the most a READ or WRITE carries (go-fuse's MaxWrite, which
+// its own mounts give the kernel as max_read too): 64 KiB, the largest
+// value Secrets Manager stores, so that a secret is read in one request.
+// go-fuse keeps a request buffer of this size for each goroutine reading
+// /dev/fuse (two or three per mount when idle, GOMAXPROCS+1 at most): its
+// default of 128 KiB made them nearly half of what a mount costs
+// (README, Sizing and cost).
+const maxRead = 64 << 10
 
 // fsopenFunc is unix.Fsopen; tests put one that fails in its place.
 type fsopenFunc func(fsName string, flags int) (int, error)

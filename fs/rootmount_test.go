@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -98,7 +99,7 @@ func TestIssue13_01_RootMountPointIsReadOnlyCloneOfAHiddenReadWriteView(t *testi
 			if f[0] != "i13-layout" || f[2] != "fuse.secretsfs" {
 				t.Errorf("/proc/mounts: source %q, type %q; want i13-layout, fuse.secretsfs", f[0], f[2])
 			}
-			for _, want := range []string{"ro", "nosuid", "nodev", "user_id=0", "group_id=0", "allow_other", "default_permissions", "max_read=131072"} {
+			for _, want := range []string{"ro", "nosuid", "nodev", "user_id=0", "group_id=0", "allow_other", "default_permissions", "max_read=" + strconv.Itoa(maxRead)} {
 				if !slices.Contains(opts, want) {
 					t.Errorf("/proc/mounts options %v lack %s", opts, want)
 				}
