@@ -25,6 +25,8 @@ type Server struct {
 	// reindexMu keeps reindexes one at a time: each compares the tree
 	// before and after its own rebuild.
 	reindexMu sync.Mutex
+	// gone is closed once the filesystem is no longer served (Gone).
+	gone chan struct{}
 }
 
 // Mount mounts the filesystem at dir and serves it in the background until
@@ -79,7 +81,7 @@ func mount(dir string, opts Options, fsopen fsopenFunc) (*Server, error) {
 	if asRoot {
 		server, s.rootMount, err = mountRoot(dir, s.root, func() fuse.RawFileSystem {
 			return newObservedFS(top, gopts, opts.Observer)
-		}, &gopts.MountOptions, fsopen)
+		}, &gopts.MountOptions, fsopen, opts.MountTable)
 		if errors.Is(err, errNoMountAPI) {
 			s.root.log.Warn("mounting without a read-write view", "reason", err)
 		}
@@ -122,12 +124,14 @@ func mount(dir string, opts Options, fsopen fsopenFunc) (*Server, error) {
 	s.root.inval.start()
 	s.root.sweep.start()
 	s.root.writer.start()
+	s.gone = make(chan struct{})
 	go func() {
 		// Unmounted by someone else (umount): no name to drop any more,
 		// no event to raise.
 		server.Wait()
 		s.root.sweep.stop()
 		s.root.writer.stop()
+		close(s.gone)
 	}()
 	s.cancel = append(s.cancel, opts.Store.Subscribe(s.root.inval.change))
 	s.root.pinMapped()
@@ -250,6 +254,11 @@ func (s *Server) Unmount() error {
 func (s *Server) Wait() {
 	s.fuse.Wait()
 }
+
+// Gone is closed once the filesystem is no longer served, whoever
+// unmounted it (as Wait returns), without a goroutine of the caller's
+// waiting for it.
+func (s *Server) Gone() <-chan struct{} { return s.gone }
 
 func (s *Server) shutdown() {
 	for _, c := range s.cancel {

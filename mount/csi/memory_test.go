@@ -1,6 +1,7 @@
 package csi
 
 import (
+	"bytes"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -47,6 +48,12 @@ func TestIssue14_32_WhatAVolumeCostsTheGoRuntime(t *testing.T) {
 		float64(heap2-heap1)/volumes/1024, float64(stacks2-stacks1)/volumes/1024, perVolume,
 		goroutines0, goroutines1, goroutines2, volumes+1)
 
+	// Each goroutine blocked in poll holds a thread (and its stacks): one
+	// watches the mount table for every volume, not one per volume.
+	if n := mountTableWatchers(); n != 1 {
+		t.Errorf("%d goroutines watch the mount table for %d volumes, want 1", n, volumes+1)
+	}
+
 	for _, v := range vols {
 		r.unpublish(v.id, v.target)
 	}
@@ -58,4 +65,25 @@ func TestIssue14_32_WhatAVolumeCostsTheGoRuntime(t *testing.T) {
 		return runtime.NumGoroutine() <= goroutines0+volumes
 	})
 	t.Logf("%d goroutines once every volume is unpublished", runtime.NumGoroutine())
+}
+
+// mountTableWatchers counts the goroutines blocked in poll(2) for package
+// fs's watch of the mount table.
+func mountTableWatchers() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte("golang.org/x/sys/unix.Poll(")) && bytes.Contains(g, []byte("github.com/secretsfs/secretsfs/fs.")) {
+			count++
+		}
+	}
+	return count
 }
