@@ -23,8 +23,16 @@ type MountTable struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	watched map[uint64]func() // what to call when a mount id leaves the table; guarded by mu
-	wake    int               // the running watch's eventfd, -1 when none runs; guarded by mu
+	watched map[*tableWatch]bool // guarded by mu
+	wake    int                  // the running watch's eventfd, -1 when none runs; guarded by mu
+}
+
+// tableWatch is a mount id and what to call when it leaves the table. Two
+// may have the same id: the kernel gives an id out again once its mount
+// is gone, possibly before the watch has seen that.
+type tableWatch struct {
+	id   uint64
+	gone func()
 }
 
 // NewMountTable returns a MountTable that logs to log (nil: nowhere).
@@ -32,7 +40,7 @@ func NewMountTable(log *slog.Logger) *MountTable {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &MountTable{log: log, watched: map[uint64]func(){}, wake: -1}
+	return &MountTable{log: log, watched: map[*tableWatch]bool{}, wake: -1}
 }
 
 // watch calls gone, once, from the table's goroutine, when the mount of id
@@ -54,13 +62,14 @@ func (t *MountTable) watch(id uint64, gone func()) (stop func(), err error) {
 		t.wake = wake
 		go t.run(info, wake)
 	}
-	t.watched[id] = gone
+	w := &tableWatch{id: id, gone: gone}
+	t.watched[w] = true
 	t.poke() // the mount may have left already
 	return func() {
 		t.mu.Lock()
 		defer t.mu.Unlock()
-		if _, ok := t.watched[id]; ok {
-			delete(t.watched, id)
+		if t.watched[w] {
+			delete(t.watched, w)
 			if len(t.watched) == 0 {
 				t.poke() // the watch ends
 			}
@@ -109,10 +118,10 @@ func (t *MountTable) run(info, wake int) {
 		}
 		var gone []func()
 		t.mu.Lock()
-		for id, f := range t.watched {
-			if !present[id] {
-				delete(t.watched, id)
-				gone = append(gone, f)
+		for w := range t.watched {
+			if !present[w.id] {
+				delete(t.watched, w)
+				gone = append(gone, w.gone)
 			}
 		}
 		t.mu.Unlock()
