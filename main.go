@@ -491,6 +491,8 @@ func (a *mountArgs) flags() []cli.Flag {
 			usage: "let other users into the mount; the kernel then enforces the modes (as non-root: user_allow_other in /etc/fuse.conf)"}),
 		stringFlag("fsname", &c.FsName, about{cat: catFiles,
 			usage: "the filesystem's `NAME` (source) in /proc/mounts; the fstab helper gives the entry's first field, by which mount -a knows the entry is mounted"}),
+		boolFlag("handover", &c.Handover, about{cat: catFiles,
+			usage: "for containers that bind the mount point (hostPath with mountPropagation HostToContainer): leave it mounted at exit, and mount over what a previous daemon left there, so that they see each new daemon's mount"}),
 		boolFlag("kernel-cache", &c.KernelCache, about{cat: catFiles,
 			usage: "fast mode: reads are served from the kernel's page cache until a version changes (no per-open snapshot or audit)"}),
 
@@ -820,7 +822,9 @@ func csiCommand(act actions) *cli.Command {
 			return usageError{fmt.Errorf("%w (see secretsfs csi --help)", err)}
 		},
 		Description: "Serves the CSI Identity and Node services of driver " + csi.DriverName + " on the unix socket\n" +
-			"--endpoint until SIGINT or SIGTERM, then unmounts every volume. kubelet publishes\n" +
+			"--endpoint until SIGINT or SIGTERM, then exits leaving the volumes mounted: the\n" +
+			"next driver process mounts over them when kubelet publishes them again, and the\n" +
+			"pods' containers see its mounts. kubelet publishes\n" +
 			"each pod's ephemeral inline volume; its attributes say which secrets it shows, and\n" +
 			"the pod's service-account token whom they are read as: with roleArn through\n" +
 			"AssumeRoleWithWebIdentity (IRSA), without through the EKS Pod Identity agent.\n" +

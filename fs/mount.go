@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -27,6 +28,8 @@ type Server struct {
 	reindexMu sync.Mutex
 	// gone is closed once the filesystem is no longer served (Gone).
 	gone chan struct{}
+	// conn is the filesystem's FUSE connection (connID); 0 if unknown.
+	conn uint32
 }
 
 // Mount mounts the filesystem at dir and serves it in the background until
@@ -111,6 +114,14 @@ func mount(dir string, opts Options, fsopen fsopenFunc) (*Server, error) {
 	}
 	closeFuseOnExec()
 	s.fuse = server
+	if s.rootMount != nil {
+		s.conn = s.rootMount.conn
+	} else {
+		var st unix.Stat_t
+		if err := unix.Stat(dir, &st); err == nil {
+			s.conn = connID(st.Dev)
+		}
+	}
 	if s.rootMount != nil || asRoot {
 		// The writer writes through the read-write view, or, on a
 		// read-only mount, not at all.
@@ -226,24 +237,31 @@ func (r *root) hadDir(before map[string]string, path string) bool {
 }
 
 // Unmount unmounts and stops serving. It fails with EBUSY while files are
-// open on the mount.
+// open on the mount. Binds of the mount in other mount namespaces do not
+// hold it up: their connection is ended (endConnection).
 func (s *Server) Unmount() error {
 	// Not while the writer holds the mount point open (EBUSY).
 	resume := s.root.writer.pause()
 	var err error
 	if s.rootMount != nil {
-		if err = s.rootMount.unmount(); err == nil {
-			// The view closed: the connection ends once nothing else
-			// holds the filesystem.
-			s.fuse.Wait()
-		}
+		// The view closes with it: the connection ends once nothing else
+		// holds the filesystem.
+		err = s.rootMount.unmount()
 	} else {
-		err = s.fuse.Unmount()
+		// go-fuse's Unmount also waits for the connection to end.
+		unmounted := make(chan error, 1)
+		go func() { unmounted <- s.fuse.Unmount() }()
+		select {
+		case err = <-unmounted:
+		case <-time.After(connEndGrace):
+			// Unmounted, and waiting: what endConnection handles.
+		}
 	}
 	resume()
 	if err != nil {
 		return err
 	}
+	s.endConnection()
 	s.shutdown()
 	return nil
 }

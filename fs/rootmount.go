@@ -62,12 +62,26 @@ type fsopenFunc func(fsName string, flags int) (int, error)
 // 5.12, or a system-call filter that does not allow it).
 var errNoMountAPI = errors.New("the new mount API (fsopen) is not available")
 
+// MountAPI says whether the kernel gives the new mount API that the root
+// layout needs, with mount_setattr (Linux 5.12), its newest call: nil if
+// so, else an error wrapping errNoMountAPI. Only the root layout can mount
+// over a stale mount: mount(2) through go-fuse asks the mount point for its
+// attributes first, which a stale mount answers ENOTCONN.
+func MountAPI() error {
+	// Where mount_setattr exists, it answers EBADF to a bad descriptor.
+	if err := unix.MountSetattr(-1, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != unix.EBADF {
+		return fmt.Errorf("%w: mount_setattr: %v", errNoMountAPI, err)
+	}
+	return nil
+}
+
 // rootMount is a mount in the root layout.
 type rootMount struct {
-	r   *root
-	log func(msg string, args ...any)
-	dir string // the mount point, absolute
-	id  uint64 // the mount point's mount id, mountinfo's first field
+	r    *root
+	log  func(msg string, args ...any)
+	dir  string // the mount point, absolute
+	id   uint64 // the mount point's mount id, mountinfo's first field
+	conn uint32 // the filesystem's FUSE connection (connID)
 
 	viewOnce  sync.Once
 	stopWatch func() // ends the mount table's watch of id
@@ -81,15 +95,19 @@ func mountRoot(dir string, r *root, newFS func() fuse.RawFileSystem, mo *fuse.Mo
 	if err != nil {
 		return nil, nil, err
 	}
+	rootMode := uint32(unix.S_IFDIR)
 	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); err != nil {
+	switch err := unix.Stat(dir, &st); {
+	case err == nil:
+		rootMode = st.Mode & unix.S_IFMT
+	case err != unix.ENOTCONN:
 		return nil, nil, err
 	}
-	// mount_setattr (Linux 5.12) is the newest call of the API: where it
-	// exists, it answers EBADF to a bad descriptor.
-	probe := unix.MountSetattr(-1, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY})
-	if probe != unix.EBADF {
-		return nil, nil, fmt.Errorf("%w: mount_setattr: %v", errNoMountAPI, probe)
+	// ENOTCONN: dir is the root of a stale mount, of a daemon that is gone,
+	// that the caller chose to mount over (mount.Config.Handover); such a
+	// root is a directory.
+	if err := MountAPI(); err != nil {
+		return nil, nil, err
 	}
 	fsfd, err := fsopen("fuse", unix.FSOPEN_CLOEXEC)
 	if err != nil {
@@ -100,7 +118,7 @@ func mountRoot(dir string, r *root, newFS func() fuse.RawFileSystem, mo *fuse.Mo
 	if err != nil {
 		return nil, nil, err
 	}
-	rw, err := makeFS(fsfd, fusefd, st.Mode&unix.S_IFMT, mo)
+	rw, err := makeFS(fsfd, fusefd, rootMode, mo)
 	if err != nil {
 		unix.Close(fusefd)
 		return nil, nil, err
@@ -123,6 +141,11 @@ func mountRoot(dir string, r *root, newFS func() fuse.RawFileSystem, mo *fuse.Mo
 	if err := pollHack(rw); err != nil {
 		return fail(err)
 	}
+	var rwst unix.Stat_t
+	if err := unix.Fstat(rw, &rwst); err != nil {
+		return fail(err)
+	}
+	m.conn = connID(rwst.Dev)
 	r.events.Store(true) // before the mount point shows it: what is looked up there is kept refreshed
 	if m.id, err = cloneReadOnly(rw, dir); err != nil {
 		return fail(err)

@@ -146,6 +146,18 @@ type Config struct {
 	// Pod Identity agent; the daemon's own credentials are never used then.
 	Workload cache.Workload
 
+	// Handover hands the mount point from one daemon to the next, for
+	// the containers that bind it (--handover; the CSI driver's volumes):
+	// a secretsfs mount found on it, live or stale (of a daemon that is
+	// gone), is mounted over instead of detached, and the mount point is
+	// left mounted when the daemon stops (Run), to answer ENOTCONN until
+	// the next daemon mounts over it. A bind of the mount that a slave
+	// mount namespace holds (a container's, with HostToContainer
+	// propagation) sees each new mount then, which it would not if the old
+	// one were detached. Where the kernel cannot mount over a mount (no
+	// new mount API, or not root), the old one is detached.
+	Handover bool
+
 	// Mapping, when set (--config), places files at chosen paths; the mount
 	// then shows only them, unless ExposeAll. Its Files expose each file's
 	// Path, SecretIDs() and OnChange (Mapping.OnChangeOf).

@@ -104,7 +104,7 @@ func (d *Daemon) Add(ctx context.Context, cfg Config) (_ *Mount, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("mount point %s: %w", cfg.MountPoint, err)
 	}
-	if _, err := d.deps.mountPoint.prepare(ctx, dir, log); err != nil {
+	if _, err := d.deps.mountPoint.prepare(ctx, dir, cfg.Handover, log); err != nil {
 		return nil, err
 	}
 	m := &Mount{Dir: dir, cfg: cfg, log: log}

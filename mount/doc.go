@@ -39,8 +39,9 @@
 // (pool.go), and those naming the same secrets one watcher of them; the
 // last one closes it. Run is a Daemon with one mount; the
 // CSI node driver (package mount/csi) is a Daemon serving each pod's volume,
-// whose Config.Workload names the pod's identity, and which takes over
-// (DetachAll) the mount points a previous driver process left.
+// whose Config.Workload names the pod's identity, and which takes over the
+// mount points a previous driver process left by mounting over them
+// (Config.Handover; RebindBelow for subPaths; DetachAll at unpublish).
 //
 // Run takes, beside its Config, an Env: the output writers, a call once the
 // mount serves and a static AWS key. `secretsfs demo` (in main) uses them to

@@ -13,6 +13,22 @@ type mountEntry struct {
 	fstype string // e.g. fuse.secretsfs
 	source string // e.g. secretsfs, or the fstab entry's first field
 	dev    string // MAJ:MIN of the filesystem: a FUSE mount's own connection
+	root   string // the path in the filesystem that is mounted: "/", or a bind's
+}
+
+// parseMountinfo parses one line of a mountinfo file:
+// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPEROPTIONS.
+func parseMountinfo(line []byte) (mountEntry, bool) {
+	f := strings.Fields(string(line))
+	if len(f) < 10 {
+		return mountEntry{}, false
+	}
+	for i := 6; i+2 < len(f); i++ {
+		if f[i] == "-" {
+			return mountEntry{dir: unescapeMountinfo(f[4]), fstype: f[i+1], source: unescapeMountinfo(f[i+2]), dev: f[2], root: unescapeMountinfo(f[3])}, true
+		}
+	}
+	return mountEntry{}, false
 }
 
 // topMount returns the mount on top of dir in a mountinfo file (the last
@@ -21,19 +37,32 @@ func topMount(mountinfo []byte, dir string) (mountEntry, bool) {
 	var top mountEntry
 	found := false
 	for _, line := range bytes.Split(mountinfo, []byte("\n")) {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPEROPTIONS
-		f := strings.Fields(string(line))
-		if len(f) < 10 || unescapeMountinfo(f[4]) != dir {
-			continue
-		}
-		for i := 6; i+2 < len(f); i++ {
-			if f[i] == "-" {
-				top, found = mountEntry{dir: dir, fstype: f[i+1], source: unescapeMountinfo(f[i+2]), dev: f[2]}, true
-				break
-			}
+		if m, ok := parseMountinfo(line); ok && m.dir == dir {
+			top, found = m, true
 		}
 	}
 	return top, found
+}
+
+// topMountsBelow returns the mount on top of each mount point strictly
+// below dir in a mountinfo file, in the order they are listed.
+func topMountsBelow(mountinfo []byte, dir string) []mountEntry {
+	prefix := strings.TrimSuffix(dir, "/") + "/"
+	at := map[string]int{}
+	var tops []mountEntry
+	for _, line := range bytes.Split(mountinfo, []byte("\n")) {
+		m, ok := parseMountinfo(line)
+		if !ok || !strings.HasPrefix(m.dir, prefix) {
+			continue
+		}
+		if i, seen := at[m.dir]; seen {
+			tops[i] = m
+			continue
+		}
+		at[m.dir] = len(tops)
+		tops = append(tops, m)
+	}
+	return tops
 }
 
 // unescapeMountinfo undoes the kernel's octal escapes (\040 for a space,

@@ -43,8 +43,8 @@ func systemDeps() runDeps {
 
 // Run runs the daemon with one mount until ctx ends: it validates cfg and
 // the mount point, clears a stale mount, builds the AWS client, the cache
-// and the catalog (Daemon.Add), mounts, prints one line to stdout once serving, and unmounts when ctx ends,
-// returning nil. SIGHUP forces a refresh of every cached secret and reopens
+// and the catalog (Daemon.Add), mounts, prints one line to stdout once serving, and unmounts when ctx ends
+// (unless cfg.Handover), returning nil. SIGHUP forces a refresh of every cached secret and reopens
 // the audit log and log files (after a log rotation). Logs go to
 // env.Stderr, the --log-file or syslog; no secret value is ever logged.
 func Run(ctx context.Context, cfg Config, env Env) error {
@@ -122,6 +122,12 @@ func run(ctx context.Context, cfg Config, env Env, d runDeps) (err error) {
 	}
 	notifyStopping(log)
 	wg.Wait()
+	if cfg.Handover && !external {
+		// The process exits next, and the kernel ends the connection
+		// with it.
+		log.Info("leaving the mount point mounted for the next daemon (--handover); it answers ENOTCONN until then", "mountpoint", m.Dir)
+		return nil
+	}
 	m.Unmount() // not again when unmounted from outside
 	return nil
 }

@@ -21,6 +21,7 @@ type fakeMountPoint struct {
 	detachErr error
 	top       mountEntry // what is mounted on the mount point, if anything
 	statfsErr error
+	apiErr    error // what mountAPI answers
 }
 
 type fakeInfo struct{ dir bool }
@@ -46,11 +47,18 @@ func (f *fakeMountPoint) mountPoint() mountPoint {
 			}
 			return fakeInfo{dir: !f.file}, nil
 		},
-		detach: func(context.Context, string) error { f.detached++; return f.detachErr },
+		detach: func(context.Context, string) error {
+			f.detached++
+			if f.detachErr == nil {
+				f.top = mountEntry{}
+			}
+			return f.detachErr
+		},
 		mounted: func(dir string) (mountEntry, bool) {
 			return f.top, f.top.fstype != "" && dir == "/mnt"
 		},
-		statfs: func(string) error { return f.statfsErr },
+		statfs:   func(string) error { return f.statfsErr },
+		mountAPI: func() error { return f.apiErr },
 	}
 }
 
@@ -62,6 +70,7 @@ func TestMountPointPrepare(t *testing.T) {
 		wantCleared bool
 		wantDetach  int
 		wantErr     string
+		over        bool // Config.Handover
 	}{
 		{name: "directory", fake: fakeMountPoint{stats: []error{nil}}},
 		{name: "stale mount cleared", fake: fakeMountPoint{stats: []error{syscall.ENOTCONN, nil}}, wantCleared: true, wantDetach: 1},
@@ -76,9 +85,17 @@ func TestMountPointPrepare(t *testing.T) {
 		{name: "another filesystem mounted there", fake: fakeMountPoint{stats: []error{nil}, top: mountEntry{fstype: "tmpfs", source: "tmpfs"}}},
 		{name: "stale secretsfs whose attributes the kernel still caches", fake: fakeMountPoint{stats: []error{nil}, top: mountEntry{fstype: "fuse.secretsfs"}, statfsErr: syscall.ENOTCONN},
 			wantCleared: true, wantDetach: 1},
+		// Issue 14: a CSI driver mounts over what a previous one left.
+		{name: "over a stale mount", over: true, fake: fakeMountPoint{stats: []error{syscall.ENOTCONN}, top: mountEntry{fstype: "fuse.secretsfs"}}},
+		{name: "over a live secretsfs", over: true, fake: fakeMountPoint{stats: []error{nil}, top: mountEntry{fstype: "fuse.secretsfs"}}},
+		{name: "over another filesystem", over: true, fake: fakeMountPoint{stats: []error{nil}, top: mountEntry{fstype: "tmpfs", source: "tmpfs"}},
+			wantErr: `holds a tmpfs mount (source "tmpfs") that secretsfs did not make; unmount it (umount /mnt)`},
+		{name: "over a stale mount without the mount API", over: true, fake: fakeMountPoint{stats: []error{syscall.ENOTCONN, nil}, top: mountEntry{fstype: "fuse.secretsfs"}, apiErr: errors.New("ENOSYS")},
+			wantCleared: true, wantDetach: 1},
+		{name: "over a directory", over: true, fake: fakeMountPoint{stats: []error{nil}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cleared, err := tc.fake.mountPoint().prepare(context.Background(), "/mnt", log)
+			cleared, err := tc.fake.mountPoint().prepare(context.Background(), "/mnt", tc.over, log)
 			if cleared != tc.wantCleared || tc.fake.detached != tc.wantDetach {
 				t.Errorf("cleared %v, %d detaches; want %v, %d", cleared, tc.fake.detached, tc.wantCleared, tc.wantDetach)
 			}
@@ -95,10 +112,10 @@ func TestMountPointPrepare(t *testing.T) {
 func TestSystemMountPoint(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dir := t.TempDir()
-	if _, err := systemMountPoint().prepare(context.Background(), dir, log); err != nil {
+	if _, err := systemMountPoint().prepare(context.Background(), dir, false, log); err != nil {
 		t.Fatalf("prepare(%s) = %v", dir, err)
 	}
-	if _, err := systemMountPoint().prepare(context.Background(), dir+"/missing", log); err == nil {
+	if _, err := systemMountPoint().prepare(context.Background(), dir+"/missing", false, log); err == nil {
 		t.Fatal("prepare accepted a missing directory")
 	}
 }

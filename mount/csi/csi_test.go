@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	iofs "io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -349,7 +348,7 @@ func TestIssue14_06_RepublishOtherVolumeIsAlreadyExists(t *testing.T) {
 
 // TestIssue14_07_RestartRepublishReplacesTheStaleMount: a driver process
 // killed with SIGKILL leaves its volume answering ENOTCONN; the next
-// driver's republish of the same volume detaches the stale mount and
+// driver's republish of the same volume mounts over the stale mount and
 // serves it again, and its unpublish of another stale volume clears it.
 func TestIssue14_07_RestartRepublishReplacesTheStaleMount(t *testing.T) {
 	a := newAWS(t)
@@ -378,8 +377,8 @@ func TestIssue14_07_RestartRepublishReplacesTheStaleMount(t *testing.T) {
 	if got := read(t, filepath.Join(t1, "db")); got != "value-db" {
 		t.Fatalf("read after the republish: %q", got)
 	}
-	if n := len(mountsUnder(filepath.Dir(t1))); n != 1 {
-		t.Fatalf("%d mounts on the target after the republish, want 1 (the stale one detached)", n)
+	if n := len(mountsUnder(filepath.Dir(t1))); n != 2 {
+		t.Fatalf("%d mounts on the target after the republish, want 2 (the new one over the stale one)", n)
 	}
 	r.unpublish("web-2", t2) // never republished: a stale mount
 	if _, err := os.Stat(t2); !errors.Is(err, iofs.ErrNotExist) {
@@ -391,14 +390,17 @@ func TestIssue14_07_RestartRepublishReplacesTheStaleMount(t *testing.T) {
 	}
 }
 
-// TestIssue14_08_ShutdownUnmountsEveryVolume: when the driver stops
-// (SIGTERM), no volume stays mounted.
-func TestIssue14_08_ShutdownUnmountsEveryVolume(t *testing.T) {
+// TestIssue14_08_SigtermLeavesTheVolumesForTheNextDriver: when the driver
+// stops (SIGTERM, an upgrade), it exits 0 leaving its volumes mounted,
+// answering ENOTCONN, for the next driver process to mount over at their
+// republish; unpublish then clears every layer.
+func TestIssue14_08_SigtermLeavesTheVolumesForTheNextDriver(t *testing.T) {
 	_, r := rigWith(t, "app/db", "value-db")
 	child, node := r.child("child")
 	p := pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA}
 	target := r.target("web-1")
-	if _, err := node.NodePublishVolume(context.Background(), r.request("vol-1", target, p, map[string]string{attrSecrets: "app/db"}, time.Now().Add(time.Hour))); err != nil {
+	req := r.request("vol-1", target, p, map[string]string{attrSecrets: "app/db"}, time.Now().Add(time.Hour))
+	if _, err := node.NodePublishVolume(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
 	if testutil.MountType(target) == "" {
@@ -410,117 +412,29 @@ func TestIssue14_08_ShutdownUnmountsEveryVolume(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the driver did not exit on SIGTERM")
 	}
-	if m := mountsUnder(r.dir); len(m) != 0 {
-		t.Fatalf("mounts left after SIGTERM: %v\n%s", m, child.stderr)
-	}
 	if code := child.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("exit code %d\n%s", code, child.stderr)
 	}
-}
-
-// TestIssue14_15_ExpiredTokenStopsFetchesValuesFollowMaxStale: a volume
-// whose token expires without a republish asks STS nothing more (the token
-// source refuses it), its files keep serving the cached value, stale, up
-// to maxStale, then read EIO; a republish with a fresh token brings them
-// back.
-func TestIssue14_15_ExpiredTokenStopsFetchesValuesFollowMaxStale(t *testing.T) {
-	a := newAWS(t)
-	a.create(t, "app/db", "value-db")
-	a.clock.SetCredentialTTL(time.Second) // the SDK asks for credentials again soon
-	r := newRig(t, a)
-	p := pod{ns: "shop", sa: "app-a", name: "web-1", role: roleA}
-	target := r.target("web-1")
-	attrs := map[string]string{attrMapping: testutil.MappingDoc("db", "app/db"), attrRefreshInterval: "1s", attrMaxStale: "10m"}
-	r.publish(r.request("vol-1", target, p, attrs, r.clock.Now().Add(5*time.Minute)))
-	file := filepath.Join(target, "db")
-	if got := read(t, file); got != "value-db" {
-		t.Fatalf("read %q", got)
+	if got := testutil.MountType(target); got != "fuse.secretsfs" {
+		t.Fatalf("the target after SIGTERM holds %q, want the driver's mount left in place", got)
 	}
-	info := func() cacheInfo {
-		c := r.driver.Daemon().Caches()
-		if len(c) != 1 {
-			t.Fatalf("%d caches", len(c))
-		}
-		in, _ := c[0].Info("app/db")
-		return cacheInfo{stale: in.Stale, err: in.LastError, refreshed: in.RefreshedAt}
+	if _, err := os.ReadDir(target); !errors.Is(err, syscall.ENOTCONN) {
+		t.Fatalf("list the target after SIGTERM: %v, want ENOTCONN", err)
 	}
-
-	r.clock.Advance(6 * time.Minute) // the token has expired; no republish
-	stsBefore := len(a.sts.Calls())
-	deadline := time.Now().Add(15 * time.Second)
-	for in := info(); !in.stale; in = info() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no refresh failed with the token expired: %+v", in)
-		}
-		r.clock.Advance(time.Second) // a refresh is due
-		time.Sleep(50 * time.Millisecond)
+	r.publish(req) // the next driver, at kubelet's republish
+	if got := read(t, filepath.Join(target, "app/db/AWSCURRENT")); got != "value-db" {
+		t.Fatalf("read after the republish: %q", got)
 	}
-	if in := info(); !strings.Contains(in.err.Error(), "expired at") {
-		t.Fatalf("the refresh failed with %v, want the token's expiry", in.err)
-	}
-	if n := len(a.sts.Calls()); n != stsBefore {
-		t.Fatalf("%d STS calls with the token expired", n-stsBefore)
-	}
-	if got := read(t, file); got != "value-db" {
-		t.Fatalf("within maxStale read %q, want the cached value", got)
-	}
-	// The credentials STS gave before the token expired served until they
-	// expired: maxStale counts from the last refresh they made.
-	r.clock.Set(info().refreshed.Add(10 * time.Minute))
-	if _, err := os.ReadFile(file); !errors.Is(err, syscall.EIO) {
-		t.Fatalf("beyond maxStale: %v, want EIO", err)
-	}
-
-	r.publish(r.request("vol-1", target, p, attrs, r.clock.Now().Add(time.Hour))) // kubelet's republish
-	testutil.Eventually(t, 15*time.Second, "the value served again after the republish", func() bool {
-		r.clock.Advance(time.Second)
-		b, err := os.ReadFile(file)
-		return err == nil && string(b) == "value-db"
-	})
 	r.unpublish("vol-1", target)
-}
-
-type cacheInfo struct {
-	stale     bool
-	err       error
-	refreshed time.Time
-}
-
-// TestIssue14_16_ListenReplacesAStaleSocketOnly: the socket file a killed
-// driver left is replaced; any other file at the path is refused, naming
-// --endpoint.
-func TestIssue14_16_ListenReplacesAStaleSocketOnly(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "csi.sock")
-	old, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old.(*net.UnixListener).SetUnlinkOnClose(false)
-	old.Close() // the file stays, as after SIGKILL
-	l, err := Listen("unix://" + path)
-	if err != nil {
-		t.Fatalf("Listen over a stale socket: %v", err)
-	}
-	l.Close()
-
-	file := filepath.Join(dir, "file")
-	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Listen("unix://" + file); err == nil || !strings.Contains(err.Error(), "--endpoint: "+file+" exists and is not a socket") {
-		t.Fatalf("Listen over a file: %v", err)
-	}
-	if b, _ := os.ReadFile(file); string(b) != "x" {
-		t.Fatal("the file was touched")
+	if m := mountsUnder(r.dir); len(m) != 0 {
+		t.Fatalf("mounts left after unpublish: %v", m)
 	}
 }
 
-// TestIssue14_17_TheOldDriverNeverUnmountsTheNewOnesVolume: a driver
 // republishing a target that another live driver process serves (two
-// drivers on a node during an update) detaches the old mount and mounts
-// its own; a file still open on the old mount keeps the old one alive, yet
-// the old driver's shutdown leaves the new mount in place.
+// drivers on a node during an update) mounts over the old mount; a file
+// still open on the old mount keeps reading from the old driver, and the
+// old driver's exit leaves the new mount in place.
 func TestIssue14_17_TheOldDriverNeverUnmountsTheNewOnesVolume(t *testing.T) {
 	_, r := rigWith(t, "app/db", "value-db")
 	old, oldNode := r.child("old")
@@ -627,5 +541,24 @@ func TestIssue14_20_FiftyVolumesOfFiveIdentitiesShareFiveCaches(t *testing.T) {
 	}
 	if n := len(r.driver.Daemon().Caches()); n != 0 {
 		t.Fatalf("%d caches once every volume is gone", n)
+	}
+}
+
+// subPathsDir finds kubelet's subPath directory of a volume from its target
+// path, and nothing for a target of another layout.
+func TestIssue14_21_SubPathsDirOfATarget(t *testing.T) {
+	for target, want := range map[string]string{
+		"/var/lib/kubelet/pods/u1/volumes/kubernetes.io~csi/secrets/mount":  "/var/lib/kubelet/pods/u1/volume-subpaths/secrets",
+		"/var/lib/kubelet/pods/u1/volumes/kubernetes.io~csi/secrets/mount/": "/var/lib/kubelet/pods/u1/volume-subpaths/secrets",
+		"/data/kubelet/pods/u2/volumes/kubernetes.io~csi/v/mount":           "/data/kubelet/pods/u2/volume-subpaths/v",
+		"/var/lib/kubelet/pods/u1/volumes/kubernetes.io~csi/secrets/other":  "",
+		"/var/lib/kubelet/pods/u1/volumes/kubernetes.io~nfs/secrets/mount":  "",
+		"/tmp/target": "",
+		"/mount":      "",
+	} {
+		got, ok := subPathsDir(target)
+		if got != want || ok != (want != "") {
+			t.Errorf("subPathsDir(%s) = %q, %v; want %q", target, got, ok, want)
+		}
 	}
 }

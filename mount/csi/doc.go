@@ -28,8 +28,15 @@
 //     already serves with the same volume id only hands over the new
 //     tokens: no remount, the files keep their inodes. A target that holds
 //     a secretsfs mount this process does not serve (a stale one left by a
-//     driver that died or was upgraded, answering ENOTCONN) is detached
-//     lazily and mounted again.
+//     driver that died or was upgraded, answering ENOTCONN) is mounted
+//     over, and so are the volume's subPaths that kubelet bound from it.
+//   - Restart. A container's bind of the volume (or of a subPath) is a copy
+//     of the mount in the container's namespace: a new mount at the target
+//     reaches it only by propagation, as a mount over the old one, and
+//     only with mountPropagation HostToContainer. So the driver never
+//     detaches a previous driver's mount at publish, and never unmounts
+//     its volumes when it stops (SIGTERM): the next process mounts over
+//     them at their republish; unpublish takes every layer off.
 //   - Operations on one target never overlap: a second one while the
 //     first is under way is answered ABORTED, and kubelet retries.
 //   - Errors are gRPC statuses: a bad attribute is INVALID_ARGUMENT naming

@@ -66,7 +66,8 @@ func NewDriver(cfg Config, log *slog.Logger, clock cache.Clock) *Driver {
 func (d *Driver) Daemon() *mount.Daemon { return d.daemon }
 
 // Run serves the driver described by cfg on its endpoint until ctx ends
-// (SIGTERM), then stops serving and unmounts every volume. Logs go to
+// (SIGTERM), then stops serving, leaving the volumes mounted for the next
+// driver process (Serve). Logs go to
 // stderr. The process is hardened as `secretsfs mount`'s is (mount.Harden:
 // no core dumps, memory locked unless cfg.NoMlock).
 func Run(ctx context.Context, cfg Config, stderr io.Writer) error {
@@ -123,9 +124,12 @@ func Listen(endpoint string) (net.Listener, error) {
 const stopGrace = 10 * time.Second
 
 // Serve serves the Identity and Node services on l until ctx ends, then
-// stops serving (waiting at most stopGrace for the calls under way) and
-// unmounts every volume (Shutdown). It returns nil then, or the error that
-// stopped the server.
+// stops serving, waiting at most stopGrace for the calls under way. It
+// returns nil then, or the error that stopped the server. The volumes stay
+// mounted: once the process exits they answer ENOTCONN until the next
+// driver process mounts over them at their republish, which the running
+// containers' binds of them see (NodePublishVolume); unmounting them would
+// leave those binds on the dead mounts for good.
 func (d *Driver) Serve(ctx context.Context, l net.Listener) error {
 	srv := grpc.NewServer(grpc.UnaryInterceptor(d.logCall))
 	csi.RegisterIdentityServer(srv, d)
@@ -137,7 +141,7 @@ func (d *Driver) Serve(ctx context.Context, l net.Listener) error {
 	var err error
 	select {
 	case <-ctx.Done():
-		d.log.Info("stopping: no more calls; unmounting every volume")
+		d.log.Info("stopping: no more calls; the volumes stay mounted for the next driver process", "volumes", d.count())
 		stopped := make(chan struct{})
 		go func() {
 			srv.GracefulStop()
@@ -152,13 +156,19 @@ func (d *Driver) Serve(ctx context.Context, l net.Listener) error {
 	case err = <-served:
 		err = fmt.Errorf("gRPC server: %w", err)
 	}
-	d.Shutdown()
 	return err
 }
 
-// Shutdown unmounts every volume this process serves. Their target
-// directories stay: kubelet publishes them again to the next driver
-// process, or unpublishes them.
+// count is how many volumes this process serves.
+func (d *Driver) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.volumes)
+}
+
+// Shutdown unmounts every volume this process serves, for a program that
+// embeds the driver and goes on running (tests); the volumes' target
+// directories stay.
 func (d *Driver) Shutdown() {
 	d.mu.Lock()
 	vols := make([]*volume, 0, len(d.volumes))

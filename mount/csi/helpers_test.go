@@ -181,7 +181,7 @@ type rig struct {
 }
 
 // newRig starts a driver on a unix socket, backed by a, and stops it in
-// t.Cleanup (which unmounts every volume).
+// t.Cleanup, unmounting every volume.
 func newRig(t *testing.T, a *backend) *rig {
 	t.Helper()
 	testutil.RequireFUSE(t)
@@ -200,6 +200,7 @@ func newRig(t *testing.T, a *backend) *rig {
 		if err := <-served; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
+		r.driver.Shutdown() // Serve leaves the volumes mounted
 		checkNoMounts(t, r.dir)
 	})
 	r.node, r.ident = dial(t, r.socket)

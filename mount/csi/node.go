@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	iofs "io/fs"
+	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -53,7 +55,10 @@ func (d *Driver) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.Nod
 // when this process serves it there already (kubelet's periodic republish),
 // hands the volume's identity the new tokens without remounting. A
 // secretsfs mount that this process does not serve at the target (a stale
-// one of a driver that is gone) is detached and replaced.
+// one of a driver that is gone) is mounted over, not detached, and so are
+// the volume's subPath binds of it (rebindSubPaths): the containers' binds
+// of the volume, slaves of those mounts (HostToContainer propagation), see
+// the new mounts, without the pod restarting.
 func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
 	r, expired, err := readPublish(req, d.def, d.clock.Now())
 	switch {
@@ -84,22 +89,21 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		default:
 			v.identity.set(r.target, r.tokens)
 			log.Debug("republished: tokens updated")
+			d.rebindSubPaths(r.target, log) // what an earlier publish could not
 			return &csi.NodePublishVolumeResponse{}, nil
 		}
 	}
 
-	n, err := mount.DetachAll(ctx, r.target, log)
-	if err != nil {
-		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	// Not MkdirAll on the target: a stale mount there answers ENOTCONN.
+	if err := os.MkdirAll(filepath.Dir(r.target), 0o750); err != nil {
+		return nil, status.Errorf(codes.Internal, "%s: %v", targetPathField, err)
 	}
-	if n > 0 {
-		log.Info("replaced a mount this process did not serve (a previous driver's)", "detached", n)
-	}
-	if err := os.MkdirAll(r.target, 0o750); err != nil {
+	if err := os.Mkdir(r.target, 0o750); err != nil && !errors.Is(err, iofs.ErrExist) {
 		return nil, status.Errorf(codes.Internal, "%s: %v", targetPathField, err)
 	}
 	p := d.identity(r.key, r.target, r.tokens)
 	r.cfg.Workload.Tokens = p
+	r.cfg.Handover = true
 	m, err := d.daemon.Add(ctx, r.cfg)
 	if err != nil {
 		d.forget(r.target, p)
@@ -109,7 +113,42 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	d.volumes[r.target] = &volume{id: r.volumeID, target: r.target, pod: r.pod, identity: p, mount: m}
 	d.mu.Unlock()
 	log.Info("published", "identity", r.key.String(), "kernel_cache", r.cfg.KernelCache)
+	d.rebindSubPaths(r.target, log)
 	return &csi.NodePublishVolumeResponse{}, nil
+}
+
+// rebindSubPaths binds the volume's subPaths that kubelet bound from a
+// mount of a previous driver process (the stale mount under the target's)
+// again from the volume's mount (mount.RebindBelow). kubelet keeps them
+// below pods/UID/volume-subpaths/VOLUME for a target
+// pods/UID/volumes/kubernetes.io~csi/VOLUME/mount. A failure is logged: the
+// volume itself serves, and the next republish tries again.
+func (d *Driver) rebindSubPaths(target string, log *slog.Logger) {
+	dir, ok := subPathsDir(target)
+	if !ok {
+		return
+	}
+	n, err := mount.RebindBelow(target, dir, log)
+	if err != nil {
+		log.Warn("some subPaths of the volume still show a previous driver's mount; trying again at the next republish", "error", err)
+	}
+	if n > 0 {
+		log.Info("subPaths bound again from the volume's mount", "subpaths", n)
+	}
+}
+
+// subPathsDir is where kubelet binds the subPaths of the volume at target
+// (pods/UID/volumes/kubernetes.io~csi/VOLUME/mount):
+// pods/UID/volume-subpaths/VOLUME.
+func subPathsDir(target string) (string, bool) {
+	volDir, base := filepath.Split(filepath.Clean(target))
+	plugins, volume := filepath.Split(filepath.Clean(volDir))
+	volumes, plugin := filepath.Split(filepath.Clean(plugins))
+	pod, kind := filepath.Split(filepath.Clean(volumes))
+	if base != "mount" || plugin != "kubernetes.io~csi" || kind != "volumes" || volume == "" || pod == "" {
+		return "", false
+	}
+	return filepath.Join(pod, "volume-subpaths", volume), true
 }
 
 // NodeUnpublishVolume unmounts the volume and removes the target
@@ -140,14 +179,16 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 		v.mount.Unmount()
 		d.forget(target, v.identity)
 		log.Info("unpublished", "pod", v.pod)
-	} else {
-		n, err := mount.DetachAll(ctx, target, log)
-		if err != nil {
-			return nil, status.Error(codes.FailedPrecondition, err.Error())
-		}
-		if n > 0 {
-			log.Info("unpublished a mount this process did not serve (a previous driver's)", "detached", n)
-		}
+	}
+	// What is left: the mounts of previous driver processes that this
+	// one's went over, or all of them when this one never served the
+	// target.
+	n, err := mount.DetachAll(ctx, target, log)
+	if err != nil {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	if n > 0 {
+		log.Info("unmounted what previous drivers mounted there", "detached", n)
 	}
 	if err := os.Remove(target); err != nil && !errors.Is(err, iofs.ErrNotExist) {
 		return nil, status.Errorf(codes.Internal, "remove the target directory: %v", err)

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -42,6 +44,12 @@ const childModeEnv = "SECRETSFS_E2E_CHILD"
 //     print "ready", then "event <mask>" for each event until IN_CLOSE_WRITE
 //     or MILLIS ms have passed; on IN_CLOSE_WRITE read PATH and print
 //     "read <stat size> <content in hex>".
+//   - "container SRC DST [SRC DST...]": act as a container runtime does for a
+//     container's volumes with mountPropagation HostToContainer: bind each
+//     SRC onto DST (made first) in this process's mount namespace, which
+//     must be its own (unshare --mount), and make them slaves of the
+//     host's mounts (rslave); print "ready", then for each line "read PATH"
+//     on stdin print "ok <content in hex>" or "errno <n>", until stdin ends.
 func childMain(mode string) int {
 	verb, path, _ := strings.Cut(mode, " ")
 	switch verb {
@@ -53,6 +61,8 @@ func childMain(mode string) int {
 		return childWrites(path)
 	case "watch":
 		return childWatch(path)
+	case "container":
+		return childContainer(path)
 	}
 	if verb == "mmap-shared" || verb == "mmap-private" {
 		return childMmap(path, map[string]int{"mmap-shared": syscall.MAP_SHARED, "mmap-private": syscall.MAP_PRIVATE}[verb])
@@ -127,6 +137,30 @@ func childCmd(mode string) *exec.Cmd {
 	cmd := exec.Command(testBinary, "-test.run=^$")
 	cmd.Env = append(os.Environ(), childModeEnv+"="+mode)
 	return cmd
+}
+
+// startPiped starts cmd with a pipe to its stdin and its stdout read line by
+// line, and stops it (by pid) when the test ends unless it was waited for.
+func startPiped(t *testing.T, cmd *exec.Cmd) (io.WriteCloser, *bufio.Scanner) {
+	t.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", cmd.Path, err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return stdin, bufio.NewScanner(stdout)
 }
 
 // readAs reads path in a child process running as uid:gid and returns the
@@ -283,4 +317,53 @@ func childWatch(arg string) int {
 			return 0
 		}
 	}
+}
+
+// childContainer runs the "container" child mode on "SRC DST [SRC DST...]".
+func childContainer(arg string) int {
+	f := strings.Fields(arg)
+	if len(f) == 0 || len(f)%2 != 0 {
+		fmt.Println("want SRC DST pairs:", arg)
+		return 2
+	}
+	for i := 0; i < len(f); i += 2 {
+		src, dst := f[i], f[i+1]
+		if fi, err := os.Stat(src); err != nil {
+			fmt.Println(err)
+			return 2
+		} else if fi.IsDir() {
+			err = os.MkdirAll(dst, 0o755)
+		} else {
+			err = os.WriteFile(dst, nil, 0o600)
+		}
+		if err := unix.Mount(src, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			fmt.Println("bind", src, dst, err)
+			return 2
+		}
+		if err := unix.Mount("", dst, "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+			fmt.Println("rslave", dst, err)
+			return 2
+		}
+	}
+	fmt.Println("ready")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		verb, path, _ := strings.Cut(in.Text(), " ")
+		if verb != "read" {
+			fmt.Println("unknown command", verb)
+			return 2
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			var errno syscall.Errno
+			if errors.As(err, &errno) {
+				fmt.Printf("errno %d\n", errno)
+				continue
+			}
+			fmt.Println(err)
+			return 2
+		}
+		fmt.Printf("ok %x\n", data)
+	}
+	return 0
 }

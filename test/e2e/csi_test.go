@@ -1,14 +1,18 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +22,7 @@ import (
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/google/uuid"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -94,7 +99,7 @@ func newK8sNodeRunning(t *testing.T, bin string) *k8sNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &k8sNode{t: t, bin: bin, issuer: issuer, clock: &emutest.LagClock{}, kubelet: t.TempDir(), published: map[string]string{}}
+	n := &k8sNode{t: t, bin: bin, issuer: issuer, clock: &emutest.LagClock{}, kubelet: sharedDir(t), published: map[string]string{}}
 	n.emu = emulator.New(emulator.WithClock(n.clock))
 	trust := func(arn, ns, sa string, secrets ...string) emulator.Role {
 		return emulator.Role{ARN: arn, TrustIssuer: issuer.URL(), TrustSubjects: []string{kubetoken.Subject(ns, sa)},
@@ -124,6 +129,93 @@ func newK8sNodeRunning(t *testing.T, bin string) *k8sNode {
 	})
 	n.start()
 	return n
+}
+
+// sharedDir returns a new directory that is a shared mount, as kubelet's
+// directory is on a node (systemd makes every mount shared): what is
+// mounted below it propagates to the binds of it that containers hold.
+func sharedDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		t.Fatalf("bind %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	if err := unix.Mount("", dir, "", unix.MS_SHARED, ""); err != nil {
+		t.Fatalf("make %s shared: %v", dir, err)
+	}
+	return dir
+}
+
+// k8sContainer is a container of a pod: a process in its own mount
+// namespace holding binds of the pod's volume and of a subPath, made as the
+// container runtime makes them for mountPropagation HostToContainer.
+type k8sContainer struct {
+	t   *testing.T
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+// startContainer starts a container binding each src onto its dst
+// ("SRC", "DST", ...), and stops it (by pid) when the test ends.
+func startContainer(t *testing.T, pairs ...string) *k8sContainer {
+	t.Helper()
+	cmd := exec.Command("unshare", "--mount", "--propagation", "slave", "--", testBinary, "-test.run=^$")
+	cmd.Env = append(os.Environ(), childModeEnv+"=container "+strings.Join(pairs, " "))
+	cmd.Stderr = os.Stderr
+	in, out := startPiped(t, cmd)
+	c := &k8sContainer{t: t, cmd: cmd, in: in, out: out}
+	if line := c.line(); line != "ready" {
+		t.Fatalf("the container did not start: %q", line)
+	}
+	return c
+}
+
+// stop ends the container, and with it its mount namespace.
+func (c *k8sContainer) stop() {
+	c.t.Helper()
+	c.in.Close()
+	if err := c.cmd.Wait(); err != nil {
+		c.t.Fatalf("the container: %v", err)
+	}
+}
+
+func (c *k8sContainer) line() string {
+	c.t.Helper()
+	if !c.out.Scan() {
+		c.t.Fatalf("the container ended: %v", c.out.Err())
+	}
+	return c.out.Text()
+}
+
+// read reads path inside the container: its content, or the errno.
+func (c *k8sContainer) read(path string) (string, error) {
+	c.t.Helper()
+	if _, err := fmt.Fprintf(c.in, "read %s\n", path); err != nil {
+		c.t.Fatal(err)
+	}
+	line := c.line()
+	if v, ok := strings.CutPrefix(line, "ok "); ok {
+		b, err := hex.DecodeString(v)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		return string(b), nil
+	}
+	if v, ok := strings.CutPrefix(line, "errno "); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		return "", syscall.Errno(n)
+	}
+	c.t.Fatalf("the container answered %q", line)
+	return "", nil
 }
 
 // start runs `secretsfs csi` on the node's socket (replacing the socket a
@@ -454,32 +546,86 @@ func TestIssue14_30_DriverAsKubeletCallsIt(t *testing.T) {
 		}
 	})
 
-	// A restart serves the node's target path again at the next
-	// republish. Containers started before it hold their own binds of the
-	// dead mount, which this does not cover: they need a restart (README,
-	// "Kubernetes").
-	t.Run("Kill9RestartRepublishServesAgain", func(t *testing.T) {
+	// A driver that restarts (kill -9 as a crash, SIGTERM as an upgrade)
+	// serves every volume again at its next republish, to the node's
+	// target path and to the container that bound the volume and a
+	// subPath of it before the restart, without the pod restarting.
+	t.Run("RestartRepublishServesTheRunningContainerAgain", func(t *testing.T) {
 		n := newK8sNode(t)
-		n.create("app/db", "value-db")
+		n.create("app/db", "v1")
 		p := newPod("shop", "app", "web-1", k8sRoleApp)
-		attrs := map[string]string{"mapping": testutil.MappingDoc("db", "app/db")}
+		attrs := map[string]string{"mapping": testutil.MappingDoc("db", "app/db"), "refreshInterval": "1s"}
 		req := n.request(p, attrs, time.Now().Add(time.Hour))
 		n.publish(req)
-		file := filepath.Join(req.TargetPath, "db")
-		if got := mustRead(t, file); got != "value-db" {
-			t.Fatalf("read %q", got)
+		// kubelet binds the subPath below pods/UID/volume-subpaths, then
+		// the runtime binds it and the volume into the container.
+		subDir := filepath.Join(n.kubelet, "pods", p.uid, "volume-subpaths", p.volume, "app", "0")
+		if err := os.MkdirAll(subDir, 0o750); err != nil {
+			t.Fatal(err)
 		}
-		n.driver.Kill9()
-		if _, err := read(file); !errors.Is(err, syscall.ENOTCONN) {
-			t.Fatalf("read after kill -9: %v, want ENOTCONN (the dead driver's mount)", err)
+		sub := filepath.Join(subDir, "db")
+		if err := os.WriteFile(sub, nil, 0o600); err != nil {
+			t.Fatal(err)
 		}
-		n.start()
-		n.publish(n.request(p, attrs, time.Now().Add(time.Hour))) // kubelet's periodic republish
-		if got, err := read(file); err != nil || got != "value-db" {
-			t.Fatalf("read after the restart and republish: %q, %v", got, err)
+		if err := unix.Mount(filepath.Join(req.TargetPath, "db"), sub, "", unix.MS_BIND, ""); err != nil {
+			t.Fatal(err)
 		}
-		if m := n.mountsUnder(); len(m) != 1 {
-			t.Fatalf("/proc/mounts below kubelet's directory: %q, want the one live volume", m)
+		// kubelet's cleanup of a subPath when the container goes: unmount
+		// until it is no longer a mount point (its reconciler retries).
+		cleanSubPath := func() {
+			for i := 0; i < 8 && testutil.MountType(sub) != ""; i++ {
+				if err := unix.Unmount(sub, unix.MNT_DETACH); err != nil {
+					t.Errorf("unmount the subPath: %v", err)
+				}
+			}
+		}
+		t.Cleanup(cleanSubPath)
+		ctr := t.TempDir()
+		vol, file := filepath.Join(ctr, "secrets"), filepath.Join(ctr, "db")
+		c := startContainer(t, req.TargetPath, vol, sub, file)
+		want := func(what, v string) {
+			t.Helper()
+			for _, path := range []string{filepath.Join(vol, "db"), file} {
+				if got, err := c.read(path); err != nil || got != v {
+					t.Fatalf("%s: the container reads %s: %q, %v; want %q", what, path, got, err, v)
+				}
+			}
+		}
+		want("before the restart", "v1")
+
+		for i, stop := range []func(){func() { n.driver.Kill9() }, func() { n.driver.Stop(t) }} {
+			stop()
+			if _, err := c.read(file); !errors.Is(err, syscall.ENOTCONN) {
+				t.Fatalf("restart %d: the container reads the subPath with no driver: %v, want ENOTCONN", i, err)
+			}
+			n.start()
+			n.publish(n.request(p, attrs, time.Now().Add(time.Hour))) // kubelet's periodic republish
+			if got, err := read(filepath.Join(req.TargetPath, "db")); err != nil || got != fmt.Sprint("v", i+1) {
+				t.Fatalf("restart %d: the node reads %q, %v", i, got, err)
+			}
+			want(fmt.Sprintf("restart %d", i), fmt.Sprint("v", i+1))
+			if f, err := os.OpenFile(sub, os.O_WRONLY, 0); !errors.Is(err, syscall.EROFS) {
+				f.Close()
+				t.Fatalf("restart %d: open the subPath for writing: %v, want EROFS", i, err)
+			}
+			next := fmt.Sprint("v", i+2)
+			if _, err := n.emu.PutSecretValue("app/db", emulator.Version{SecretString: &next}); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 20*time.Second, "the container sees the rotation after the restart", func() bool {
+				a, err1 := c.read(filepath.Join(vol, "db"))
+				b, err2 := c.read(file)
+				return err1 == nil && err2 == nil && a == next && b == next
+			})
+		}
+
+		// The pod goes: the container, then kubelet's cleanup of the
+		// subPath, then the unpublish, which leaves no mount behind.
+		c.stop()
+		cleanSubPath()
+		n.unpublish(req.VolumeId, req.TargetPath)
+		if m := n.mountsUnder(); len(m) != 0 {
+			t.Fatalf("/proc/mounts below kubelet's directory after unpublish: %q", m)
 		}
 	})
 

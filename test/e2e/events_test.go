@@ -306,33 +306,13 @@ func sinceOrNone(at, start time.Time) string {
 // returns what reads that handle from its start, when called.
 func holdOpen(t *testing.T, path string) (read func() string) {
 	t.Helper()
-	cmd := childCmd("hold " + path)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := false
-	t.Cleanup(func() {
-		if !done {
-			cmd.Process.Kill()
-		}
-		cmd.Wait()
-	})
-	lines := bufio.NewScanner(stdout)
+	stdin, lines := startPiped(t, childCmd("hold "+path))
 	if !lines.Scan() || lines.Text() != "ready" {
 		t.Fatalf("the holding child: %q", lines.Text())
 	}
 	return func() string {
 		t.Helper()
 		io.WriteString(stdin, "go\n")
-		done = true
 		if !lines.Scan() {
 			t.Fatal("the holding child printed nothing")
 		}

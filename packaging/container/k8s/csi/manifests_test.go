@@ -691,6 +691,7 @@ func TestIssue14_05_ExampleWorkload(t *testing.T) {
 			if !m.ReadOnly {
 				t.Errorf("%s: volume %s mounted writable", c.Name, m.Name)
 			}
+			checkPropagation(t, c.Name, m)
 			switch {
 			case m.Name == explicit && m.SubPath == "":
 				whole = true
@@ -704,6 +705,16 @@ func TestIssue14_05_ExampleWorkload(t *testing.T) {
 	}
 	if !whole || !sub {
 		t.Errorf("want volume %s mounted whole (%v) and a key file of %s by subPath (%v)", explicit, whole, mapped, sub)
+	}
+}
+
+// checkPropagation: a container mounts a volume of the driver with
+// HostToContainer propagation, which lets the mount that a restarted driver
+// makes over its old one reach the running container (subPath included).
+func checkPropagation(t *testing.T, container string, m corev1.VolumeMount) {
+	t.Helper()
+	if m.MountPropagation == nil || *m.MountPropagation != corev1.MountPropagationHostToContainer {
+		t.Errorf("%s: volume %s (subPath %q) is mounted without mountPropagation: HostToContainer", container, m.Name, m.SubPath)
 	}
 }
 

@@ -113,6 +113,7 @@ func TestIssue14_07_README(t *testing.T) {
 					t.Errorf("the README's pod: image %q is not pinned", c.Image)
 				}
 				for _, m := range c.VolumeMounts {
+					checkPropagation(t, "the README's pod: "+c.Name, m)
 					if m.SubPath == "" {
 						continue
 					}
