@@ -139,6 +139,11 @@ type Options struct {
 	// after a walk of the tree.
 	ForgetIdle time.Duration
 
+	// MountTable, shared by the mounts of a process, tells a mount made as
+	// root when its mount point is unmounted from outside, which ends it;
+	// nil: the mount watches the mount table alone (a thread of its own).
+	MountTable *MountTable
+
 	// Files are files placed at chosen paths by a mapping file, beside the
 	// Catalog's secrets (an empty Catalog shows only them); a mapped name
 	// wins over a default-layout name it clashes with (mapped.go).

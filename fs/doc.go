@@ -70,6 +70,13 @@
 //     only as exactly the operation it has pending; it changes nothing
 //     (selfwrite.go). Reading user.secretsfs.refresh forces a refresh and
 //     works for any reader in both modes.
+//   - As root, an umount of the mount point from outside ends the mount:
+//     a MountTable (mounttable.go), which the mounts of a process share,
+//     watches /proc/self/mountinfo for all of them with one goroutine and
+//     closes the read-write view of each mount whose mount point left.
+//     What a mount costs besides is mostly go-fuse's readers of its
+//     requests, each with a buffer of maxRead (64 KiB, the largest secret
+//     value) and a thread.
 //   - Opens in per-open mode are reported to an optional Auditor with the
 //     caller's thread, uid and gid, and so are lookups of a file that is
 //     refused before an OPEN could come.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,11 +18,8 @@ import (
 
 // liveHeap is the heap in use after a full collection.
 func liveHeap() uint64 {
-	var m runtime.MemStats
-	runtime.GC()
-	runtime.GC() // a second one frees what the first left to sync.Pools' victim caches
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
+	heap, _ := testutil.LiveMemory()
+	return heap
 }
 
 // layoutFileNames are the files of each secret of bigDir: its stage and its

@@ -26,7 +26,9 @@ type Server struct {
 	// reindexMu keeps reindexes one at a time: each compares the tree
 	// before and after its own rebuild.
 	reindexMu sync.Mutex
-	// conn is the filesystem's FUSE connection (connID); 0 if unknown.
+	// gone is closed once the filesystem is no longer served (Gone).
+	gone chan struct{}
+	// conn is the filesystem's FUSE connection (connOf); 0 if unknown.
 	conn uint32
 }
 
@@ -82,7 +84,7 @@ func mount(dir string, opts Options, fsopen fsopenFunc) (*Server, error) {
 	if asRoot {
 		server, s.rootMount, err = mountRoot(dir, s.root, func() fuse.RawFileSystem {
 			return newObservedFS(top, gopts, opts.Observer)
-		}, &gopts.MountOptions, fsopen)
+		}, &gopts.MountOptions, fsopen, opts.MountTable)
 		if errors.Is(err, errNoMountAPI) {
 			s.root.log.Warn("mounting without a read-write view", "reason", err)
 		}
@@ -130,12 +132,14 @@ func mount(dir string, opts Options, fsopen fsopenFunc) (*Server, error) {
 	s.root.inval.start()
 	s.root.sweep.start()
 	s.root.writer.start()
+	s.gone = make(chan struct{})
 	go func() {
 		// Unmounted by someone else (umount): no name to drop any more,
 		// no event to raise.
 		server.Wait()
 		s.root.sweep.stop()
 		s.root.writer.stop()
+		close(s.gone)
 	}()
 	s.cancel = append(s.cancel, opts.Store.Subscribe(s.root.inval.change))
 	s.root.pinMapped()
@@ -265,6 +269,11 @@ func (s *Server) Unmount() error {
 func (s *Server) Wait() {
 	s.fuse.Wait()
 }
+
+// Gone is closed once the filesystem is no longer served, whoever
+// unmounted it (as Wait returns), without a goroutine of the caller's
+// waiting for it.
+func (s *Server) Gone() <-chan struct{} { return s.gone }
 
 func (s *Server) shutdown() {
 	for _, c := range s.cancel {

@@ -46,9 +46,14 @@ func (r *root) withRWDir(fn func(dir int) error) error {
 	return fn(r.rwDir)
 }
 
-// maxRead is the most a READ asks for: go-fuse's default MaxWrite, which
-// its own mounts give the kernel as max_read too.
-const maxRead = 128 << 10
+// maxRead is the most a READ or WRITE carries (go-fuse's MaxWrite, which
+// its own mounts give the kernel as max_read too): 64 KiB, the largest
+// value Secrets Manager stores, so that a secret is read in one request.
+// go-fuse keeps a request buffer of this size for each goroutine reading
+// /dev/fuse (two or three per mount when idle, GOMAXPROCS+1 at most): its
+// default of 128 KiB made them nearly half of what a mount costs
+// (README, Sizing and cost).
+const maxRead = 64 << 10
 
 // fsopenFunc is unix.Fsopen; tests put one that fails in its place.
 type fsopenFunc func(fsName string, flags int) (int, error)
@@ -76,20 +81,16 @@ type rootMount struct {
 	log  func(msg string, args ...any)
 	dir  string // the mount point, absolute
 	id   uint64 // the mount point's mount id, mountinfo's first field
-	conn uint32 // the filesystem's FUSE connection (connID)
+	conn uint32 // the filesystem's FUSE connection (connOf)
 
-	viewOnce sync.Once
-	watching chan struct{} // closed when watch returns
-
-	wakeMu   sync.Mutex
-	wake     int  // eventfd that ends watch; guarded by wakeMu
-	watchEnd bool // watch returned and closed wake; guarded by wakeMu
+	viewOnce  sync.Once
+	stopWatch func() // ends the mount table's watch of id
 }
 
 // mountRoot mounts the filesystem newFS makes on dir in the root layout and
 // serves it. It fails with errNoMountAPI, before newFS is called, when
 // fsopen does.
-func mountRoot(dir string, r *root, newFS func() fuse.RawFileSystem, mo *fuse.MountOptions, fsopen fsopenFunc) (*fuse.Server, *rootMount, error) {
+func mountRoot(dir string, r *root, newFS func() fuse.RawFileSystem, mo *fuse.MountOptions, fsopen fsopenFunc, table *MountTable) (*fuse.Server, *rootMount, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, nil, err
@@ -128,14 +129,9 @@ func mountRoot(dir string, r *root, newFS func() fuse.RawFileSystem, mo *fuse.Mo
 		return nil, nil, err
 	}
 	go server.Serve()
-	m := &rootMount{r: r, log: r.log.Warn, dir: dir, wake: -1, watching: make(chan struct{})}
-	info := -1
+	m := &rootMount{r: r, log: r.log.Warn, dir: dir, stopWatch: func() {}}
 	fail := func(err error) (*fuse.Server, *rootMount, error) {
-		for _, fd := range []int{info, m.wake, rw} {
-			if fd >= 0 {
-				unix.Close(fd)
-			}
-		}
+		unix.Close(rw)
 		server.Wait()
 		return nil, nil, err
 	}
@@ -148,14 +144,6 @@ func mountRoot(dir string, r *root, newFS func() fuse.RawFileSystem, mo *fuse.Mo
 	if m.conn, err = connOf(rw, ""); err != nil {
 		return fail(err)
 	}
-	// Opened before the mount point is there: every change of the mount
-	// table after it wakes watch.
-	if info, err = unix.Open("/proc/self/mountinfo", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
-		return fail(err)
-	}
-	if m.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC); err != nil {
-		return fail(fmt.Errorf("eventfd: %w", err))
-	}
 	r.events.Store(true) // before the mount point shows it: what is looked up there is kept refreshed
 	if m.id, err = cloneReadOnly(rw, dir); err != nil {
 		return fail(err)
@@ -163,7 +151,14 @@ func mountRoot(dir string, r *root, newFS func() fuse.RawFileSystem, mo *fuse.Mo
 	r.rwMu.Lock()
 	r.rwDir = rw
 	r.rwMu.Unlock()
-	go m.watch(info)
+	if table == nil {
+		table = NewMountTable(r.log)
+	}
+	// Once the mount point is gone, the view goes: the server ends.
+	if m.stopWatch, err = table.watch(m.id, m.closeView); err != nil {
+		m.stopWatch = func() {}
+		m.log("an umount of the mount point will not end the daemon", "mountpoint", dir, "err", err)
+	}
 	return server, m, nil
 }
 
@@ -262,48 +257,6 @@ func cloneReadOnly(rw int, dir string) (uint64, error) {
 	return stx.Mnt_id, nil
 }
 
-// watch closes the view once the mount point is no longer mounted, or
-// returns when woken (stop). info is /proc/self/mountinfo, opened before
-// the mount point was mounted: poll says POLLPRI on it after every change
-// of the mount table since the last poll.
-func (m *rootMount) watch(info int) {
-	defer close(m.watching)
-	defer func() {
-		unix.Close(info)
-		m.wakeMu.Lock()
-		unix.Close(m.wake)
-		m.watchEnd = true
-		m.wakeMu.Unlock()
-	}()
-	fds := []unix.PollFd{{Fd: int32(info), Events: unix.POLLPRI}, {Fd: int32(m.wake), Events: unix.POLLIN}}
-	for m.mounted() {
-		if _, err := unix.Poll(fds, -1); err != nil && err != unix.EINTR {
-			m.log("cannot watch the mount table; an umount of the mount point will not end the daemon", "mountpoint", m.dir, "err", err)
-			return
-		}
-		if fds[1].Revents != 0 {
-			return
-		}
-	}
-	m.closeView()
-}
-
-// mounted reports whether the mount point is still in the mount table.
-func (m *rootMount) mounted() bool {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		m.log("cannot read the mount table", "err", err)
-		return true
-	}
-	id := strconv.FormatUint(m.id, 10) + " "
-	for line := range strings.Lines(string(data)) {
-		if strings.HasPrefix(line, id) {
-			return true
-		}
-	}
-	return false
-}
-
 // closeView closes the read-write view, once, after any use of it by
 // withRWDir ends.
 func (m *rootMount) closeView() {
@@ -333,11 +286,6 @@ func (m *rootMount) unmount() error {
 		return fmt.Errorf("umount %s: %w", m.dir, err)
 	}
 	m.closeView()
-	m.wakeMu.Lock()
-	if !m.watchEnd {
-		unix.Write(m.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
-	}
-	m.wakeMu.Unlock()
-	<-m.watching
+	m.stopWatch()
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -98,7 +99,7 @@ func TestIssue13_01_RootMountPointIsReadOnlyCloneOfAHiddenReadWriteView(t *testi
 			if f[0] != "i13-layout" || f[2] != "fuse.secretsfs" {
 				t.Errorf("/proc/mounts: source %q, type %q; want i13-layout, fuse.secretsfs", f[0], f[2])
 			}
-			for _, want := range []string{"ro", "nosuid", "nodev", "user_id=0", "group_id=0", "allow_other", "default_permissions", "max_read=131072"} {
+			for _, want := range []string{"ro", "nosuid", "nodev", "user_id=0", "group_id=0", "allow_other", "default_permissions", "max_read=" + strconv.Itoa(maxRead)} {
 				if !slices.Contains(opts, want) {
 					t.Errorf("/proc/mounts options %v lack %s", opts, want)
 				}
@@ -225,4 +226,53 @@ func TestIssue13_04_WithoutTheNewMountAPIRootMountsReadOnlyAsBefore(t *testing.T
 	if err := srv.root.withRWDir(func(int) error { return nil }); !errors.Is(err, errNoRWView) {
 		t.Fatalf("the read-write view: %v, want none", err)
 	}
+}
+
+// Issue 14, memory per volume: mounts sharing a MountTable (a CSI driver's
+// volumes) are watched by one goroutine, and each still sees its own
+// umount from outside: that one ends, the others serve and unmount as
+// before, and with nothing left to watch the table's goroutine ends.
+func TestIssue14_33_MountsSharingAMountTableEachSeeTheirOwnUmount(t *testing.T) {
+	requireRoot(t)
+	table := NewMountTable(nil)
+	var srvs []*Server
+	var mnts []string
+	for range 3 {
+		s, c := layoutStore()
+		srv, mnt := mountServer(t, Options{Store: s, Catalog: c, Refresher: &fakeRefresher{}, MountTable: table})
+		srvs, mnts = append(srvs, srv), append(mnts, mnt)
+	}
+	if n := tableWatches(table); n != 3 {
+		t.Fatalf("the table watches %d mounts, want 3", n)
+	}
+	if err := syscall.Unmount(mnts[1], 0); err != nil {
+		t.Fatal(err)
+	}
+	waitEnds(t, srvs[1], "an umount of its mount point")
+	for _, i := range []int{0, 2} {
+		if got, err := os.ReadFile(filepath.Join(mnts[i], "a/username")); err != nil || string(got) != "app" {
+			t.Fatalf("mount %d after another's umount: %q, %v", i, got, err)
+		}
+		if _, err := readRW(t, srvs[i], "a/username"); err != nil {
+			t.Fatalf("mount %d's read-write view after another's umount: %v", i, err)
+		}
+	}
+	for _, i := range []int{0, 2} {
+		if err := srvs[i].Unmount(); err != nil {
+			t.Fatalf("Unmount %d: %v", i, err)
+		}
+		waitEnds(t, srvs[i], "Unmount")
+	}
+	eventually(t, "the table's watch ends with nothing to watch", func() bool {
+		table.mu.Lock()
+		defer table.mu.Unlock()
+		return table.wake < 0
+	})
+}
+
+// tableWatches is how many mounts t watches.
+func tableWatches(t *MountTable) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.watched)
 }

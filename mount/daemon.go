@@ -27,6 +27,9 @@ type Daemon struct {
 	log  *slog.Logger
 	hyg  hygieneOutcome
 	pool *cachePool
+	// table tells every mount made as root when its mount point is
+	// unmounted from outside: one watch of the mount table for all.
+	table *sfs.MountTable
 }
 
 // NewDaemon returns a Daemon logging to log, whose mounts reach AWS as env
@@ -44,7 +47,8 @@ func NewDaemon(env Env, log *slog.Logger) *Daemon {
 func (d *Daemon) Caches() []*cache.Cache { return d.pool.caches() }
 
 func newDaemon(env Env, d runDeps, log *slog.Logger, hyg hygieneOutcome) *Daemon {
-	return &Daemon{env: env.withDefaults(), deps: d, log: log, hyg: hyg, pool: newCachePool()}
+	return &Daemon{env: env.withDefaults(), deps: d, log: log, hyg: hyg, pool: newCachePool(),
+		table: sfs.NewMountTable(log.With("component", "fs"))}
 }
 
 // Mount is one mount point served by a Daemon.
@@ -191,6 +195,7 @@ func (d *Daemon) Add(ctx context.Context, cfg Config) (_ *Mount, err error) {
 		Observer:     metrics.FSObserver(), // a nil interface without --metrics-listen
 		Auditor:      audit.Auditor(),      // a nil interface without --audit-log
 		Logger:       log.With("component", "fs"),
+		MountTable:   d.table,
 	}
 	if cfg.Mapping != nil {
 		fsOpts.Files = mappedFiles(cfg.Mapping, st, cfg)

@@ -17,24 +17,11 @@ type mountedFS interface {
 	Gone() <-chan struct{}
 }
 
-// fuseServer is package fs's server with its Gone channel.
-type fuseServer struct {
-	*sfs.Server
-	gone chan struct{}
-}
-
-func (s fuseServer) Gone() <-chan struct{} { return s.gone }
-
 // fuseMount mounts the secretsfs node tree on dir.
 func fuseMount(dir string, opts sfs.Options) (mountedFS, error) {
 	srv, err := sfs.Mount(dir, opts)
 	if err != nil {
 		return nil, err // not a typed nil in the interface
 	}
-	gone := make(chan struct{})
-	go func() {
-		srv.Wait()
-		close(gone)
-	}()
-	return fuseServer{Server: srv, gone: gone}, nil
+	return srv, nil
 }

@@ -43,12 +43,17 @@ const (
 // k8sRoleN is the role of service account team-N in namespace shop.
 func k8sRoleN(n int) string { return fmt.Sprintf("arn:aws:iam::123456789012:role/team-%d", n) }
 
+// k8sRoleTenant is the role of every service account tenant-* in
+// namespace shop: each of them a node identity of its own.
+const k8sRoleTenant = "arn:aws:iam::123456789012:role/tenant"
+
 // k8sNode is a Kubernetes node as the CSI driver sees it: kubelet's
 // directory, the built `secretsfs csi` binary on a unix socket, and AWS:
 // the emulator with its IAM (tokens signed by the cluster's issuer, trust,
 // per-role policies, verified signatures), its STS requests recorded.
 type k8sNode struct {
 	t       *testing.T
+	bin     string // the secretsfs binary run as the driver
 	emu     *emulator.Emulator
 	sts     *emutest.STSRecorder
 	clock   *emutest.LagClock
@@ -83,12 +88,18 @@ func (p k8sPod) volumeID() string {
 
 func newK8sNode(t *testing.T) *k8sNode {
 	t.Helper()
+	return newK8sNodeRunning(t, binary)
+}
+
+// newK8sNodeRunning is newK8sNode with bin as the driver.
+func newK8sNodeRunning(t *testing.T, bin string) *k8sNode {
+	t.Helper()
 	testutil.RequireFUSE(t)
 	issuer, err := kubetoken.NewIssuer("https://oidc.eks.us-east-1.amazonaws.com/id/E2E")
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &k8sNode{t: t, issuer: issuer, clock: &emutest.LagClock{}, kubelet: sharedDir(t), published: map[string]string{}}
+	n := &k8sNode{t: t, bin: bin, issuer: issuer, clock: &emutest.LagClock{}, kubelet: sharedDir(t), published: map[string]string{}}
 	n.emu = emulator.New(emulator.WithClock(n.clock))
 	trust := func(arn, ns, sa string, secrets ...string) emulator.Role {
 		return emulator.Role{ARN: arn, TrustIssuer: issuer.URL(), TrustSubjects: []string{kubetoken.Subject(ns, sa)},
@@ -98,6 +109,7 @@ func newK8sNode(t *testing.T) *k8sNode {
 	for i := range 5 {
 		roles = append(roles, trust(k8sRoleN(i), "shop", fmt.Sprintf("team-%d", i), "app/*"))
 	}
+	roles = append(roles, trust(k8sRoleTenant, "shop", "tenant-*", "app/*"))
 	if err := n.emu.SetIAM(emulator.IAM{
 		Issuers:    []emulator.Issuer{{URL: issuer.URL(), JWKS: issuer.JWKS()}},
 		Roles:      roles,
@@ -213,7 +225,7 @@ func (c *k8sContainer) read(path string) (string, error) {
 // ends.
 func (n *k8sNode) start() {
 	n.t.Helper()
-	argv := []string{binary, "csi", "--endpoint", "unix://" + n.socket, "--node-id", "node-1",
+	argv := []string{n.bin, "csi", "--endpoint", "unix://" + n.socket, "--node-id", "node-1",
 		"--endpoint-url", n.url, "--sts-endpoint-url", n.url, "--pod-identity-agent-url", n.url + emulator.PodIdentityPath,
 		"--region", "us-east-1", "--log-level", "debug"}
 	env := testutil.FakeAWSEnv("AWS_ACCESS_KEY_ID="+k8sNodeKey, "AWS_SECRET_ACCESS_KEY=node-secret")
@@ -342,22 +354,26 @@ func (n *k8sNode) create(name, value string) {
 }
 
 // rssKiB is a process's resident set (VmRSS) in KiB.
-func rssKiB(t *testing.T, pid int) int {
+func rssKiB(t *testing.T, pid int) int { return procStatus(t, pid, "VmRSS") }
+
+// procStatus is a number of a process's /proc/PID/status: a size in KiB
+// (VmRSS, RssAnon) or a count (Threads).
+func procStatus(t *testing.T, pid int, field string) int {
 	t.Helper()
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
 			if err != nil {
-				t.Fatalf("VmRSS %q: %v", v, err)
+				t.Fatalf("%s %q: %v", field, v, err)
 			}
-			return kb
+			return n
 		}
 	}
-	t.Fatalf("no VmRSS in /proc/%d/status", pid)
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
 	return 0
 }
 

@@ -473,6 +473,17 @@ func BytesPerOp(runs int, op func()) float64 {
 	return float64(after.TotalAlloc-before.TotalAlloc) / float64(runs)
 }
 
+// LiveMemory is this process's live heap (HeapAlloc) and goroutine stacks
+// (StackInuse) in bytes after full collections: the second frees what the
+// first left to sync.Pools' victim caches.
+func LiveMemory() (heap, stacks uint64) {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc, m.StackInuse
+}
+
 // BindFile bind-mounts the file src onto target, a new empty file, as a
 // container mounts a single file (a Kubernetes subPath), and returns
 // target; the bind mount is unmounted when the test ends. It needs root.
