@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -194,17 +193,18 @@ func (op *selfOp) matchSetattr(in *fuse.SetAttrIn) bool {
 }
 
 // do makes the system calls of one operation on the mount through the
-// read-write directory, with op pending for the calling thread.
+// read-write directory, with op pending for the thread that makes them, a
+// thread of its own (onOwnThread).
 func (w *selfWriter) do(op selfOp, call func(dirfd int) error) error {
 	w.busy.Lock()
 	defer w.busy.Unlock()
 	run := func(dirfd int) error {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		op.tid = uint32(unix.Gettid())
-		w.pending.Store(&op)
-		defer w.pending.Store(nil)
-		return call(dirfd)
+		return onOwnThread(func() error {
+			op.tid = uint32(unix.Gettid())
+			w.pending.Store(&op)
+			defer w.pending.Store(nil)
+			return call(dirfd)
+		})
 	}
 	// The layout's read-write view, kept open meanwhile (root.withRWDir).
 	if err := w.r.withRWDir(run); !errors.Is(err, errNoRWView) {
