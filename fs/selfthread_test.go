@@ -82,23 +82,12 @@ func TestIssue14_35_Kill9WhileTheWriterWaitsOnItsOwnMount(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+dir)
 	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	exited := make(chan struct{})
+	stdin, lines := testutil.StartPiped(t, cmd)
 	go func() {
 		cmd.Wait()
 		close(exited)
 	}()
-	lines := bufio.NewScanner(stdout)
 	line := func() string {
 		if !lines.Scan() {
 			t.Fatalf("the child printed nothing more: %v", lines.Err())

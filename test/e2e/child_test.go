@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -137,30 +136,6 @@ func childCmd(mode string) *exec.Cmd {
 	cmd := exec.Command(testBinary, "-test.run=^$")
 	cmd.Env = append(os.Environ(), childModeEnv+"="+mode)
 	return cmd
-}
-
-// startPiped starts cmd with a pipe to its stdin and its stdout read line by
-// line, and stops it (by pid) when the test ends unless it was waited for.
-func startPiped(t *testing.T, cmd *exec.Cmd) (io.WriteCloser, *bufio.Scanner) {
-	t.Helper()
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", cmd.Path, err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	return stdin, bufio.NewScanner(stdout)
 }
 
 // readAs reads path in a child process running as uid:gid and returns the

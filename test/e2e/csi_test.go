@@ -168,7 +168,7 @@ func startContainer(t *testing.T, pairs ...string) *k8sContainer {
 	cmd := exec.Command("unshare", "--mount", "--propagation", "slave", "--", testBinary, "-test.run=^$")
 	cmd.Env = append(os.Environ(), childModeEnv+"=container "+strings.Join(pairs, " "))
 	cmd.Stderr = os.Stderr
-	in, out := startPiped(t, cmd)
+	in, out := testutil.StartPiped(t, cmd)
 	c := &k8sContainer{t: t, cmd: cmd, in: in, out: out}
 	if line := c.line(); line != "ready" {
 		t.Fatalf("the container did not start: %q", line)

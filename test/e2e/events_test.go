@@ -306,7 +306,7 @@ func sinceOrNone(at, start time.Time) string {
 // returns what reads that handle from its start, when called.
 func holdOpen(t *testing.T, path string) (read func() string) {
 	t.Helper()
-	stdin, lines := startPiped(t, childCmd("hold "+path))
+	stdin, lines := testutil.StartPiped(t, childCmd("hold "+path))
 	if !lines.Scan() || lines.Text() != "ready" {
 		t.Fatalf("the holding child: %q", lines.Text())
 	}

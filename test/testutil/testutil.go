@@ -513,3 +513,27 @@ func MappingDoc(pathSecret ...string) string {
 	}
 	return b.String()
 }
+
+// StartPiped starts cmd with a pipe to its stdin and its stdout read line by
+// line, and stops it (by pid) when the test ends unless it was waited for.
+func StartPiped(tb testing.TB, cmd *exec.Cmd) (io.WriteCloser, *bufio.Scanner) {
+	tb.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("%s: %v", cmd.Path, err)
+	}
+	tb.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return stdin, bufio.NewScanner(stdout)
+}
