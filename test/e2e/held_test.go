@@ -23,11 +23,11 @@ import (
 // for those copies to go: the daemon ends the connection, and the copies
 // answer ENOTCONN.
 
-// TestIssue14_32_StopWhileAContainerHoldsTheMount: `secretsfs mount`
+// TestIssue14_36_StopWhileAContainerHoldsTheMount: `secretsfs mount`
 // stopped with SIGTERM while a container holds a bind of its mount exits
 // (testutil.Daemon.Stop fails the test after 20 s) instead of waiting for
 // the container to go.
-func TestIssue14_32_StopWhileAContainerHoldsTheMount(t *testing.T) {
+func TestIssue14_36_StopWhileAContainerHoldsTheMount(t *testing.T) {
 	w := newWorld(t)
 	w.createString("app/db", "v1")
 	d := w.startDaemon()
@@ -49,11 +49,11 @@ func TestIssue14_32_StopWhileAContainerHoldsTheMount(t *testing.T) {
 	}
 }
 
-// TestIssue14_33_UnpublishWhileAContainerHoldsTheVolume: an unpublish
+// TestIssue14_37_UnpublishWhileAContainerHoldsTheVolume: an unpublish
 // while some mount namespace still holds a bind of the volume (a container
 // process that has not gone yet) answers, leaves nothing mounted on the
 // node, and the bind answers ENOTCONN.
-func TestIssue14_33_UnpublishWhileAContainerHoldsTheVolume(t *testing.T) {
+func TestIssue14_37_UnpublishWhileAContainerHoldsTheVolume(t *testing.T) {
 	n := newK8sNode(t)
 	n.create("app/db", "v1")
 	p := newPod("shop", "app", "web-1", k8sRoleApp)
@@ -78,12 +78,12 @@ func TestIssue14_33_UnpublishWhileAContainerHoldsTheVolume(t *testing.T) {
 	}
 }
 
-// TestIssue14_34_HandoverServesTheContainersOfAPreviousDaemon: with
+// TestIssue14_38_HandoverServesTheContainersOfAPreviousDaemon: with
 // --handover (the node-wide DaemonSet), a container that bound the mount
 // point while a daemon served it (HostToContainer propagation) reads the
 // next daemon's mount as soon as it serves, after a kill -9 or a SIGTERM
 // of the one before, and follows rotations through it.
-func TestIssue14_34_HandoverServesTheContainersOfAPreviousDaemon(t *testing.T) {
+func TestIssue14_38_HandoverServesTheContainersOfAPreviousDaemon(t *testing.T) {
 	w := newWorld(t)
 	w.createString("app/db", "v1")
 	mnt := filepath.Join(sharedDir(t), "secrets") // the DaemonSet's hostPath
