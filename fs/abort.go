@@ -84,11 +84,7 @@ func writeAbort(dirfd int, path string) error {
 // it ends the connection (as root) and waits as long again. Past that it
 // logs and returns: the connection ends with the process.
 func (s *Server) endConnection() {
-	stopped := make(chan struct{})
-	go func() {
-		s.fuse.Wait()
-		close(stopped)
-	}()
+	stopped := s.Gone()
 	select {
 	case <-stopped:
 		return
