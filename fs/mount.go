@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -290,18 +291,28 @@ func (s *Server) shutdown() {
 // a direct mount opens it without, and a child that inherited it would keep
 // a dead daemon's mount hanging instead of failing with ENOTCONN.
 func closeFuseOnExec() {
-	fds, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return
+	fds, _ := fuseDevices("/proc/self/fd")
+	for _, fd := range fds {
+		unix.CloseOnExec(fd)
 	}
-	for _, e := range fds {
-		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
-		if err != nil || target != "/dev/fuse" {
+}
+
+// fuseDevices returns the descriptors open on /dev/fuse in the table that
+// dir lists (/proc/self/fd, /proc/thread-self/fd).
+func fuseDevices(dir string) ([]int, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var fds []int
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
 			continue
 		}
-		var fd int
-		if _, err := fmt.Sscan(e.Name(), &fd); err == nil {
-			unix.CloseOnExec(fd)
+		if target, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && target == "/dev/fuse" {
+			fds = append(fds, fd)
 		}
 	}
+	return fds, nil
 }

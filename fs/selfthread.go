@@ -2,9 +2,7 @@ package fs
 
 import (
 	"fmt"
-	"os"
 	"runtime"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,24 +51,9 @@ func ownThread(fn func() error, done chan<- error) {
 // closeFuseDevices closes the calling thread's /dev/fuse descriptors: its
 // table must be its own (unshare CLONE_FILES).
 func closeFuseDevices() error {
-	const fds = "/proc/thread-self/fd"
-	d, err := os.Open(fds)
-	if err != nil {
-		return err
+	fds, err := fuseDevices("/proc/thread-self/fd")
+	for _, fd := range fds {
+		unix.Close(fd)
 	}
-	names, err := d.Readdirnames(-1)
-	d.Close() // here: the descriptor is in this thread's table only
-	if err != nil {
-		return err
-	}
-	for _, name := range names {
-		fd, err := strconv.Atoi(name)
-		if err != nil {
-			continue
-		}
-		if target, err := os.Readlink(fds + "/" + name); err == nil && target == "/dev/fuse" {
-			unix.Close(fd)
-		}
-	}
-	return nil
+	return err
 }
