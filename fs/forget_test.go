@@ -56,6 +56,9 @@ func TestDefect9_11_FileNodesAreForgottenWithTheKernel(t *testing.T) {
 				}
 			}
 			held.Close()
+			// The writer raises the rotations' events after them, each a
+			// write that looks its file up: done before the count.
+			eventually(t, "the writer to raise every event", srv.root.writer.q.idle)
 			// The kernel holds (at most) the four files; the forgets of
 			// the inodes it dropped arrive asynchronously.
 			last := -1

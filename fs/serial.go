@@ -11,6 +11,7 @@ type serial[T any] struct {
 
 	mu      sync.Mutex
 	queue   []T // guarded by mu
+	running int // items taken from queue and not done yet; guarded by mu
 	signal  chan struct{}
 	done    chan struct{}
 	stopped sync.Once
@@ -63,17 +64,29 @@ func (s *serial[T]) run() {
 		s.mu.Lock()
 		batch := s.queue
 		s.queue = nil
+		s.running = len(batch)
 		s.mu.Unlock()
 		for i, v := range batch {
 			select {
 			case <-s.done:
 				s.mu.Lock()
 				s.queue = append(batch[i:], s.queue...)
+				s.running = 0
 				s.mu.Unlock()
 				return
 			default:
 			}
 			s.fn(v)
+			s.mu.Lock()
+			s.running--
+			s.mu.Unlock()
 		}
 	}
+}
+
+// idle reports whether every item pushed so far is done.
+func (s *serial[T]) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue) == 0 && s.running == 0
 }
