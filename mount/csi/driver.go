@@ -42,6 +42,10 @@ type volume struct {
 	id, target, pod string
 	identity        *podIdentity
 	mount           *mount.Mount
+	// subPathsLeft: some subPaths still show a previous driver's mount
+	// (rebindSubPaths failed); only the operation that claimed the target
+	// reads or sets it.
+	subPathsLeft bool
 }
 
 // NewDriver returns a driver for cfg (validated) logging to log, on clock

@@ -89,7 +89,9 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		default:
 			v.identity.set(r.target, r.tokens)
 			log.Debug("republished: tokens updated")
-			d.rebindSubPaths(r.target, log) // what an earlier publish could not
+			if v.subPathsLeft {
+				v.subPathsLeft = !d.rebindSubPaths(r.target, log) // what the publish could not
+			}
 			return &csi.NodePublishVolumeResponse{}, nil
 		}
 	}
@@ -109,11 +111,12 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		d.forget(r.target, p)
 		return nil, status.Errorf(codes.Internal, "mount at %s: %v", r.target, err)
 	}
-	d.mu.Lock()
-	d.volumes[r.target] = &volume{id: r.volumeID, target: r.target, pod: r.pod, identity: p, mount: m}
-	d.mu.Unlock()
 	log.Info("published", "identity", r.key.String(), "kernel_cache", r.cfg.KernelCache)
-	d.rebindSubPaths(r.target, log)
+	v := &volume{id: r.volumeID, target: r.target, pod: r.pod, identity: p, mount: m}
+	v.subPathsLeft = !d.rebindSubPaths(r.target, log)
+	d.mu.Lock()
+	d.volumes[r.target] = v
+	d.mu.Unlock()
 	return &csi.NodePublishVolumeResponse{}, nil
 }
 
@@ -121,20 +124,23 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 // mount of a previous driver process (the stale mount under the target's)
 // again from the volume's mount (mount.RebindBelow). kubelet keeps them
 // below pods/UID/volume-subpaths/VOLUME for a target
-// pods/UID/volumes/kubernetes.io~csi/VOLUME/mount. A failure is logged: the
-// volume itself serves, and the next republish tries again.
-func (d *Driver) rebindSubPaths(target string, log *slog.Logger) {
+// pods/UID/volumes/kubernetes.io~csi/VOLUME/mount. A failure is logged and
+// answered false: the volume itself serves, and the next republish tries
+// again.
+func (d *Driver) rebindSubPaths(target string, log *slog.Logger) bool {
 	dir, ok := subPathsDir(target)
 	if !ok {
-		return
+		return true
 	}
 	n, err := mount.RebindBelow(target, dir, log)
-	if err != nil {
-		log.Warn("some subPaths of the volume still show a previous driver's mount; trying again at the next republish", "error", err)
-	}
 	if n > 0 {
 		log.Info("subPaths bound again from the volume's mount", "subpaths", n)
 	}
+	if err != nil {
+		log.Warn("some subPaths of the volume still show a previous driver's mount; trying again at the next republish", "error", err)
+		return false
+	}
+	return true
 }
 
 // subPathsDir is where kubelet binds the subPaths of the volume at target
