@@ -289,6 +289,12 @@ func TestIAMSignaturesAreVerified(t *testing.T) {
 	if _, err := getValue(ctx, f.staticClient(creds.AccessKeyID, creds.SecretAccessKey, creds.SessionToken), "app/db"); err != nil {
 		t.Fatalf("the session's own credentials: %v", err)
 	}
+	// Another token: its last character changed (to A, or to B where it
+	// was A already).
+	otherToken := creds.SessionToken[:len(creds.SessionToken)-1] + "A"
+	if otherToken == creds.SessionToken {
+		otherToken = creds.SessionToken[:len(creds.SessionToken)-1] + "B"
+	}
 	forgedSecret := strings.ToUpper(creds.SecretAccessKey[:1]) + strings.ToLower(creds.SecretAccessKey[1:])
 	if forgedSecret == creds.SecretAccessKey {
 		forgedSecret = creds.SecretAccessKey + "x"
@@ -303,7 +309,7 @@ func TestIAMSignaturesAreVerified(t *testing.T) {
 		{"admin key, node's secret", adminKeyID, nodeKeySecret, "", ErrInvalidSignature, "does not match"},
 		{"unknown key", "AKIAUNKNOWN0000000", "whatever", "", ErrUnrecognizedClient, "The security token included in the request is invalid."},
 		{"session key without its token", creds.AccessKeyID, creds.SecretAccessKey, "", ErrUnrecognizedClient, "invalid"},
-		{"session key with another token", creds.AccessKeyID, creds.SecretAccessKey, creds.SessionToken[:len(creds.SessionToken)-1] + "A", ErrUnrecognizedClient, "invalid"},
+		{"session key with another token", creds.AccessKeyID, creds.SecretAccessKey, otherToken, ErrUnrecognizedClient, "invalid"},
 		{"static key with a token", nodeKeyID, nodeKeySecret, "some-token", ErrUnrecognizedClient, "invalid"},
 	}
 	for _, tc := range cases {
